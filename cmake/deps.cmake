@@ -1,0 +1,25 @@
+# Every dependency comes from Debian's packages (scripts/install-deps.sh).
+find_package(Threads REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(tl-expected REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(SQLite3 REQUIRED)
+find_package(OpenSSL REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(MOSQUITTO REQUIRED IMPORTED_TARGET libmosquitto)
+
+# libasio-dev (standalone Asio 1.22) ships no CMake package: wrap its headers.
+find_path(ASIO_INCLUDE_DIR asio.hpp REQUIRED)
+add_library(ebus_asio INTERFACE)
+target_include_directories(ebus_asio SYSTEM INTERFACE ${ASIO_INCLUDE_DIR})
+target_compile_definitions(ebus_asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED)
+target_link_libraries(ebus_asio INTERFACE Threads::Threads)
+
+if(EBUS_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(EBUS_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

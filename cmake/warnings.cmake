@@ -1,0 +1,6 @@
+# ebus_warnings: the warning set every project target links against.
+add_library(ebus_warnings INTERFACE)
+target_compile_options(ebus_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
+  -Wcast-align -Wnull-dereference -Wimplicit-fallthrough
+  $<$<BOOL:${EBUS_WERROR}>:-Werror>)

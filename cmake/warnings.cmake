@@ -2,5 +2,5 @@
 add_library(ebus_warnings INTERFACE)
 target_compile_options(ebus_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
-  -Wcast-align -Wnull-dereference -Wimplicit-fallthrough
+  -Wcast-align -Wimplicit-fallthrough
   $<$<BOOL:${EBUS_WERROR}>:-Werror>)

@@ -1,0 +1,125 @@
+#include "bus/message.hpp"
+
+#include <array>
+#include <random>
+
+#include "bus/message_json.hpp"
+#include "common/clock.hpp"
+
+namespace ebus::bus {
+namespace {
+
+// xoshiro256** seeded once per thread from the OS: UUIDs need uniqueness, not secrecy, and a
+// system call per message would dominate the bus's hot path.
+class uuid_source {
+ public:
+  uuid_source() {
+    std::random_device rd;
+    for (auto& word : s_) word = (std::uint64_t{rd()} << 32) | rd();
+  }
+
+  std::uint64_t next() noexcept {
+    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const std::uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
+
+ private:
+  static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
+  std::array<std::uint64_t, 4> s_{};
+};
+
+}  // namespace
+
+content content::json(nlohmann::json value) {
+  if (value.is_null()) return {};
+  if (value.is_string()) return text(value.get_ref<std::string&>());
+  content c;
+  c.kind_ = kind::json;
+  c.json_ = std::move(value);
+  return c;
+}
+
+std::string content::data() const {
+  switch (kind_) {
+    case kind::text:
+    case kind::binary: return bytes_;
+    case kind::null: return "null";
+    case kind::json: {
+      std::string out;
+      append_go_json(out, json_);
+      return out;
+    }
+  }
+  return {};
+}
+
+std::string new_uuid() {
+  thread_local uuid_source source;
+  std::array<std::uint8_t, 16> b{};
+  const std::uint64_t hi = source.next();
+  const std::uint64_t lo = source.next();
+  for (int i = 0; i < 8; ++i) {
+    b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(hi >> (56 - 8 * i));
+    b[static_cast<std::size_t>(i + 8)] = static_cast<std::uint8_t>(lo >> (56 - 8 * i));
+  }
+  b[6] = static_cast<std::uint8_t>((b[6] & 0x0F) | 0x40);  // version 4
+  b[8] = static_cast<std::uint8_t>((b[8] & 0x3F) | 0x80);  // RFC 4122 variant
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  std::size_t pos = 0;
+  for (std::size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) ++pos;
+    out[pos++] = hex[b[i] >> 4];
+    out[pos++] = hex[b[i] & 0x0F];
+  }
+  return out;
+}
+
+message new_message(std::string parent_id) {
+  message m;
+  m.header.id = new_uuid();
+  m.header.parent_id = std::move(parent_id);
+  m.header.timestamp = unix_millis();
+  return m;
+}
+
+message& build_router(message& m, std::string source, std::string group, std::string resource,
+                      std::string operation) {
+  m.route.source = std::move(source);
+  m.route.group = std::move(group);
+  m.route.resource = std::move(resource);
+  m.route.operation = std::move(operation);
+  return m;
+}
+
+message new_response(const message& request, class content c) {
+  message m = new_message(request.header.id);
+  m.header.type = request.header.type;
+  build_router(m, request.route.source, request.route.group, request.route.resource,
+               std::string(operation::response));
+  m.content = std::move(c);
+  return m;
+}
+
+message new_error(const message& request, std::string text) {
+  message m = new_message(request.header.id);
+  m.route.resource = request.route.resource;
+  m.route.operation = operation::error;
+  m.content = content::text(std::move(text));
+  return m;
+}
+
+message clone(const message& m) {
+  message c = m;
+  c.header.id = new_uuid();
+  return c;
+}
+
+}  // namespace ebus::bus

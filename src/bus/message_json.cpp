@@ -1,0 +1,340 @@
+#include "bus/message_json.hpp"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "bus/bus_error.hpp"
+
+namespace ebus::bus {
+namespace {
+
+constexpr char hex_digits[] = "0123456789abcdef";
+constexpr int max_json_depth = 128;
+
+void append_unicode_escape(std::string& out, unsigned code) {
+  out += "\\u";
+  out += hex_digits[(code >> 12) & 0xF];
+  out += hex_digits[(code >> 8) & 0xF];
+  out += hex_digits[(code >> 4) & 0xF];
+  out += hex_digits[code & 0xF];
+}
+
+// Length of the well-formed UTF-8 sequence starting at s[i], or 0 if it is not well formed
+// (the same acceptance as Go's utf8.DecodeRuneInString: no overlongs, no surrogates, <= U+10FFFF).
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  const std::size_t left = s.size() - i;
+  const auto cont = [&](std::size_t k) { return (byte(k) & 0xC0) == 0x80; };
+  if (c >= 0xC2 && c <= 0xDF) return left >= 2 && cont(i + 1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (left < 3 || !cont(i + 1) || !cont(i + 2)) return 0;
+    if (c == 0xE0 && byte(i + 1) < 0xA0) return 0;   // overlong
+    if (c == 0xED && byte(i + 1) >= 0xA0) return 0;  // surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (left < 4 || !cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
+    if (c == 0xF0 && byte(i + 1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && byte(i + 1) >= 0x90) return 0;  // > U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+void append_go_number(std::string& out, const nlohmann::json& v) {
+  std::array<char, 64> buf{};
+  char* end = buf.data();
+  if (v.is_number_integer() && !v.is_number_unsigned()) {
+    end = std::to_chars(buf.data(), buf.data() + buf.size(), v.get<std::int64_t>()).ptr;
+  } else if (v.is_number_unsigned()) {
+    end = std::to_chars(buf.data(), buf.data() + buf.size(), v.get<std::uint64_t>()).ptr;
+  } else {
+    // Go's float64 encoding: shortest representation, 'f' format unless the magnitude is
+    // below 1e-6 or at least 1e21, then 'e' with a two-digit-minimum exponent trimmed ("e-7").
+    const double d = v.get<double>();
+    if (!std::isfinite(d)) {
+      out += "null";  // Go refuses to encode these; a null keeps the document valid
+      return;
+    }
+    const double a = std::fabs(d);
+    const bool exponent = a != 0 && (a < 1e-6 || a >= 1e21);
+    end = std::to_chars(buf.data(), buf.data() + buf.size(), d,
+                        exponent ? std::chars_format::scientific : std::chars_format::fixed)
+              .ptr;
+    const auto n = static_cast<std::size_t>(end - buf.data());
+    if (exponent && n >= 4 && buf[n - 4] == 'e' && buf[n - 3] == '-' && buf[n - 2] == '0') {
+      buf[n - 2] = buf[n - 1];
+      --end;
+    }
+  }
+  out.append(buf.data(), end);
+}
+
+void append_field_name(std::string& out, bool& first, std::string_view name) {
+  if (!first) out += ',';
+  first = false;
+  out += '"';
+  out += name;
+  out += "\":";
+}
+
+void append_string_field(std::string& out, bool& first, std::string_view name,
+                         const std::string& value) {
+  if (value.empty()) return;  // omitempty
+  append_field_name(out, first, name);
+  append_go_string(out, value);
+}
+
+void append_content(std::string& out, const content& c) {
+  switch (c.type()) {
+    case content::kind::null: out += "null"; return;
+    case content::kind::text: append_go_string(out, c.bytes()); return;
+    case content::kind::binary:
+      out += '"';
+      append_base64(out, c.bytes());
+      out += '"';
+      return;
+    case content::kind::json: append_go_json(out, c.json_value()); return;
+  }
+}
+
+decode_error invalid(std::string reason) {
+  return {make_error_code(bus_errc::invalid_message), std::move(reason)};
+}
+
+// Reads an optional string member; a present member of another type is an error, as in Go.
+bool read_string(const nlohmann::json& obj, const char* key, std::string& out, std::string& err,
+                 std::string_view where) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return true;
+  if (!it->is_string()) {
+    err = std::string(where) + "." + key + ": expected a string";
+    return false;
+  }
+  out = it->get<std::string>();
+  return true;
+}
+
+void append_base64_with(std::string& out, std::string_view bytes, const char* alphabet) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const std::size_t n = bytes.size();
+  out.reserve(out.size() + (n + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < n; i += 3) {
+    const unsigned v = (unsigned{p[i]} << 16) | (unsigned{p[i + 1]} << 8) | p[i + 2];
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += alphabet[v & 63];
+  }
+  if (i + 1 == n) {
+    const unsigned v = unsigned{p[i]} << 16;
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == n) {
+    const unsigned v = (unsigned{p[i]} << 16) | (unsigned{p[i + 1]} << 8);
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += '=';
+  }
+}
+
+}  // namespace
+
+void append_go_string(std::string& out, std::string_view s) {
+  out += '"';
+  std::size_t run_start = 0;  // copy unescaped runs in one append
+  std::size_t i = 0;
+  const auto flush = [&](std::size_t upto) { out.append(s.data() + run_start, upto - run_start); };
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&') {
+        ++i;
+        continue;
+      }
+      flush(i);
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default: append_unicode_escape(out, c); break;  // <, >, & and other controls
+      }
+      run_start = ++i;
+      continue;
+    }
+    const std::size_t len = utf8_sequence_length(s, i);
+    if (len == 0) {
+      flush(i);
+      out += "\\ufffd";
+      run_start = ++i;
+      continue;
+    }
+    // U+2028 and U+2029 (E2 80 A8/A9) are escaped for JavaScript safety.
+    if (len == 3 && c == 0xE2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+        (static_cast<unsigned char>(s[i + 2]) & 0xFE) == 0xA8) {
+      flush(i);
+      append_unicode_escape(out, 0x2028u + (static_cast<unsigned char>(s[i + 2]) & 1u));
+      i += 3;
+      run_start = i;
+      continue;
+    }
+    i += len;
+  }
+  flush(i);
+  out += '"';
+}
+
+void append_go_json(std::string& out, const nlohmann::json& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::null:
+    case nlohmann::json::value_t::discarded: out += "null"; return;
+    case nlohmann::json::value_t::boolean: out += value.get<bool>() ? "true" : "false"; return;
+    case nlohmann::json::value_t::string:
+      append_go_string(out, value.get_ref<const std::string&>());
+      return;
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned:
+    case nlohmann::json::value_t::number_float: append_go_number(out, value); return;
+    case nlohmann::json::value_t::binary: {
+      out += '"';
+      const auto& bin = value.get_binary();
+      append_base64(out, std::string_view(reinterpret_cast<const char*>(bin.data()), bin.size()));
+      out += '"';
+      return;
+    }
+    case nlohmann::json::value_t::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& element : value) {
+        if (!first) out += ',';
+        first = false;
+        append_go_json(out, element);
+      }
+      out += ']';
+      return;
+    }
+    case nlohmann::json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [key, element] : value.items()) {  // std::map: sorted bytewise, as Go
+        if (!first) out += ',';
+        first = false;
+        append_go_string(out, key);
+        out += ':';
+        append_go_json(out, element);
+      }
+      out += '}';
+      return;
+    }
+  }
+}
+
+void append_base64(std::string& out, std::string_view bytes) {
+  append_base64_with(out, bytes,
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+}
+
+std::string base64_url(std::string_view bytes) {
+  std::string out;
+  append_base64_with(out, bytes,
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+  return out;
+}
+
+void encode_json(const message& m, std::string& out) {
+  // Field order and omitempty follow beehive's model.MessageHeader / MessageRoute tags.
+  out += R"({"header":{"msg_id":)";
+  append_go_string(out, m.header.id);
+  bool first = false;
+  append_string_field(out, first, "parent_msg_id", m.header.parent_id);
+  append_field_name(out, first, "timestamp");
+  append_go_number(out, nlohmann::json(m.header.timestamp));
+  append_string_field(out, first, "resourceversion", m.header.resource_version);
+  if (m.header.sync) {
+    append_field_name(out, first, "sync");
+    out += "true";
+  }
+  append_string_field(out, first, "type", m.header.type);
+  out += R"(},"route":{)";
+  first = true;
+  append_string_field(out, first, "source", m.route.source);
+  append_string_field(out, first, "destination", m.route.destination);
+  append_string_field(out, first, "group", m.route.group);
+  append_string_field(out, first, "operation", m.route.operation);
+  append_string_field(out, first, "resource", m.route.resource);
+  out += R"(},"content":)";
+  append_content(out, m.content);
+  out += '}';
+}
+
+std::string to_json(const message& m) {
+  std::string out;
+  out.reserve(256 + m.content.bytes().size());
+  encode_json(m, out);
+  return out;
+}
+
+expected<message, decode_error> from_json(std::string_view text) {
+  // Nesting is bounded so that encoding a decoded message can never exhaust the stack.
+  bool too_deep = false;
+  auto doc = nlohmann::json::parse(
+      text,
+      [&too_deep](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+        if (depth > max_json_depth) too_deep = true;
+        return !too_deep;
+      },
+      /*allow_exceptions=*/false);
+  if (too_deep) return fail(invalid("content nested deeper than the limit"));
+  if (doc.is_discarded()) return fail(invalid("not a valid JSON document"));
+  if (!doc.is_object()) return fail(invalid("message: expected a JSON object"));
+
+  message m;
+  std::string err;
+  if (const auto h = doc.find("header"); h != doc.end() && !h->is_null()) {
+    if (!h->is_object()) return fail(invalid("header: expected an object"));
+    if (!read_string(*h, "msg_id", m.header.id, err, "header") ||
+        !read_string(*h, "parent_msg_id", m.header.parent_id, err, "header") ||
+        !read_string(*h, "resourceversion", m.header.resource_version, err, "header") ||
+        !read_string(*h, "type", m.header.type, err, "header")) {
+      return fail(invalid(err));
+    }
+    if (const auto ts = h->find("timestamp"); ts != h->end() && !ts->is_null()) {
+      if (!ts->is_number_integer()) {
+        return fail(invalid("header.timestamp: expected an integer (milliseconds)"));
+      }
+      if (ts->is_number_unsigned() && ts->get<std::uint64_t>() > INT64_MAX) {
+        return fail(invalid("header.timestamp: out of range"));
+      }
+      m.header.timestamp = ts->get<std::int64_t>();
+    }
+    if (const auto s = h->find("sync"); s != h->end() && !s->is_null()) {
+      if (!s->is_boolean()) return fail(invalid("header.sync: expected a boolean"));
+      m.header.sync = s->get<bool>();
+    }
+  }
+  if (const auto r = doc.find("route"); r != doc.end() && !r->is_null()) {
+    if (!r->is_object()) return fail(invalid("route: expected an object"));
+    if (!read_string(*r, "source", m.route.source, err, "route") ||
+        !read_string(*r, "destination", m.route.destination, err, "route") ||
+        !read_string(*r, "group", m.route.group, err, "route") ||
+        !read_string(*r, "operation", m.route.operation, err, "route") ||
+        !read_string(*r, "resource", m.route.resource, err, "route")) {
+      return fail(invalid(err));
+    }
+  }
+  if (const auto c = doc.find("content"); c != doc.end()) {
+    m.content = content::json(std::move(*c));
+  }
+  return m;
+}
+
+}  // namespace ebus::bus

@@ -1,0 +1,428 @@
+// The bus context operations (beehive Send/Receive/SendSync/SendResp/SendToGroup/
+// SendToGroupSync) on one io_context with a manual clock: no threads, no sleeps.
+#include <gtest/gtest.h>
+
+#include "bus/bus.hpp"
+#include "ebus_test/manual_clock.hpp"
+#include "ebus_test/run_coro.hpp"
+
+namespace ebus::bus {
+namespace {
+
+using namespace std::chrono_literals;
+using test::drain;
+using test::spawn;
+
+message msg(std::string resource, std::string op = "update") {
+  auto m = new_message();
+  build_router(m, "test", "user", std::move(resource), std::move(op));
+  m.content = content::text("payload");
+  return m;
+}
+
+class bus_fixture : public ::testing::Test {
+ protected:
+  explicit bus_fixture(bus_options opts = {}) : b(io.get_executor(), clk, opts) {}
+
+  // Answers every request that arrives in `module` with "<resource>:answer", forever.
+  void spawn_responder(const std::string& module) {
+    asio::co_spawn(
+        io,
+        [](bus& bs, std::string name) -> awaitable<void> {
+          for (;;) {
+            auto req = co_await bs.receive(name);
+            if (!req) co_return;
+            (void)bs.send_resp(
+                new_response(*req, content::text(req->route.resource + ":" + name)));
+          }
+        }(b, module),
+        rethrow_handler{});
+  }
+
+  asio::io_context io;
+  test::manual_clock clk;
+  bus b;
+};
+
+class small_inbox : public bus_fixture {
+ protected:
+  small_inbox() : bus_fixture(bus_options{.inbox_capacity = 4}) {}
+};
+
+TEST_F(bus_fixture, send_then_receive_keeps_fifo_order_per_sender_and_receiver) {
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(b.send("twin", msg(std::to_string(i))));
+    if (i % 3 == 0) {
+      ASSERT_TRUE(b.send_to_group("twin", msg(std::to_string(i) + "g")));
+    }
+  }
+  for (int i = 0; i < 500; ++i) {
+    auto got = spawn(io, b.receive("twin"));
+    drain(io);
+    ASSERT_TRUE(got->has_value() && got->value());
+    EXPECT_EQ(got->value()->route.resource, std::to_string(i));
+    if (i % 3 == 0) {
+      auto grouped = b.try_receive("twin");
+      ASSERT_TRUE(grouped);
+      EXPECT_EQ(grouped->route.resource, std::to_string(i) + "g");
+    }
+  }
+  EXPECT_FALSE(b.try_receive("twin"));
+  EXPECT_EQ(b.stats().delivered, 500u + 167u);
+}
+
+TEST_F(bus_fixture, receive_waits_until_a_message_arrives) {
+  ASSERT_TRUE(b.add_module("hub"));
+  auto got = spawn(io, b.receive("hub"));
+  drain(io);
+  EXPECT_FALSE(got->has_value());
+  ASSERT_TRUE(b.send("hub", msg("late")));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  ASSERT_TRUE(got->value());
+  EXPECT_EQ(got->value()->route.resource, "late");
+}
+
+TEST_F(bus_fixture, send_to_unknown_module_fails_at_once_with_no_route) {
+  const auto r = b.send("nobody", msg("x"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), bus_errc::no_route);
+  EXPECT_EQ(b.stats().no_route, 1u);
+}
+
+TEST_F(bus_fixture, receive_on_unknown_module_fails_with_no_route) {
+  auto got = spawn(io, b.receive("nobody"));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  ASSERT_FALSE(got->value());
+  EXPECT_EQ(got->value().error(), bus_errc::no_route);
+}
+
+TEST_F(bus_fixture, send_to_group_reaches_every_member_with_the_same_message) {
+  ASSERT_TRUE(b.add_module("a", "bus"));
+  ASSERT_TRUE(b.add_module("b", "bus"));
+  ASSERT_TRUE(b.add_module("c", "other"));
+  ASSERT_TRUE(b.join_group("c", "bus"));
+  const auto sent = msg("topic");
+  const auto r = b.send_to_group("bus", sent);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, 3u);
+  for (const char* m : {"a", "b", "c"}) {
+    auto got = b.try_receive(m);
+    ASSERT_TRUE(got) << m;
+    EXPECT_EQ(*got, sent) << m;
+  }
+  EXPECT_EQ(b.group_members("bus"), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(b.groups(), (std::vector<std::string>{"bus", "other"}));
+}
+
+TEST_F(bus_fixture, send_to_unknown_group_fails_at_once_with_no_route) {
+  const auto r = b.send_to_group("twin", msg("x"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), bus_errc::no_route);
+  EXPECT_EQ(b.stats().no_route, 1u);
+}
+
+TEST_F(bus_fixture, group_becomes_empty_when_its_last_member_leaves) {
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  b.remove_module("twin");
+  const auto r = b.send_to_group("twin", msg("x"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), bus_errc::no_route);
+}
+
+TEST_F(small_inbox, full_inbox_refuses_with_queue_full_counts_and_keeps_what_it_has) {
+  ASSERT_TRUE(b.add_module("slow"));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(b.send("slow", msg(std::to_string(i))));
+  const auto r = b.send("slow", msg("overflow"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), bus_errc::queue_full);
+  EXPECT_EQ(b.stats().queue_full, 1u);
+  const auto info = b.modules();
+  ASSERT_EQ(info.size(), 1u);
+  EXPECT_EQ(info[0].queued, 4u);
+  EXPECT_EQ(info[0].refused, 1u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(b.try_receive("slow")->route.resource, std::to_string(i));
+  EXPECT_TRUE(b.send("slow", msg("room again")));
+}
+
+TEST_F(small_inbox, group_send_skips_a_full_member_and_still_reaches_the_others) {
+  ASSERT_TRUE(b.add_module("slow", "g"));
+  ASSERT_TRUE(b.add_module("fast", "g"));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(b.send("slow", msg("fill")));
+  const auto r = b.send_to_group("g", msg("x"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, 1u);
+  EXPECT_EQ(b.stats().queue_full, 1u);
+  EXPECT_EQ(b.try_receive("fast")->route.resource, "x");
+}
+
+TEST_F(small_inbox, group_send_fails_with_queue_full_when_no_member_has_room) {
+  ASSERT_TRUE(b.add_module("slow", "g"));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(b.send("slow", msg("fill")));
+  const auto r = b.send_to_group("g", msg("x"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), bus_errc::queue_full);
+}
+
+TEST_F(bus_fixture, send_sync_returns_the_response_matched_by_parent_id) {
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  spawn_responder("twin");
+  auto request = msg("query");
+  const auto id = request.header.id;
+  auto got = spawn(io, b.send_sync("twin", std::move(request), 5s));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  ASSERT_TRUE(got->value()) << got->value().error().message();
+  EXPECT_EQ(got->value()->header.parent_id, id);
+  EXPECT_EQ(got->value()->route.operation, "response");
+  EXPECT_EQ(got->value()->content.bytes(), "query:twin");
+  EXPECT_EQ(b.pending_requests(), 0u);
+}
+
+TEST_F(bus_fixture, send_sync_marks_the_request_sync_and_gives_it_an_id) {
+  ASSERT_TRUE(b.add_module("twin"));
+  message request;  // no id, no sync flag
+  auto got = spawn(io, b.send_sync("twin", std::move(request)));
+  drain(io);
+  const auto delivered = b.try_receive("twin");
+  ASSERT_TRUE(delivered);
+  EXPECT_TRUE(delivered->header.sync);
+  EXPECT_EQ(delivered->header.id.size(), 36u);
+  ASSERT_TRUE(b.send_resp(new_response(*delivered, content::text("ok"))));
+  drain(io);
+  ASSERT_TRUE(got->has_value() && got->value());
+}
+
+TEST_F(bus_fixture, send_sync_times_out_at_its_deadline_and_not_before) {
+  ASSERT_TRUE(b.add_module("twin"));
+  auto got = spawn(io, b.send_sync("twin", msg("q"), 5s));
+  drain(io);
+  clk.advance(4999ms);
+  drain(io);
+  EXPECT_FALSE(got->has_value());
+  clk.advance(1ms);
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  ASSERT_FALSE(got->value());
+  EXPECT_EQ(got->value().error(), bus_errc::timeout);
+  EXPECT_EQ(b.stats().timeouts, 1u);
+  EXPECT_EQ(b.pending_requests(), 0u);
+}
+
+TEST_F(bus_fixture, send_sync_without_timeout_uses_the_30_second_default) {
+  ASSERT_TRUE(b.add_module("twin"));
+  auto got = spawn(io, b.send_sync("twin", msg("q"), 0s));
+  drain(io);
+  clk.advance(29s);
+  drain(io);
+  EXPECT_FALSE(got->has_value());
+  clk.advance(1s);
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(got->value().error(), bus_errc::timeout);
+}
+
+TEST_F(bus_fixture, shorter_deadline_registered_later_expires_first) {
+  ASSERT_TRUE(b.add_module("twin"));
+  auto slow = spawn(io, b.send_sync("twin", msg("slow"), 10s));
+  auto fast = spawn(io, b.send_sync("twin", msg("fast"), 2s));
+  drain(io);
+  clk.advance(2s);
+  drain(io);
+  ASSERT_TRUE(fast->has_value());
+  EXPECT_EQ(fast->value().error(), bus_errc::timeout);
+  EXPECT_FALSE(slow->has_value());
+  clk.advance(8s);
+  drain(io);
+  ASSERT_TRUE(slow->has_value());
+  EXPECT_EQ(slow->value().error(), bus_errc::timeout);
+}
+
+TEST_F(bus_fixture, response_after_the_timeout_is_dropped_and_counted) {
+  ASSERT_TRUE(b.add_module("twin"));
+  auto got = spawn(io, b.send_sync("twin", msg("q"), 1s));
+  drain(io);
+  const auto request = b.try_receive("twin");
+  ASSERT_TRUE(request);
+  clk.advance(1s);
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(got->value().error(), bus_errc::timeout);
+  const auto late = b.send_resp(new_response(*request, content::text("late")));
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error(), bus_errc::no_pending_request);
+  EXPECT_EQ(b.stats().late_responses, 1u);
+}
+
+TEST_F(bus_fixture, response_given_before_the_requester_resumes_is_not_lost) {
+  // A remote sink that answers synchronously during delivery: the request must already be
+  // registered (beehive v1.1 registered it after enqueueing and could lose this answer).
+  ASSERT_TRUE(b.add_remote_module("echo", "", [this](message&& m) {
+    EXPECT_TRUE(b.send_resp(new_response(m, content::text("instant"))));
+    return std::error_code{};
+  }));
+  auto got = spawn(io, b.send_sync("echo", msg("q"), 1s));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  ASSERT_TRUE(got->value());
+  EXPECT_EQ(got->value()->content.bytes(), "instant");
+}
+
+TEST_F(bus_fixture, send_sync_to_unknown_module_fails_without_waiting) {
+  auto got = spawn(io, b.send_sync("nobody", msg("q"), 30s));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(got->value().error(), bus_errc::no_route);
+  EXPECT_EQ(b.pending_requests(), 0u);
+}
+
+TEST_F(small_inbox, send_sync_to_a_full_inbox_fails_at_once_with_queue_full) {
+  ASSERT_TRUE(b.add_module("slow"));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(b.send("slow", msg("fill")));
+  auto got = spawn(io, b.send_sync("slow", msg("q"), 30s));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(got->value().error(), bus_errc::queue_full);
+  EXPECT_EQ(b.pending_requests(), 0u);
+}
+
+TEST_F(bus_fixture, two_pending_requests_with_the_same_id_are_refused) {
+  ASSERT_TRUE(b.add_module("twin"));
+  auto first = msg("q");
+  auto second = first;
+  auto a = spawn(io, b.send_sync("twin", std::move(first), 5s));
+  auto c = spawn(io, b.send_sync("twin", std::move(second), 5s));
+  drain(io);
+  ASSERT_TRUE(c->has_value());
+  EXPECT_EQ(c->value().error(), bus_errc::duplicate_request);
+  EXPECT_FALSE(a->has_value());
+}
+
+TEST_F(bus_fixture, send_resp_without_parent_id_is_invalid) {
+  const auto r = b.send_resp(msg("x"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), bus_errc::invalid_message);
+}
+
+TEST_F(bus_fixture, send_to_group_sync_collects_one_response_per_member) {
+  for (const char* m : {"a", "b", "c"}) {
+    ASSERT_TRUE(b.add_module(m, "bus"));
+    spawn_responder(m);
+  }
+  auto got = spawn(io, b.send_to_group_sync("bus", msg("q"), 5s));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  ASSERT_TRUE(got->value()) << got->value().error().message();
+  std::vector<std::string> answers;
+  for (const auto& r : *got->value()) answers.push_back(r.content.bytes());
+  std::sort(answers.begin(), answers.end());
+  EXPECT_EQ(answers, (std::vector<std::string>{"q:a", "q:b", "q:c"}));
+}
+
+TEST_F(bus_fixture, send_to_group_sync_times_out_when_a_member_stays_silent) {
+  ASSERT_TRUE(b.add_module("a", "bus"));
+  ASSERT_TRUE(b.add_module("silent", "bus"));
+  spawn_responder("a");
+  auto got = spawn(io, b.send_to_group_sync("bus", msg("q"), 3s));
+  drain(io);
+  EXPECT_FALSE(got->has_value());
+  clk.advance(3s);
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(got->value().error(), bus_errc::timeout);
+}
+
+TEST_F(bus_fixture, send_to_group_sync_on_empty_group_fails_with_no_route) {
+  auto got = spawn(io, b.send_to_group_sync("nobody", msg("q"), 3s));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(got->value().error(), bus_errc::no_route);
+}
+
+TEST_F(small_inbox, send_to_group_sync_fails_at_once_when_a_member_is_full) {
+  ASSERT_TRUE(b.add_module("a", "bus"));
+  ASSERT_TRUE(b.add_module("full", "bus"));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(b.send("full", msg("fill")));
+  auto got = spawn(io, b.send_to_group_sync("bus", msg("q"), 3s));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(got->value().error(), bus_errc::queue_full);
+  EXPECT_EQ(b.pending_requests(), 0u);
+}
+
+TEST_F(bus_fixture, shutdown_cancels_pending_requests_and_waiting_receivers) {
+  ASSERT_TRUE(b.add_module("twin"));
+  ASSERT_TRUE(b.add_module("hub"));
+  auto request = spawn(io, b.send_sync("twin", msg("q"), 30s));
+  auto waiting = spawn(io, b.receive("hub"));
+  drain(io);
+  b.shutdown();
+  drain(io);
+  ASSERT_TRUE(request->has_value());
+  EXPECT_EQ(request->value().error(), bus_errc::cancelled);
+  ASSERT_TRUE(waiting->has_value());
+  EXPECT_EQ(waiting->value().error(), bus_errc::cancelled);
+  EXPECT_EQ(b.stats().cancelled, 1u);
+  EXPECT_EQ(b.send("twin", msg("x")).error(), bus_errc::cancelled);
+  EXPECT_EQ(b.add_module("new").error(), bus_errc::cancelled);
+}
+
+TEST_F(bus_fixture, removing_a_module_fails_requests_to_it_at_once) {
+  ASSERT_TRUE(b.add_module("remote"));
+  ASSERT_TRUE(b.add_module("other"));
+  auto to_removed = spawn(io, b.send_sync("remote", msg("q"), 30s));
+  auto to_other = spawn(io, b.send_sync("other", msg("q"), 30s));
+  drain(io);
+  b.remove_module("remote");
+  drain(io);
+  ASSERT_TRUE(to_removed->has_value());
+  EXPECT_EQ(to_removed->value().error(), bus_errc::module_removed);
+  EXPECT_FALSE(to_other->has_value());
+  EXPECT_FALSE(b.has_module("remote"));
+  EXPECT_EQ(b.send("remote", msg("x")).error(), bus_errc::no_route);
+}
+
+TEST_F(bus_fixture, removing_a_module_wakes_its_waiting_receiver_with_cancelled) {
+  ASSERT_TRUE(b.add_module("idle"));
+  auto receiver = spawn(io, b.receive("idle"));
+  drain(io);
+  EXPECT_FALSE(receiver->has_value());
+  b.remove_module("idle");
+  drain(io);
+  ASSERT_TRUE(receiver->has_value());
+  EXPECT_EQ(receiver->value().error(), bus_errc::cancelled);
+}
+
+TEST_F(bus_fixture, duplicate_module_names_are_refused) {
+  ASSERT_TRUE(b.add_module("twin"));
+  EXPECT_EQ(b.add_module("twin").error(), bus_errc::duplicate_module);
+  EXPECT_EQ(b.add_remote_module("twin", "", [](message&&) { return std::error_code{}; }).error(),
+            bus_errc::duplicate_module);
+}
+
+TEST_F(bus_fixture, remote_module_receives_through_its_sink_and_its_refusals_count) {
+  std::vector<message> taken;
+  bool accept = true;
+  ASSERT_TRUE(b.add_remote_module("remote", "hub", [&](message&& m) {
+    if (!accept) return make_error_code(bus_errc::queue_full);
+    taken.push_back(std::move(m));
+    return std::error_code{};
+  }));
+  ASSERT_TRUE(b.send_to_group("hub", msg("one")));
+  accept = false;
+  const auto refused = b.send("remote", msg("two"));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), bus_errc::queue_full);
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].route.resource, "one");
+  EXPECT_EQ(b.stats().queue_full, 1u);
+  EXPECT_TRUE(b.modules()[0].remote);
+  auto got = spawn(io, b.receive("remote"));  // a remote module has no local inbox
+  drain(io);
+  EXPECT_EQ(got->value().error(), bus_errc::no_route);
+}
+
+}  // namespace
+}  // namespace ebus::bus

@@ -1,0 +1,230 @@
+// Beehive JSON: byte-exact against messages produced by KubeEdge's own Go encoder
+// (tests/data/beehive-messages.jsonl, copied from the spec's vectors).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+
+#include "bus/bus_error.hpp"
+#include "bus/message_json.hpp"
+
+namespace ebus::bus {
+namespace {
+
+// name -> the exact bytes Go wrote (the value of "json", embedded verbatim in each line).
+std::map<std::string, std::string> load_golden() {
+  std::ifstream in(std::string(EBUS_TEST_DATA_DIR) + "/beehive-messages.jsonl");
+  std::map<std::string, std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto name_at = line.find("\"name\":\"") + 8;
+    const auto name = line.substr(name_at, line.find('"', name_at) - name_at);
+    const auto json_at = line.find("\"json\":") + 7;
+    out[name] = line.substr(json_at, line.size() - json_at - 1);  // drop the closing brace
+  }
+  return out;
+}
+
+const std::map<std::string, std::string>& golden() {
+  static const auto g = load_golden();
+  return g;
+}
+
+message fixed(std::string id) {
+  message m;
+  m.header.id = std::move(id);
+  m.header.timestamp = 1732612345678;
+  return m;
+}
+
+TEST(message_json, golden_file_has_every_vector) {
+  ASSERT_EQ(golden().size(), 12u);
+  EXPECT_TRUE(golden().contains("mqtt-to-twin"));
+}
+
+TEST(message_json, every_golden_vector_decodes_and_reencodes_byte_for_byte) {
+  for (const auto& [name, bytes] : golden()) {
+    if (name == "invalid-utf8-string") continue;  // decodes to valid UTF-8; covered below
+    auto m = from_json(bytes);
+    ASSERT_TRUE(m) << name << ": " << m.error().reason;
+    EXPECT_EQ(to_json(*m), bytes) << name;
+  }
+}
+
+TEST(message_json, mqtt_to_twin_built_by_hand_matches_go) {
+  auto m = fixed("7b0ff3c4-8a43-4d4e-9a4a-2f2b1d0c9e11");
+  build_router(m, "bus", "user", base64_url("$hw/events/device/default/led1/twin/update"),
+               "response");
+  m.content = content::text(R"({"event_id":"e1","twin":{"temp":{"actual":{"value":"21"}}}})");
+  EXPECT_EQ(to_json(m), golden().at("mqtt-to-twin"));
+}
+
+TEST(message_json, go_escapes_angle_brackets_and_ampersand) {
+  auto m = fixed("1d2c3b4a-0000-4000-8000-000000000001");
+  build_router(m, "bus", "user", "SYS/dis/upload_records", "upload");
+  m.content = content::text("raw <payload> & more");
+  EXPECT_EQ(to_json(m), golden().at("mqtt-to-hub-upload"));
+}
+
+TEST(message_json, binary_content_is_standard_base64) {
+  auto m = fixed("1d2c3b4a-0000-4000-8000-000000000002");
+  build_router(m, "twin", "bus", "$hw/events/device/default/led1/twin/update/result", "publish");
+  m.content = content::binary(R"({"event_id":"e1"})");
+  EXPECT_EQ(to_json(m), golden().at("twin-to-eventbus-publish-bytes"));
+}
+
+TEST(message_json, object_content_has_sorted_keys) {
+  auto m = fixed("1d2c3b4a-0000-4000-8000-000000000005");
+  build_router(m, "edgecontroller", "user", "auth_info", "get_result");
+  m.content = content::json(nlohmann::json{{"sk", "S"}, {"n", 3}, {"ak", "A"}});
+  EXPECT_EQ(to_json(m), golden().at("cloud-get-result"));
+}
+
+TEST(message_json, sync_flag_is_written_only_when_set) {
+  auto m = fixed("1d2c3b4a-0000-4000-8000-000000000007");
+  build_router(m, "twin", "bus", "res", "query");
+  m.content = content::text("q");
+  m.header.sync = true;
+  EXPECT_EQ(to_json(m), golden().at("sync-request"));
+}
+
+TEST(message_json, response_built_with_new_response_matches_go_shape) {
+  auto request = fixed("1d2c3b4a-0000-4000-8000-000000000007");
+  build_router(request, "twin", "bus", "res", "query");
+  auto resp = new_response(request, content::text("answer"));
+  resp.header.id = "1d2c3b4a-0000-4000-8000-000000000008";
+  resp.header.timestamp = 1732612345678;
+  EXPECT_EQ(to_json(resp), golden().at("response"));
+}
+
+TEST(message_json, raw_empty_message_keeps_route_object_and_null_content) {
+  EXPECT_EQ(to_json(message{}), golden().at("raw-empty"));
+}
+
+TEST(message_json, invalid_utf8_is_replaced_by_escaped_replacement_character) {
+  auto m = fixed("1d2c3b4a-0000-4000-8000-00000000000a");
+  build_router(m, "bus", "user", "x", "upload");
+  m.content = content::text("bad \xff utf8");
+  EXPECT_EQ(to_json(m), golden().at("invalid-utf8-string"));
+}
+
+TEST(message_json, current_era_fields_are_placed_as_go_orders_them) {
+  auto m = fixed("id");
+  m.header.parent_id = "p";
+  m.header.resource_version = "42";
+  m.header.sync = true;
+  m.header.type = "unixpacket";
+  m.route = {"src", "dst", "grp", "op", "res"};
+  EXPECT_EQ(to_json(m),
+            R"({"header":{"msg_id":"id","parent_msg_id":"p","timestamp":1732612345678,)"
+            R"("resourceversion":"42","sync":true,"type":"unixpacket"},"route":{"source":"src",)"
+            R"("destination":"dst","group":"grp","operation":"op","resource":"res"},)"
+            R"("content":null})");
+  auto back = from_json(to_json(m));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, m);
+}
+
+TEST(go_string, escapes_controls_quotes_and_line_separators_like_go) {
+  std::string out;
+  append_go_string(out, std::string("a\"b\\c\nd\re\tf\x01g\x7f\xe2\x80\xa8h\xe2\x80\xa9", 21));
+  EXPECT_EQ(out, R"("a\"b\\c\nd\re\tf\u0001g)" "\x7f" R"(\u2028h\u2029")");
+}
+
+TEST(go_string, keeps_valid_multibyte_utf8_and_replaces_each_invalid_byte) {
+  std::string out;
+  append_go_string(out, "\xc3\xa9\xf0\x9f\x98\x80|\xc0\xaf|\xed\xa0\x80");  // é, 😀, overlong, surrogate
+  EXPECT_EQ(out, "\"\xc3\xa9\xf0\x9f\x98\x80|\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd\"");
+}
+
+TEST(go_json, floats_use_go_formatting) {
+  const auto enc = [](const nlohmann::json& v) {
+    std::string out;
+    append_go_json(out, v);
+    return out;
+  };
+  EXPECT_EQ(enc(1.0), "1");
+  EXPECT_EQ(enc(0.5), "0.5");
+  EXPECT_EQ(enc(1e21), "1e+21");
+  EXPECT_EQ(enc(1e20), "100000000000000000000");
+  EXPECT_EQ(enc(0.0000001), "1e-7");
+  EXPECT_EQ(enc(-2.5e-10), "-2.5e-10");
+  EXPECT_EQ(enc(nlohmann::json::array({1, "x", nullptr, true})), R"([1,"x",null,true])");
+}
+
+TEST(base64, url_alphabet_with_padding_matches_spec_vectors) {
+  EXPECT_EQ(base64_url("$hw/events/device/led1/twin/update"),
+            "JGh3L2V2ZW50cy9kZXZpY2UvbGVkMS90d2luL3VwZGF0ZQ==");
+  EXPECT_EQ(base64_url("$hw/events/device/default/led1/state/update"),
+            "JGh3L2V2ZW50cy9kZXZpY2UvZGVmYXVsdC9sZWQxL3N0YXRlL3VwZGF0ZQ==");
+  EXPECT_EQ(base64_url("$hw/events/node/edge-node/membership/get"),
+            "JGh3L2V2ZW50cy9ub2RlL2VkZ2Utbm9kZS9tZW1iZXJzaGlwL2dldA==");
+  EXPECT_EQ(base64_url("\xfb\xff"), "-_8=");
+  EXPECT_EQ(base64_url(""), "");
+}
+
+// --- decoding errors: each names what is wrong -----------------------------------------------
+
+void expect_rejected(std::string_view text, std::string_view reason_part) {
+  const auto m = from_json(text);
+  ASSERT_FALSE(m) << text;
+  EXPECT_EQ(m.error().code, bus_errc::invalid_message);
+  EXPECT_NE(m.error().reason.find(reason_part), std::string::npos) << m.error().reason;
+}
+
+TEST(message_json_decode, rejects_truncated_document) {
+  expect_rejected(R"({"header":{"msg_id":"x")", "not a valid JSON");
+}
+TEST(message_json_decode, rejects_non_object_document) { expect_rejected("[1,2]", "object"); }
+TEST(message_json_decode, rejects_header_of_wrong_type) {
+  expect_rejected(R"({"header":"x"})", "header");
+}
+TEST(message_json_decode, rejects_numeric_msg_id) {
+  expect_rejected(R"({"header":{"msg_id":5}})", "header.msg_id");
+}
+TEST(message_json_decode, rejects_fractional_timestamp) {
+  expect_rejected(R"({"header":{"timestamp":1.5}})", "header.timestamp");
+}
+TEST(message_json_decode, rejects_string_sync_flag) {
+  expect_rejected(R"({"header":{"sync":"true"}})", "header.sync");
+}
+TEST(message_json_decode, rejects_route_field_of_wrong_type) {
+  expect_rejected(R"({"route":{"operation":["publish"]}})", "route.operation");
+}
+TEST(message_json_decode, rejects_route_of_wrong_type) { expect_rejected(R"({"route":7})", "route"); }
+TEST(message_json_decode, rejects_timestamp_beyond_int64) {
+  expect_rejected(R"({"header":{"timestamp":18446744073709551615}})", "out of range");
+}
+TEST(message_json_decode, rejects_content_nested_too_deep) {
+  std::string deep = R"({"content":)" + std::string(200, '[') + std::string(200, ']') + "}";
+  expect_rejected(deep, "nested");
+}
+TEST(message_json_decode, rejects_invalid_utf8) {
+  expect_rejected("{\"content\":\"\xff\"}", "not a valid JSON");
+}
+
+TEST(message_json_decode, accepts_any_key_order_and_ignores_unknown_keys) {
+  const auto m = from_json(
+      R"({"content":{"a":1},"extra":true,"route":{"resource":"r","source":"s"},)"
+      R"("header":{"timestamp":5,"msg_id":"i","future":1}})");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->header.id, "i");
+  EXPECT_EQ(m->header.timestamp, 5);
+  EXPECT_EQ(m->route.source, "s");
+  EXPECT_EQ(m->route.resource, "r");
+  EXPECT_EQ(m->content.type(), content::kind::json);
+  EXPECT_EQ(m->content.json_value().at("a"), 1);
+}
+
+TEST(message_json_decode, string_content_decodes_as_text_and_missing_parts_stay_empty) {
+  const auto m = from_json(R"({"content":"hello"})");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->content.type(), content::kind::text);
+  EXPECT_EQ(m->content.bytes(), "hello");
+  EXPECT_TRUE(m->header.id.empty());
+  EXPECT_EQ(m->route, route{});
+}
+
+}  // namespace
+}  // namespace ebus::bus

@@ -6,8 +6,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"eventbus - MQTT event bus for KubeEdge edge nodes"};
   ebus::daemon::options opts;
-  app.add_option("--log-level", opts.log_level,
-                 "trace, debug, info, warn, error, critical or off")
+  app.add_option("--log-level", opts.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   app.set_version_flag("--version", std::string(EBUS_VERSION));
   CLI11_PARSE(app, argc, argv);

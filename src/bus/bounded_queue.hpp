@@ -36,7 +36,8 @@ class bounded_queue {
   }
 
   void clear() {
-    while (!empty()) (void)pop();
+    while (!empty())
+      (void)pop();
   }
 
  private:

@@ -11,7 +11,9 @@ namespace ebus::bus {
 namespace {
 constexpr auto full_warning_interval = std::chrono::seconds(10);
 
-std::error_code err(bus_errc e) { return make_error_code(e); }
+std::error_code err(bus_errc e) {
+  return make_error_code(e);
+}
 }  // namespace
 
 struct bus::mailbox {
@@ -27,6 +29,7 @@ struct bus::mailbox {
   asio::steady_timer signal;  // cancelled to wake a receive() waiting for a message
   remote_sink remote;         // set for remote modules, which have no local queue
   std::size_t waiters = 0;
+  bool wake_posted = false;  // a cancel_one() is in flight; further pushes need not signal
   bool closed = false;
   std::uint64_t refused = 0;
   std::uint64_t refused_since_warning = 0;
@@ -121,7 +124,9 @@ void bus::remove_module(std::string_view name) {
   log_->debug("module_removed name={} failed_requests={}", mb->name, orphans.size());
 }
 
-bool bus::has_module(std::string_view name) const { return modules_.contains(name); }
+bool bus::has_module(std::string_view name) const {
+  return modules_.contains(name);
+}
 
 std::vector<module_info> bus::modules() const {
   std::vector<module_info> out;
@@ -136,14 +141,16 @@ std::vector<module_info> bus::modules() const {
 std::vector<std::string> bus::group_members(std::string_view group) const {
   std::vector<std::string> out;
   if (const auto it = groups_.find(group); it != groups_.end()) {
-    for (const auto& mb : it->second) out.push_back(mb->name);
+    for (const auto& mb : it->second)
+      out.push_back(mb->name);
   }
   return out;
 }
 
 std::vector<std::string> bus::groups() const {
   std::vector<std::string> out;
-  for (const auto& [name, members] : groups_) out.push_back(name);
+  for (const auto& [name, members] : groups_)
+    out.push_back(name);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -165,7 +172,9 @@ std::error_code bus::deliver(mailbox& mb, message&& msg) {
     ++mb.refused;
     warn_full(mb);
     return err(bus_errc::queue_full);
-  } else if (mb.waiters > 0) {
+  } else if (mb.waiters > 0 && !mb.wake_posted) {
+    // One wake-up per burst: the woken receiver drains the queue before it waits again.
+    mb.wake_posted = true;
     mb.signal.cancel_one();
   }
   ++stats_.delivered;
@@ -231,11 +240,19 @@ awaitable<expected<message, std::error_code>> bus::receive(std::string_view modu
   if (it == modules_.end() || it->second->remote) co_return fail(err(bus_errc::no_route));
   const mailbox_ptr mb = it->second;  // keeps the inbox alive while this coroutine waits
   for (;;) {
-    if (!mb->queue.empty()) co_return mb->queue.pop();
+    if (!mb->queue.empty()) {
+      message m = mb->queue.pop();
+      if (!mb->queue.empty() && mb->waiters > 0 && !mb->wake_posted) {
+        mb->wake_posted = true;  // pass the wake-up on to the next waiting receiver
+        mb->signal.cancel_one();
+      }
+      co_return m;
+    }
     if (mb->closed) co_return fail(err(bus_errc::cancelled));
     ++mb->waiters;
     co_await mb->signal.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     --mb->waiters;
+    mb->wake_posted = false;
   }
 }
 
@@ -284,8 +301,8 @@ awaitable<void> bus::wait(const request_ptr& req) {
   }
 }
 
-awaitable<expected<message, std::error_code>> bus::send_sync(std::string_view module,
-                                                             message msg, duration timeout) {
+awaitable<expected<message, std::error_code>> bus::send_sync(std::string_view module, message msg,
+                                                             duration timeout) {
   auto req = begin_request(msg, timeout, 1, std::string(module));
   if (!req) co_return fail(req.error());
   const request_ptr r = std::move(*req);
@@ -312,7 +329,8 @@ awaitable<expected<std::vector<message>, std::error_code>> bus::send_to_group_sy
   const request_ptr r = std::move(*req);
   for (std::size_t i = 0; i < members.size(); ++i) {
     const bool last = i + 1 == members.size();
-    if (auto ec = last ? deliver(*members[i], std::move(msg)) : deliver(*members[i], message(msg))) {
+    if (auto ec =
+            last ? deliver(*members[i], std::move(msg)) : deliver(*members[i], message(msg))) {
       // One member can never answer: fail now rather than at the deadline. Answers from the
       // members already reached arrive later and are counted as late.
       complete(*r, ec);
@@ -375,7 +393,8 @@ void bus::shutdown() {
     ++stats_.cancelled;
     complete(*req, err(bus_errc::cancelled));
   }
-  for (auto& [name, mb] : modules_) close(*mb);
+  for (auto& [name, mb] : modules_)
+    close(*mb);
   modules_.clear();
   groups_.clear();
 }

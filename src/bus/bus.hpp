@@ -37,7 +37,7 @@ class logger;
 namespace ebus::bus {
 
 struct bus_options {
-  std::size_t inbox_capacity = 1024;                     ///< beehive ChannelSizeDefault
+  std::size_t inbox_capacity = 1024;                           ///< beehive ChannelSizeDefault
   clock::duration default_timeout = std::chrono::seconds(30);  ///< beehive MessageTimeoutDefault
 };
 

@@ -11,15 +11,24 @@ class bus_category_impl final : public std::error_category {
 
   [[nodiscard]] std::string message(int value) const override {
     switch (static_cast<bus_errc>(value)) {
-      case bus_errc::no_route: return "no route: unknown module or empty group";
-      case bus_errc::queue_full: return "destination inbox is full";
-      case bus_errc::timeout: return "timed out waiting for a response";
-      case bus_errc::cancelled: return "cancelled: the bus is shutting down or the inbox closed";
-      case bus_errc::module_removed: return "destination module left the bus";
-      case bus_errc::duplicate_module: return "a module with this name is already registered";
-      case bus_errc::no_pending_request: return "no pending request matches the response";
-      case bus_errc::duplicate_request: return "a request with this message id is already pending";
-      case bus_errc::invalid_message: return "invalid message for this operation";
+      case bus_errc::no_route:
+        return "no route: unknown module or empty group";
+      case bus_errc::queue_full:
+        return "destination inbox is full";
+      case bus_errc::timeout:
+        return "timed out waiting for a response";
+      case bus_errc::cancelled:
+        return "cancelled: the bus is shutting down or the inbox closed";
+      case bus_errc::module_removed:
+        return "destination module left the bus";
+      case bus_errc::duplicate_module:
+        return "a module with this name is already registered";
+      case bus_errc::no_pending_request:
+        return "no pending request matches the response";
+      case bus_errc::duplicate_request:
+        return "a request with this message id is already pending";
+      case bus_errc::invalid_message:
+        return "invalid message for this operation";
     }
     return "unknown bus error";
   }

@@ -7,15 +7,15 @@
 namespace ebus::bus {
 
 enum class bus_errc : int {
-  no_route = 1,          ///< no module of that name, or a group without members
-  queue_full,            ///< the destination inbox is at capacity; the message was not queued
-  timeout,               ///< no (complete) response before the deadline
-  cancelled,             ///< the bus shut down, or the inbox was closed while waiting
-  module_removed,        ///< the destination left the bus while a request to it was pending
-  duplicate_module,      ///< a module of that name is already registered
-  no_pending_request,    ///< a response whose parent_msg_id matches no waiting request
-  duplicate_request,     ///< a sync request reused the id of one still pending
-  invalid_message,       ///< a message the operation cannot accept (e.g. response without parent id)
+  no_route = 1,        ///< no module of that name, or a group without members
+  queue_full,          ///< the destination inbox is at capacity; the message was not queued
+  timeout,             ///< no (complete) response before the deadline
+  cancelled,           ///< the bus shut down, or the inbox was closed while waiting
+  module_removed,      ///< the destination left the bus while a request to it was pending
+  duplicate_module,    ///< a module of that name is already registered
+  no_pending_request,  ///< a response whose parent_msg_id matches no waiting request
+  duplicate_request,   ///< a sync request reused the id of one still pending
+  invalid_message,     ///< a message the operation cannot accept (e.g. response without parent id)
 };
 
 [[nodiscard]] const std::error_category& bus_category() noexcept;

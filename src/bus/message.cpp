@@ -15,7 +15,8 @@ class uuid_source {
  public:
   uuid_source() {
     std::random_device rd;
-    for (auto& word : s_) word = (std::uint64_t{rd()} << 32) | rd();
+    for (auto& word : s_)
+      word = (std::uint64_t{rd()} << 32) | rd();
   }
 
   std::uint64_t next() noexcept {
@@ -49,8 +50,10 @@ content content::json(nlohmann::json value) {
 std::string content::data() const {
   switch (kind_) {
     case kind::text:
-    case kind::binary: return bytes_;
-    case kind::null: return "null";
+    case kind::binary:
+      return bytes_;
+    case kind::null:
+      return "null";
     case kind::json: {
       std::string out;
       append_go_json(out, json_);
@@ -65,9 +68,9 @@ std::string new_uuid() {
   std::array<std::uint8_t, 16> b{};
   const std::uint64_t hi = source.next();
   const std::uint64_t lo = source.next();
-  for (int i = 0; i < 8; ++i) {
-    b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(hi >> (56 - 8 * i));
-    b[static_cast<std::size_t>(i + 8)] = static_cast<std::uint8_t>(lo >> (56 - 8 * i));
+  for (std::size_t i = 0; i < 8; ++i) {
+    b[i] = static_cast<std::uint8_t>(hi >> (56 - 8 * i));
+    b[i + 8] = static_cast<std::uint8_t>(lo >> (56 - 8 * i));
   }
   b[6] = static_cast<std::uint8_t>((b[6] & 0x0F) | 0x40);  // version 4
   b[8] = static_cast<std::uint8_t>((b[8] & 0x3F) | 0x80);  // RFC 4122 variant

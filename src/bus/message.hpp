@@ -43,7 +43,8 @@ struct route {
 
 /// Message content. Beehive's content is a Go `interface{}`; what crosses the bus in practice is
 /// a text string (MQTT payloads, cloud strings), a byte string (devicetwin's `[]byte`) or a
-/// decoded JSON value. Keeping text and bytes as plain strings avoids a JSON detour on the hot path.
+/// decoded JSON value. Keeping text and bytes as plain strings avoids a JSON detour on the hot
+/// path.
 class content {
  public:
   enum class kind : std::uint8_t { null, text, binary, json };

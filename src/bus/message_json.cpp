@@ -38,7 +38,7 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   }
   if (c >= 0xF0 && c <= 0xF4) {
     if (left < 4 || !cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
-    if (c == 0xF0 && byte(i + 1) < 0x90) return 0;  // overlong
+    if (c == 0xF0 && byte(i + 1) < 0x90) return 0;   // overlong
     if (c == 0xF4 && byte(i + 1) >= 0x90) return 0;  // > U+10FFFF
     return 4;
   }
@@ -47,7 +47,7 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
 
 void append_go_number(std::string& out, const nlohmann::json& v) {
   std::array<char, 64> buf{};
-  char* end = buf.data();
+  char* end = nullptr;
   if (v.is_number_integer() && !v.is_number_unsigned()) {
     end = std::to_chars(buf.data(), buf.data() + buf.size(), v.get<std::int64_t>()).ptr;
   } else if (v.is_number_unsigned()) {
@@ -55,7 +55,8 @@ void append_go_number(std::string& out, const nlohmann::json& v) {
   } else {
     // Go's float64 encoding: shortest representation, 'f' format unless the magnitude is
     // below 1e-6 or at least 1e21, then 'e' with a two-digit-minimum exponent trimmed ("e-7").
-    const double d = v.get<double>();
+    double d = v.get<double>();
+    if (d == 0) d = 0;  // "-0" would decode back as the integer 0; write both zeros alike
     if (!std::isfinite(d)) {
       out += "null";  // Go refuses to encode these; a null keeps the document valid
       return;
@@ -91,14 +92,20 @@ void append_string_field(std::string& out, bool& first, std::string_view name,
 
 void append_content(std::string& out, const content& c) {
   switch (c.type()) {
-    case content::kind::null: out += "null"; return;
-    case content::kind::text: append_go_string(out, c.bytes()); return;
+    case content::kind::null:
+      out += "null";
+      return;
+    case content::kind::text:
+      append_go_string(out, c.bytes());
+      return;
     case content::kind::binary:
       out += '"';
       append_base64(out, c.bytes());
       out += '"';
       return;
-    case content::kind::json: append_go_json(out, c.json_value()); return;
+    case content::kind::json:
+      append_go_json(out, c.json_value());
+      return;
   }
 }
 
@@ -161,12 +168,24 @@ void append_go_string(std::string& out, std::string_view s) {
       }
       flush(i);
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default: append_unicode_escape(out, c); break;  // <, >, & and other controls
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:
+          append_unicode_escape(out, c);
+          break;  // <, >, & and other controls
       }
       run_start = ++i;
       continue;
@@ -196,14 +215,20 @@ void append_go_string(std::string& out, std::string_view s) {
 void append_go_json(std::string& out, const nlohmann::json& value) {
   switch (value.type()) {
     case nlohmann::json::value_t::null:
-    case nlohmann::json::value_t::discarded: out += "null"; return;
-    case nlohmann::json::value_t::boolean: out += value.get<bool>() ? "true" : "false"; return;
+    case nlohmann::json::value_t::discarded:
+      out += "null";
+      return;
+    case nlohmann::json::value_t::boolean:
+      out += value.get<bool>() ? "true" : "false";
+      return;
     case nlohmann::json::value_t::string:
       append_go_string(out, value.get_ref<const std::string&>());
       return;
     case nlohmann::json::value_t::number_integer:
     case nlohmann::json::value_t::number_unsigned:
-    case nlohmann::json::value_t::number_float: append_go_number(out, value); return;
+    case nlohmann::json::value_t::number_float:
+      append_go_number(out, value);
+      return;
     case nlohmann::json::value_t::binary: {
       out += '"';
       const auto& bin = value.get_binary();

@@ -15,7 +15,9 @@ module_manager::~module_manager() {
   state_->owner = nullptr;  // handlers of runs that outlive the manager leave the bus alone
 }
 
-void module_manager::add(std::unique_ptr<module> m) { modules_.push_back(std::move(m)); }
+void module_manager::add(std::unique_ptr<module> m) {
+  modules_.push_back(std::move(m));
+}
 
 expected<void, std::error_code> module_manager::start_all(const asio::any_io_executor& executor) {
   auto log = log::get("bus");
@@ -26,7 +28,8 @@ expected<void, std::error_code> module_manager::start_all(const asio::any_io_exe
       continue;
     }
     if (auto added = bus_.add_module(m->name(), m->group()); !added) {
-      for (auto* s : to_start) bus_.remove_module(s->name());
+      for (auto* s : to_start)
+        bus_.remove_module(s->name());
       log->error("module_register_failed name={} error={}", m->name(), added.error().message());
       return fail(added.error());
     }

@@ -1,8 +1,8 @@
-#include <gtest/gtest.h>
+#include "bus/bounded_queue.hpp"
 
 #include <memory>
 
-#include "bus/bounded_queue.hpp"
+#include <gtest/gtest.h>
 
 namespace ebus::bus {
 namespace {
@@ -12,10 +12,13 @@ TEST(bounded_queue, keeps_fifo_order_across_growth_and_wraparound) {
   int next_in = 0;
   int next_out = 0;
   for (int round = 0; round < 50; ++round) {
-    for (int i = 0; i < 7; ++i) ASSERT_TRUE(q.push(next_in++));
-    for (int i = 0; i < 5; ++i) ASSERT_EQ(q.pop(), next_out++);
+    for (int i = 0; i < 7; ++i)
+      ASSERT_TRUE(q.push(next_in++));
+    for (int i = 0; i < 5; ++i)
+      ASSERT_EQ(q.pop(), next_out++);
   }
-  while (!q.empty()) ASSERT_EQ(q.pop(), next_out++);
+  while (!q.empty())
+    ASSERT_EQ(q.pop(), next_out++);
   EXPECT_EQ(next_in, next_out);
 }
 
@@ -37,7 +40,8 @@ TEST(bounded_queue, refuses_at_capacity_and_leaves_value_intact) {
 
 TEST(bounded_queue, clear_empties_the_queue) {
   bounded_queue<int> q(10);
-  for (int i = 0; i < 10; ++i) q.push(int{i});
+  for (int i = 0; i < 10; ++i)
+    q.push(int{i});
   q.clear();
   EXPECT_TRUE(q.empty());
   EXPECT_TRUE(q.push(42));

@@ -1,8 +1,9 @@
 // The bus context operations (beehive Send/Receive/SendSync/SendResp/SendToGroup/
 // SendToGroupSync) on one io_context with a manual clock: no threads, no sleeps.
+#include "bus/bus.hpp"
+
 #include <gtest/gtest.h>
 
-#include "bus/bus.hpp"
 #include "ebus_test/manual_clock.hpp"
 #include "ebus_test/run_coro.hpp"
 
@@ -32,8 +33,7 @@ class bus_fixture : public ::testing::Test {
           for (;;) {
             auto req = co_await bs.receive(name);
             if (!req) co_return;
-            (void)bs.send_resp(
-                new_response(*req, content::text(req->route.resource + ":" + name)));
+            (void)bs.send_resp(new_response(*req, content::text(req->route.resource + ":" + name)));
           }
         }(b, module),
         rethrow_handler{});
@@ -82,6 +82,19 @@ TEST_F(bus_fixture, receive_waits_until_a_message_arrives) {
   ASSERT_TRUE(got->has_value());
   ASSERT_TRUE(got->value());
   EXPECT_EQ(got->value()->route.resource, "late");
+}
+
+TEST_F(bus_fixture, a_burst_wakes_every_waiting_receiver_of_one_inbox) {
+  ASSERT_TRUE(b.add_module("hub"));
+  auto first = spawn(io, b.receive("hub"));
+  auto second = spawn(io, b.receive("hub"));
+  drain(io);
+  ASSERT_TRUE(b.send("hub", msg("1")));
+  ASSERT_TRUE(b.send("hub", msg("2")));
+  drain(io);
+  ASSERT_TRUE(first->has_value() && first->value());
+  ASSERT_TRUE(second->has_value() && second->value());
+  EXPECT_NE(first->value()->route.resource, second->value()->route.resource);
 }
 
 TEST_F(bus_fixture, send_to_unknown_module_fails_at_once_with_no_route) {
@@ -134,7 +147,8 @@ TEST_F(bus_fixture, group_becomes_empty_when_its_last_member_leaves) {
 
 TEST_F(small_inbox, full_inbox_refuses_with_queue_full_counts_and_keeps_what_it_has) {
   ASSERT_TRUE(b.add_module("slow"));
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(b.send("slow", msg(std::to_string(i))));
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(b.send("slow", msg(std::to_string(i))));
   const auto r = b.send("slow", msg("overflow"));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), bus_errc::queue_full);
@@ -143,14 +157,16 @@ TEST_F(small_inbox, full_inbox_refuses_with_queue_full_counts_and_keeps_what_it_
   ASSERT_EQ(info.size(), 1u);
   EXPECT_EQ(info[0].queued, 4u);
   EXPECT_EQ(info[0].refused, 1u);
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(b.try_receive("slow")->route.resource, std::to_string(i));
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(b.try_receive("slow")->route.resource, std::to_string(i));
   EXPECT_TRUE(b.send("slow", msg("room again")));
 }
 
 TEST_F(small_inbox, group_send_skips_a_full_member_and_still_reaches_the_others) {
   ASSERT_TRUE(b.add_module("slow", "g"));
   ASSERT_TRUE(b.add_module("fast", "g"));
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(b.send("slow", msg("fill")));
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(b.send("slow", msg("fill")));
   const auto r = b.send_to_group("g", msg("x"));
   ASSERT_TRUE(r);
   EXPECT_EQ(*r, 1u);
@@ -160,7 +176,8 @@ TEST_F(small_inbox, group_send_skips_a_full_member_and_still_reaches_the_others)
 
 TEST_F(small_inbox, group_send_fails_with_queue_full_when_no_member_has_room) {
   ASSERT_TRUE(b.add_module("slow", "g"));
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(b.send("slow", msg("fill")));
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(b.send("slow", msg("fill")));
   const auto r = b.send_to_group("g", msg("x"));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), bus_errc::queue_full);
@@ -280,7 +297,8 @@ TEST_F(bus_fixture, send_sync_to_unknown_module_fails_without_waiting) {
 
 TEST_F(small_inbox, send_sync_to_a_full_inbox_fails_at_once_with_queue_full) {
   ASSERT_TRUE(b.add_module("slow"));
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(b.send("slow", msg("fill")));
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(b.send("slow", msg("fill")));
   auto got = spawn(io, b.send_sync("slow", msg("q"), 30s));
   drain(io);
   ASSERT_TRUE(got->has_value());
@@ -316,7 +334,8 @@ TEST_F(bus_fixture, send_to_group_sync_collects_one_response_per_member) {
   ASSERT_TRUE(got->has_value());
   ASSERT_TRUE(got->value()) << got->value().error().message();
   std::vector<std::string> answers;
-  for (const auto& r : *got->value()) answers.push_back(r.content.bytes());
+  for (const auto& r : *got->value())
+    answers.push_back(r.content.bytes());
   std::sort(answers.begin(), answers.end());
   EXPECT_EQ(answers, (std::vector<std::string>{"q:a", "q:b", "q:c"}));
 }
@@ -344,7 +363,8 @@ TEST_F(bus_fixture, send_to_group_sync_on_empty_group_fails_with_no_route) {
 TEST_F(small_inbox, send_to_group_sync_fails_at_once_when_a_member_is_full) {
   ASSERT_TRUE(b.add_module("a", "bus"));
   ASSERT_TRUE(b.add_module("full", "bus"));
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(b.send("full", msg("fill")));
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(b.send("full", msg("fill")));
   auto got = spawn(io, b.send_to_group_sync("bus", msg("q"), 3s));
   drain(io);
   ASSERT_TRUE(got->has_value());

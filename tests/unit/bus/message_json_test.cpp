@@ -1,12 +1,13 @@
 // Beehive JSON: byte-exact against messages produced by KubeEdge's own Go encoder
 // (tests/data/beehive-messages.jsonl, copied from the spec's vectors).
-#include <gtest/gtest.h>
+#include "bus/message_json.hpp"
 
 #include <fstream>
 #include <map>
 
+#include <gtest/gtest.h>
+
 #include "bus/bus_error.hpp"
-#include "bus/message_json.hpp"
 
 namespace ebus::bus {
 namespace {
@@ -129,12 +130,15 @@ TEST(message_json, current_era_fields_are_placed_as_go_orders_them) {
 TEST(go_string, escapes_controls_quotes_and_line_separators_like_go) {
   std::string out;
   append_go_string(out, std::string("a\"b\\c\nd\re\tf\x01g\x7f\xe2\x80\xa8h\xe2\x80\xa9", 21));
-  EXPECT_EQ(out, R"("a\"b\\c\nd\re\tf\u0001g)" "\x7f" R"(\u2028h\u2029")");
+  EXPECT_EQ(out, R"("a\"b\\c\nd\re\tf\u0001g)"
+                 "\x7f"
+                 R"(\u2028h\u2029")");
 }
 
 TEST(go_string, keeps_valid_multibyte_utf8_and_replaces_each_invalid_byte) {
   std::string out;
-  append_go_string(out, "\xc3\xa9\xf0\x9f\x98\x80|\xc0\xaf|\xed\xa0\x80");  // é, 😀, overlong, surrogate
+  append_go_string(out,
+                   "\xc3\xa9\xf0\x9f\x98\x80|\xc0\xaf|\xed\xa0\x80");  // é, 😀, overlong, surrogate
   EXPECT_EQ(out, "\"\xc3\xa9\xf0\x9f\x98\x80|\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd\"");
 }
 
@@ -176,7 +180,9 @@ void expect_rejected(std::string_view text, std::string_view reason_part) {
 TEST(message_json_decode, rejects_truncated_document) {
   expect_rejected(R"({"header":{"msg_id":"x")", "not a valid JSON");
 }
-TEST(message_json_decode, rejects_non_object_document) { expect_rejected("[1,2]", "object"); }
+TEST(message_json_decode, rejects_non_object_document) {
+  expect_rejected("[1,2]", "object");
+}
 TEST(message_json_decode, rejects_header_of_wrong_type) {
   expect_rejected(R"({"header":"x"})", "header");
 }
@@ -192,7 +198,9 @@ TEST(message_json_decode, rejects_string_sync_flag) {
 TEST(message_json_decode, rejects_route_field_of_wrong_type) {
   expect_rejected(R"({"route":{"operation":["publish"]}})", "route.operation");
 }
-TEST(message_json_decode, rejects_route_of_wrong_type) { expect_rejected(R"({"route":7})", "route"); }
+TEST(message_json_decode, rejects_route_of_wrong_type) {
+  expect_rejected(R"({"route":7})", "route");
+}
 TEST(message_json_decode, rejects_timestamp_beyond_int64) {
   expect_rejected(R"({"header":{"timestamp":18446744073709551615}})", "out of range");
 }
@@ -205,9 +213,9 @@ TEST(message_json_decode, rejects_invalid_utf8) {
 }
 
 TEST(message_json_decode, accepts_any_key_order_and_ignores_unknown_keys) {
-  const auto m = from_json(
-      R"({"content":{"a":1},"extra":true,"route":{"resource":"r","source":"s"},)"
-      R"("header":{"timestamp":5,"msg_id":"i","future":1}})");
+  const auto m =
+      from_json(R"({"content":{"a":1},"extra":true,"route":{"resource":"r","source":"s"},)"
+                R"("header":{"timestamp":5,"msg_id":"i","future":1}})");
   ASSERT_TRUE(m);
   EXPECT_EQ(m->header.id, "i");
   EXPECT_EQ(m->header.timestamp, 5);

@@ -1,9 +1,10 @@
-#include <gtest/gtest.h>
+#include "bus/message.hpp"
 
 #include <regex>
 #include <set>
 
-#include "bus/message.hpp"
+#include <gtest/gtest.h>
+
 #include "common/clock.hpp"
 
 namespace ebus::bus {
@@ -19,7 +20,8 @@ TEST(uuid, is_lowercase_version4_with_rfc4122_variant) {
 
 TEST(uuid, ids_do_not_repeat) {
   std::set<std::string> seen;
-  for (int i = 0; i < 100000; ++i) ASSERT_TRUE(seen.insert(new_uuid()).second);
+  for (int i = 0; i < 100000; ++i)
+    ASSERT_TRUE(seen.insert(new_uuid()).second);
 }
 
 TEST(new_message, has_fresh_id_parent_and_current_millisecond_timestamp) {

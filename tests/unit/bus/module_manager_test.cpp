@@ -1,6 +1,7 @@
+#include "bus/module_manager.hpp"
+
 #include <gtest/gtest.h>
 
-#include "bus/module_manager.hpp"
 #include "ebus_test/manual_clock.hpp"
 #include "ebus_test/run_coro.hpp"
 

@@ -1,8 +1,8 @@
-#include <gtest/gtest.h>
+#include "ebus_test/manual_clock.hpp"
 
 #include <vector>
 
-#include "ebus_test/manual_clock.hpp"
+#include <gtest/gtest.h>
 
 namespace ebus::test {
 namespace {

@@ -9,6 +9,7 @@
 #include "common/asio.hpp"
 #include "common/asio_clock.hpp"
 #include "common/log.hpp"
+#include "mqtt/broker/server.hpp"
 
 namespace ebus::daemon {
 
@@ -25,6 +26,12 @@ int run(const options& opts) {
   bus::bus message_bus(io.get_executor(), clk);
   bus::module_manager modules(message_bus);
 
+  mqtt::broker::server broker(io.get_executor(), clk, opts.broker);
+  if (auto listening = broker.start(); !listening) {
+    log->error("startup_failed component=mqtt_broker error=\"{}\"", listening.error());
+    return 1;
+  }
+
   if (auto started = modules.start_all(io.get_executor()); !started) {
     log->error("startup_failed error={}", started.error().message());
     return 1;
@@ -34,12 +41,12 @@ int run(const options& opts) {
   signals.async_wait([&](std::error_code ec, int signo) {
     if (ec) return;
     log->info("shutdown signal={}", signo);
+    broker.stop();
     modules.stop_all();
     message_bus.shutdown();
   });
 
-  log->info("ready modules={} bus_inbox_capacity={}", modules.size(),
-            message_bus.options().inbox_capacity);
+  log->info("ready mode=internal mqtt={} modules={}", opts.broker.listen_url, modules.size());
   io.run();
   log->info("stopped");
   return 0;

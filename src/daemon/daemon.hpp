@@ -3,10 +3,13 @@
 
 #include <string>
 
+#include "mqtt/broker/broker_options.hpp"
+
 namespace ebus::daemon {
 
 struct options {
   std::string log_level = "info";
+  mqtt::broker::broker_options broker;
 };
 
 /// Runs the daemon on the calling thread until SIGINT or SIGTERM; returns the process exit code.

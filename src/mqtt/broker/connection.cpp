@@ -1,0 +1,328 @@
+#include "mqtt/broker/connection.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "common/log.hpp"
+#include "mqtt/broker/server.hpp"
+#include "mqtt/codec/encoder.hpp"
+
+namespace ebus::mqtt::broker {
+
+using asio::use_awaitable;
+using asio::experimental::as_tuple;
+using codec::qos_level;
+
+namespace {
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t write_batch = 64 * 1024;
+
+template <class... F>
+struct overloaded : F... {
+  using F::operator()...;
+};
+}  // namespace
+
+connection::connection(asio::ip::tcp::socket socket, broker& core, server& owner)
+    : socket_(std::move(socket)),
+      broker_(core),
+      server_(owner),
+      log_(log::get("mqtt.broker")),
+      decoder_({.max_packet_size = core.options().max_packet_size}),
+      wake_signal_(socket_.get_executor(), std::chrono::steady_clock::time_point::max()),
+      deadline_(socket_.get_executor()) {
+  std::error_code ec;
+  const auto ep = socket_.remote_endpoint(ec);
+  peer_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
+connection::~connection() = default;
+
+void connection::spawn(awaitable<void> task, const char* name) {
+  asio::co_spawn(socket_.get_executor(), std::move(task),
+                 [self = shared_from_this(), name](const std::exception_ptr& e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     self->log_->error("connection_failure peer={} task={} error={}", self->peer_,
+                                       name, ex.what());
+                   }
+                   self->finish("internal error");
+                 });
+}
+
+void connection::start() {
+  last_activity_ = std::chrono::steady_clock::now();
+  spawn(reader(), "reader");
+  spawn(writer(), "writer");
+  spawn(watchdog(), "watchdog");
+}
+
+void connection::wake() {
+  if (writer_waiting_) wake_signal_.cancel();
+}
+
+void connection::close(std::string_view reason) {
+  if (closing_ || finished_) return;
+  closing_ = true;
+  close_reason_ = std::string(reason);
+  // After a takeover the broker has already moved the session to the new connection.
+  if (session_ != nullptr && !broker_.is_linked(session_, this)) session_ = nullptr;
+  log_->debug("closing client_id={} peer={} reason=\"{}\"", client_id_, peer_, reason);
+  std::error_code ignored;
+  socket_.cancel(ignored);  // the reader wakes and finishes the connection
+  wake_signal_.cancel();
+  deadline_.cancel();
+}
+
+awaitable<void> connection::reader() {
+  for (;;) {
+    if (close_after_flush_) co_return;  // the writer finishes once the answer is out
+    if (closing_) {
+      finish(close_reason_);
+      co_return;
+    }
+    auto space = decoder_.prepare(read_chunk);
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
+                                                    as_tuple(use_awaitable));
+    if (ec || closing_) {
+      finish(closing_ ? close_reason_ : (ec == asio::error::eof ? "peer closed" : ec.message()));
+      co_return;
+    }
+    decoder_.commit(n);
+    last_activity_ = std::chrono::steady_clock::now();
+    for (;;) {
+      auto r = decoder_.next();
+      if (!r) {
+        on_decode_error(r.error());
+        co_return;
+      }
+      if (!*r) break;
+      if (!handle(std::move(**r)) || closing_) break;
+    }
+  }
+}
+
+awaitable<void> connection::writer() {
+  for (;;) {
+    if (finished_) co_return;
+    write_buf_.clear();
+    write_buf_.swap(control_);
+    if (session_ != nullptr && connected_ && !closing_) session_->fill(write_buf_, write_batch);
+    if (write_buf_.empty()) {
+      if (close_after_flush_) {
+        finish("refused");
+        co_return;
+      }
+      if (closing_) co_return;
+      writer_waiting_ = true;
+      co_await wake_signal_.async_wait(as_tuple(use_awaitable));
+      writer_waiting_ = false;
+      continue;
+    }
+    auto [ec, n] =
+        co_await asio::async_write(socket_, asio::buffer(write_buf_), as_tuple(use_awaitable));
+    if (ec) {
+      finish("write failed: " + ec.message());
+      co_return;
+    }
+  }
+}
+
+awaitable<void> connection::watchdog() {
+  using clock_type = std::chrono::steady_clock;
+  deadline_.expires_at(last_activity_ + broker_.options().connect_timeout);
+  for (;;) {
+    (void)co_await deadline_.async_wait(as_tuple(use_awaitable));  // expiry or a reschedule
+    if (finished_ || closing_) co_return;
+    if (!connected_) {
+      if (clock_type::now() >= deadline_.expiry()) {
+        close("no CONNECT within the connect timeout");
+        co_return;
+      }
+      continue;  // woken early
+    }
+    if (keepalive_limit_ == clock_type::duration::zero()) co_return;
+    const auto due = last_activity_ + keepalive_limit_;
+    if (clock_type::now() >= due) {
+      close("keep-alive expired [MQTT-3.1.2-24]");
+      co_return;
+    }
+    deadline_.expires_at(due);  // activity moved the deadline: wait for the new one
+  }
+}
+
+void connection::queue_control(const codec::packet& p) {
+  codec::encode(p, control_);
+  if (control_.size() > broker_.options().max_control_backlog) {
+    close("client does not read its acknowledgements");
+    return;
+  }
+  wake();
+}
+
+void connection::on_decode_error(std::error_code ec) {
+  if (!connected_ && ec == codec::codec_errc::unacceptable_protocol_version) {
+    // Answer with CONNACK 0x01, then close [MQTT-3.1.2-2].
+    queue_control(codec::connack{false, codec::connect_return_code::unacceptable_protocol_version});
+    ++broker_.mutable_stats().connections_refused;
+    log_->info("connect_refused peer={} reason=\"{}\"", peer_, decoder_.error_detail());
+    close_after_flush_ = true;
+    closing_ = true;
+    return;
+  }
+  ++broker_.mutable_stats().protocol_errors;
+  log_->warn("protocol_error client_id={} peer={} error=\"{}\" detail=\"{}\"", client_id_, peer_,
+             ec.message(), decoder_.error_detail());
+  close("malformed packet");
+}
+
+void connection::protocol_error(std::string_view what) {
+  ++broker_.mutable_stats().protocol_errors;
+  log_->warn("protocol_error client_id={} peer={} detail=\"{}\"", client_id_, peer_, what);
+  close("protocol error");
+}
+
+bool connection::handle(codec::packet&& p) {
+  if (!connected_) {
+    if (auto* c = std::get_if<codec::connect>(&p)) return on_connect(std::move(*c));
+    protocol_error("first packet is not CONNECT [MQTT-3.1.0-1]");
+    return false;
+  }
+  return std::visit(
+      overloaded{[this](codec::publish& pub) {
+                   on_publish(std::move(pub));
+                   return true;
+                 },
+                 [this](codec::puback& a) {
+                   if (session_ != nullptr && session_->on_puback(a.packet_id)) wake();
+                   return true;
+                 },
+                 [this](codec::pubrec& a) {
+                   if (session_ != nullptr && session_->on_pubrec(a.packet_id, control_)) wake();
+                   return true;
+                 },
+                 [this](codec::pubcomp& a) {
+                   if (session_ != nullptr && session_->on_pubcomp(a.packet_id)) wake();
+                   return true;
+                 },
+                 [this](codec::pubrel& r) {
+                   if (session_ != nullptr) session_->release_qos2(r.packet_id);
+                   queue_control(codec::pubcomp{r.packet_id});  // [MQTT-4.3.3-2]
+                   return true;
+                 },
+                 [this](codec::subscribe& s) {
+                   if (session_ == nullptr) return true;
+                   auto codes = broker_.subscribe(*session_, s.subscriptions);
+                   if (decoder_.level() == codec::protocol_level::v3_1 &&
+                       std::find(codes.begin(), codes.end(), codec::suback_return_code::failure) !=
+                           codes.end()) {
+                     protocol_error("invalid topic filter (MQTT 3.1 has no SUBACK failure code)");
+                     return false;
+                   }
+                   // SUBACK goes out before the retained messages the subscription queued.
+                   queue_control(codec::suback{s.packet_id, std::move(codes)});
+                   return true;
+                 },
+                 [this](codec::unsubscribe& u) {
+                   if (session_ != nullptr) broker_.unsubscribe(*session_, u.filters);
+                   queue_control(codec::unsuback{u.packet_id});  // [MQTT-3.10.4-4]
+                   return true;
+                 },
+                 [this](codec::pingreq&) {
+                   queue_control(codec::pingresp{});  // [MQTT-3.12.4-1]
+                   return true;
+                 },
+                 [this](codec::disconnect&) {
+                   graceful_ = true;
+                   will_.reset();  // [MQTT-3.14.4-3]
+                   close("client sent DISCONNECT");
+                   return false;
+                 },
+                 [this](codec::connect&) {
+                   protocol_error("second CONNECT [MQTT-3.1.0-2]");
+                   return false;
+                 },
+                 [this](auto& other) {
+                   protocol_error(
+                       std::string("server-only packet from client: ") +
+                       std::string(codec::name_of(codec::type_of(codec::packet(other)))));
+                   return false;
+                 }},
+      p);
+}
+
+bool connection::on_connect(codec::connect&& c) {
+  std::string resend;
+  auto result = broker_.connect(c, *this, resend);
+  queue_control(result.ack);
+  if (result.ack.return_code != codec::connect_return_code::accepted) {
+    log_->info("connect_refused peer={} client_id={} rc={}", peer_, c.client_id,
+               static_cast<int>(result.ack.return_code));
+    close_after_flush_ = true;
+    closing_ = true;
+    return false;
+  }
+  connected_ = true;
+  session_ = result.s;
+  client_id_ = std::move(result.client_id);
+  will_ = std::move(c.will);
+  control_ += resend;
+  keepalive_limit_ = std::chrono::milliseconds(c.keep_alive * 1500);  // 1.5 x [MQTT-3.1.2-24]
+  deadline_.cancel();  // the watchdog switches from the CONNECT timeout to keep-alive
+  log_->info("connected client_id={} peer={} clean_session={} keep_alive={} session_present={}",
+             client_id_, peer_, c.clean_session, c.keep_alive, result.ack.session_present);
+  return true;
+}
+
+void connection::on_publish(codec::publish&& p) {
+  const auto qos = p.qos;
+  const auto id = p.packet_id;
+  auto msg = std::make_shared<const application_message>(
+      application_message{std::move(p.topic), std::move(p.payload), qos, p.retain});
+  switch (qos) {
+    case qos_level::at_most_once:
+      broker_.publish(std::move(msg));
+      break;
+    case qos_level::at_least_once:
+      broker_.publish(std::move(msg));
+      queue_control(codec::puback{id});  // [MQTT-4.3.2-2]
+      break;
+    case qos_level::exactly_once:
+      // Delivered once on first receipt; retransmissions before PUBREL are only acknowledged.
+      if (session_ != nullptr && session_->receive_qos2(id)) broker_.publish(std::move(msg));
+      queue_control(codec::pubrec{id});  // [MQTT-4.3.3-2]
+      break;
+  }
+}
+
+void connection::finish(std::string_view reason) {
+  if (finished_) return;
+  finished_ = true;
+  closing_ = true;
+  if (session_ != nullptr && !broker_.is_linked(session_, this)) session_ = nullptr;
+  if (session_ != nullptr) {
+    if (will_ && !graceful_) {
+      // Published on any end but DISCONNECT [MQTT-3.1.2-8], and intercepted like a PUBLISH.
+      log_->info("will client_id={} topic={}", client_id_, will_->topic);
+      broker_.publish(std::make_shared<const application_message>(application_message{
+          std::move(will_->topic), std::move(will_->payload), will_->qos, will_->retain}));
+    }
+    broker_.disconnect(*session_, *this);
+    session_ = nullptr;
+  }
+  if (connected_) {
+    log_->info("disconnected client_id={} peer={} reason=\"{}\"", client_id_, peer_, reason);
+  } else {
+    log_->debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
+  }
+  std::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  wake_signal_.cancel();
+  deadline_.cancel();
+  server_.on_closed(this);
+}
+
+}  // namespace ebus::mqtt::broker

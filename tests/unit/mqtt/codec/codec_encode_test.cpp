@@ -1,0 +1,114 @@
+// Encoding: every vector's value encodes to its bytes, and bytes -> decode -> encode gives the same
+// bytes on both protocol levels. The Remaining Length boundaries are those of section 2.2.3.
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "codec_test_support.hpp"
+#include "mqtt/codec/encoder.hpp"
+#include "packet_vectors.hpp"
+
+namespace ebus::mqtt::codec::test {
+namespace {
+
+class EncodeValid : public ::testing::TestWithParam<valid_vector> {};
+
+TEST_P(EncodeValid, EncodesToTheVectorBytes) {
+  const valid_vector& v = GetParam();
+  EXPECT_EQ(hex(encoded(v.value)), hex(v.bytes));
+  EXPECT_EQ(encoded_size(v.value), v.bytes.size());
+  EXPECT_EQ(remaining_length(v.value), v.bytes.size() - 2);  // all vectors have 1 length byte
+}
+
+TEST_P(EncodeValid, RoundTripsBytesThroughDecodeAndEncodeOnBothProtocolLevels) {
+  const valid_vector& v = GetParam();
+  for (const auto level : {protocol_level::v3_1_1, protocol_level::v3_1}) {
+    SCOPED_TRACE(static_cast<int>(level));
+    const auto decoded = decode_one(v.bytes, {.level = level});
+    ASSERT_TRUE(decoded.has_value());
+    ASSERT_TRUE(decoded->has_value());
+    EXPECT_EQ(hex(encoded(**decoded)), hex(v.bytes));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Vectors, EncodeValid, ::testing::ValuesIn(valid_vectors()),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(Encode, AppendsToWhatIsAlreadyInTheOutput) {
+  std::string out = "prefix";
+  encode(pingreq{}, out);
+  encode(puback{.packet_id = 0x0102}, out);
+  EXPECT_EQ(out, "prefix" + bytes({0xc0, 0x00, 0x40, 0x02, 0x01, 0x02}));
+}
+
+TEST(Encode, PerTypeOverloadMatchesTheVariantOverload) {
+  const publish p{.topic = "a", .payload = "b", .qos = qos_level::at_least_once, .packet_id = 3};
+  std::string by_type;
+  std::string by_variant;
+  encode(p, by_type);
+  encode(packet(p), by_variant);
+  EXPECT_EQ(by_type, by_variant);
+}
+
+struct length_case {
+  std::size_t remaining;
+  std::string length_bytes;  // the encoding given in section 2.2.3's table
+};
+
+class RemainingLength : public ::testing::TestWithParam<length_case> {};
+
+TEST_P(RemainingLength, BoundaryValuesEncodeAsTheSpecificationTableAndRoundTrip) {
+  const auto& c = GetParam();
+  // PUBLISH QoS 0 with a 1-byte topic: remaining length = 2 + 1 + payload.
+  const packet p = publish{.topic = "t", .payload = std::string(c.remaining - 3, 'x')};
+  const std::string wire = encoded(p);
+  EXPECT_EQ(hex(wire.substr(1, c.length_bytes.size())), hex(c.length_bytes));
+  EXPECT_EQ(wire.size(), 1 + c.length_bytes.size() + c.remaining);
+  EXPECT_EQ(encoded_size(p), wire.size());
+  const auto decoded = decode_one(wire);
+  ASSERT_TRUE(decoded.has_value());
+  ASSERT_TRUE(decoded->has_value());
+  EXPECT_TRUE(**decoded == p);
+}
+
+INSTANTIATE_TEST_SUITE_P(Boundaries, RemainingLength,
+                         ::testing::Values(length_case{3, bytes({0x03})},
+                                           length_case{127, bytes({0x7f})},
+                                           length_case{128, bytes({0x80, 0x01})},
+                                           length_case{16'383, bytes({0xff, 0x7f})},
+                                           length_case{16'384, bytes({0x80, 0x80, 0x01})},
+                                           length_case{2'097'151, bytes({0xff, 0xff, 0x7f})},
+                                           length_case{2'097'152, bytes({0x80, 0x80, 0x80, 0x01})}),
+                         [](const auto& param_info) {
+                           return "remaining_" + std::to_string(param_info.param.remaining);
+                         });
+
+TEST(Encode, ZeroRemainingLengthIsOneByte) {
+  EXPECT_EQ(encoded(disconnect{}), bytes({0xe0, 0x00}));
+  EXPECT_EQ(encoded_size(disconnect{}), 2u);
+}
+
+TEST(Encode, ConnectWritesTheProtocolNameOfItsLevel) {
+  const std::string v4 = encoded(connect{.level = protocol_level::v3_1_1, .client_id = "c"});
+  const std::string v3 = encoded(connect{.level = protocol_level::v3_1, .client_id = "c"});
+  EXPECT_EQ(v4.substr(2, 7), bytes({0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04}));
+  EXPECT_EQ(v3.substr(2, 9), bytes({0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 0x03}));
+}
+
+TEST(Encode, ConnectFlagsFollowThePresentFields) {
+  // Byte 10 of a CONNECT with "MQTT" is the connect flags byte (section 3.1.2.3).
+  const auto flags = [](const connect& c) { return static_cast<unsigned char>(encoded(c)[9]); };
+  EXPECT_EQ(flags(connect{.clean_session = false, .client_id = "c"}), 0x00);
+  EXPECT_EQ(flags(connect{.client_id = "c"}), 0x02);
+  EXPECT_EQ(flags(connect{.client_id = "c", .username = "u"}), 0x82);
+  EXPECT_EQ(flags(connect{.client_id = "c", .username = "u", .password = "p"}), 0xc2);
+  EXPECT_EQ(flags(connect{.client_id = "c",
+                          .will = will_message{.topic = "w", .qos = qos_level::exactly_once}}),
+            0x16);
+  EXPECT_EQ(flags(connect{.client_id = "c", .will = will_message{.topic = "w", .retain = true}}),
+            0x26);
+}
+
+}  // namespace
+}  // namespace ebus::mqtt::codec::test

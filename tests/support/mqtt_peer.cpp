@@ -14,9 +14,16 @@ namespace ebus::test {
 
 namespace codec = mqtt::codec;
 
-mqtt_peer::mqtt_peer(std::uint16_t port, const std::string& host) {
+mqtt_peer::mqtt_peer(std::uint16_t port, const std::string& host)
+    : mqtt_peer(port, peer_options{}, host) {}
+
+mqtt_peer::mqtt_peer(std::uint16_t port, peer_options options, const std::string& host) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "socket");
+  if (options.receive_buffer > 0) {
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &options.receive_buffer,
+                 sizeof options.receive_buffer);
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);

@@ -7,11 +7,19 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "mqtt/codec/decoder.hpp"
 #include "mqtt/codec/packet.hpp"
 
 namespace ebus::test {
+
+/// Socket settings applied before the TCP connection is made.
+struct peer_options {
+  /// SO_RCVBUF in bytes (0 keeps the system default). Set before connecting, so the advertised
+  /// window stays small: a peer that never reads then makes the sender's socket fill quickly.
+  int receive_buffer = 0;
+};
 
 class mqtt_peer {
  public:
@@ -20,6 +28,7 @@ class mqtt_peer {
 
   /// Connects a TCP socket to host:port (throws std::system_error on failure).
   explicit mqtt_peer(std::uint16_t port, const std::string& host = "127.0.0.1");
+  mqtt_peer(std::uint16_t port, peer_options options, const std::string& host = "127.0.0.1");
   mqtt_peer(const mqtt_peer&) = delete;
   mqtt_peer& operator=(const mqtt_peer&) = delete;
   ~mqtt_peer();
@@ -29,6 +38,16 @@ class mqtt_peer {
 
   /// The next packet, or nullopt on timeout, connection end, or undecodable bytes.
   std::optional<mqtt::codec::packet> receive(ms timeout = default_timeout);
+
+  /// The next packet if it is a `T`; nullopt on timeout, connection end, or another packet type
+  /// (which is consumed).
+  template <class T>
+  std::optional<T> receive_as(ms timeout = default_timeout) {
+    auto p = receive(timeout);
+    if (!p) return std::nullopt;
+    if (auto* t = std::get_if<T>(&*p)) return std::move(*t);
+    return std::nullopt;
+  }
 
   /// True if no packet arrives within `timeout` (and the connection stays open).
   bool silent_for(ms timeout);

@@ -1,0 +1,268 @@
+// Side-by-side throughput of the embedded broker and Debian's mosquitto, in one run on one
+// machine: 1 publisher -> 1 subscriber, 64-byte payloads, QoS 0 and QoS 1. Reports messages/s
+// seen by the subscriber and the broker process's CPU time per delivered message, and the
+// ratios eventbus / mosquitto.
+//
+//   broker_compare [--messages N] [--mosquitto PATH] [--server PATH]
+//
+// The load generator is a plain blocking client built on our codec; both brokers get exactly
+// the same byte stream.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mqtt/codec/decoder.hpp"
+#include "mqtt/codec/encoder.hpp"
+
+extern char** environ;
+
+namespace {
+
+namespace codec = ebus::mqtt::codec;
+using steady = std::chrono::steady_clock;
+
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+int dial(std::uint16_t port) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      return fd;
+    }
+    ::close(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // broker still starting
+  }
+  throw std::runtime_error("cannot connect to port " + std::to_string(port));
+}
+
+void send_all(int fd, const std::string& bytes) {
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    const auto n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) throw std::runtime_error("send failed");
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+// Reads until one packet is decoded.
+codec::packet read_packet(int fd, codec::decoder& dec) {
+  for (;;) {
+    auto r = dec.next();
+    if (!r) throw std::runtime_error("decode error");
+    if (*r) return std::move(**r);
+    auto space = dec.prepare(64 * 1024);
+    const auto n = ::recv(fd, space.data(), space.size(), 0);
+    if (n <= 0) throw std::runtime_error("connection closed");
+    dec.commit(static_cast<std::size_t>(n));
+  }
+}
+
+int mqtt_connect(std::uint16_t port, const std::string& id) {
+  const int fd = dial(port);
+  std::string out;
+  codec::encode(codec::connect{.keep_alive = 60, .client_id = id}, out);
+  send_all(fd, out);
+  codec::decoder dec;
+  (void)read_packet(fd, dec);  // CONNACK
+  return fd;
+}
+
+struct result {
+  double msgs_per_s = 0;
+  double cpu_us_per_msg = 0;
+  std::size_t received = 0;
+};
+
+double process_cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  const auto close = line.rfind(')');
+  std::vector<std::string> fields;
+  std::string field;
+  for (std::size_t i = close + 2; i <= line.size(); ++i) {
+    if (i == line.size() || line[i] == ' ') {
+      fields.push_back(field);
+      field.clear();
+    } else {
+      field += line[i];
+    }
+  }
+  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return (std::stod(fields[11]) + std::stod(fields[12])) / ticks;  // utime + stime
+}
+
+result run_load(std::uint16_t port, pid_t broker_pid, codec::qos_level qos, std::size_t count) {
+  const std::string topic = "bench/" + std::to_string(static_cast<int>(qos));
+  const int sub = mqtt_connect(port, "bench-sub");
+  codec::decoder sub_dec;
+  {
+    std::string out;
+    codec::encode(codec::subscribe{1, {{topic, qos}}}, out);
+    send_all(sub, out);
+    (void)read_packet(sub, sub_dec);  // SUBACK
+  }
+  const int pub = mqtt_connect(port, "bench-pub");
+  const std::string payload(64, 'p');
+
+  std::atomic<std::size_t> received{0};
+  steady::time_point first_recv{};
+  steady::time_point last_recv{};
+  std::thread reader([&] {
+    std::string acks;
+    try {
+      while (received < count) {
+        auto p = read_packet(sub, sub_dec);
+        auto* m = std::get_if<codec::publish>(&p);
+        if (m == nullptr) continue;
+        if (received == 0) first_recv = steady::now();
+        last_recv = steady::now();
+        ++received;
+        if (m->qos == codec::qos_level::at_least_once) {
+          acks.clear();
+          codec::encode(codec::puback{m->packet_id}, acks);
+          send_all(sub, acks);
+        }
+      }
+    } catch (const std::exception&) {
+    }
+  });
+
+  const double cpu_before = process_cpu_seconds(broker_pid);
+  const auto start = steady::now();
+  codec::decoder pub_dec;
+  std::string batch;
+  std::size_t unacked = 0;
+  std::uint16_t id = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (qos == codec::qos_level::at_most_once) {
+      codec::encode_publish(batch, topic, payload, qos, false, false, 0);
+    } else {
+      id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
+      codec::encode_publish(batch, topic, payload, qos, false, false, id);
+      ++unacked;
+    }
+    if (batch.size() >= 16 * 1024 || i + 1 == count) {
+      send_all(pub, batch);
+      batch.clear();
+    }
+    // QoS 1: at most 100 unacknowledged, as a client with a receive window would.
+    while (unacked >= 100 || (i + 1 == count && unacked > 0)) {
+      auto p = read_packet(pub, pub_dec);
+      if (std::holds_alternative<codec::puback>(p)) --unacked;
+    }
+  }
+  const auto deadline = steady::now() + std::chrono::seconds(30);
+  while (received < count && steady::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const double cpu_after = process_cpu_seconds(broker_pid);
+  ::shutdown(sub, SHUT_RDWR);
+  reader.join();
+  ::close(sub);
+  ::close(pub);
+
+  result r;
+  r.received = received;
+  const auto end = received == count ? last_recv : steady::now();
+  const double secs = std::chrono::duration<double>(end - start).count();
+  r.msgs_per_s = static_cast<double>(received) / secs;
+  r.cpu_us_per_msg = received == 0 ? 0 : (cpu_after - cpu_before) * 1e6 / static_cast<double>(received);
+  return r;
+}
+
+pid_t spawn(std::vector<std::string> argv) {
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  if (::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ) != 0) {
+    throw std::runtime_error("cannot start " + argv[0]);
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+void stop(pid_t pid) {
+  ::kill(pid, SIGTERM);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::size_t count = 200000;
+  std::string mosquitto = "/usr/sbin/mosquitto";
+  std::string server = std::string(EBUS_BENCH_DIR) + "/broker_server";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string key = argv[i];
+    if (key == "--messages") count = std::stoul(argv[i + 1]);
+    if (key == "--mosquitto") mosquitto = argv[i + 1];
+    if (key == "--server") server = argv[i + 1];
+  }
+
+  const std::uint16_t mport = free_port();
+  const std::string conf = "/tmp/ebus-bench-mosquitto-" + std::to_string(::getpid()) + ".conf";
+  {
+    std::ofstream c(conf);
+    c << "listener " << mport << " 127.0.0.1\nallow_anonymous true\nlog_type none\n";
+  }
+  const pid_t mpid = spawn({mosquitto, "-c", conf});
+  const std::uint16_t eport = free_port();
+  const pid_t epid = spawn({server, std::to_string(eport)});
+
+  std::printf("%-6s %-10s %14s %16s %10s\n", "qos", "broker", "msgs/s", "cpu us/msg", "received");
+  for (auto qos : {codec::qos_level::at_most_once, codec::qos_level::at_least_once}) {
+    const std::size_t n = qos == codec::qos_level::at_most_once ? count : count / 4;
+    const auto theirs = run_load(mport, mpid, qos, n);
+    const auto ours = run_load(eport, epid, qos, n);
+    const int q = static_cast<int>(qos);
+    std::printf("%-6d %-10s %14.0f %16.2f %10zu\n", q, "eventbus", ours.msgs_per_s,
+                ours.cpu_us_per_msg, ours.received);
+    std::printf("%-6d %-10s %14.0f %16.2f %10zu\n", q, "mosquitto", theirs.msgs_per_s,
+                theirs.cpu_us_per_msg, theirs.received);
+    std::printf("%-6d ratio eventbus/mosquitto: throughput %.2fx, cpu per message %.2fx\n", q,
+                ours.msgs_per_s / theirs.msgs_per_s, ours.cpu_us_per_msg / theirs.cpu_us_per_msg);
+  }
+  stop(epid);
+  stop(mpid);
+  std::remove(conf.c_str());
+  return 0;
+}

@@ -1,5 +1,7 @@
 #include "mqtt/broker/connection.hpp"
 
+#include <array>
+
 #include <spdlog/spdlog.h>
 
 #include "common/log.hpp"
@@ -60,7 +62,16 @@ void connection::start() {
 }
 
 void connection::wake() {
-  if (writer_waiting_) wake_signal_.cancel();
+  if (writer_waiting_) {
+    writer_waiting_ = false;  // it runs soon; until then, messages are staged below
+    wake_signal_.cancel();
+    return;
+  }
+  // A write is in flight: encode what the session may send into the next batch now, so a burst
+  // to a subscriber that keeps up waits as bytes, not in (and over) its bounded session queue.
+  if (session_ != nullptr && connected_ && !closing_ && staged_.size() < write_batch) {
+    session_->fill(staged_, write_batch);
+  }
 }
 
 void connection::close(std::string_view reason) {
@@ -96,7 +107,7 @@ awaitable<void> connection::reader() {
       auto r = decoder_.next();
       if (!r) {
         on_decode_error(r.error());
-        co_return;
+        break;  // the top of the loop finishes the connection, or leaves that to the writer
       }
       if (!*r) break;
       if (!handle(std::move(**r)) || closing_) break;
@@ -107,10 +118,13 @@ awaitable<void> connection::reader() {
 awaitable<void> connection::writer() {
   for (;;) {
     if (finished_) co_return;
-    write_buf_.clear();
-    write_buf_.swap(control_);
-    if (session_ != nullptr && connected_ && !closing_) session_->fill(write_buf_, write_batch);
-    if (write_buf_.empty()) {
+    // Control packets first: a SUBACK precedes the retained messages it releases.
+    out_control_.clear();
+    out_control_.swap(control_);
+    out_data_.clear();
+    out_data_.swap(staged_);
+    if (session_ != nullptr && connected_ && !closing_) session_->fill(out_data_, write_batch);
+    if (out_control_.empty() && out_data_.empty()) {
       if (close_after_flush_) {
         finish("refused");
         co_return;
@@ -118,11 +132,12 @@ awaitable<void> connection::writer() {
       if (closing_) co_return;
       writer_waiting_ = true;
       co_await wake_signal_.async_wait(as_tuple(use_awaitable));
-      writer_waiting_ = false;
+      writer_waiting_ = false;  // also woken by close() and finish()
       continue;
     }
-    auto [ec, n] =
-        co_await asio::async_write(socket_, asio::buffer(write_buf_), as_tuple(use_awaitable));
+    const std::array<asio::const_buffer, 2> batch{asio::buffer(out_control_),
+                                                  asio::buffer(out_data_)};
+    auto [ec, n] = co_await asio::async_write(socket_, batch, as_tuple(use_awaitable));
     if (ec) {
       finish("write failed: " + ec.message());
       co_return;
@@ -163,14 +178,26 @@ void connection::queue_control(const codec::packet& p) {
 }
 
 void connection::on_decode_error(std::error_code ec) {
-  if (!connected_ && ec == codec::codec_errc::unacceptable_protocol_version) {
-    // Answer with CONNACK 0x01, then close [MQTT-3.1.2-2].
-    queue_control(codec::connack{false, codec::connect_return_code::unacceptable_protocol_version});
-    ++broker_.mutable_stats().connections_refused;
-    log_->info("connect_refused peer={} reason=\"{}\"", peer_, decoder_.error_detail());
-    close_after_flush_ = true;
-    closing_ = true;
-    return;
+  // The one place that maps a decode error to what the client is told. MQTT 3.1.1 answers two
+  // refusals of a CONNECT with a CONNACK before closing: 0x01 for a protocol level it does not
+  // speak [MQTT-3.1.2-2] and 0x02 for a client id it must refuse [MQTT-3.1.3-9]; every other
+  // error only closes the connection (3.1.1 has no DISCONNECT from the server).
+  if (!connected_) {
+    std::optional<codec::connect_return_code> refusal;
+    if (ec == codec::codec_errc::unacceptable_protocol_version) {
+      refusal = codec::connect_return_code::unacceptable_protocol_version;
+    } else if (ec == codec::codec_errc::identifier_rejected) {
+      refusal = codec::connect_return_code::identifier_rejected;
+    }
+    if (refusal) {
+      queue_control(codec::connack{false, *refusal});
+      ++broker_.mutable_stats().connections_refused;
+      log_->info("connect_refused peer={} rc={} reason=\"{}\"", peer_, static_cast<int>(*refusal),
+                 decoder_.error_detail());
+      close_after_flush_ = true;
+      closing_ = true;
+      return;
+    }
   }
   ++broker_.mutable_stats().protocol_errors;
   log_->warn("protocol_error client_id={} peer={} error=\"{}\" detail=\"{}\"", client_id_, peer_,
@@ -302,13 +329,16 @@ void connection::finish(std::string_view reason) {
   finished_ = true;
   closing_ = true;
   if (session_ != nullptr && !broker_.is_linked(session_, this)) session_ = nullptr;
+  if (will_ && !graceful_) {
+    // Published on any end but DISCONNECT [MQTT-3.1.2-8], a takeover by another connection
+    // with this client id included (the session moved on, the will belongs to this connection),
+    // and intercepted like a PUBLISH.
+    log_->info("will client_id={} topic={}", client_id_, will_->topic);
+    broker_.publish(std::make_shared<const application_message>(application_message{
+        std::move(will_->topic), std::move(will_->payload), will_->qos, will_->retain}));
+    will_.reset();
+  }
   if (session_ != nullptr) {
-    if (will_ && !graceful_) {
-      // Published on any end but DISCONNECT [MQTT-3.1.2-8], and intercepted like a PUBLISH.
-      log_->info("will client_id={} topic={}", client_id_, will_->topic);
-      broker_.publish(std::make_shared<const application_message>(application_message{
-          std::move(will_->topic), std::move(will_->payload), will_->qos, will_->retain}));
-    }
     broker_.disconnect(*session_, *this);
     session_ = nullptr;
   }

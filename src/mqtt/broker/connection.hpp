@@ -56,8 +56,10 @@ class connection final : public client_link, public std::enable_shared_from_this
   server& server_;
   std::shared_ptr<spdlog::logger> log_;
   codec::decoder decoder_;
-  std::string control_;    // acknowledgements and other control packets not yet written
-  std::string write_buf_;  // the batch being written
+  std::string control_;      // acknowledgements and other control packets not yet written
+  std::string staged_;       // PUBLISHes taken from the session while a write is in flight
+  std::string out_control_;  // the batch being written: control packets,
+  std::string out_data_;     // then PUBLISHes
   asio::steady_timer wake_signal_;
   asio::steady_timer deadline_;
   session* session_ = nullptr;

@@ -36,6 +36,11 @@ expected<listen_address, std::string> parse_listen_url(std::string_view url) {
     }
     host = rest.substr(0, colon);
     port = rest.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      // "tcp://::1" would otherwise read as host ":" port 1 (RFC 3986 section 3.2.2).
+      return fail("IPv6 address without brackets in '" + std::string(url) +
+                  "' (write tcp://[::1]:1884)");
+    }
   }
   if (host.empty()) return fail("missing host in '" + std::string(url) + "'");
   unsigned value = 0;

@@ -1,0 +1,849 @@
+// The broker core without sockets: CONNECT handling, session lifetime, routing, retained
+// messages, the EventBus hooks and the statistics. Connections are fake_links; what a session
+// would write is decoded back into packets.
+
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "broker_test_support.hpp"
+#include "ebus_test/manual_clock.hpp"
+#include "mqtt/broker/broker.hpp"
+
+namespace ebus::mqtt::broker {
+namespace {
+
+using codec::connect_return_code;
+using codec::protocol_level;
+using codec::qos_level;
+using codec::suback_return_code;
+using test::decode_all;
+using test::fake_link;
+using test::fill_publishes;
+using test::make_message;
+using test::publish_packet;
+using test::redelivered;
+
+constexpr auto q0 = qos_level::at_most_once;
+constexpr auto q1 = qos_level::at_least_once;
+constexpr auto q2 = qos_level::exactly_once;
+
+broker_options make_options(std::size_t queue_size = 100,
+                            overflow_policy overflow = overflow_policy::drop_newest) {
+  broker_options o;
+  o.session_queue_size = queue_size;
+  o.overflow = overflow;
+  return o;
+}
+
+/// A broker on a manual clock.
+struct fixture {
+  explicit fixture(broker_options o = make_options()) : core(std::move(o), clk) {}
+  ebus::test::manual_clock clk;
+  broker core;
+};
+
+/// One client connection as the broker sees it. Not movable: the broker keeps `link`'s address.
+struct client {
+  client() = default;
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  fake_link link;
+  session* s = nullptr;
+  codec::connack ack;
+  std::string id;      ///< the client id in use
+  std::string resend;  ///< what connect() asked to write after the CONNACK
+};
+
+codec::connect connect_packet(std::string id, bool clean,
+                              protocol_level level = protocol_level::v3_1_1) {
+  codec::connect c;
+  c.level = level;
+  c.clean_session = clean;
+  c.client_id = std::move(id);
+  return c;
+}
+
+/// Sends CONNECT for `c` and records the outcome in it; returns the CONNACK.
+codec::connack connect(broker& b, client& c, std::string id, bool clean,
+                       protocol_level level = protocol_level::v3_1_1) {
+  c.resend.clear();
+  auto r = b.connect(connect_packet(std::move(id), clean, level), c.link, c.resend);
+  c.s = r.s;
+  c.ack = r.ack;
+  c.id = std::move(r.client_id);
+  return r.ack;
+}
+
+/// Connects and checks that the broker accepted.
+void connect_ok(broker& b, client& c, std::string id, bool clean) {
+  const auto ack = connect(b, c, std::move(id), clean);
+  ASSERT_EQ(ack.return_code, connect_return_code::accepted);
+  ASSERT_NE(c.s, nullptr);
+}
+
+/// The connection of `c` ended.
+void disconnect(broker& b, client& c) {
+  ASSERT_NE(c.s, nullptr);
+  b.disconnect(*c.s, c.link);
+}
+
+suback_return_code subscribe(broker& b, client& c, std::string filter, qos_level qos) {
+  const auto codes = b.subscribe(*c.s, std::vector<codec::subscription>{{std::move(filter), qos}});
+  EXPECT_EQ(codes.size(), 1u);
+  return codes.empty() ? suback_return_code::failure : codes.front();
+}
+
+void publish(broker& b, std::string topic, std::string payload, qos_level qos = q0,
+             bool retain = false) {
+  b.publish(make_message(std::move(topic), std::move(payload), qos, retain));
+}
+
+/// What `c` would be sent now.
+std::vector<codec::publish> received(client& c) {
+  return fill_publishes(*c.s);
+}
+
+// --- CONNECT: client identifiers -----------------------------------------------------------------
+
+TEST(broker, connect_with_a_client_id_is_accepted_and_linked) {
+  fixture f;
+  client c;
+  const auto ack = connect(f.core, c, "sensor-1", true);
+  EXPECT_EQ(ack, (codec::connack{.session_present = false,
+                                 .return_code = connect_return_code::accepted}));
+  ASSERT_NE(c.s, nullptr);
+  EXPECT_EQ(c.id, "sensor-1");
+  EXPECT_EQ(c.s->client_id(), "sensor-1");
+  EXPECT_TRUE(c.s->online());
+  EXPECT_TRUE(f.core.is_linked(c.s, &c.link));
+  EXPECT_EQ(f.core.find_session("sensor-1"), c.s);
+  EXPECT_EQ(f.core.session_count(), 1u);
+  EXPECT_TRUE(c.resend.empty());
+  EXPECT_EQ(f.core.stats().connections_accepted, 1u);
+  EXPECT_EQ(f.core.stats().connections_refused, 0u);
+}
+
+TEST(broker, zero_length_client_id_with_clean_session_0_is_rejected) {
+  // [MQTT-3.1.3-8]: CONNACK 0x02 (identifier rejected).
+  fixture f;
+  client c;
+  const auto ack = connect(f.core, c, "", false);
+  EXPECT_EQ(ack.return_code, connect_return_code::identifier_rejected);
+  EXPECT_FALSE(ack.session_present);  // [MQTT-3.2.2-4]
+  EXPECT_EQ(c.s, nullptr);
+  EXPECT_EQ(f.core.session_count(), 0u);
+  EXPECT_EQ(f.core.stats().connections_refused, 1u);
+  EXPECT_EQ(f.core.stats().connections_accepted, 0u);
+}
+
+TEST(broker, zero_length_client_id_on_mqtt_3_1_is_rejected) {
+  // MQTT 3.1 requires a client id of 1 to 23 characters; only 3.1.1 allows an empty one.
+  fixture f;
+  client c;
+  const auto ack = connect(f.core, c, "", true, protocol_level::v3_1);
+  EXPECT_EQ(ack.return_code, connect_return_code::identifier_rejected);
+  EXPECT_EQ(c.s, nullptr);
+  EXPECT_EQ(f.core.session_count(), 0u);
+  EXPECT_EQ(f.core.stats().connections_refused, 1u);
+}
+
+TEST(broker, mqtt_3_1_client_with_a_client_id_is_accepted) {
+  fixture f;
+  client c;
+  const auto ack = connect(f.core, c, "legacy", true, protocol_level::v3_1);
+  EXPECT_EQ(ack.return_code, connect_return_code::accepted);
+  EXPECT_NE(c.s, nullptr);
+}
+
+TEST(broker, zero_length_client_id_with_clean_session_gets_a_unique_assigned_id) {
+  // [MQTT-3.1.3-6]: the server assigns a unique id and proceeds as if the client sent it.
+  fixture f;
+  client a;
+  client b;
+  connect_ok(f.core, a, "", true);
+  connect_ok(f.core, b, "", true);
+  EXPECT_FALSE(a.id.empty());
+  EXPECT_FALSE(b.id.empty());
+  EXPECT_NE(a.id, b.id);
+  EXPECT_EQ(a.s->client_id(), a.id);
+  EXPECT_EQ(f.core.find_session(a.id), a.s);
+  EXPECT_EQ(f.core.find_session(b.id), b.s);
+  EXPECT_EQ(f.core.session_count(), 2u);
+  EXPECT_TRUE(a.link.closes.empty());  // the second client did not take over the first
+  EXPECT_FALSE(a.ack.session_present);
+}
+
+TEST(broker, assigned_client_ids_never_take_over_an_existing_session) {
+  // Whatever the naming scheme, an assigned id must be unique [MQTT-3.1.3-6]: connect clients
+  // under ids that look like assigned ones first, then clients without an id.
+  fixture f;
+  std::vector<std::unique_ptr<client>> named;
+  for (int i = 0; i < 5; ++i) {
+    named.push_back(std::make_unique<client>());
+    connect_ok(f.core, *named.back(), "auto-" + std::to_string(i), false);
+  }
+  std::vector<std::unique_ptr<client>> anonymous;
+  std::set<std::string> ids;
+  for (int i = 0; i < 10; ++i) {
+    anonymous.push_back(std::make_unique<client>());
+    connect_ok(f.core, *anonymous.back(), "", true);
+    ids.insert(anonymous.back()->id);
+  }
+  EXPECT_EQ(ids.size(), 10u);
+  for (const auto& c : named) {
+    EXPECT_TRUE(c->link.closes.empty()) << c->id;
+    EXPECT_TRUE(f.core.is_linked(c->s, &c->link)) << c->id;
+    EXPECT_EQ(ids.count(c->id), 0u) << c->id;
+  }
+  EXPECT_EQ(f.core.session_count(), 15u);
+}
+
+// --- CONNECT: takeover and session state ---------------------------------------------------------
+
+TEST(broker, second_connect_with_the_same_id_closes_the_old_link) {
+  // [MQTT-3.1.4-2]
+  fixture f;
+  client first;
+  client second;
+  connect_ok(f.core, first, "dev", true);
+  session* const old_session = first.s;
+  connect_ok(f.core, second, "dev", true);
+
+  EXPECT_EQ(first.link.closes.size(), 1u);
+  EXPECT_TRUE(second.link.closes.empty());
+  EXPECT_FALSE(f.core.is_linked(old_session, &first.link));
+  EXPECT_TRUE(f.core.is_linked(second.s, &second.link));
+  EXPECT_FALSE(second.ack.session_present);  // clean session [MQTT-3.2.2-1]
+  EXPECT_EQ(f.core.session_count(), 1u);
+  EXPECT_EQ(f.core.stats().connections_accepted, 2u);
+}
+
+TEST(broker, takeover_of_a_persistent_session_reports_session_present_and_keeps_it) {
+  // [MQTT-3.1.4-2][MQTT-3.1.2-4][MQTT-3.2.2-2]
+  fixture f;
+  client first;
+  client second;
+  connect_ok(f.core, first, "dev", false);
+  ASSERT_EQ(subscribe(f.core, first, "cmd/#", q1), suback_return_code::success_maximum_qos_1);
+  session* const old_session = first.s;
+
+  connect_ok(f.core, second, "dev", false);
+  EXPECT_EQ(first.link.closes.size(), 1u);
+  EXPECT_TRUE(second.ack.session_present);
+  EXPECT_EQ(second.s, old_session);
+  EXPECT_TRUE(f.core.is_linked(second.s, &second.link));
+  EXPECT_FALSE(f.core.is_linked(second.s, &first.link));
+
+  publish(f.core, "cmd/x", "go", q1);
+  EXPECT_EQ(received(second), (std::vector<codec::publish>{publish_packet("cmd/x", "go", q1, 1)}));
+  EXPECT_EQ(first.link.wakes, 0);  // the old connection gets nothing more
+}
+
+TEST(broker, disconnect_reported_by_a_taken_over_connection_is_ignored) {
+  fixture f;
+  client first;
+  client second;
+  connect_ok(f.core, first, "dev", false);
+  ASSERT_EQ(subscribe(f.core, first, "cmd", q0), suback_return_code::success_maximum_qos_0);
+  connect_ok(f.core, second, "dev", false);
+
+  f.core.disconnect(*second.s, first.link);  // the old connection finishes late
+  EXPECT_TRUE(second.s->online());
+  EXPECT_TRUE(f.core.is_linked(second.s, &second.link));
+  publish(f.core, "cmd", "still here");
+  EXPECT_EQ(received(second),
+            (std::vector<codec::publish>{publish_packet("cmd", "still here", q0)}));
+}
+
+TEST(broker, clean_takeover_of_a_persistent_session_starts_a_new_session) {
+  // [MQTT-3.1.2-6]
+  fixture f;
+  client first;
+  client second;
+  connect_ok(f.core, first, "dev", false);
+  ASSERT_EQ(subscribe(f.core, first, "cmd", q1), suback_return_code::success_maximum_qos_1);
+  connect_ok(f.core, second, "dev", true);
+  EXPECT_EQ(first.link.closes.size(), 1u);
+  EXPECT_FALSE(second.ack.session_present);
+  EXPECT_TRUE(second.s->clean());
+  EXPECT_TRUE(second.s->subscriptions.empty());
+  publish(f.core, "cmd", "x", q1);
+  EXPECT_EQ(f.core.stats().deliveries_queued, 0u);
+}
+
+TEST(broker, reconnect_with_clean_session_0_resumes_the_session_with_session_present) {
+  // [MQTT-3.1.2-4][MQTT-3.2.2-2]
+  fixture f;
+  client first;
+  connect_ok(f.core, first, "dev", false);
+  EXPECT_FALSE(first.ack.session_present);  // no stored session yet [MQTT-3.2.2-3]
+  ASSERT_EQ(subscribe(f.core, first, "cmd/+", q2), suback_return_code::success_maximum_qos_2);
+  disconnect(f.core, first);
+  EXPECT_EQ(f.core.session_count(), 1u);
+  EXPECT_FALSE(first.s->online());
+
+  client second;
+  connect_ok(f.core, second, "dev", false);
+  EXPECT_TRUE(second.ack.session_present);
+  EXPECT_EQ(second.s, first.s);
+  EXPECT_EQ(second.s->subscriptions.size(), 1u);
+  EXPECT_TRUE(first.link.closes.empty());  // it had already gone: no takeover
+}
+
+TEST(broker, reconnect_with_clean_session_1_discards_the_persistent_session) {
+  // [MQTT-3.1.2-6][MQTT-3.2.2-1]
+  fixture f;
+  client first;
+  connect_ok(f.core, first, "dev", false);
+  ASSERT_EQ(subscribe(f.core, first, "cmd", q1), suback_return_code::success_maximum_qos_1);
+  disconnect(f.core, first);
+  publish(f.core, "cmd", "queued while offline", q1);
+  ASSERT_EQ(f.core.stats().deliveries_queued, 1u);
+
+  client second;
+  connect_ok(f.core, second, "dev", true);
+  EXPECT_FALSE(second.ack.session_present);
+  EXPECT_TRUE(second.s->subscriptions.empty());
+  EXPECT_EQ(second.s->queued(), 0u);  // the queued message went with the old session
+  EXPECT_TRUE(second.resend.empty());
+  publish(f.core, "cmd", "after", q1);
+  EXPECT_EQ(f.core.stats().deliveries_queued, 1u);  // nobody is subscribed any more
+  EXPECT_TRUE(received(second).empty());
+
+  disconnect(f.core, second);
+  EXPECT_EQ(f.core.session_count(), 0u);
+}
+
+TEST(broker, persistent_session_keeps_qos1_and_qos2_but_not_qos0_while_offline) {
+  // [MQTT-3.1.2-5]
+  fixture f;
+  client first;
+  connect_ok(f.core, first, "dev", false);
+  ASSERT_EQ(subscribe(f.core, first, "cmd", q2), suback_return_code::success_maximum_qos_2);
+  disconnect(f.core, first);
+
+  publish(f.core, "cmd", "zero", q0);
+  publish(f.core, "cmd", "one", q1);
+  publish(f.core, "cmd", "two", q2);
+
+  client second;
+  connect_ok(f.core, second, "dev", false);
+  EXPECT_EQ(received(second), (std::vector<codec::publish>{
+                                  publish_packet("cmd", "one", q1, 1),
+                                  publish_packet("cmd", "two", q2, 2),
+                              }));
+}
+
+TEST(broker, reconnect_resends_unacknowledged_messages_with_dup) {
+  // [MQTT-4.4.0-1]: what connect() returns in `resend` is written right after the CONNACK.
+  fixture f;
+  client first;
+  connect_ok(f.core, first, "dev", false);
+  ASSERT_EQ(subscribe(f.core, first, "cmd", q1), suback_return_code::success_maximum_qos_1);
+  publish(f.core, "cmd", "unacked", q1);
+  ASSERT_EQ(received(first).size(), 1u);  // written, but the PUBACK never comes
+  disconnect(f.core, first);
+
+  client second;
+  connect_ok(f.core, second, "dev", false);
+  EXPECT_EQ(decode_all(second.resend),
+            (std::vector<codec::packet>{redelivered(publish_packet("cmd", "unacked", q1, 1))}));
+}
+
+// --- session end -------------------------------------------------------------------------------
+
+TEST(broker, disconnect_of_a_clean_session_removes_it_and_its_subscriptions) {
+  // [MQTT-3.1.2-6]: the session lasts as long as the network connection.
+  fixture f;
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "cmd/#", q1), suback_return_code::success_maximum_qos_1);
+  disconnect(f.core, c);
+  EXPECT_EQ(f.core.session_count(), 0u);
+  EXPECT_EQ(f.core.find_session("dev"), nullptr);
+  EXPECT_FALSE(f.core.is_linked(c.s, &c.link));
+
+  const int wakes = c.link.wakes;
+  publish(f.core, "cmd/x", "nobody", q1);
+  EXPECT_EQ(f.core.stats().deliveries_queued, 0u);
+  EXPECT_EQ(f.core.stats().deliveries_dropped, 0u);
+  EXPECT_EQ(c.link.wakes, wakes);
+}
+
+TEST(broker, disconnect_of_a_persistent_session_keeps_its_subscriptions) {
+  fixture f;
+  client c;
+  connect_ok(f.core, c, "dev", false);
+  ASSERT_EQ(subscribe(f.core, c, "cmd/#", q1), suback_return_code::success_maximum_qos_1);
+  disconnect(f.core, c);
+  EXPECT_EQ(f.core.session_count(), 1u);
+  EXPECT_EQ(f.core.find_session("dev"), c.s);
+
+  publish(f.core, "cmd/x", "kept", q1);
+  EXPECT_EQ(f.core.stats().deliveries_queued, 1u);
+  EXPECT_EQ(c.s->queued(), 1u);
+  EXPECT_EQ(c.link.wakes, 0);  // no connection to wake
+}
+
+// --- routing -----------------------------------------------------------------------------------
+
+TEST(broker, overlapping_subscriptions_deliver_one_copy_at_the_highest_granted_qos) {
+  // [MQTT-3.3.5-1]: delivered respecting the maximum QoS of all matching subscriptions; this
+  // broker sends a single copy.
+  fixture f;
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "a/#", q0), suback_return_code::success_maximum_qos_0);
+  ASSERT_EQ(subscribe(f.core, c, "a/+", q2), suback_return_code::success_maximum_qos_2);
+  ASSERT_EQ(subscribe(f.core, c, "a/b", q1), suback_return_code::success_maximum_qos_1);
+
+  publish(f.core, "a/b", "x", q2);
+  EXPECT_EQ(received(c), (std::vector<codec::publish>{publish_packet("a/b", "x", q2, 1)}));
+  EXPECT_EQ(f.core.stats().deliveries_queued, 1u);
+
+  publish(f.core, "a/b/c", "y", q2);  // only "a/#" matches
+  EXPECT_EQ(received(c), (std::vector<codec::publish>{publish_packet("a/b/c", "y", q0)}));
+}
+
+TEST(broker, delivery_qos_is_the_minimum_of_message_and_granted_qos) {
+  // [MQTT-3.8.4-6]
+  fixture f;
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "t", q1), suback_return_code::success_maximum_qos_1);
+  publish(f.core, "t", "2", q2);
+  publish(f.core, "t", "0", q0);
+  publish(f.core, "t", "1", q1);
+  EXPECT_EQ(received(c), (std::vector<codec::publish>{
+                             publish_packet("t", "2", q1, 1),
+                             publish_packet("t", "0", q0),
+                             publish_packet("t", "1", q1, 2),
+                         }));
+}
+
+TEST(broker, every_matching_client_gets_its_own_copy) {
+  fixture f;
+  client a;
+  client b;
+  client other;
+  connect_ok(f.core, a, "a", true);
+  connect_ok(f.core, b, "b", true);
+  connect_ok(f.core, other, "other", true);
+  ASSERT_EQ(subscribe(f.core, a, "t/#", q1), suback_return_code::success_maximum_qos_1);
+  ASSERT_EQ(subscribe(f.core, b, "t/x", q0), suback_return_code::success_maximum_qos_0);
+  ASSERT_EQ(subscribe(f.core, other, "u/#", q1), suback_return_code::success_maximum_qos_1);
+
+  publish(f.core, "t/x", "m", q1);
+  EXPECT_EQ(received(a), (std::vector<codec::publish>{publish_packet("t/x", "m", q1, 1)}));
+  EXPECT_EQ(received(b), (std::vector<codec::publish>{publish_packet("t/x", "m", q0)}));
+  EXPECT_TRUE(received(other).empty());
+  EXPECT_EQ(f.core.stats().deliveries_queued, 2u);
+  EXPECT_EQ(f.core.stats().messages_received, 1u);
+}
+
+TEST(broker, wildcard_at_the_first_level_does_not_deliver_dollar_topics) {
+  // [MQTT-4.7.2-1]
+  fixture f;
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "#", q0), suback_return_code::success_maximum_qos_0);
+  ASSERT_EQ(subscribe(f.core, c, "$SYS/+", q0), suback_return_code::success_maximum_qos_0);
+  publish(f.core, "$hw/events", "hidden");
+  publish(f.core, "$SYS/uptime", "1");
+  EXPECT_EQ(received(c), (std::vector<codec::publish>{publish_packet("$SYS/uptime", "1", q0)}));
+}
+
+TEST(broker, unsubscribe_stops_delivery_for_that_filter_only) {
+  // [MQTT-3.10.4-1][MQTT-3.10.4-2]
+  fixture f;
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "a/+", q0), suback_return_code::success_maximum_qos_0);
+  ASSERT_EQ(subscribe(f.core, c, "b/+", q0), suback_return_code::success_maximum_qos_0);
+  f.core.unsubscribe(*c.s, {"a/+", "not/subscribed", "bad/#/filter"});
+  EXPECT_EQ(c.s->subscriptions.size(), 1u);
+  publish(f.core, "a/x", "gone");
+  publish(f.core, "b/x", "kept");
+  EXPECT_EQ(received(c), (std::vector<codec::publish>{publish_packet("b/x", "kept", q0)}));
+}
+
+TEST(broker, subscribe_returns_one_code_per_filter_and_0x80_for_an_invalid_one) {
+  // [MQTT-3.8.4-4][MQTT-3.8.4-5][MQTT-3.9.3-1]: one code per filter, in order; an invalid
+  // filter fails alone, the others are granted.
+  fixture f;
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  const auto codes =
+      f.core.subscribe(*c.s, {{"ok/#", q2}, {"bad/#/x", q1}, {"a+", q0}, {"ok/+", q1}});
+  EXPECT_EQ(codes, (std::vector<suback_return_code>{
+                       suback_return_code::success_maximum_qos_2,
+                       suback_return_code::failure,
+                       suback_return_code::failure,
+                       suback_return_code::success_maximum_qos_1,
+                   }));
+  EXPECT_EQ(c.s->subscriptions.size(), 2u);
+  EXPECT_EQ(c.s->subscriptions.count("bad/#/x"), 0u);
+}
+
+TEST(broker, resubscribing_replaces_the_granted_qos) {
+  // [MQTT-3.8.4-3]
+  fixture f;
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "t", q2), suback_return_code::success_maximum_qos_2);
+  ASSERT_EQ(subscribe(f.core, c, "t", q0), suback_return_code::success_maximum_qos_0);
+  EXPECT_EQ(c.s->subscriptions.size(), 1u);
+  publish(f.core, "t", "x", q2);
+  EXPECT_EQ(received(c), (std::vector<codec::publish>{publish_packet("t", "x", q0)}));
+}
+
+// --- retained messages -----------------------------------------------------------------------
+
+TEST(broker, retained_message_is_sent_on_subscribe_with_retain_set) {
+  // [MQTT-3.3.1-5][MQTT-3.3.1-6][MQTT-3.3.1-8], at min(stored QoS, granted QoS).
+  fixture f;
+  publish(f.core, "state/door", "open", q2, true);
+  publish(f.core, "state/window", "closed", q1, true);
+  EXPECT_EQ(f.core.retained_count(), 2u);
+
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "state/door", q1), suback_return_code::success_maximum_qos_1);
+  EXPECT_EQ(received(c),
+            (std::vector<codec::publish>{publish_packet("state/door", "open", q1, 1, true)}));
+  EXPECT_EQ(f.core.stats().deliveries_queued, 1u);
+}
+
+TEST(broker, retained_messages_are_found_by_wildcard_filters) {
+  fixture f;
+  publish(f.core, "state/door", "open", q0, true);
+  publish(f.core, "state/window", "closed", q0, true);
+  publish(f.core, "other/x", "no", q0, true);
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "state/+", q0), suback_return_code::success_maximum_qos_0);
+  auto got = received(c);
+  ASSERT_EQ(got.size(), 2u);
+  std::set<std::string> topics;
+  for (const auto& p : got) {
+    EXPECT_TRUE(p.retain) << p.topic;
+    topics.insert(p.topic);
+  }
+  EXPECT_EQ(topics, (std::set<std::string>{"state/door", "state/window"}));
+}
+
+TEST(broker, live_forward_of_a_retained_publish_has_retain_0) {
+  // [MQTT-3.3.1-9]
+  fixture f;
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "state/#", q1), suback_return_code::success_maximum_qos_1);
+  publish(f.core, "state/door", "open", q1, true);
+  EXPECT_EQ(received(c),
+            (std::vector<codec::publish>{publish_packet("state/door", "open", q1, 1, false)}));
+  EXPECT_EQ(f.core.retained_count(), 1u);
+}
+
+TEST(broker, new_retained_message_replaces_the_previous_one) {
+  // [MQTT-3.3.1-5][MQTT-3.3.1-7]
+  fixture f;
+  publish(f.core, "state/door", "open", q1, true);
+  publish(f.core, "state/door", "closed", q0, true);
+  EXPECT_EQ(f.core.retained_count(), 1u);
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "state/door", q2), suback_return_code::success_maximum_qos_2);
+  EXPECT_EQ(received(c),
+            (std::vector<codec::publish>{publish_packet("state/door", "closed", q0, 0, true)}));
+}
+
+TEST(broker, non_retained_publish_leaves_the_retained_message_alone) {
+  // [MQTT-3.3.1-12]
+  fixture f;
+  publish(f.core, "state/door", "open", q0, true);
+  publish(f.core, "state/door", "live", q0, false);
+  publish(f.core, "state/door", "", q0, false);
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "state/door", q0), suback_return_code::success_maximum_qos_0);
+  EXPECT_EQ(received(c),
+            (std::vector<codec::publish>{publish_packet("state/door", "open", q0, 0, true)}));
+}
+
+TEST(broker, retained_publish_with_an_empty_payload_deletes_and_is_still_forwarded) {
+  // [MQTT-3.3.1-10][MQTT-3.3.1-11]
+  fixture f;
+  client live;
+  connect_ok(f.core, live, "live", true);
+  ASSERT_EQ(subscribe(f.core, live, "state/door", q0), suback_return_code::success_maximum_qos_0);
+  publish(f.core, "state/door", "open", q0, true);
+  publish(f.core, "state/door", "", q0, true);
+  EXPECT_EQ(f.core.retained_count(), 0u);
+  EXPECT_EQ(received(live), (std::vector<codec::publish>{
+                                publish_packet("state/door", "open", q0),
+                                publish_packet("state/door", "", q0),
+                            }));
+
+  client late;
+  connect_ok(f.core, late, "late", true);
+  ASSERT_EQ(subscribe(f.core, late, "state/#", q0), suback_return_code::success_maximum_qos_0);
+  EXPECT_TRUE(received(late).empty());
+}
+
+TEST(broker, resubscribing_sends_the_retained_message_again) {
+  // [MQTT-3.8.4-3]: "Any existing retained messages matching the Topic Filter are re-sent".
+  fixture f;
+  publish(f.core, "state/door", "open", q0, true);
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "state/door", q0), suback_return_code::success_maximum_qos_0);
+  ASSERT_EQ(received(c).size(), 1u);
+  ASSERT_EQ(subscribe(f.core, c, "state/door", q0), suback_return_code::success_maximum_qos_0);
+  EXPECT_EQ(received(c),
+            (std::vector<codec::publish>{publish_packet("state/door", "open", q0, 0, true)}));
+}
+
+TEST(broker, retained_messages_outlive_the_session_that_published_them) {
+  // [MQTT-3.1.2.7]: retained messages are not session state.
+  fixture f;
+  client publisher;
+  connect_ok(f.core, publisher, "pub", true);
+  publish(f.core, "state/door", "open", q0, true);
+  disconnect(f.core, publisher);
+  EXPECT_EQ(f.core.session_count(), 0u);
+  EXPECT_EQ(f.core.retained_count(), 1u);
+}
+
+// --- EventBus hooks -----------------------------------------------------------------------------
+
+TEST(broker, interceptor_sees_matching_client_messages_in_order) {
+  fixture f;
+  std::vector<message_ptr> seen;
+  f.core.set_interceptor([&seen](const message_ptr& m) { seen.push_back(m); });
+  ASSERT_TRUE(f.core.add_interest("sensors/#"));
+
+  const auto m0 = make_message("sensors/t", "0", q0);
+  const auto other = make_message("actuators/x", "no", q1);
+  const auto m1 = make_message("sensors/h", "1", q1);
+  const auto m2 = make_message("sensors/p", "2", q2, true);
+  for (const auto& m : {m0, other, m1, m2})
+    f.core.publish(m);
+
+  EXPECT_EQ(seen, (std::vector<message_ptr>{m0, m1, m2}));  // the very objects, once each
+  EXPECT_EQ(f.core.stats().intercepted, 3u);
+  EXPECT_EQ(f.core.stats().messages_received, 4u);
+}
+
+TEST(broker, intercepted_messages_are_still_routed_to_subscribers) {
+  fixture f;
+  int calls = 0;
+  f.core.set_interceptor([&calls](const message_ptr&) { ++calls; });
+  ASSERT_TRUE(f.core.add_interest("sensors/+"));
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "sensors/t", q0), suback_return_code::success_maximum_qos_0);
+  publish(f.core, "sensors/t", "x");
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(received(c), (std::vector<codec::publish>{publish_packet("sensors/t", "x", q0)}));
+}
+
+TEST(broker, interceptor_is_not_called_without_a_matching_interest) {
+  fixture f;
+  int calls = 0;
+  f.core.set_interceptor([&calls](const message_ptr&) { ++calls; });
+  publish(f.core, "sensors/t", "x");
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(f.core.stats().intercepted, 0u);
+  EXPECT_FALSE(f.core.interested_in("sensors/t"));
+}
+
+TEST(broker, injected_messages_are_routed_but_never_intercepted) {
+  fixture f;
+  int calls = 0;
+  f.core.set_interceptor([&calls](const message_ptr&) { ++calls; });
+  ASSERT_TRUE(f.core.add_interest("#"));
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "cmd/#", q2), suback_return_code::success_maximum_qos_2);
+
+  ASSERT_TRUE(f.core.inject("cmd/led", "on", q1, false));
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(f.core.stats().intercepted, 0u);
+  EXPECT_EQ(f.core.stats().messages_injected, 1u);
+  EXPECT_EQ(f.core.stats().messages_received, 0u);
+  EXPECT_EQ(received(c), (std::vector<codec::publish>{publish_packet("cmd/led", "on", q1, 1)}));
+}
+
+TEST(broker, inject_rejects_an_invalid_topic_name_and_routes_nothing) {
+  fixture f;
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "#", q0), suback_return_code::success_maximum_qos_0);
+  EXPECT_FALSE(f.core.inject("cmd/+", "x", q0, false));  // wildcards [MQTT-3.3.2-2]
+  EXPECT_FALSE(f.core.inject("", "x", q0, false));
+  EXPECT_EQ(f.core.stats().messages_injected, 0u);
+  EXPECT_TRUE(received(c).empty());
+}
+
+TEST(broker, inject_with_retain_stores_the_retained_message) {
+  fixture f;
+  ASSERT_TRUE(f.core.inject("state/led", "on", q1, true));
+  EXPECT_EQ(f.core.retained_count(), 1u);
+  client c;
+  connect_ok(f.core, c, "dev", true);
+  ASSERT_EQ(subscribe(f.core, c, "state/led", q1), suback_return_code::success_maximum_qos_1);
+  EXPECT_EQ(received(c),
+            (std::vector<codec::publish>{publish_packet("state/led", "on", q1, 1, true)}));
+}
+
+TEST(broker, remove_interest_stops_interception_for_that_filter_only) {
+  fixture f;
+  std::vector<std::string> seen;
+  f.core.set_interceptor([&seen](const message_ptr& m) { seen.push_back(m->topic); });
+  ASSERT_TRUE(f.core.add_interest("a/#"));
+  ASSERT_TRUE(f.core.add_interest("b/+"));
+  EXPECT_TRUE(f.core.interested_in("a/x"));
+
+  EXPECT_TRUE(f.core.remove_interest("a/#"));
+  EXPECT_FALSE(f.core.remove_interest("a/#"));    // no longer there
+  EXPECT_FALSE(f.core.remove_interest("c/#"));    // never there
+  EXPECT_FALSE(f.core.remove_interest("a/#/b"));  // invalid
+  EXPECT_FALSE(f.core.interested_in("a/x"));
+  EXPECT_TRUE(f.core.interested_in("b/x"));
+
+  publish(f.core, "a/x", "1");
+  publish(f.core, "b/x", "2");
+  EXPECT_EQ(seen, (std::vector<std::string>{"b/x"}));
+}
+
+TEST(broker, add_interest_rejects_an_invalid_filter) {
+  fixture f;
+  EXPECT_FALSE(f.core.add_interest("a/#/b"));
+  EXPECT_FALSE(f.core.add_interest(""));
+  EXPECT_FALSE(f.core.interested_in("a/x/b"));
+}
+
+// --- statistics and overflow -------------------------------------------------------------------
+
+TEST(broker, qos0_to_an_offline_session_counts_as_a_dropped_delivery) {
+  fixture f;
+  client c;
+  connect_ok(f.core, c, "dev", false);
+  ASSERT_EQ(subscribe(f.core, c, "t", q1), suback_return_code::success_maximum_qos_1);
+  disconnect(f.core, c);
+  publish(f.core, "t", "zero", q0);
+  publish(f.core, "t", "one", q1);
+  EXPECT_EQ(f.core.stats().deliveries_dropped, 1u);
+  EXPECT_EQ(f.core.stats().deliveries_queued, 1u);
+}
+
+TEST(broker, drop_newest_counts_each_delivery_that_did_not_fit) {
+  fixture f(make_options(2, overflow_policy::drop_newest));
+  client c;
+  connect_ok(f.core, c, "dev", false);
+  ASSERT_EQ(subscribe(f.core, c, "t", q1), suback_return_code::success_maximum_qos_1);
+  disconnect(f.core, c);
+  for (const char* payload : {"1", "2", "3", "4"})
+    publish(f.core, "t", payload, q1);
+  EXPECT_EQ(f.core.stats().deliveries_queued, 2u);
+  EXPECT_EQ(f.core.stats().deliveries_dropped, 2u);
+  EXPECT_EQ(f.core.stats().slow_disconnects, 0u);
+  EXPECT_EQ(c.s->dropped(), 2u);
+}
+
+TEST(broker, drop_oldest_counts_the_evicted_delivery_as_dropped) {
+  // BUG (src/mqtt/broker/broker.cpp, broker::route): with overflow_policy::drop_oldest,
+  // session::enqueue evicts the oldest message and returns enqueue_result::queued, so route()
+  // counts only deliveries_queued. broker_stats::deliveries_dropped ("pairs dropped: full
+  // queue ...") stays 0 although the session's dropped() counter rises, and report_drops() is
+  // never called, so no queue_full warning is logged either. Expected to fail until fixed.
+  fixture f(make_options(2, overflow_policy::drop_oldest));
+  client c;
+  connect_ok(f.core, c, "dev", false);
+  ASSERT_EQ(subscribe(f.core, c, "t", q1), suback_return_code::success_maximum_qos_1);
+  disconnect(f.core, c);
+  for (const char* payload : {"1", "2", "3", "4"})
+    publish(f.core, "t", payload, q1);
+  ASSERT_EQ(c.s->dropped(), 2u);
+  EXPECT_EQ(f.core.stats().deliveries_dropped, 2u);
+}
+
+TEST(broker, disconnect_policy_closes_the_slow_subscriber_only) {
+  fixture f(make_options(1, overflow_policy::disconnect));
+  client slow;
+  client fast;
+  connect_ok(f.core, slow, "slow", false);
+  connect_ok(f.core, fast, "fast", true);
+  ASSERT_EQ(subscribe(f.core, slow, "t", q1), suback_return_code::success_maximum_qos_1);
+  ASSERT_EQ(subscribe(f.core, fast, "t", q1), suback_return_code::success_maximum_qos_1);
+
+  publish(f.core, "t", "1", q1);
+  ASSERT_EQ(received(fast).size(), 1u);  // fast reads; slow does not
+  EXPECT_TRUE(slow.link.closes.empty());
+  publish(f.core, "t", "2", q1);
+
+  EXPECT_EQ(slow.link.closes.size(), 1u);
+  EXPECT_TRUE(fast.link.closes.empty());
+  EXPECT_EQ(f.core.stats().slow_disconnects, 1u);
+  EXPECT_EQ(f.core.stats().deliveries_dropped, 1u);
+  EXPECT_EQ(f.core.stats().deliveries_queued, 3u);
+  EXPECT_EQ(received(fast), (std::vector<codec::publish>{publish_packet("t", "2", q1, 2)}));
+
+  // The persistent session keeps what it had queued for the next connection.
+  disconnect(f.core, slow);
+  EXPECT_EQ(slow.s->queued(), 1u);
+}
+
+TEST(broker, disconnect_policy_does_not_close_anything_for_an_offline_session) {
+  fixture f(make_options(1, overflow_policy::disconnect));
+  client c;
+  connect_ok(f.core, c, "dev", false);
+  ASSERT_EQ(subscribe(f.core, c, "t", q1), suback_return_code::success_maximum_qos_1);
+  disconnect(f.core, c);
+  publish(f.core, "t", "1", q1);
+  publish(f.core, "t", "2", q1);
+  EXPECT_TRUE(c.link.closes.empty());
+  EXPECT_EQ(f.core.stats().slow_disconnects, 0u);
+  EXPECT_EQ(f.core.stats().deliveries_dropped, 1u);
+}
+
+TEST(broker, slow_subscriber_counts_as_one_slow_disconnect_until_its_connection_ends) {
+  // BUG (src/mqtt/broker/broker.cpp, broker::route): client_link::close() only starts closing
+  // (connection::close cancels the socket; finish() and broker::disconnect() run later on the
+  // reader coroutine), so the session stays linked and its queue stays full. Every further
+  // message routed in the meantime gets enqueue_result::disconnect again, and route()
+  // increments slow_disconnects (documented as "clients disconnected by
+  // overflow_policy::disconnect") and calls close() once more for the same client. Expected:
+  // one slow disconnect per client; each extra message is still a dropped delivery.
+  // Expected to fail until fixed.
+  fixture f(make_options(1, overflow_policy::disconnect));
+  client slow;
+  connect_ok(f.core, slow, "slow", true);
+  ASSERT_EQ(subscribe(f.core, slow, "t", q1), suback_return_code::success_maximum_qos_1);
+  for (const char* payload : {"1", "2", "3", "4"})
+    publish(f.core, "t", payload, q1);
+  EXPECT_EQ(f.core.stats().deliveries_dropped, 3u);
+  EXPECT_EQ(f.core.stats().slow_disconnects, 1u);
+}
+
+TEST(broker, connection_counters_count_accepted_and_refused_connects) {
+  fixture f;
+  client a;
+  client b;
+  client refused;
+  connect_ok(f.core, a, "a", true);
+  connect_ok(f.core, b, "", true);
+  connect(f.core, refused, "", false);
+  EXPECT_EQ(f.core.stats().connections_accepted, 2u);
+  EXPECT_EQ(f.core.stats().connections_refused, 1u);
+}
+
+}  // namespace
+}  // namespace ebus::mqtt::broker

@@ -1,0 +1,580 @@
+// The per-client session as a Sans-I/O machine: messages go in through enqueue(), acks through
+// on_puback/on_pubrec/on_pubcomp, and what it writes (fill, attach) is decoded back into packets.
+
+#include "mqtt/broker/session.hpp"
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "broker_test_support.hpp"
+
+namespace ebus::mqtt::broker {
+namespace {
+
+using codec::qos_level;
+using test::decode_all;
+using test::decode_publishes;
+using test::fake_link;
+using test::fill_publishes;
+using test::make_message;
+using test::publish_packet;
+using test::redelivered;
+using result = session::enqueue_result;
+
+constexpr auto q0 = qos_level::at_most_once;
+constexpr auto q1 = qos_level::at_least_once;
+constexpr auto q2 = qos_level::exactly_once;
+
+broker_options make_options(std::size_t queue_size = 100,
+                            overflow_policy overflow = overflow_policy::drop_newest,
+                            std::size_t max_inflight = 20) {
+  broker_options o;
+  o.session_queue_size = queue_size;
+  o.overflow = overflow;
+  o.max_inflight = max_inflight;
+  return o;
+}
+
+/// Attaches `s` to `link` and checks that there was nothing to resend.
+void attach_fresh(session& s, fake_link& link) {
+  std::string resend;
+  s.attach(link, resend);
+  EXPECT_TRUE(resend.empty());
+}
+
+/// Enqueues `msg` and checks that it was queued.
+void enqueue_ok(session& s, const message_ptr& msg, qos_level qos, bool retain = false) {
+  EXPECT_EQ(s.enqueue(msg, qos, retain), result::queued) << msg->topic;
+}
+
+// --- enqueue and fill ----------------------------------------------------------------------
+
+TEST(session, new_session_is_offline_with_nothing_to_send) {
+  const auto options = make_options();
+  session s("c1", true, options);
+  EXPECT_EQ(s.client_id(), "c1");
+  EXPECT_TRUE(s.clean());
+  EXPECT_FALSE(s.online());
+  EXPECT_FALSE(s.has_sendable());
+  EXPECT_TRUE(fill_publishes(s).empty());
+}
+
+TEST(session, fill_writes_queued_messages_in_enqueue_order) {
+  const auto options = make_options();
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  EXPECT_TRUE(s.online());
+
+  enqueue_ok(s, make_message("a/1", "one"), q0);
+  enqueue_ok(s, make_message("a/2", "two"), q1);
+  enqueue_ok(s, make_message("a/3", "three"), q2, /*retain=*/true);
+  enqueue_ok(s, make_message("a/4", "four"), q0);
+  EXPECT_EQ(s.queued(), 4u);
+  EXPECT_TRUE(s.has_sendable());
+
+  // QoS 0 carries no packet id [MQTT-2.3.1-5]; QoS 1/2 get nonzero ones [MQTT-2.3.1-1].
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{
+                                   publish_packet("a/1", "one", q0),
+                                   publish_packet("a/2", "two", q1, 1),
+                                   publish_packet("a/3", "three", q2, 2, /*retain=*/true),
+                                   publish_packet("a/4", "four", q0),
+                               }));
+  EXPECT_EQ(s.queued(), 0u);
+  EXPECT_EQ(s.inflight(), 2u);
+  EXPECT_FALSE(s.has_sendable());
+  EXPECT_TRUE(fill_publishes(s).empty());
+}
+
+TEST(session, enqueue_wakes_the_attached_link_once_per_queued_message) {
+  const auto options = make_options();
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  enqueue_ok(s, make_message("t", "1"), q0);
+  enqueue_ok(s, make_message("t", "2"), q1);
+  EXPECT_EQ(link.wakes, 2);
+}
+
+TEST(session, detached_session_no_longer_wakes_its_old_link) {
+  const auto options = make_options();
+  session s("c1", false, options);
+  fake_link link;
+  attach_fresh(s, link);
+  s.detach();
+  EXPECT_FALSE(s.online());
+  enqueue_ok(s, make_message("t", "1"), q1);
+  EXPECT_EQ(link.wakes, 0);
+}
+
+TEST(session, fill_stops_once_out_reaches_the_budget_and_resumes_in_order) {
+  const auto options = make_options();
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  enqueue_ok(s, make_message("t", "1"), q0);
+  enqueue_ok(s, make_message("t", "2"), q1);
+  enqueue_ok(s, make_message("t", "3"), q0);
+
+  std::string out;
+  s.fill(out, 1);  // any packet reaches a budget of one byte
+  EXPECT_EQ(decode_publishes(out), (std::vector<codec::publish>{publish_packet("t", "1", q0)}));
+  EXPECT_EQ(s.queued(), 2u);
+
+  out.clear();
+  s.fill(out, 1);
+  EXPECT_EQ(decode_publishes(out), (std::vector<codec::publish>{publish_packet("t", "2", q1, 1)}));
+
+  std::string full(10, 'x');  // already at the budget: nothing is appended
+  s.fill(full, 10);
+  EXPECT_EQ(full, std::string(10, 'x'));
+
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{publish_packet("t", "3", q0)}));
+}
+
+// --- offline sessions ------------------------------------------------------------------------
+
+TEST(session, offline_session_drops_qos0_messages) {
+  // Only QoS 1/2 messages are stored for a disconnected client [MQTT-3.1.2-5].
+  const auto options = make_options();
+  session s("c1", false, options);
+  EXPECT_EQ(s.enqueue(make_message("t", "x"), q0, false), result::dropped);
+  EXPECT_EQ(s.queued(), 0u);
+  EXPECT_FALSE(s.has_sendable());
+}
+
+TEST(session, offline_session_queues_qos1_and_qos2_for_delivery_after_attach) {
+  // [MQTT-3.1.2-5]
+  const auto options = make_options();
+  session s("c1", false, options);
+  enqueue_ok(s, make_message("t", "1"), q1);
+  enqueue_ok(s, make_message("t", "2"), q2);
+  EXPECT_EQ(s.queued(), 2u);
+
+  fake_link link;
+  attach_fresh(s, link);  // nothing was in flight, so nothing is resent
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{
+                                   publish_packet("t", "1", q1, 1),
+                                   publish_packet("t", "2", q2, 2),
+                               }));
+}
+
+TEST(session, detached_session_drops_qos0_but_keeps_qos1) {
+  const auto options = make_options();
+  session s("c1", false, options);
+  fake_link link;
+  attach_fresh(s, link);
+  s.detach();
+  EXPECT_EQ(s.enqueue(make_message("t", "0"), q0, false), result::dropped);
+  enqueue_ok(s, make_message("t", "1"), q1);
+  EXPECT_EQ(s.queued(), 1u);
+}
+
+// --- queue bound and overflow policies -------------------------------------------------------
+
+TEST(session, qos0_and_qos1_2_messages_are_bounded_separately) {
+  const auto options = make_options(2, overflow_policy::drop_newest);
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+
+  enqueue_ok(s, make_message("t", "a"), q0);
+  enqueue_ok(s, make_message("t", "b"), q0);
+  EXPECT_EQ(s.enqueue(make_message("t", "c"), q0, false), result::dropped);
+  // A full QoS 0 class leaves room for QoS 1/2, which share the other class.
+  enqueue_ok(s, make_message("t", "d"), q1);
+  enqueue_ok(s, make_message("t", "e"), q2);
+  EXPECT_EQ(s.enqueue(make_message("t", "f"), q1, false), result::dropped);
+  EXPECT_EQ(s.enqueue(make_message("t", "g"), q2, false), result::dropped);
+  EXPECT_EQ(s.queued(), 4u);
+  EXPECT_EQ(s.dropped(), 3u);
+}
+
+TEST(session, drop_newest_keeps_the_queued_messages_and_counts_the_drop) {
+  const auto options = make_options(2, overflow_policy::drop_newest);
+  session s("c1", false, options);
+  enqueue_ok(s, make_message("t", "1"), q1);
+  enqueue_ok(s, make_message("t", "2"), q1);
+  EXPECT_EQ(s.enqueue(make_message("t", "3"), q1, false), result::dropped);
+  EXPECT_EQ(s.enqueue(make_message("t", "4"), q2, false), result::dropped);
+  EXPECT_EQ(s.dropped(), 2u);
+  EXPECT_EQ(s.take_unreported_drops(), 2u);
+  EXPECT_EQ(s.take_unreported_drops(), 0u);
+  EXPECT_EQ(s.dropped(), 2u);  // the total is not reset
+
+  fake_link link;
+  attach_fresh(s, link);
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{
+                                   publish_packet("t", "1", q1, 1),
+                                   publish_packet("t", "2", q1, 2),
+                               }));
+}
+
+TEST(session, drop_oldest_evicts_the_oldest_queued_message_of_the_same_class) {
+  const auto options = make_options(2, overflow_policy::drop_oldest);
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+
+  enqueue_ok(s, make_message("t", "q1-a"), q1);
+  enqueue_ok(s, make_message("t", "q0-a"), q0);
+  enqueue_ok(s, make_message("t", "q1-b"), q1);
+  enqueue_ok(s, make_message("t", "q0-b"), q0);
+  enqueue_ok(s, make_message("t", "q0-c"), q0);  // evicts q0-a, not q1-a
+  EXPECT_EQ(s.dropped(), 1u);
+  enqueue_ok(s, make_message("t", "q1-c"), q2);  // evicts q1-a
+  EXPECT_EQ(s.dropped(), 2u);
+  EXPECT_EQ(s.queued(), 4u);
+
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{
+                                   publish_packet("t", "q1-b", q1, 1),
+                                   publish_packet("t", "q0-b", q0),
+                                   publish_packet("t", "q0-c", q0),
+                                   publish_packet("t", "q1-c", q2, 2),
+                               }));
+}
+
+TEST(session, drop_oldest_on_an_offline_session_keeps_the_newest_qos1_messages) {
+  const auto options = make_options(2, overflow_policy::drop_oldest);
+  session s("c1", false, options);
+  for (const char* payload : {"1", "2", "3", "4"})
+    enqueue_ok(s, make_message("t", payload), q1);
+  EXPECT_EQ(s.queued(), 2u);
+  EXPECT_EQ(s.dropped(), 2u);
+
+  fake_link link;
+  attach_fresh(s, link);
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{
+                                   publish_packet("t", "3", q1, 1),
+                                   publish_packet("t", "4", q1, 2),
+                               }));
+}
+
+TEST(session, disconnect_policy_asks_to_disconnect_an_online_subscriber) {
+  const auto options = make_options(1, overflow_policy::disconnect);
+  session s("c1", false, options);
+  fake_link link;
+  attach_fresh(s, link);
+  enqueue_ok(s, make_message("t", "1"), q1);
+  EXPECT_EQ(s.enqueue(make_message("t", "2"), q1, false), result::disconnect);
+  EXPECT_EQ(s.dropped(), 1u);
+  EXPECT_EQ(s.queued(), 1u);  // the message that overflowed is not queued
+
+  enqueue_ok(s, make_message("t", "q0"), q0);  // the QoS 0 class has its own room
+  EXPECT_EQ(s.enqueue(make_message("t", "q0-2"), q0, false), result::disconnect);
+  EXPECT_EQ(s.dropped(), 2u);
+}
+
+TEST(session, disconnect_policy_drops_for_an_offline_session_and_keeps_its_queue) {
+  const auto options = make_options(1, overflow_policy::disconnect);
+  session s("c1", false, options);
+  enqueue_ok(s, make_message("t", "1"), q1);
+  EXPECT_EQ(s.enqueue(make_message("t", "2"), q1, false), result::dropped);
+  EXPECT_EQ(s.dropped(), 1u);
+  EXPECT_EQ(s.queued(), 1u);
+}
+
+TEST(session, messages_in_flight_do_not_count_against_the_queue_bound) {
+  const auto options = make_options(1, overflow_policy::drop_newest, 5);
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  enqueue_ok(s, make_message("t", "1"), q1);
+  ASSERT_EQ(fill_publishes(s).size(), 1u);
+  enqueue_ok(s, make_message("t", "2"), q1);
+  EXPECT_EQ(s.queued(), 1u);
+  EXPECT_EQ(s.inflight(), 1u);
+  EXPECT_EQ(s.dropped(), 0u);
+}
+
+// --- in-flight window --------------------------------------------------------------------------
+
+TEST(session, fill_stops_at_max_inflight_until_an_ack_opens_the_window) {
+  const auto options = make_options(100, overflow_policy::drop_newest, 2);
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  for (const char* payload : {"1", "2", "3"})
+    enqueue_ok(s, make_message("t", payload), q1);
+
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{
+                                   publish_packet("t", "1", q1, 1),
+                                   publish_packet("t", "2", q1, 2),
+                               }));
+  EXPECT_EQ(s.inflight(), 2u);
+  EXPECT_EQ(s.queued(), 1u);
+  EXPECT_FALSE(s.has_sendable());
+  EXPECT_TRUE(fill_publishes(s).empty());
+
+  EXPECT_TRUE(s.on_puback(1));
+  EXPECT_TRUE(s.has_sendable());
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{publish_packet("t", "3", q1, 3)}));
+}
+
+TEST(session, qos0_behind_a_blocked_qos1_message_waits_so_order_is_kept) {
+  // Messages of one topic keep their order [MQTT-4.6.0-6]: a QoS 0 message queued after a
+  // QoS 1 message that waits for the window does not overtake it.
+  const auto options = make_options(100, overflow_policy::drop_newest, 1);
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  enqueue_ok(s, make_message("t", "1"), q1);
+  enqueue_ok(s, make_message("t", "2"), q1);
+  enqueue_ok(s, make_message("t", "3"), q0);
+  enqueue_ok(s, make_message("t", "4"), q1);
+
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{publish_packet("t", "1", q1, 1)}));
+  EXPECT_FALSE(s.has_sendable());  // "2" blocks the head, and "3" waits behind it
+  EXPECT_EQ(s.queued(), 3u);
+
+  ASSERT_TRUE(s.on_puback(1));
+  // "2" takes the only slot; "3" may go (QoS 0 needs none); "4" waits again.
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{
+                                   publish_packet("t", "2", q1, 2),
+                                   publish_packet("t", "3", q0),
+                               }));
+  EXPECT_EQ(s.queued(), 1u);
+
+  ASSERT_TRUE(s.on_puback(2));
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{publish_packet("t", "4", q1, 3)}));
+}
+
+TEST(session, qos0_at_the_head_is_sendable_while_the_window_is_full) {
+  const auto options = make_options(100, overflow_policy::drop_newest, 1);
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  enqueue_ok(s, make_message("t", "1"), q1);
+  ASSERT_EQ(fill_publishes(s).size(), 1u);
+  enqueue_ok(s, make_message("t", "2"), q0);
+  EXPECT_TRUE(s.has_sendable());
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{publish_packet("t", "2", q0)}));
+}
+
+// --- acknowledgements ----------------------------------------------------------------------
+
+TEST(session, puback_completes_a_qos1_delivery_once) {
+  const auto options = make_options();
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  enqueue_ok(s, make_message("t", "1"), q1);
+  ASSERT_EQ(fill_publishes(s).size(), 1u);
+  EXPECT_TRUE(s.on_puback(1));
+  EXPECT_EQ(s.inflight(), 0u);
+  EXPECT_FALSE(s.on_puback(1));  // already acknowledged
+}
+
+TEST(session, pubrec_answers_with_pubrel_and_pubcomp_completes_a_qos2_delivery) {
+  // [MQTT-4.3.3-1]: PUBREC is answered with a PUBREL carrying the same packet id
+  // [MQTT-2.3.1-6]; the id is in use until PUBCOMP.
+  const auto options = make_options();
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  enqueue_ok(s, make_message("t", "1"), q2);
+  ASSERT_EQ(fill_publishes(s), (std::vector<codec::publish>{publish_packet("t", "1", q2, 1)}));
+
+  std::string out;
+  EXPECT_TRUE(s.on_pubrec(1, out));
+  EXPECT_EQ(decode_all(out), (std::vector<codec::packet>{codec::pubrel{1}}));
+  EXPECT_EQ(s.inflight(), 1u);
+
+  EXPECT_TRUE(s.on_pubcomp(1));
+  EXPECT_EQ(s.inflight(), 0u);
+  EXPECT_FALSE(s.on_pubcomp(1));
+}
+
+TEST(session, acks_in_the_wrong_state_or_for_unknown_ids_are_ignored) {
+  const auto options = make_options();
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  enqueue_ok(s, make_message("t", "qos1"), q1);  // id 1
+  enqueue_ok(s, make_message("t", "qos2"), q2);  // id 2
+  ASSERT_EQ(fill_publishes(s).size(), 2u);
+
+  std::string out;
+  EXPECT_FALSE(s.on_pubrec(1, out));  // QoS 1 expects PUBACK
+  EXPECT_FALSE(s.on_pubcomp(1));
+  EXPECT_FALSE(s.on_puback(2));   // QoS 2 expects PUBREC
+  EXPECT_FALSE(s.on_pubcomp(2));  // ... before PUBCOMP
+  EXPECT_FALSE(s.on_puback(99));
+  EXPECT_FALSE(s.on_pubrec(99, out));
+  EXPECT_FALSE(s.on_pubcomp(99));
+  EXPECT_TRUE(out.empty());  // no PUBREL for an ignored PUBREC
+  EXPECT_EQ(s.inflight(), 2u);
+
+  ASSERT_TRUE(s.on_pubrec(2, out));
+  EXPECT_FALSE(s.on_puback(2));  // after PUBREC only PUBCOMP completes it
+  EXPECT_EQ(s.inflight(), 2u);
+
+  // The ignored acks changed nothing: the right ones still complete both deliveries.
+  EXPECT_TRUE(s.on_puback(1));
+  EXPECT_TRUE(s.on_pubcomp(2));
+  EXPECT_EQ(s.inflight(), 0u);
+}
+
+// --- packet identifiers ------------------------------------------------------------------------
+
+TEST(session, packet_ids_wrap_from_65535_to_1_and_skip_ids_still_in_flight) {
+  // Nonzero [MQTT-2.3.1-1] and not in use [MQTT-2.3.1-2][MQTT-2.3.1-4].
+  const auto options = make_options(100, overflow_policy::drop_newest, 3);
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  const auto msg = make_message("t", "x");
+
+  const auto send_one = [&](qos_level qos) -> std::uint16_t {
+    enqueue_ok(s, msg, qos);
+    const auto sent = fill_publishes(s);
+    if (sent.size() != 1u) {
+      ADD_FAILURE() << "expected one PUBLISH, got " << sent.size();
+      return 0;
+    }
+    return sent.front().packet_id;
+  };
+
+  // Ids 1 and 2 stay in flight for the whole test.
+  ASSERT_EQ(send_one(q1), 1);
+  ASSERT_EQ(send_one(q2), 2);
+  std::uint32_t expected = 3;
+  for (; expected <= 65535; ++expected) {
+    const std::uint16_t id = send_one(q1);
+    ASSERT_EQ(id, expected);
+    ASSERT_TRUE(s.on_puback(id));
+  }
+  // After 65535 comes 1, which is in flight, then 2, also in flight: the next free id is 3.
+  EXPECT_EQ(send_one(q1), 3);
+  EXPECT_EQ(s.inflight(), 3u);
+  ASSERT_TRUE(s.on_puback(1));
+  ASSERT_TRUE(s.on_puback(3));
+  EXPECT_EQ(send_one(q1), 4);
+}
+
+TEST(session, packet_ids_are_never_zero_over_a_full_cycle) {
+  const auto options = make_options(100, overflow_policy::drop_newest, 1);
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  const auto msg = make_message("t", "x");
+  std::set<std::uint16_t> seen;
+  for (int i = 0; i < 65536; ++i) {
+    enqueue_ok(s, msg, q1);
+    const auto sent = fill_publishes(s);
+    ASSERT_EQ(sent.size(), 1u);
+    ASSERT_NE(sent.front().packet_id, 0);
+    seen.insert(sent.front().packet_id);
+    ASSERT_TRUE(s.on_puback(sent.front().packet_id));
+  }
+  EXPECT_EQ(seen.size(), 65535u);  // every nonzero id, and the cycle starts over at 1
+}
+
+// --- redelivery on attach ------------------------------------------------------------------------
+
+TEST(session, attach_resends_unacknowledged_publishes_with_dup_and_pubrels_in_send_order) {
+  // [MQTT-4.4.0-1]: on reconnect with CleanSession 0, unacknowledged PUBLISH packets are
+  // resent with DUP 1 [MQTT-3.3.1-1] and their original ids, PUBRELs likewise, in the order
+  // of the original sends [MQTT-4.6.0-1].
+  const auto options = make_options();
+  session s("c1", false, options);
+  fake_link first;
+  attach_fresh(s, first);
+  enqueue_ok(s, make_message("t", "A"), q1, /*retain=*/true);  // id 1
+  enqueue_ok(s, make_message("t", "B"), q2);                   // id 2
+  enqueue_ok(s, make_message("t", "C"), q1);                   // id 3, acknowledged below
+  enqueue_ok(s, make_message("t", "D"), q2);                   // id 4, PUBREC received below
+  enqueue_ok(s, make_message("t", "E"), q2);                   // id 5
+  enqueue_ok(s, make_message("t", "F"), q0);                   // QoS 0: not kept in flight
+  ASSERT_EQ(fill_publishes(s).size(), 6u);
+  ASSERT_TRUE(s.on_puback(3));
+  std::string pubrel;
+  ASSERT_TRUE(s.on_pubrec(4, pubrel));
+  enqueue_ok(s, make_message("t", "G"), q1);  // queued, never sent
+  s.detach();
+
+  fake_link second;
+  std::string resend;
+  s.attach(second, resend);
+  EXPECT_TRUE(s.online());
+  EXPECT_EQ(decode_all(resend), (std::vector<codec::packet>{
+                                    redelivered(publish_packet("t", "A", q1, 1, true)),
+                                    redelivered(publish_packet("t", "B", q2, 2)),
+                                    codec::pubrel{4},
+                                    redelivered(publish_packet("t", "E", q2, 5)),
+                                }));
+
+  // A message that was only queued goes out as a first delivery.
+  EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{publish_packet("t", "G", q1, 6)}));
+
+  // The redelivered messages are acknowledged with their original ids.
+  std::string out;
+  EXPECT_TRUE(s.on_puback(1));
+  EXPECT_TRUE(s.on_pubrec(2, out));
+  EXPECT_TRUE(s.on_pubcomp(2));
+  EXPECT_TRUE(s.on_pubcomp(4));
+  EXPECT_TRUE(s.on_pubrec(5, out));
+  EXPECT_TRUE(s.on_pubcomp(5));
+  EXPECT_TRUE(s.on_puback(6));
+  EXPECT_EQ(s.inflight(), 0u);
+}
+
+TEST(session, attach_resends_nothing_once_everything_is_acknowledged) {
+  const auto options = make_options();
+  session s("c1", false, options);
+  fake_link first;
+  attach_fresh(s, first);
+  enqueue_ok(s, make_message("t", "A"), q1);
+  ASSERT_EQ(fill_publishes(s).size(), 1u);
+  ASSERT_TRUE(s.on_puback(1));
+  s.detach();
+
+  fake_link second;
+  attach_fresh(s, second);
+}
+
+// --- incoming QoS 2 ------------------------------------------------------------------------------
+
+TEST(session, incoming_qos2_is_delivered_once_until_pubrel_releases_its_id) {
+  // [MQTT-4.3.3-2]: a retransmitted PUBLISH with the same id before PUBREL is not a new
+  // message.
+  const auto options = make_options();
+  session s("c1", false, options);
+  EXPECT_TRUE(s.receive_qos2(7));
+  EXPECT_FALSE(s.receive_qos2(7));
+  EXPECT_TRUE(s.receive_qos2(8));  // ids are tracked one by one
+  s.release_qos2(7);
+  EXPECT_TRUE(s.receive_qos2(7));  // after PUBREL the id is a new message again
+  EXPECT_FALSE(s.receive_qos2(8));
+}
+
+TEST(session, release_of_an_unknown_qos2_id_changes_nothing) {
+  const auto options = make_options();
+  session s("c1", false, options);
+  ASSERT_TRUE(s.receive_qos2(1));
+  s.release_qos2(2);
+  EXPECT_FALSE(s.receive_qos2(1));
+  EXPECT_TRUE(s.receive_qos2(2));
+}
+
+TEST(session, incoming_qos2_state_survives_a_reattach) {
+  // QoS 2 messages received but not completely acknowledged are session state (section
+  // 3.1.2.4), which a resumed session continues from [MQTT-3.1.2-4].
+  const auto options = make_options();
+  session s("c1", false, options);
+  fake_link first;
+  attach_fresh(s, first);
+  ASSERT_TRUE(s.receive_qos2(3));
+  s.detach();
+  fake_link second;
+  attach_fresh(s, second);
+  EXPECT_FALSE(s.receive_qos2(3));
+}
+
+}  // namespace
+}  // namespace ebus::mqtt::broker

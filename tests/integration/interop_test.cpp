@@ -1,7 +1,6 @@
 // Real MQTT clients against the embedded broker on 127.0.0.1: Debian's mosquitto_pub and
 // mosquitto_sub, and python3-paho-mqtt. Every QoS, retained messages, persistent sessions.
 #include <gtest/gtest.h>
-
 #include <nlohmann/json.hpp>
 
 #include "ebus_test/broker_harness.hpp"
@@ -18,8 +17,8 @@ class interop : public ::testing::Test {
   // subscription is acknowledged, so that publishes made after it are not missed.
   std::unique_ptr<process> subscriber(const std::vector<std::string>& extra) {
     // stdbuf: mosquitto_sub's stdout is a pipe here; line buffering shows SUBACK at once.
-    std::vector<std::string> argv{"stdbuf", "-oL", "mosquitto_sub", "-p", port(), "-F",
-                                  "%r %t %p", "-W", "10", "-d"};
+    std::vector<std::string> argv{
+        "stdbuf", "-oL", "mosquitto_sub", "-p", port(), "-F", "%r %t %p", "-W", "10", "-d"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto p = std::make_unique<process>(argv);
     EXPECT_TRUE(p->wait_for_output("SUBACK")) << p->output();
@@ -36,8 +35,9 @@ class interop : public ::testing::Test {
   }
 
   nlohmann::json paho(const std::string& scenario) {
-    process p({"/usr/bin/python3", std::string(EBUS_SOURCE_DIR) + "/tests/integration/paho_client.py",
-               port(), scenario});
+    process p({"/usr/bin/python3",
+               std::string(EBUS_SOURCE_DIR) + "/tests/integration/paho_client.py", port(),
+               scenario});
     const auto status = p.wait(std::chrono::seconds(30));
     EXPECT_EQ(status, 0) << p.output();
     const auto& out = p.output();

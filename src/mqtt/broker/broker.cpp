@@ -136,35 +136,37 @@ void broker::route(const message_ptr& msg) {
                    matches_.end());
   }
   for (const auto& [s, granted] : matches_) {
-    const auto qos = std::min(msg->qos, granted);  // [MQTT-3.8.4-6]
-    // Live forwards carry RETAIN 0 [MQTT-3.3.1-9].
-    const auto dropped_before = s->dropped();
-    switch (s->enqueue(msg, qos, false)) {
-      case session::enqueue_result::queued:
-        ++stats_.deliveries_queued;
-        if (s->dropped() != dropped_before) {  // drop_oldest evicted an older delivery
-          ++stats_.deliveries_dropped;
-          report_drops(*s);
-        }
-        break;
-      case session::enqueue_result::dropped:
-        ++stats_.deliveries_dropped;
-        report_drops(*s);
-        break;
-      case session::enqueue_result::disconnect: {
-        ++stats_.deliveries_dropped;
-        ++stats_.slow_disconnects;
-        report_drops(*s);
-        // The connection closes asynchronously. Until it has finished, the session counts as
-        // offline, so messages routed meanwhile are handled as for any offline session (QoS 0
-        // dropped, QoS 1/2 queued while there is room) instead of closing it again.
-        s->detach();
-        if (const auto l = links_.find(s); l != links_.end()) {
-          l->second->close("session queue full (overflow policy: disconnect)");
-        }
-        break;
+    // Live forwards carry RETAIN 0 [MQTT-3.3.1-9]; delivered QoS is min [MQTT-3.8.4-6].
+    account(*s, s->enqueue(msg, std::min(msg->qos, granted), false));
+  }
+}
+
+void broker::account(session& s, session::enqueue_result result) {
+  switch (result) {
+    case session::enqueue_result::queued:
+      ++stats_.deliveries_queued;
+      return;
+    case session::enqueue_result::queued_evicting:
+      ++stats_.deliveries_queued;
+      ++stats_.deliveries_dropped;
+      report_drops(s);
+      return;
+    case session::enqueue_result::dropped:
+      ++stats_.deliveries_dropped;
+      report_drops(s);
+      return;
+    case session::enqueue_result::disconnect:
+      ++stats_.deliveries_dropped;
+      ++stats_.slow_disconnects;
+      report_drops(s);
+      // The connection closes asynchronously. Until it has finished, the session counts as
+      // offline, so messages routed meanwhile are handled as for any offline session (QoS 0
+      // dropped, QoS 1/2 queued while there is room) instead of closing it again.
+      if (const auto l = links_.find(&s); l != links_.end()) {
+        s.detach();
+        l->second->close("session queue full (overflow policy: disconnect)");
       }
-    }
+      return;
   }
 }
 
@@ -194,13 +196,7 @@ std::vector<codec::suback_return_code> broker::subscribe(
     codes.push_back(static_cast<codec::suback_return_code>(sub.qos));
     // Retained messages for the new subscription, RETAIN set [MQTT-3.3.1-6][MQTT-3.3.1-8].
     retained_.match(*filter, [&](const topic::topic_name&, const message_ptr& m) {
-      const auto dropped_before = s.dropped();
-      if (s.enqueue(m, std::min(m->qos, sub.qos), true) == session::enqueue_result::queued) {
-        ++stats_.deliveries_queued;
-        if (s.dropped() != dropped_before) ++stats_.deliveries_dropped;  // drop_oldest evicted
-      } else {
-        ++stats_.deliveries_dropped;
-      }
+      account(s, s.enqueue(m, std::min(m->qos, sub.qos), true));
     });
   }
   return codes;

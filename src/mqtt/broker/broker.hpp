@@ -116,6 +116,8 @@ class broker {
 
  private:
   void route(const message_ptr& msg);
+  /// Counts one enqueue outcome and applies the overflow policy's consequences.
+  void account(session& s, session::enqueue_result result);
   void discard(std::unique_ptr<session>& s);
   void report_drops(session& s);
 

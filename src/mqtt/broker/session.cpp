@@ -29,6 +29,7 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
   const bool qos0 = qos == qos_level::at_most_once;
   if (qos0 && !online()) return enqueue_result::dropped;  // not kept for offline sessions
   const std::size_t in_class = qos0 ? queued_qos0_ : queue_.size() - queued_qos0_;
+  bool evicted = false;
   if (in_class >= options_.session_queue_size) {
     switch (options_.overflow) {
       case overflow_policy::drop_newest:
@@ -46,6 +47,7 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
           if (qos0) --queued_qos0_;
         }
         count_drop();
+        evicted = true;
         break;
       }
     }
@@ -53,7 +55,7 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
   queue_.push_back({msg, qos, retain});
   if (qos0) ++queued_qos0_;
   if (link_ != nullptr) link_->wake();  // cheap when the writer is already awake
-  return enqueue_result::queued;
+  return evicted ? enqueue_result::queued_evicting : enqueue_result::queued;
 }
 
 bool session::has_sendable() const noexcept {

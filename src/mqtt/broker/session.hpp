@@ -28,7 +28,8 @@ class session_link {
 
 class session {
  public:
-  enum class enqueue_result { queued, dropped, disconnect };
+  /// queued_evicting: queued, and the oldest queued message of its class was dropped for it.
+  enum class enqueue_result { queued, queued_evicting, dropped, disconnect };
 
   session(std::string client_id, bool clean, const broker_options& options);
 

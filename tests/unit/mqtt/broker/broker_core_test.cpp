@@ -759,11 +759,8 @@ TEST(broker, drop_newest_counts_each_delivery_that_did_not_fit) {
 }
 
 TEST(broker, drop_oldest_counts_the_evicted_delivery_as_dropped) {
-  // BUG (src/mqtt/broker/broker.cpp, broker::route): with overflow_policy::drop_oldest,
-  // session::enqueue evicts the oldest message and returns enqueue_result::queued, so route()
-  // counts only deliveries_queued. broker_stats::deliveries_dropped ("pairs dropped: full
-  // queue ...") stays 0 although the session's dropped() counter rises, and report_drops() is
-  // never called, so no queue_full warning is logged either. Expected to fail until fixed.
+  // With overflow_policy::drop_oldest the new message is queued and an older one evicted: the
+  // eviction is a dropped delivery in broker_stats, like any other drop.
   fixture f(make_options(2, overflow_policy::drop_oldest));
   client c;
   connect_ok(f.core, c, "dev", false);
@@ -815,14 +812,8 @@ TEST(broker, disconnect_policy_does_not_close_anything_for_an_offline_session) {
 }
 
 TEST(broker, slow_subscriber_counts_as_one_slow_disconnect_until_its_connection_ends) {
-  // BUG (src/mqtt/broker/broker.cpp, broker::route): client_link::close() only starts closing
-  // (connection::close cancels the socket; finish() and broker::disconnect() run later on the
-  // reader coroutine), so the session stays linked and its queue stays full. Every further
-  // message routed in the meantime gets enqueue_result::disconnect again, and route()
-  // increments slow_disconnects (documented as "clients disconnected by
-  // overflow_policy::disconnect") and calls close() once more for the same client. Expected:
-  // one slow disconnect per client; each extra message is still a dropped delivery.
-  // Expected to fail until fixed.
+  // client_link::close() only starts closing; messages routed before the connection has
+  // finished must not count (or close) the same client again. Each is still a dropped delivery.
   fixture f(make_options(1, overflow_policy::disconnect));
   client slow;
   connect_ok(f.core, slow, "slow", true);

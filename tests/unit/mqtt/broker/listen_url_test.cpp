@@ -120,11 +120,8 @@ TEST(listen_url, the_reason_quotes_the_url) {
 }
 
 TEST(listen_url, unbracketed_ipv6_literal_without_a_port_is_refused) {
-  // BUG (src/mqtt/broker/listen_url.cpp, parse_listen_url): without brackets the port is taken
-  // after the last ':', so "tcp://::1" is accepted as host ":" port 1 and "tcp://fe80::1" as
-  // host "fe80:" port 1. A host that still contains ':' outside brackets should be refused
-  // (RFC 3986 section 3.2.2 requires brackets around IPv6 literals). Expected to fail until
-  // fixed.
+  // Taking the port after the last ':' would read "tcp://::1" as host ":" port 1: a host with
+  // ':' outside brackets is refused (RFC 3986 section 3.2.2 requires brackets for IPv6).
   parse_error("tcp://::1");
   parse_error("tcp://fe80::1");
 }

@@ -52,6 +52,11 @@ void enqueue_ok(session& s, const message_ptr& msg, qos_level qos, bool retain =
   EXPECT_EQ(s.enqueue(msg, qos, retain), result::queued) << msg->topic;
 }
 
+// Queued by evicting the oldest queued message of its class (overflow_policy::drop_oldest).
+void enqueue_evicting(session& s, const message_ptr& msg, qos_level qos) {
+  EXPECT_EQ(s.enqueue(msg, qos, false), result::queued_evicting) << msg->topic;
+}
+
 // --- enqueue and fill ----------------------------------------------------------------------
 
 TEST(session, new_session_is_offline_with_nothing_to_send) {
@@ -225,9 +230,9 @@ TEST(session, drop_oldest_evicts_the_oldest_queued_message_of_the_same_class) {
   enqueue_ok(s, make_message("t", "q0-a"), q0);
   enqueue_ok(s, make_message("t", "q1-b"), q1);
   enqueue_ok(s, make_message("t", "q0-b"), q0);
-  enqueue_ok(s, make_message("t", "q0-c"), q0);  // evicts q0-a, not q1-a
+  enqueue_evicting(s, make_message("t", "q0-c"), q0);  // evicts q0-a, not q1-a
   EXPECT_EQ(s.dropped(), 1u);
-  enqueue_ok(s, make_message("t", "q1-c"), q2);  // evicts q1-a
+  enqueue_evicting(s, make_message("t", "q1-c"), q2);  // evicts q1-a
   EXPECT_EQ(s.dropped(), 2u);
   EXPECT_EQ(s.queued(), 4u);
 
@@ -242,8 +247,10 @@ TEST(session, drop_oldest_evicts_the_oldest_queued_message_of_the_same_class) {
 TEST(session, drop_oldest_on_an_offline_session_keeps_the_newest_qos1_messages) {
   const auto options = make_options(2, overflow_policy::drop_oldest);
   session s("c1", false, options);
-  for (const char* payload : {"1", "2", "3", "4"})
-    enqueue_ok(s, make_message("t", payload), q1);
+  enqueue_ok(s, make_message("t", "1"), q1);
+  enqueue_ok(s, make_message("t", "2"), q1);
+  enqueue_evicting(s, make_message("t", "3"), q1);
+  enqueue_evicting(s, make_message("t", "4"), q1);
   EXPECT_EQ(s.queued(), 2u);
   EXPECT_EQ(s.dropped(), 2u);
 

@@ -217,8 +217,14 @@ expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group
     log_->debug("no_route group={} operation={}", group, msg.route.operation);
     return fail(err(bus_errc::no_route));
   }
-  // Copy the member list: a remote sink may unregister a module while we deliver.
-  const std::vector<mailbox_ptr> members = it->second;
+  // A remote sink may unregister a module while we deliver: then work on a copy of the list.
+  // Local inboxes cannot, so the common case (local members only) copies nothing.
+  const auto& current = it->second;
+  const bool any_remote = std::any_of(current.begin(), current.end(),
+                                      [](const mailbox_ptr& mb) { return mb->remote != nullptr; });
+  std::vector<mailbox_ptr> copy;
+  if (any_remote) copy = current;
+  const std::vector<mailbox_ptr>& members = any_remote ? copy : current;
   std::size_t taken = 0;
   std::error_code first_error;
   for (std::size_t i = 0; i < members.size(); ++i) {

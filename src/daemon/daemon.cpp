@@ -4,14 +4,17 @@
 
 #include <spdlog/spdlog.h>
 
-#include "bus/bus.hpp"
-#include "bus/module_manager.hpp"
 #include "common/asio.hpp"
-#include "common/asio_clock.hpp"
 #include "common/log.hpp"
-#include "mqtt/broker/server.hpp"
+#include "daemon/app.hpp"
 
 namespace ebus::daemon {
+namespace {
+
+// How long buffered publishes to the external broker may delay the exit.
+constexpr auto flush_timeout = std::chrono::seconds(3);
+
+}  // namespace
 
 int run(const options& opts) {
   if (!log::set_level(opts.log_level)) {
@@ -20,20 +23,12 @@ int run(const options& opts) {
   }
   auto log = log::get("daemon");
 
-  // One loop thread runs the bus, the modules and all timers (see docs/ARCHITECTURE.md).
+  // One loop thread runs the bus, the brokers, the modules and all timers
+  // (docs/ARCHITECTURE.md); SQLite runs on the store thread.
   asio::io_context io(1);
-  asio_clock clk(io.get_executor());
-  bus::bus message_bus(io.get_executor(), clk);
-  bus::module_manager modules(message_bus);
-
-  mqtt::broker::server broker(io.get_executor(), clk, opts.broker);
-  if (auto listening = broker.start(); !listening) {
-    log->error("startup_failed component=mqtt_broker error=\"{}\"", listening.error());
-    return 1;
-  }
-
-  if (auto started = modules.start_all(io.get_executor()); !started) {
-    log->error("startup_failed error={}", started.error().message());
+  app node(io, opts.config);
+  if (auto started = node.start(); !started) {
+    log->error("startup_failed {}", started.error());
     return 1;
   }
 
@@ -41,12 +36,10 @@ int run(const options& opts) {
   signals.async_wait([&](std::error_code ec, int signo) {
     if (ec) return;
     log->info("shutdown signal={}", signo);
-    broker.stop();
-    modules.stop_all();
-    message_bus.shutdown();
+    node.stop(flush_timeout, [] {});
   });
 
-  log->info("ready mode=internal mqtt={} modules={}", opts.broker.listen_url, modules.size());
+  log->info("ready {}", node.describe());
   io.run();
   log->info("stopped");
   return 0;

@@ -1,10 +1,13 @@
-// The eventbus binary as a user runs it: starts on its defaults, says when it is ready, and
-// stops cleanly on SIGTERM and SIGINT.
+// The eventbus binary as a user runs it: starts on its defaults, says when it is ready, stops
+// cleanly on SIGTERM and SIGINT, and refuses a bad configuration before starting anything.
 #include <csignal>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
+#include "config/config_loader.hpp"
 #include "ebus_test/process.hpp"
+#include "node_harness.hpp"
 
 namespace ebus::test {
 namespace {
@@ -62,6 +65,131 @@ TEST(daemon, refuses_an_unknown_log_level_with_a_clear_message) {
   ASSERT_TRUE(status.has_value());
   EXPECT_NE(*status, 0);
   EXPECT_NE(p.output().find("loud"), std::string::npos) << p.output();
+}
+
+void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+/// Runs the daemon to its end; returns (status, output).
+std::pair<int, std::string> run_daemon(std::vector<std::string> args) {
+  args.insert(args.begin(), daemon_path);
+  process p(std::move(args));
+  const auto status = p.wait();
+  EXPECT_TRUE(status.has_value()) << "still running:\n" << p.output();
+  return {status.value_or(-1), p.output()};
+}
+
+TEST(daemon, defaultconfig_prints_a_complete_file_that_starts_the_daemon) {
+  const auto [status, yaml] = run_daemon({"--defaultconfig"});
+  ASSERT_EQ(status, 0) << yaml;
+  for (const char* key :
+       {"mqttMode: 0", "mqttServerInternal: tcp://127.0.0.1:1884", "mqttSessionQueueSize: 100",
+        "eventBusTLS:", "dataSource:", "hostnameOverride:"}) {
+    EXPECT_NE(yaml.find(key), std::string::npos) << key << "\n" << yaml;
+  }
+  temp_dir dir;
+  std::string edited = yaml;
+  const std::string db_key = "dataSource: ";
+  const auto at = edited.find(db_key);
+  ASSERT_NE(at, std::string::npos);
+  edited.replace(at + db_key.size(), edited.find('\n', at) - at - db_key.size(),
+                 (dir.path() / "edgecore.db").string());
+  write_file(dir.path() / "edgecore.yaml", edited);
+  process d({daemon_path, "--config", (dir.path() / "edgecore.yaml").string()});
+  ASSERT_TRUE(d.wait_for_output("ready")) << d.output();
+  EXPECT_NE(d.output().find("mode=internal mqtt=tcp://127.0.0.1:1884"), std::string::npos)
+      << d.output();
+  EXPECT_EQ(d.output().find("config warning"), std::string::npos) << d.output();
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(), 0) << d.output();
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "edgecore.db"));
+}
+
+TEST(daemon, minconfig_prints_a_minimal_file) {
+  const auto [status, yaml] = run_daemon({"--minconfig"});
+  ASSERT_EQ(status, 0) << yaml;
+  EXPECT_NE(yaml.find("eventBus:"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("mqttMode:"), std::string::npos) << yaml;
+  EXPECT_EQ(yaml.find("mqttMaxInflightMessages"), std::string::npos) << yaml;
+}
+
+TEST(daemon, a_bad_configuration_lists_every_error_with_its_key_and_starts_nothing) {
+  temp_dir dir;
+  write_file(dir.path() / "bad.yaml", R"(modules:
+  eventBus:
+    mqttMode: 5
+    mqttQOS: 3
+    mqttSessionQueueSize: 0
+    mqttServerInternal: ws://127.0.0.1:1884
+    mqttRetain: maybe
+)");
+  const auto [status, out] = run_daemon({"--config", (dir.path() / "bad.yaml").string()});
+  EXPECT_EQ(status, 2) << out;
+  for (const char* key : {"modules.eventBus.mqttMode", "modules.eventBus.mqttQOS",
+                          "modules.eventBus.mqttSessionQueueSize", "modules.eventBus.mqttRetain"}) {
+    EXPECT_NE(out.find(key), std::string::npos) << key << "\n" << out;
+  }
+  EXPECT_EQ(out.find("ready"), std::string::npos) << out;
+}
+
+TEST(daemon, unreadable_tls_files_are_a_startup_error_naming_the_key) {
+  temp_dir dir;
+  write_file(dir.path() / "tls.yaml", R"(modules:
+  eventBus:
+    mqttMode: 2
+    eventBusTLS:
+      enable: true
+      tlsMqttCAFile: /nonexistent/ca.crt
+      tlsMqttCertFile: /nonexistent/server.crt
+      tlsMqttPrivateKeyFile: /nonexistent/server.key
+)");
+  const auto [status, out] = run_daemon({"--config", (dir.path() / "tls.yaml").string()});
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("modules.eventBus.eventBusTLS.tlsMqttCAFile"), std::string::npos) << out;
+  EXPECT_NE(out.find("/nonexistent/ca.crt"), std::string::npos) << out;
+}
+
+TEST(daemon, a_missing_config_file_is_refused) {
+  const auto [status, out] = run_daemon({"--config", "/nonexistent/edgecore.yaml"});
+  EXPECT_NE(status, 0) << out;
+  EXPECT_NE(out.find("/nonexistent/edgecore.yaml"), std::string::npos) << out;
+}
+
+TEST(daemon, external_mode_is_ready_at_once_while_the_broker_is_unreachable) {
+  temp_dir dir;
+  const auto port = free_port();  // nothing listens there
+  write_file(dir.path() / "ext.yaml",
+             "database:\n  dataSource: " + (dir.path() / "edgecore.db").string() +
+                 "\nmodules:\n  eventBus:\n    mqttMode: 2\n"
+                 "    mqttServerExternal: tcp://127.0.0.1:" +
+                 std::to_string(port) + "\n");
+  process d({daemon_path, "--config", (dir.path() / "ext.yaml").string()});
+  ASSERT_TRUE(d.wait_for_output("ready", std::chrono::seconds(5))) << d.output();
+  EXPECT_NE(d.output().find("mode=external"), std::string::npos) << d.output();
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(), 0) << d.output();
+}
+
+// The issue's acceptance case, on the default configuration (port 1884): a device publishes a
+// twin update with mosquitto_pub and a bus module receives exactly KubeEdge's message.
+TEST(daemon, default_configuration_routes_a_twin_update_from_mosquitto_pub_to_the_twin_module) {
+  temp_dir dir;
+  auto cfg = config::default_config();
+  cfg.data_source = (dir.path() / "edgecore.db").string();
+  node_harness node(cfg);
+  ASSERT_EQ(node.port(), 1884);
+  process pub({"mosquitto_pub", "-p", "1884", "-t", "$hw/events/device/default/led1/twin/update",
+               "-m", R"({"event_id":"e1","twin":{"power":{"actual":{"value":"on"}}}})"});
+  ASSERT_EQ(pub.wait(), 0) << pub.output();
+  const auto got = node.twin().wait_for(1);
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_EQ(got[0].route.source, "bus");
+  EXPECT_EQ(got[0].route.group, "user");
+  EXPECT_EQ(got[0].route.operation, "response");
+  EXPECT_EQ(got[0].route.resource, "JGh3L2V2ZW50cy9kZXZpY2UvZGVmYXVsdC9sZWQxL3R3aW4vdXBkYXRl");
+  EXPECT_EQ(got[0].content,
+            bus::content::text(R"({"event_id":"e1","twin":{"power":{"actual":{"value":"on"}}}})"));
 }
 
 }  // namespace

@@ -1,0 +1,44 @@
+#pragma once
+// Internal to ebus_config: the canonical key paths validate() reports, and the messages the
+// loader reports itself for values daemon_config cannot hold (a negative queue size, a mode
+// beyond 255), so that both say the same thing.
+
+#include <cstdint>
+#include <string>
+
+namespace ebus::config::detail {
+
+namespace key {
+inline constexpr const char* enable = "modules.eventBus.enable";
+inline constexpr const char* mode = "modules.eventBus.mqttMode";
+inline constexpr const char* qos = "modules.eventBus.mqttQOS";
+inline constexpr const char* retain = "modules.eventBus.mqttRetain";
+inline constexpr const char* session_queue_size = "modules.eventBus.mqttSessionQueueSize";
+inline constexpr const char* server_internal = "modules.eventBus.mqttServerInternal";
+inline constexpr const char* server_external = "modules.eventBus.mqttServerExternal";
+inline constexpr const char* sub_client_id = "modules.eventBus.mqttSubClientID";
+inline constexpr const char* pub_client_id = "modules.eventBus.mqttPubClientID";
+inline constexpr const char* username = "modules.eventBus.mqttUsername";
+inline constexpr const char* password = "modules.eventBus.mqttPassword";
+inline constexpr const char* tls_enable = "modules.eventBus.eventBusTLS.enable";
+inline constexpr const char* tls_ca_file = "modules.eventBus.eventBusTLS.tlsMqttCAFile";
+inline constexpr const char* tls_cert_file = "modules.eventBus.eventBusTLS.tlsMqttCertFile";
+inline constexpr const char* tls_key_file = "modules.eventBus.eventBusTLS.tlsMqttPrivateKeyFile";
+inline constexpr const char* max_packet_size = "modules.eventBus.mqttMaxPacketSize";
+inline constexpr const char* max_connections = "modules.eventBus.mqttMaxConnections";
+inline constexpr const char* max_inflight = "modules.eventBus.mqttMaxInflightMessages";
+inline constexpr const char* overflow = "modules.eventBus.mqttQueueOverflowPolicy";
+inline constexpr const char* connect_timeout = "modules.eventBus.mqttConnectTimeoutSeconds";
+inline constexpr const char* external_buffer_size = "modules.eventBus.mqttExternalBufferSize";
+inline constexpr const char* reconnect_min = "modules.eventBus.mqttReconnectMinMilliseconds";
+inline constexpr const char* reconnect_max = "modules.eventBus.mqttReconnectMaxMilliseconds";
+inline constexpr const char* keepalive = "modules.eventBus.mqttKeepAliveSeconds";
+inline constexpr const char* node_name = "modules.edged.hostnameOverride";
+inline constexpr const char* data_source = "database.dataSource";
+}  // namespace key
+
+std::string mode_message(std::int64_t value);
+std::string positive_message(std::int64_t value);
+std::string keepalive_message(std::int64_t value);
+
+}  // namespace ebus::config::detail

@@ -1,0 +1,74 @@
+#pragma once
+// The daemon's configuration: KubeEdge edgecore's `modules.eventBus` keys (v1alpha2), the old
+// v1.1-era `mqtt.*` keys, and our own extensions under `modules.eventBus`. Plain values only;
+// config_loader.hpp reads and validates them. docs/CONFIG.md documents every key.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace ebus::config {
+
+/// KubeEdge's mqttMode.
+enum class mqtt_mode : std::uint8_t {
+  internal = 0,  ///< embedded broker only (our default; KubeEdge's default is external)
+  both = 1,      ///< embedded broker and external broker
+  external = 2,  ///< external broker only
+};
+
+/// What the embedded broker does when a subscriber's queue is full.
+enum class overflow_policy : std::uint8_t { drop_newest, drop_oldest, disconnect };
+
+/// `modules.eventBus.eventBusTLS`: TLS towards the external broker.
+struct tls_config {
+  bool enable = false;
+  std::string ca_file = "/etc/kubeedge/ca/rootCA.crt";              ///< tlsMqttCAFile
+  std::string cert_file = "/etc/kubeedge/certs/server.crt";         ///< tlsMqttCertFile
+  std::string private_key_file = "/etc/kubeedge/certs/server.key";  ///< tlsMqttPrivateKeyFile
+
+  friend bool operator==(const tls_config&, const tls_config&) = default;
+};
+
+struct eventbus_config {
+  // --- KubeEdge keys (modules.eventBus) -------------------------------------------------------
+  bool enable = true;
+  mqtt_mode mode = mqtt_mode::internal;  ///< mqttMode
+  std::uint8_t qos = 0;                  ///< mqttQOS: QoS of injected internal publishes
+  bool retain = false;                   ///< mqttRetain: retain flag of the same
+  std::size_t session_queue_size = 100;  ///< mqttSessionQueueSize
+  std::string server_internal = "tcp://127.0.0.1:1884";  ///< mqttServerInternal
+  std::string server_external = "tcp://127.0.0.1:1883";  ///< mqttServerExternal
+  std::string sub_client_id;  ///< mqttSubClientID ("" = hub-client-sub-<unixsec>)
+  std::string pub_client_id;  ///< mqttPubClientID ("" = hub-client-pub-<unixsec>)
+  std::string username;       ///< mqttUsername
+  std::string password;       ///< mqttPassword
+  tls_config tls;             ///< eventBusTLS
+
+  // --- our extensions (modules.eventBus) ------------------------------------------------------
+  std::size_t max_packet_size = std::size_t{1024} * 1024;   ///< mqttMaxPacketSize (bytes)
+  std::size_t max_connections = 10000;                      ///< mqttMaxConnections
+  std::size_t max_inflight = 20;                            ///< mqttMaxInflightMessages
+  overflow_policy overflow = overflow_policy::drop_newest;  ///< mqttQueueOverflowPolicy
+  std::chrono::milliseconds connect_timeout{10000};         ///< mqttConnectTimeoutSeconds
+  /// Publishes towards the external broker kept while it is unreachable (external mode).
+  std::size_t external_buffer_size = 10000;        ///< mqttExternalBufferSize
+  std::chrono::milliseconds reconnect_min{500};    ///< mqttReconnectMinMilliseconds
+  std::chrono::milliseconds reconnect_max{30000};  ///< mqttReconnectMaxMilliseconds
+  std::uint16_t keepalive_seconds = 30;            ///< mqttKeepAliveSeconds (external clients)
+
+  friend bool operator==(const eventbus_config&, const eventbus_config&) = default;
+};
+
+struct daemon_config {
+  eventbus_config eventbus;
+  /// Node name used in topics (modules.edged.hostnameOverride; v1.1: edgehub.controller.node-id).
+  /// Defaults to the host name, as edgecore does.
+  std::string node_name;
+  /// SQLite file holding sub_topics (database.dataSource).
+  std::string data_source = "/var/lib/kubeedge/edgecore.db";
+
+  friend bool operator==(const daemon_config&, const daemon_config&) = default;
+};
+
+}  // namespace ebus::config

@@ -1,0 +1,553 @@
+#include "config/config_loader.hpp"
+
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <fcntl.h>
+#include <limits>
+#include <map>
+#include <optional>
+#include <span>
+#include <sys/stat.h>
+#include <system_error>
+#include <unistd.h>
+#include <utility>
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/checks.hpp"
+
+namespace ebus::config {
+namespace {
+
+namespace key = detail::key;
+
+constexpr std::size_t max_quoted_value = 40;
+constexpr auto int64_min = std::numeric_limits<std::int64_t>::min();
+constexpr auto int64_max = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t int32_min = std::numeric_limits<std::int32_t>::min();
+constexpr std::int64_t int32_max = std::numeric_limits<std::int32_t>::max();
+constexpr std::int64_t uint32_max = std::numeric_limits<std::uint32_t>::max();
+
+// yaml-cpp's tags: "?" for a plain scalar, "!" for a quoted one.
+constexpr std::string_view plain_tag = "?";
+constexpr std::string_view quoted_tag = "!";
+constexpr std::string_view int_tag = "tag:yaml.org,2002:int";
+constexpr std::string_view bool_tag = "tag:yaml.org,2002:bool";
+
+char ascii_lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// Go's encoding/json matches keys case-insensitively when no field matches exactly; every key
+// we know has a distinct folded form, so exact-first and fold-only give the same field.
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  }
+  return true;
+}
+
+// A value for a message: quoted, control characters escaped, long values cut.
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i == max_quoted_value) {
+      out += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += s[i];
+    } else if (c < 0x20 || c == 0x7F) {
+      constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0xF];
+    } else {
+      out += s[i];
+    }
+  }
+  return out + "\"";
+}
+
+std::string describe(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a sequence";
+    case YAML::NodeType::Scalar:
+      return n.Tag() == quoted_tag ? "the string " + quoted(n.Scalar()) : quoted(n.Scalar());
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "null";
+}
+
+std::string key_text(const YAML::Node& k) {
+  if (k.IsScalar()) return k.Scalar();
+  if (k.IsNull()) return "null";
+  return "<" + describe(k) + ">";
+}
+
+// Decimal only, [-+]?[0-9]+ (Go would also take 0x1F, 0o17 and 1_000).
+enum class int_parse { ok, syntax, range };
+int_parse parse_decimal(std::string_view s, std::int64_t& out) {
+  const bool negative = !s.empty() && s.front() == '-';
+  if (!s.empty() && (s.front() == '-' || s.front() == '+')) s.remove_prefix(1);
+  if (s.empty()) return int_parse::syntax;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return int_parse::syntax;
+  }
+  std::uint64_t magnitude = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), magnitude);
+  if (ec != std::errc{} || end != s.data() + s.size()) return int_parse::range;
+  const auto limit = static_cast<std::uint64_t>(int64_max);
+  if (negative) {
+    if (magnitude > limit + 1) return int_parse::range;
+    out = magnitude == limit + 1 ? int64_min : -static_cast<std::int64_t>(magnitude);
+  } else {
+    if (magnitude > limit) return int_parse::range;
+    out = static_cast<std::int64_t>(magnitude);
+  }
+  return int_parse::ok;
+}
+
+// One key of a mapping, found by name: the path as written in the file, and its value.
+struct entry {
+  std::string path;
+  YAML::Node value;
+};
+
+// The entries of one mapping that we read, by canonical name.
+class section {
+ public:
+  const entry* get(std::string_view name) const {
+    const auto it = entries_.find(name);
+    return it == entries_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  friend class loader;
+  std::map<std::string_view, entry, std::less<>> entries_;
+};
+
+class loader {
+ public:
+  explicit loader(daemon_config defaults) : cfg_(std::move(defaults)) {}
+
+  void load(const YAML::Node& root);
+
+  daemon_config cfg_;
+  std::vector<config_issue> errors_;
+  std::vector<config_issue> warnings_;
+  /// Canonical path -> the path as written in the file, for every value the file set.
+  std::map<std::string, std::string, std::less<>> written_;
+
+ private:
+  section pick(const YAML::Node& map, const std::string& path,
+               std::span<const std::string_view> names, bool owned);
+  std::optional<YAML::Node> mapping(const entry* e);
+
+  void set(const char* canonical, const entry& e);
+  void defer(const char* canonical, const entry& e, std::string message);
+  void error(const entry& e, std::string message) {
+    errors_.push_back({e.path, std::move(message)});
+  }
+
+  std::optional<std::int64_t> read_int(const entry* e, std::int64_t min, std::int64_t max);
+  void read_bool(const entry* e, const char* canonical, bool& out);
+  void read_string(const entry* e, const char* canonical, std::string& out);
+  template <class T>
+  void read_unsigned(const entry* e, const char* canonical, std::int64_t max, T& out);
+  void read_mode(const entry* e);
+  void read_queue_size(const entry* e);
+
+  void old_mqtt(const YAML::Node& map, const std::string& path);
+  void old_edgehub(const YAML::Node& map, const std::string& path);
+  void eventbus(const YAML::Node& map, const std::string& path);
+  void tls(const YAML::Node& map, const std::string& path);
+  void finish();
+
+  bool in_old_layout_ = false;
+  std::optional<std::string> old_mqtt_path_;
+  /// Canonical path -> where the v1.1 layout set it, until the current layout overrides it.
+  std::map<std::string, std::string, std::less<>> old_written_;
+  /// Out-of-range values daemon_config cannot hold; errors only when the eventbus is enabled.
+  std::map<std::string, config_issue, std::less<>> deferred_;
+};
+
+section loader::pick(const YAML::Node& map, const std::string& path,
+                     std::span<const std::string_view> names, bool owned) {
+  section out;
+  for (const auto& kv : map) {
+    const std::string text = key_text(kv.first);
+    std::string child = path;
+    if (!child.empty()) child += '.';
+    child += text;
+    const std::string_view* name = nullptr;
+    if (kv.first.IsScalar()) {
+      for (const auto& n : names) {
+        if (iequals(n, text)) {
+          name = &n;
+          break;
+        }
+      }
+    }
+    if (name == nullptr) {
+      if (owned) warnings_.push_back({std::move(child), "unknown key, ignored"});
+      continue;
+    }
+    if (const auto it = out.entries_.find(*name); it != out.entries_.end()) {
+      warnings_.push_back(
+          {it->second.path, "set again as '" + child + "'; the last value is used"});
+      out.entries_.erase(it);  // never assign a YAML::Node: that rewrites the node it refers to
+    }
+    out.entries_.emplace(*name, entry{std::move(child), kv.second});
+  }
+  return out;
+}
+
+std::optional<YAML::Node> loader::mapping(const entry* e) {
+  if (e == nullptr || e->value.IsNull()) return std::nullopt;
+  if (!e->value.IsMap()) {
+    error(*e, "expected a mapping, got " + describe(e->value));
+    return std::nullopt;
+  }
+  return e->value;
+}
+
+void loader::set(const char* canonical, const entry& e) {
+  if (in_old_layout_) {
+    old_written_[canonical] = e.path;
+  } else if (const auto it = old_written_.find(canonical); it != old_written_.end()) {
+    warnings_.push_back({it->second, "overridden by " + e.path});
+    old_written_.erase(it);
+  }
+  written_[canonical] = e.path;
+  deferred_.erase(canonical);
+}
+
+void loader::defer(const char* canonical, const entry& e, std::string message) {
+  set(canonical, e);
+  deferred_[canonical] = config_issue{e.path, std::move(message)};
+}
+
+std::optional<std::int64_t> loader::read_int(const entry* e, std::int64_t min, std::int64_t max) {
+  if (e == nullptr || e->value.IsNull()) return std::nullopt;
+  const auto& v = e->value;
+  std::int64_t n = 0;
+  const auto parsed = v.IsScalar() && (v.Tag() == plain_tag || v.Tag() == int_tag)
+                          ? parse_decimal(v.Scalar(), n)
+                          : int_parse::syntax;
+  if (parsed == int_parse::syntax) {
+    error(*e, "expected an integer, got " + describe(v));
+    return std::nullopt;
+  }
+  if (parsed == int_parse::range || n < min || n > max) {
+    error(*e, "expected an integer from " + std::to_string(min) + " to " + std::to_string(max) +
+                  ", got " + std::string(v.Scalar().substr(0, max_quoted_value)));
+    return std::nullopt;
+  }
+  return n;
+}
+
+void loader::read_bool(const entry* e, const char* canonical, bool& out) {
+  if (e == nullptr || e->value.IsNull()) return;
+  const auto& v = e->value;
+  if (v.IsScalar() && (v.Tag() == plain_tag || v.Tag() == bool_tag)) {
+    // Only true and false: Go's YAML 1.1 yes/no/on/off are a classic source of surprises.
+    if (iequals(v.Scalar(), "true") || iequals(v.Scalar(), "false")) {
+      out = iequals(v.Scalar(), "true");
+      set(canonical, *e);
+      return;
+    }
+  }
+  error(*e, "expected true or false, got " + describe(v));
+}
+
+// Any scalar is taken as text, quoted or not: `hostnameOverride: 1234` means the name "1234".
+void loader::read_string(const entry* e, const char* canonical, std::string& out) {
+  if (e == nullptr || e->value.IsNull()) return;
+  if (!e->value.IsScalar()) {
+    error(*e, "expected a string, got " + describe(e->value));
+    return;
+  }
+  out = e->value.Scalar();
+  set(canonical, *e);
+}
+
+template <class T>
+void loader::read_unsigned(const entry* e, const char* canonical, std::int64_t max, T& out) {
+  if (const auto n = read_int(e, 0, max)) {
+    out = static_cast<T>(*n);
+    set(canonical, *e);
+  }
+}
+
+// Go int. daemon_config holds 0..255; validate() reports 3..255, the loader the rest.
+void loader::read_mode(const entry* e) {
+  if (const auto n = read_int(e, int64_min, int64_max)) {
+    if (*n >= 0 && *n <= 255) {
+      cfg_.eventbus.mode = static_cast<mqtt_mode>(*n);
+      set(key::mode, *e);
+    } else {
+      defer(key::mode, *e, detail::mode_message(*n));
+    }
+  }
+}
+
+// Go int32. daemon_config holds no negative size, so the loader reports those (and 0, alike).
+void loader::read_queue_size(const entry* e) {
+  if (const auto n = read_int(e, int32_min, int32_max)) {
+    if (*n > 0) {
+      cfg_.eventbus.session_queue_size = static_cast<std::size_t>(*n);
+      set(key::session_queue_size, *e);
+    } else {
+      defer(key::session_queue_size, *e, detail::positive_message(*n));
+    }
+  }
+}
+
+void loader::load(const YAML::Node& root) {
+  if (!root.IsDefined() || root.IsNull()) {  // an empty file: all defaults
+    finish();
+    return;
+  }
+  if (!root.IsMap()) {
+    errors_.push_back({"", "expected a mapping at the top level, got " + describe(root)});
+    return;
+  }
+  // apiVersion and kind are accepted and not checked; every other top-level key belongs to
+  // edgecore's other modules and is ignored silently.
+  static constexpr std::string_view top_names[] = {"database", "modules", "mqtt", "edgehub"};
+  const section top = pick(root, "", top_names, false);
+
+  // The v1.1 layout first, so that the current layout overrides it whatever the key order.
+  in_old_layout_ = true;
+  if (const auto m = mapping(top.get("mqtt"))) {
+    old_mqtt_path_ = top.get("mqtt")->path;
+    old_mqtt(*m, *old_mqtt_path_);
+  }
+  if (const auto m = mapping(top.get("edgehub"))) old_edgehub(*m, top.get("edgehub")->path);
+  in_old_layout_ = false;
+
+  if (const auto m = mapping(top.get("database"))) {
+    static constexpr std::string_view names[] = {"dataSource"};
+    const section db = pick(*m, top.get("database")->path, names, false);
+    read_string(db.get("dataSource"), key::data_source, cfg_.data_source);
+  }
+  if (const auto m = mapping(top.get("modules"))) {
+    static constexpr std::string_view names[] = {"edged", "eventBus"};
+    const section modules = pick(*m, top.get("modules")->path, names, false);
+    if (const auto edged = mapping(modules.get("edged"))) {
+      static constexpr std::string_view edged_names[] = {"hostnameOverride"};
+      const section s = pick(*edged, modules.get("edged")->path, edged_names, false);
+      read_string(s.get("hostnameOverride"), key::node_name, cfg_.node_name);
+    }
+    if (const auto eb = mapping(modules.get("eventBus"))) {
+      eventbus(*eb, modules.get("eventBus")->path);
+    }
+  }
+  finish();
+}
+
+void loader::old_mqtt(const YAML::Node& map, const std::string& path) {
+  static constexpr std::string_view names[] = {"server", "internal-server", "mode",
+                                               "qos",    "retain",          "session-queue-size"};
+  const section s = pick(map, path, names, true);
+  auto& eb = cfg_.eventbus;
+  read_string(s.get("server"), key::server_external, eb.server_external);
+  read_string(s.get("internal-server"), key::server_internal, eb.server_internal);
+  read_mode(s.get("mode"));
+  read_unsigned(s.get("qos"), key::qos, 255, eb.qos);
+  read_bool(s.get("retain"), key::retain, eb.retain);
+  read_queue_size(s.get("session-queue-size"));
+}
+
+void loader::old_edgehub(const YAML::Node& map, const std::string& path) {
+  static constexpr std::string_view names[] = {"controller"};
+  const section hub = pick(map, path, names, false);
+  if (const auto controller = mapping(hub.get("controller"))) {
+    static constexpr std::string_view controller_names[] = {"node-id"};
+    const section s = pick(*controller, hub.get("controller")->path, controller_names, false);
+    read_string(s.get("node-id"), key::node_name, cfg_.node_name);
+  }
+}
+
+void loader::eventbus(const YAML::Node& map, const std::string& path) {
+  static constexpr std::string_view names[] = {
+      "enable",
+      "mqttMode",
+      "mqttQOS",
+      "mqttRetain",
+      "mqttSessionQueueSize",
+      "mqttServerInternal",
+      "mqttServerExternal",
+      "mqttSubClientID",
+      "mqttPubClientID",
+      "mqttUsername",
+      "mqttPassword",
+      "eventBusTLS",
+      "mqttMaxPacketSize",
+      "mqttMaxConnections",
+      "mqttMaxInflightMessages",
+      "mqttQueueOverflowPolicy",
+      "mqttConnectTimeoutSeconds",
+      "mqttExternalBufferSize",
+      "mqttReconnectMinMilliseconds",
+      "mqttReconnectMaxMilliseconds",
+      "mqttKeepAliveSeconds",
+  };
+  const section s = pick(map, path, names, true);
+  auto& eb = cfg_.eventbus;
+  read_bool(s.get("enable"), key::enable, eb.enable);
+  read_mode(s.get("mqttMode"));
+  read_unsigned(s.get("mqttQOS"), key::qos, 255, eb.qos);  // Go uint8
+  read_bool(s.get("mqttRetain"), key::retain, eb.retain);
+  read_queue_size(s.get("mqttSessionQueueSize"));
+  read_string(s.get("mqttServerInternal"), key::server_internal, eb.server_internal);
+  read_string(s.get("mqttServerExternal"), key::server_external, eb.server_external);
+  read_string(s.get("mqttSubClientID"), key::sub_client_id, eb.sub_client_id);
+  read_string(s.get("mqttPubClientID"), key::pub_client_id, eb.pub_client_id);
+  read_string(s.get("mqttUsername"), key::username, eb.username);
+  read_string(s.get("mqttPassword"), key::password, eb.password);
+  if (const auto m = mapping(s.get("eventBusTLS"))) tls(*m, s.get("eventBusTLS")->path);
+
+  read_unsigned(s.get("mqttMaxPacketSize"), key::max_packet_size, uint32_max, eb.max_packet_size);
+  read_unsigned(s.get("mqttMaxConnections"), key::max_connections, uint32_max, eb.max_connections);
+  read_unsigned(s.get("mqttMaxInflightMessages"), key::max_inflight, uint32_max, eb.max_inflight);
+  if (const auto* e = s.get("mqttQueueOverflowPolicy")) {
+    std::string text;
+    const bool was_string = e->value.IsScalar();
+    read_string(e, key::overflow, text);
+    if (iequals(text, "dropNewest")) {
+      eb.overflow = overflow_policy::drop_newest;
+    } else if (iequals(text, "dropOldest")) {
+      eb.overflow = overflow_policy::drop_oldest;
+    } else if (iequals(text, "disconnect")) {
+      eb.overflow = overflow_policy::disconnect;
+    } else if (was_string) {
+      error(*e, "expected dropNewest, dropOldest or disconnect, got " + describe(e->value));
+    }
+  }
+  if (const auto n = read_int(s.get("mqttConnectTimeoutSeconds"), 0, uint32_max)) {
+    eb.connect_timeout = std::chrono::seconds(*n);
+    set(key::connect_timeout, *s.get("mqttConnectTimeoutSeconds"));
+  }
+  read_unsigned(s.get("mqttExternalBufferSize"), key::external_buffer_size, uint32_max,
+                eb.external_buffer_size);
+  if (const auto n = read_int(s.get("mqttReconnectMinMilliseconds"), 0, uint32_max)) {
+    eb.reconnect_min = std::chrono::milliseconds(*n);
+    set(key::reconnect_min, *s.get("mqttReconnectMinMilliseconds"));
+  }
+  if (const auto n = read_int(s.get("mqttReconnectMaxMilliseconds"), 0, uint32_max)) {
+    eb.reconnect_max = std::chrono::milliseconds(*n);
+    set(key::reconnect_max, *s.get("mqttReconnectMaxMilliseconds"));
+  }
+  if (const auto* e = s.get("mqttKeepAliveSeconds")) {
+    if (const auto n = read_int(e, 0, uint32_max)) {
+      if (*n <= 65535) {
+        eb.keepalive_seconds = static_cast<std::uint16_t>(*n);
+        set(key::keepalive, *e);
+      } else {
+        defer(key::keepalive, *e, detail::keepalive_message(*n));
+      }
+    }
+  }
+}
+
+void loader::tls(const YAML::Node& map, const std::string& path) {
+  static constexpr std::string_view names[] = {"enable", "tlsMqttCAFile", "tlsMqttCertFile",
+                                               "tlsMqttPrivateKeyFile"};
+  const section s = pick(map, path, names, true);
+  auto& t = cfg_.eventbus.tls;
+  read_bool(s.get("enable"), key::tls_enable, t.enable);
+  read_string(s.get("tlsMqttCAFile"), key::tls_ca_file, t.ca_file);
+  read_string(s.get("tlsMqttCertFile"), key::tls_cert_file, t.cert_file);
+  read_string(s.get("tlsMqttPrivateKeyFile"), key::tls_key_file, t.private_key_file);
+}
+
+void loader::finish() {
+  const auto& eb = cfg_.eventbus;
+  if (eb.enable) {
+    for (auto& [canonical, issue] : deferred_)
+      errors_.push_back(std::move(issue));
+    // v1.1 had no default broker URL: edgecore panicked without mqtt.server in modes 1 and 2.
+    if (old_mqtt_path_ && !written_.contains(key::server_external) &&
+        (eb.mode == mqtt_mode::both || eb.mode == mqtt_mode::external)) {
+      errors_.push_back({*old_mqtt_path_ + ".server", "required when mqtt.mode is 1 or 2"});
+    }
+    if (!eb.password.empty() && eb.username.empty()) {
+      const auto it = written_.find(key::password);
+      warnings_.push_back({it != written_.end() ? it->second : key::password,
+                           "set without mqttUsername; it is never sent"});
+    }
+  }
+  for (auto& issue : validate(cfg_)) {
+    // Point at the key the user wrote (v1.1 name, other case) rather than the canonical one.
+    if (const auto it = written_.find(issue.path); it != written_.end()) issue.path = it->second;
+    errors_.push_back(std::move(issue));
+  }
+}
+
+std::string syntax_error(const YAML::Exception& e) {
+  if (e.mark.is_null()) return "YAML syntax error: " + e.msg;
+  return "YAML syntax error at line " + std::to_string(e.mark.line + 1) + ", column " +
+         std::to_string(e.mark.column + 1) + ": " + e.msg;
+}
+
+}  // namespace
+
+expected<loaded_config, std::vector<config_issue>> parse_config(std::string_view yaml) {
+  std::optional<YAML::Node> root;
+  try {
+    root.emplace(YAML::Load(std::string(yaml)));
+  } catch (const YAML::Exception& e) {
+    return fail(std::vector<config_issue>{{"", syntax_error(e)}});
+  }
+  loader l(default_config());
+  try {
+    l.load(*root);
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp throws on misuse of its node API; a bug here must not take the daemon down.
+    return fail(std::vector<config_issue>{{"", std::string("internal error: ") + e.what()}});
+  }
+  if (!l.errors_.empty()) return fail(std::move(l.errors_));
+  return loaded_config{std::move(l.cfg_), std::move(l.warnings_)};
+}
+
+expected<loaded_config, std::vector<config_issue>> load_config(const std::string& file) {
+  const auto cannot = [&](int err) {
+    return fail(std::vector<config_issue>{
+        {"", "cannot read '" + file + "': " + std::generic_category().message(err)}});
+  };
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return cannot(errno);
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return cannot(EISDIR);
+  }
+  std::string text;
+  char buf[16384];
+  for (;;) {
+    const auto n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return cannot(err);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return parse_config(text);
+}
+
+}  // namespace ebus::config

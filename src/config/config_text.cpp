@@ -1,0 +1,204 @@
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "config/config_loader.hpp"
+
+namespace ebus::config {
+namespace {
+
+// edgecore's fallback when the host name cannot be read.
+constexpr const char* fallback_node_name = "default-edge-node";
+
+std::string host_name() {
+  std::array<char, 256> buf{};
+  if (::gethostname(buf.data(), buf.size() - 1) != 0 || buf[0] == '\0') return fallback_node_name;
+  return buf.data();
+}
+
+bool is_plain_safe(const std::string& s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '/')) return false;
+  for (const char c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-' &&
+        c != '/' && c != ':') {
+      return false;
+    }
+  }
+  // Words YAML 1.1 readers take as booleans or null.
+  for (const char* word : {"true", "false", "yes", "no", "on", "off", "y", "n", "null"}) {
+    if (s.size() == std::strlen(word) && std::equal(s.begin(), s.end(), word, [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == b;
+        })) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A string as a YAML scalar: plain when that reads back as the same string in any YAML reader,
+// else double-quoted (a host name such as "1234" or "yes" must stay a string).
+std::string yaml_scalar(const std::string& s) {
+  if (is_plain_safe(s)) return s;
+  std::string out = "\"";
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20 || u == 0x7F) {
+      constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[u >> 4];
+      out += hex[u & 0xF];
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+const char* yes_no(bool b) {
+  return b ? "true" : "false";
+}
+
+const char* policy_name(overflow_policy p) {
+  switch (p) {
+    case overflow_policy::drop_oldest:
+      return "dropOldest";
+    case overflow_policy::disconnect:
+      return "disconnect";
+    case overflow_policy::drop_newest:
+      break;
+  }
+  return "dropNewest";
+}
+
+constexpr const char* default_template =
+    R"(# eventbus configuration in edgecore's layout (edgecore.yaml). Every key is optional; a
+# missing key keeps the value shown here. Keys match case-insensitively. Other edgecore
+# modules and sections may be present and are ignored.
+apiVersion: edgecore.config.kubeedge.io/v1alpha2
+kind: EdgeCore
+database:
+  # SQLite file holding the sub_topics table (same table as edgecore's).
+  dataSource: {data_source}
+modules:
+  edged:
+    # Node name used in topics; defaults to the host name.
+    hostnameOverride: {node_name}
+  eventBus:
+    enable: {enable}
+    # 0: embedded broker only, 1: embedded and external broker, 2: external broker only.
+    # edgecore's default is 2, which needs a running external broker; ours is 0.
+    mqttMode: {mode}
+    # QoS (0, 1 or 2) and retain flag of the messages the eventbus publishes on the embedded
+    # broker.
+    mqttQOS: {qos}
+    mqttRetain: {retain}
+    # Messages queued per subscriber of the embedded broker (at least 1).
+    mqttSessionQueueSize: {session_queue_size}
+    # Where the embedded broker listens (modes 0 and 1): tcp://host:port or mqtt://host:port.
+    mqttServerInternal: {server_internal}
+    # The external broker (modes 1 and 2): tcp://, mqtt://, ssl://, tls:// or mqtts://.
+    mqttServerExternal: {server_external}
+    # Client ids at the external broker; empty: hub-client-sub-<unix time> and
+    # hub-client-pub-<unix time>, as edgecore.
+    mqttSubClientID: {sub_client_id}
+    mqttPubClientID: {pub_client_id}
+    # Credentials at the external broker; sent only when both are set.
+    mqttUsername: {username}
+    mqttPassword: {password}
+    # TLS towards the external broker. When enabled in modes 1 and 2, the three files must be
+    # readable at start-up.
+    eventBusTLS:
+      enable: {tls_enable}
+      tlsMqttCAFile: {ca_file}
+      tlsMqttCertFile: {cert_file}
+      tlsMqttPrivateKeyFile: {key_file}
+    # The keys below are extensions of this implementation; edgecore does not know them.
+    # Largest packet the embedded broker accepts, in bytes (64 to 268435455).
+    mqttMaxPacketSize: {max_packet_size}
+    # Connections the embedded broker accepts at once.
+    mqttMaxConnections: {max_connections}
+    # QoS 1 and 2 messages sent to one client and not yet acknowledged (1 to 65535).
+    mqttMaxInflightMessages: {max_inflight}
+    # When a subscriber's queue is full: dropNewest, dropOldest or disconnect.
+    mqttQueueOverflowPolicy: {overflow}
+    # Seconds a new client of the embedded broker has to send CONNECT.
+    mqttConnectTimeoutSeconds: {connect_timeout}
+    # Publishes towards the external broker kept while it is unreachable.
+    mqttExternalBufferSize: {external_buffer_size}
+    # Delay before reconnecting to the external broker: from min, doubling up to max.
+    mqttReconnectMinMilliseconds: {reconnect_min}
+    mqttReconnectMaxMilliseconds: {reconnect_max}
+    # Keepalive of the connections to the external broker (0 to 65535; 0: none).
+    mqttKeepAliveSeconds: {keepalive}
+)";
+
+constexpr const char* min_template = R"(apiVersion: edgecore.config.kubeedge.io/v1alpha2
+kind: EdgeCore
+database:
+  dataSource: {data_source}
+modules:
+  edged:
+    hostnameOverride: {node_name}
+  eventBus:
+    enable: {enable}
+    # 0: embedded broker only, 1: both, 2: external broker only (edgecore's default, which
+    # needs a running external broker).
+    mqttMode: {mode}
+    mqttServerInternal: {server_internal}
+    mqttServerExternal: {server_external}
+    mqttQOS: {qos}
+    mqttRetain: {retain}
+)";
+
+std::string render(const char* text, const daemon_config& d) {
+  const eventbus_config& e = d.eventbus;
+  return fmt::format(
+      fmt::runtime(text), fmt::arg("data_source", yaml_scalar(d.data_source)),
+      fmt::arg("node_name", yaml_scalar(d.node_name)), fmt::arg("enable", yes_no(e.enable)),
+      fmt::arg("mode", static_cast<unsigned>(e.mode)), fmt::arg("qos", unsigned{e.qos}),
+      fmt::arg("retain", yes_no(e.retain)), fmt::arg("session_queue_size", e.session_queue_size),
+      fmt::arg("server_internal", yaml_scalar(e.server_internal)),
+      fmt::arg("server_external", yaml_scalar(e.server_external)),
+      fmt::arg("sub_client_id", yaml_scalar(e.sub_client_id)),
+      fmt::arg("pub_client_id", yaml_scalar(e.pub_client_id)),
+      fmt::arg("username", yaml_scalar(e.username)), fmt::arg("password", yaml_scalar(e.password)),
+      fmt::arg("tls_enable", yes_no(e.tls.enable)), fmt::arg("ca_file", yaml_scalar(e.tls.ca_file)),
+      fmt::arg("cert_file", yaml_scalar(e.tls.cert_file)),
+      fmt::arg("key_file", yaml_scalar(e.tls.private_key_file)),
+      fmt::arg("max_packet_size", e.max_packet_size),
+      fmt::arg("max_connections", e.max_connections), fmt::arg("max_inflight", e.max_inflight),
+      fmt::arg("overflow", policy_name(e.overflow)),
+      fmt::arg("connect_timeout",
+               std::chrono::duration_cast<std::chrono::seconds>(e.connect_timeout).count()),
+      fmt::arg("external_buffer_size", e.external_buffer_size),
+      fmt::arg("reconnect_min", e.reconnect_min.count()),
+      fmt::arg("reconnect_max", e.reconnect_max.count()),
+      fmt::arg("keepalive", unsigned{e.keepalive_seconds}));
+}
+
+}  // namespace
+
+daemon_config default_config() {
+  daemon_config c;
+  c.node_name = host_name();
+  return c;
+}
+
+std::string default_config_yaml() {
+  return render(default_template, default_config());
+}
+
+std::string min_config_yaml() {
+  return render(min_template, default_config());
+}
+
+}  // namespace ebus::config

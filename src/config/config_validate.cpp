@@ -1,0 +1,223 @@
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <fcntl.h>
+#include <optional>
+#include <string>
+#include <sys/stat.h>
+#include <system_error>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+#include "config/checks.hpp"
+#include "config/config_loader.hpp"
+
+namespace ebus::config {
+namespace detail {
+
+std::string mode_message(std::int64_t value) {
+  return "must be 0 (internal broker), 1 (both) or 2 (external broker), got " +
+         std::to_string(value);
+}
+
+std::string positive_message(std::int64_t value) {
+  return "must be greater than 0, got " + std::to_string(value);
+}
+
+std::string keepalive_message(std::int64_t value) {
+  // libmosquitto refuses 1 to 4; the CONNECT field holds 16 bits.
+  return "must be 0 (none) or between 5 and 65535, got " + std::to_string(value);
+}
+
+}  // namespace detail
+
+namespace {
+
+// The largest remaining length MQTT can encode; below 64 bytes even a CONNECT may not fit.
+constexpr std::size_t max_mqtt_packet_size = 268435455;
+constexpr std::size_t min_packet_size = 64;
+
+std::string quote(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
+
+bool has_space_or_control(std::string_view s) {
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7F) return true;
+  }
+  return false;
+}
+
+// Which broker a URL names: the embedded broker listens on it (mqttServerInternal, the same rules
+// as mqtt/broker/listen_url.hpp), the external clients connect to it (mqttServerExternal).
+enum class url_role { listen, connect };
+
+std::optional<std::string> check_url(std::string_view url, url_role role) {
+  const bool listen = role == url_role::listen;
+  // First, and without quoting the URL: it may hold a password.
+  if (url.find('@') != std::string_view::npos) {
+    return listen ? std::string("user information in the URL is not supported")
+                  : std::string(
+                        "user information in the URL is not supported; set mqttUsername and "
+                        "mqttPassword");
+  }
+  const auto sep = url.find("://");
+  if (sep == std::string_view::npos) {
+    return quote(url) + " is not a URL of the form " +
+           (listen ? "tcp://host:port" : "tcp://host:port or ssl://host:port");
+  }
+  const std::string_view scheme = url.substr(0, sep);
+  if (listen) {
+    if (scheme != "tcp" && scheme != "mqtt") {
+      return "unsupported scheme " + quote(scheme) +
+             ": the embedded broker listens on tcp:// or mqtt://";
+    }
+  } else if (scheme == "ws" || scheme == "wss") {
+    return "unsupported scheme " + quote(scheme) +
+           ": the MQTT client does not speak WebSocket; use tcp://, mqtt://, ssl://, tls:// or "
+           "mqtts://";
+  } else if (scheme != "tcp" && scheme != "mqtt" && scheme != "ssl" && scheme != "tls" &&
+             scheme != "mqtts") {
+    return "unsupported scheme " + quote(scheme) +
+           ": use tcp://, mqtt://, ssl://, tls:// or mqtts://";
+  }
+  std::string_view rest = url.substr(sep + 3);
+  if (const auto end = rest.find_first_of("/?#"); end != std::string_view::npos) {
+    if (rest.substr(end) != "/") return "unexpected path, query or fragment in " + quote(url);
+    rest = rest.substr(0, end);
+  }
+  std::string_view host;
+  std::optional<std::string_view> port;
+  if (!rest.empty() && rest.front() == '[') {  // [::1]:1884
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) return "unclosed '[' in " + quote(url);
+    host = rest.substr(1, close - 1);
+    const std::string_view after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return "unexpected text after ']' in " + quote(url);
+      port = after.substr(1);
+    }
+  } else {
+    const auto colon = rest.rfind(':');
+    host = rest.substr(0, colon);
+    if (colon != std::string_view::npos) port = rest.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      // "tcp://::1" would otherwise read as host ":" and port 1 (RFC 3986 section 3.2.2).
+      return "IPv6 address without brackets in " + quote(url) + " (write tcp://[::1]:1884)";
+    }
+  }
+  if (host.empty()) return "missing host in " + quote(url);
+  if (has_space_or_control(host)) return "invalid host " + quote(host) + " in " + quote(url);
+  if (!port) {
+    if (listen) return "missing port in " + quote(url);
+    return std::nullopt;  // the client uses 1883, or 8883 for ssl, tls and mqtts
+  }
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(port->data(), port->data() + port->size(), value);
+  if (port->empty() || ec != std::errc{} || end != port->data() + port->size() || value == 0 ||
+      value > 65535) {
+    return "invalid port " + quote(*port) + " in " + quote(url) + " (must be 1 to 65535)";
+  }
+  return std::nullopt;
+}
+
+// Opened, not read: enough to catch what edgecore crashes on (missing file, no permission).
+std::optional<std::string> unreadable(const std::string& file) {
+  if (file.find('\0') != std::string::npos) return "the file name contains a NUL character";
+  const auto cannot = [&](int err) {
+    return "cannot read " + quote(file) + ": " + std::generic_category().message(err);
+  };
+  // O_NONBLOCK: opening a FIFO without a writer must not hang the start-up.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return cannot(errno);
+  struct stat st {};
+  std::optional<std::string> problem;
+  if (::fstat(fd, &st) != 0) {
+    problem = cannot(errno);
+  } else if (S_ISDIR(st.st_mode)) {
+    problem = cannot(EISDIR);
+  } else if (!S_ISREG(st.st_mode)) {
+    problem = "cannot read " + quote(file) + ": not a regular file";
+  }
+  ::close(fd);
+  return problem;
+}
+
+}  // namespace
+
+std::vector<config_issue> validate(const daemon_config& cfg) {
+  namespace key = detail::key;
+  std::vector<config_issue> out;
+  const auto add = [&](const char* path, std::string message) {
+    out.push_back({path, std::move(message)});
+  };
+  const auto& e = cfg.eventbus;
+  // Like edgecore, a disabled eventbus is not checked: its values are never used.
+  if (e.enable) {
+    if (e.mode != mqtt_mode::internal && e.mode != mqtt_mode::both &&
+        e.mode != mqtt_mode::external) {
+      add(key::mode, detail::mode_message(static_cast<std::int64_t>(e.mode)));
+    }
+    if (e.qos > 2) add(key::qos, "must be 0, 1 or 2, got " + std::to_string(e.qos));
+    if (e.session_queue_size == 0) add(key::session_queue_size, detail::positive_message(0));
+    if (e.max_packet_size < min_packet_size || e.max_packet_size > max_mqtt_packet_size) {
+      add(key::max_packet_size, "must be between 64 and 268435455 (the largest MQTT packet), got " +
+                                    std::to_string(e.max_packet_size));
+    }
+    if (e.max_connections == 0) add(key::max_connections, detail::positive_message(0));
+    if (e.max_inflight == 0 || e.max_inflight > 65535) {
+      add(key::max_inflight,
+          "must be between 1 and 65535 (MQTT packet ids), got " + std::to_string(e.max_inflight));
+    }
+    if (e.connect_timeout.count() <= 0) {
+      add(key::connect_timeout, detail::positive_message(e.connect_timeout.count() / 1000));
+    }
+    if (e.external_buffer_size == 0) add(key::external_buffer_size, detail::positive_message(0));
+    if (e.reconnect_min.count() <= 0) {
+      add(key::reconnect_min, detail::positive_message(e.reconnect_min.count()));
+    } else if (e.reconnect_min > e.reconnect_max) {
+      add(key::reconnect_min, "must not exceed mqttReconnectMaxMilliseconds (" +
+                                  std::to_string(e.reconnect_max.count()) + "), got " +
+                                  std::to_string(e.reconnect_min.count()));
+    }
+    if (e.keepalive_seconds != 0 && e.keepalive_seconds < 5) {
+      add(key::keepalive, detail::keepalive_message(e.keepalive_seconds));
+    }
+    const bool internal = e.mode == mqtt_mode::internal || e.mode == mqtt_mode::both;
+    const bool external = e.mode == mqtt_mode::both || e.mode == mqtt_mode::external;
+    if (internal) {
+      if (auto problem = check_url(e.server_internal, url_role::listen)) {
+        add(key::server_internal, std::move(*problem));
+      }
+    }
+    if (external) {
+      if (auto problem = check_url(e.server_external, url_role::connect)) {
+        add(key::server_external, std::move(*problem));
+      }
+      if (!e.sub_client_id.empty() && e.sub_client_id == e.pub_client_id) {
+        add(key::pub_client_id, "must differ from mqttSubClientID " + quote(e.sub_client_id) +
+                                    ": the broker would disconnect one client whenever the other "
+                                    "connects");
+      }
+      if (e.tls.enable) {
+        const std::array files{std::pair{key::tls_ca_file, &e.tls.ca_file},
+                               std::pair{key::tls_cert_file, &e.tls.cert_file},
+                               std::pair{key::tls_key_file, &e.tls.private_key_file}};
+        for (const auto& [path, file] : files) {
+          if (auto problem = unreadable(*file)) add(path, std::move(*problem));
+        }
+      }
+    }
+  }
+  if (cfg.node_name.empty()) {
+    add(key::node_name, "must not be empty: it is the node name used in topics");
+  }
+  if (cfg.data_source.empty()) {
+    add(key::data_source, "must not be empty: it names the SQLite file holding sub_topics");
+  }
+  return out;
+}
+
+}  // namespace ebus::config

@@ -1,0 +1,182 @@
+#include "daemon/app.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "bus/bus.hpp"
+#include "bus/module_manager.hpp"
+#include "common/asio_clock.hpp"
+#include "common/log.hpp"
+#include "eventbus/eventbus_module.hpp"
+#include "eventbus/persisted_topics.hpp"
+#include "mqtt/broker/server.hpp"
+#include "mqtt/client/external_broker.hpp"
+
+namespace ebus::daemon {
+namespace {
+
+using config::mqtt_mode;
+
+mqtt::broker::broker_options broker_options_of(const config::eventbus_config& eb) {
+  mqtt::broker::broker_options o;
+  o.listen_url = eb.server_internal;
+  o.max_packet_size = eb.max_packet_size;
+  o.max_connections = eb.max_connections;
+  o.session_queue_size = eb.session_queue_size;
+  o.max_inflight = eb.max_inflight;
+  o.connect_timeout = eb.connect_timeout;
+  switch (eb.overflow) {
+    case config::overflow_policy::drop_newest:
+      o.overflow = mqtt::broker::overflow_policy::drop_newest;
+      break;
+    case config::overflow_policy::drop_oldest:
+      o.overflow = mqtt::broker::overflow_policy::drop_oldest;
+      break;
+    case config::overflow_policy::disconnect:
+      o.overflow = mqtt::broker::overflow_policy::disconnect;
+      break;
+  }
+  return o;
+}
+
+// KubeEdge's generated ids: "hub-client-sub-" / "hub-client-pub-" + the Unix time in seconds,
+// shared by both clients and kept for every reconnect.
+mqtt::client::external_options external_options_of(const config::eventbus_config& eb) {
+  const auto seconds = unix_millis() / 1000;
+  mqtt::client::external_options o;
+  o.url = eb.server_external;
+  o.sub_client_id =
+      eb.sub_client_id.empty() ? fmt::format("hub-client-sub-{}", seconds) : eb.sub_client_id;
+  o.pub_client_id =
+      eb.pub_client_id.empty() ? fmt::format("hub-client-pub-{}", seconds) : eb.pub_client_id;
+  o.username = eb.username;
+  o.password = eb.password;
+  o.tls_enable = eb.tls.enable;
+  o.ca_file = eb.tls.ca_file;
+  o.cert_file = eb.tls.cert_file;
+  o.key_file = eb.tls.private_key_file;
+  o.keepalive_seconds = eb.keepalive_seconds;
+  o.reconnect_min = eb.reconnect_min;
+  o.reconnect_max = eb.reconnect_max;
+  o.buffer_size = eb.external_buffer_size;
+  return o;
+}
+
+std::string_view mode_name(mqtt_mode m) {
+  switch (m) {
+    case mqtt_mode::internal:
+      return "internal";
+    case mqtt_mode::both:
+      return "both";
+    case mqtt_mode::external:
+      break;
+  }
+  return "external";
+}
+
+}  // namespace
+
+app::app(asio::io_context& io, config::daemon_config cfg)
+    : io_(io),
+      cfg_(std::move(cfg)),
+      log_(log::get("daemon")),
+      clock_(std::make_unique<asio_clock>(io.get_executor())),
+      bus_(std::make_unique<bus::bus>(io.get_executor(), *clock_)),
+      modules_(std::make_unique<bus::module_manager>(*bus_)) {}
+
+app::~app() = default;
+
+void app::add_module(std::unique_ptr<bus::module> m) {
+  extra_modules_.push_back(std::move(m));
+}
+
+expected<void, std::string> app::start() {
+  if (started_) return fail(std::string("already started"));
+  started_ = true;
+  const auto& eb = cfg_.eventbus;
+  const bool enabled = eb.enable;
+  const bool use_internal = enabled && eb.mode != mqtt_mode::external;
+  const bool use_external = enabled && eb.mode != mqtt_mode::internal;
+
+  std::vector<std::string> stored;
+  if (enabled) {
+    auto opened = eventbus::persisted_topics::open(cfg_.data_source);
+    if (!opened) return fail(fmt::format("database.dataSource: {}", opened.error()));
+    store_ = std::move(opened->store);
+    stored = std::move(opened->topics);
+  }
+
+  if (use_internal) {
+    internal_ =
+        std::make_unique<mqtt::broker::server>(io_.get_executor(), *clock_, broker_options_of(eb));
+  }
+  if (use_external) {
+    external_ = std::make_unique<mqtt::client::external_broker>(
+        io_.get_executor(), external_options_of(eb),
+        [this](std::string_view topic, std::string_view payload) {
+          if (eventbus_ != nullptr) eventbus_->on_mqtt_message(topic, payload);
+        });
+  }
+  if (enabled) {
+    eventbus::eventbus_options opts;
+    opts.node_name = cfg_.node_name;
+    opts.qos = static_cast<mqtt::codec::qos_level>(eb.qos);
+    opts.retain = eb.retain;
+    auto module = std::make_unique<eventbus::eventbus_module>(
+        *bus_, *clock_, std::move(opts), internal_ ? &internal_->core() : nullptr, external_.get(),
+        store_.get());
+    module->install(stored);
+    eventbus_ = module.get();
+    modules_->add(std::move(module));
+  }
+  for (auto& m : extra_modules_)
+    modules_->add(std::move(m));
+  extra_modules_.clear();
+
+  if (internal_) {
+    if (auto listening = internal_->start(); !listening) {
+      return fail(fmt::format("modules.eventBus.mqttServerInternal: {}", listening.error()));
+    }
+  }
+  if (external_) {
+    if (auto connecting = external_->start(); !connecting) {
+      return fail(fmt::format("modules.eventBus.mqttServerExternal: {}", connecting.error()));
+    }
+  }
+  if (auto running = modules_->start_all(io_.get_executor()); !running) {
+    return fail(fmt::format("modules: {}", running.error().message()));
+  }
+  return {};
+}
+
+std::string app::describe() const {
+  const auto& eb = cfg_.eventbus;
+  std::string line = fmt::format("mode={}", eb.enable ? mode_name(eb.mode) : "disabled");
+  if (internal_) {
+    const auto ep = internal_->local_endpoint();
+    line += fmt::format(" mqtt=tcp://{}:{}", ep.address().to_string(), ep.port());
+  }
+  if (external_) line += fmt::format(" external={}", eb.server_external);
+  line += fmt::format(" node={} modules={}", cfg_.node_name, modules_->size());
+  return line;
+}
+
+void app::stop(std::chrono::milliseconds flush_timeout, std::function<void()> done) {
+  if (stopping_) return;
+  stopping_ = true;
+  // Wills of clients still connected are published (and intercepted) while the modules run.
+  if (internal_) internal_->stop();
+  modules_->stop_all();
+  auto finish = [this, done = std::move(done)] {
+    if (store_) store_->close();
+    bus_->shutdown();
+    if (done) done();
+  };
+  if (external_) {
+    external_->stop(flush_timeout, std::move(finish));
+  } else {
+    finish();
+  }
+}
+
+}  // namespace ebus::daemon

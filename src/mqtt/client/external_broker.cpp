@@ -1,0 +1,471 @@
+#include "mqtt/client/external_broker.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <deque>
+#include <unordered_map>
+#include <vector>
+
+#include <mosquitto.h>
+#include <spdlog/spdlog.h>
+
+#include "common/log.hpp"
+#include "mqtt/client/mosquitto_connection.hpp"
+
+namespace ebus::mqtt::client {
+namespace {
+
+// Repeated warnings about lost publishes: at most one per interval, with the running count.
+constexpr auto warning_interval = std::chrono::seconds(10);
+
+bool rate_limited_warning(std::chrono::steady_clock::time_point& last) {
+  const auto now = std::chrono::steady_clock::now();
+  if (last != std::chrono::steady_clock::time_point{} && now - last < warning_interval) {
+    return false;
+  }
+  last = now;
+  return true;
+}
+constexpr std::size_t max_payload = 268'435'455;  // largest MQTT remaining length
+
+struct broker_address {
+  std::string host;
+  std::uint16_t port = 0;
+  bool tls = false;
+};
+
+expected<broker_address, std::string> parse_url(std::string_view url) {
+  const auto sep = url.find("://");
+  if (sep == std::string_view::npos) {
+    return fail("'" + std::string(url) + "' is not a URL of the form tcp://host:port");
+  }
+  const auto scheme = url.substr(0, sep);
+  broker_address out;
+  if (scheme == "ssl" || scheme == "tls" || scheme == "mqtts") {
+    out.tls = true;
+  } else if (scheme != "tcp" && scheme != "mqtt") {
+    return fail("unsupported scheme '" + std::string(scheme) + "' in '" + std::string(url) +
+                "' (supported: tcp, mqtt, ssl, tls, mqtts)");
+  }
+  std::string_view rest = url.substr(sep + 3);
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    if (rest.substr(slash) != "/") return fail("unexpected path in '" + std::string(url) + "'");
+    rest = rest.substr(0, slash);
+  }
+  std::string_view host = rest;
+  std::string_view port;
+  bool has_port = false;
+  if (!rest.empty() && rest.front() == '[') {  // [::1]:1883
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) return fail("unclosed '[' in '" + std::string(url) + "'");
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return fail("invalid host in '" + std::string(url) + "'");
+      has_port = true;
+      port = rest.substr(close + 2);
+    }
+  } else if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+    has_port = true;
+    if (host.find(':') != std::string_view::npos) {
+      return fail("IPv6 address without brackets in '" + std::string(url) +
+                  "' (write tcp://[::1]:1883)");
+    }
+  }
+  if (host.empty()) return fail("missing host in '" + std::string(url) + "'");
+  out.host = std::string(host);
+  if (!has_port) {
+    out.port = out.tls ? 8883 : 1883;
+    return out;
+  }
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || value == 0 ||
+      value > 65535) {
+    return fail("invalid port '" + std::string(port) + "' in '" + std::string(url) + "'");
+  }
+  out.port = static_cast<std::uint16_t>(value);
+  return out;
+}
+
+struct buffered_publish {
+  std::string topic;
+  std::string payload;
+};
+
+}  // namespace
+
+struct external_broker::impl {
+  impl(asio::any_io_executor executor, external_options options, message_handler on_message)
+      : executor_(executor),
+        options_(std::move(options)),
+        on_message_(std::move(on_message)),
+        log_(log::get("mqtt.client")),
+        stop_timer_(executor) {}
+
+  expected<void, std::string> start();
+  void subscribe(std::string filter);
+  void unsubscribe(std::string_view filter);
+  void publish(std::string_view topic, std::string_view payload);
+  void stop(std::chrono::milliseconds timeout, std::function<void()> done);
+
+  [[nodiscard]] std::size_t pending() const noexcept { return in_flight_ + backlog_.size(); }
+
+  connection_settings settings_for(const broker_address& address, std::string name,
+                                   std::string client_id) const;
+  void send(std::string_view topic, std::string_view payload);
+  void flush_backlog();
+  void send_subscribe(const std::string& filter);
+  void on_pub_connected();
+  void on_sub_connected();
+  void on_published(int mid);
+  void on_subscribed(int mid, std::span<const int> granted);
+  void drop(std::string_view why, std::string_view topic);
+  void reject(std::string_view topic, std::size_t bytes, const std::string& why);
+  void post_finish_stop();
+  void finish_stop();
+
+  asio::any_io_executor executor_;
+  external_options options_;
+  message_handler on_message_;
+  std::shared_ptr<spdlog::logger> log_;
+  external_stats stats_;
+  std::vector<std::string> filters_;  // subscribed in this order after every CONNACK
+  std::unordered_map<int, std::string> subacks_due_;  // SUBSCRIBE mid -> filter
+  // Publishes not yet given to libmosquitto: made while the publisher had no accepted
+  // connection. Kept here rather than in libmosquitto, which would send one made during the
+  // CONNECT/CONNACK exchange before those it resends after the CONNACK.
+  std::deque<buffered_publish> backlog_;
+  std::size_t in_flight_ = 0;  // given to libmosquitto, not yet acknowledged
+  std::chrono::steady_clock::time_point last_drop_warning_{};
+  std::chrono::steady_clock::time_point last_reject_warning_{};
+  std::vector<std::function<void()>> on_stopped_;
+  asio::steady_timer stop_timer_;
+  bool started_ = false;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // posted handlers hold a weak_ptr
+  // Last: destroyed first, while the state their handlers touch still exists.
+  std::unique_ptr<mosquitto_connection> sub_;
+  std::unique_ptr<mosquitto_connection> pub_;
+};
+
+connection_settings external_broker::impl::settings_for(const broker_address& address,
+                                                        std::string name,
+                                                        std::string client_id) const {
+  connection_settings s;
+  s.name = std::move(name);
+  s.client_id = std::move(client_id);
+  s.host = address.host;
+  s.port = address.port;
+  s.username = options_.username;
+  s.password = options_.password;
+  s.tls = address.tls;
+  s.tls_verify = options_.tls_enable;
+  s.ca_file = options_.ca_file;
+  s.cert_file = options_.cert_file;
+  s.key_file = options_.key_file;
+  s.keepalive_seconds = options_.keepalive_seconds;
+  s.reconnect_min = options_.reconnect_min;
+  s.reconnect_max = options_.reconnect_max;
+  return s;
+}
+
+expected<void, std::string> external_broker::impl::start() {
+  if (started_) return fail(std::string("the external broker client is already started"));
+  if (stopping_) return fail(std::string("the external broker client was stopped"));
+  auto address = parse_url(options_.url);
+  if (!address) return fail(std::move(address.error()));
+  if (options_.sub_client_id.empty() || options_.pub_client_id.empty()) {
+    return fail(std::string("the client ids must not be empty"));
+  }
+  if (options_.sub_client_id == options_.pub_client_id) {
+    // The broker would disconnect one client whenever the other connects [MQTT-3.1.4-2].
+    return fail("the sub and pub client ids are the same ('" + options_.sub_client_id + "')");
+  }
+  if (options_.keepalive_seconds != 0 && options_.keepalive_seconds < 5) {
+    return fail(std::string("keep-alive must be 0 or at least 5 seconds"));  // libmosquitto's rule
+  }
+  if (options_.reconnect_min.count() <= 0 || options_.reconnect_max < options_.reconnect_min) {
+    return fail(std::string("reconnect delays must satisfy 0 < min <= max"));
+  }
+  if (options_.buffer_size == 0) return fail(std::string("buffer_size must be at least 1"));
+
+  auto sub = mosquitto_connection::create(
+      executor_, settings_for(*address, "sub", options_.sub_client_id),
+      {.connected = [this] { on_sub_connected(); },
+       .lost =
+           [this] {
+             ++stats_.connection_losses;
+             subacks_due_.clear();
+           },
+       .message =
+           [this](std::string_view topic, std::string_view payload) {
+             ++stats_.received;
+             log_->trace("message topic=\"{}\" bytes={}", topic, payload.size());
+             if (on_message_) on_message_(topic, payload);
+           },
+       .published = nullptr,
+       .subscribed = [this](int mid,
+                            std::span<const int> granted) { on_subscribed(mid, granted); }});
+  if (!sub) return fail(std::move(sub.error()));
+  auto pub =
+      mosquitto_connection::create(executor_, settings_for(*address, "pub", options_.pub_client_id),
+                                   {.connected = [this] { on_pub_connected(); },
+                                    .lost = [this] { ++stats_.connection_losses; },
+                                    .message = nullptr,
+                                    .published = [this](int mid) { on_published(mid); },
+                                    .subscribed = nullptr});
+  if (!pub) return fail(std::move(pub.error()));
+
+  if (address->tls && !options_.tls_enable) {
+    log_->warn(
+        "tls_unverified url={}: the broker's certificate is not verified "
+        "(eventBusTLS.enable is false)",
+        options_.url);
+  } else if (!address->tls && options_.tls_enable) {
+    log_->warn(
+        "tls_not_used url={}: eventBusTLS.enable only applies to ssl://, tls:// and "
+        "mqtts:// URLs",
+        options_.url);
+  }
+  sub_ = std::move(*sub);
+  pub_ = std::move(*pub);
+  started_ = true;
+  log_->info("starting url={} sub_client_id={} pub_client_id={} filters={}", options_.url,
+             options_.sub_client_id, options_.pub_client_id, filters_.size());
+  sub_->start();
+  pub_->start();
+  return {};
+}
+
+void external_broker::impl::subscribe(std::string filter) {
+  if (mosquitto_sub_topic_check2(filter.data(), filter.size()) != MOSQ_ERR_SUCCESS ||
+      mosquitto_validate_utf8(filter.data(), static_cast<int>(filter.size())) != MOSQ_ERR_SUCCESS) {
+    ++stats_.subscribe_failures;
+    log_->error("subscribe_failed filter=\"{}\" reason=\"invalid topic filter\"", filter);
+    return;
+  }
+  if (std::find(filters_.begin(), filters_.end(), filter) != filters_.end()) return;
+  filters_.push_back(std::move(filter));
+  if (sub_ && sub_->connected()) send_subscribe(filters_.back());
+}
+
+void external_broker::impl::unsubscribe(std::string_view filter) {
+  const auto it = std::find(filters_.begin(), filters_.end(), filter);
+  if (it == filters_.end()) return;
+  if (sub_ && sub_->connected()) {
+    if (const int rc = sub_->unsubscribe(*it); rc != MOSQ_ERR_SUCCESS) {
+      log_->debug("unsubscribe_not_sent filter=\"{}\" reason=\"{}\"", *it,
+                  mosquitto_connection::describe(rc));
+    }
+  }
+  filters_.erase(it);
+}
+
+void external_broker::impl::send_subscribe(const std::string& filter) {
+  int mid = 0;
+  const int rc = sub_->subscribe(filter, mid);
+  if (rc == MOSQ_ERR_SUCCESS) {
+    subacks_due_.emplace(mid, filter);
+    log_->debug("subscribe filter=\"{}\" mid={}", filter, mid);
+  } else if (rc != MOSQ_ERR_NO_CONN) {  // lost meanwhile: subscribed again on reconnect
+    ++stats_.subscribe_failures;
+    log_->error("subscribe_failed filter=\"{}\" reason=\"{}\"", filter,
+                mosquitto_connection::describe(rc));
+  }
+}
+
+void external_broker::impl::on_sub_connected() {
+  ++stats_.sub_connects;
+  subacks_due_.clear();
+  for (const auto& f : filters_)
+    send_subscribe(f);
+}
+
+void external_broker::impl::on_subscribed(int mid, std::span<const int> granted) {
+  const auto it = subacks_due_.find(mid);
+  if (it == subacks_due_.end()) return;
+  const bool refused = std::any_of(granted.begin(), granted.end(), [](int q) { return q > 2; });
+  if (refused) {
+    ++stats_.subscribe_failures;
+    log_->error("subscribe_refused filter=\"{}\": the broker answered SUBACK 0x80", it->second);
+  } else {
+    log_->debug("subscribed filter=\"{}\" qos={}", it->second, granted.empty() ? -1 : granted[0]);
+  }
+  subacks_due_.erase(it);
+}
+
+void external_broker::impl::publish(std::string_view topic, std::string_view payload) {
+  if (stopping_) {
+    drop("stopping", topic);
+    return;
+  }
+  if (pending() >= options_.buffer_size) {
+    drop("buffer full", topic);
+    return;
+  }
+  // Checked now, so that a buffered message cannot fail later, out of sight of the caller.
+  if (mosquitto_pub_topic_check2(topic.data(), topic.size()) != MOSQ_ERR_SUCCESS ||
+      mosquitto_validate_utf8(topic.data(), static_cast<int>(topic.size())) != MOSQ_ERR_SUCCESS ||
+      payload.size() > max_payload) {
+    reject(topic, payload.size(), "invalid topic or payload too large");
+    return;
+  }
+  ++stats_.published;
+  if (pub_ && pub_->connected() && backlog_.empty()) {
+    send(topic, payload);
+  } else {
+    backlog_.push_back({std::string(topic), std::string(payload)});
+  }
+}
+
+void external_broker::impl::send(std::string_view topic, std::string_view payload) {
+  int mid = 0;
+  const int rc = pub_->publish(topic, payload, mid);
+  // NO_CONN: the connection went down before we heard of it; libmosquitto keeps the message and
+  // sends it after the next CONNACK.
+  if (rc == MOSQ_ERR_SUCCESS || rc == MOSQ_ERR_NO_CONN) {
+    ++in_flight_;
+    log_->trace("publish topic=\"{}\" bytes={} mid={}", topic, payload.size(), mid);
+    return;
+  }
+  reject(topic, payload.size(), mosquitto_connection::describe(rc));
+}
+
+void external_broker::impl::reject(std::string_view topic, std::size_t bytes,
+                                   const std::string& why) {
+  ++stats_.rejected;
+  if (rate_limited_warning(last_reject_warning_)) {
+    log_->warn("publish_rejected topic=\"{}\" bytes={} reason=\"{}\" rejected={}", topic, bytes,
+               why, stats_.rejected);
+  } else {
+    log_->debug("publish_rejected topic=\"{}\" bytes={} reason=\"{}\"", topic, bytes, why);
+  }
+}
+
+void external_broker::impl::flush_backlog() {
+  if (!backlog_.empty()) log_->debug("flush_backlog messages={}", backlog_.size());
+  while (!backlog_.empty() && pub_->connected()) {
+    send(backlog_.front().topic, backlog_.front().payload);
+    backlog_.pop_front();
+  }
+}
+
+void external_broker::impl::on_pub_connected() {
+  ++stats_.pub_connects;
+  // Runs after libmosquitto has resent what it kept from the previous connection, so that the
+  // backlog, which is younger, follows it.
+  flush_backlog();
+}
+
+void external_broker::impl::on_published(int mid) {
+  if (in_flight_ > 0) --in_flight_;
+  ++stats_.acknowledged;
+  log_->trace("puback mid={}", mid);
+  if (stopping_ && !stopped_ && pending() == 0) post_finish_stop();
+}
+
+void external_broker::impl::drop(std::string_view why, std::string_view topic) {
+  ++stats_.dropped;
+  if (rate_limited_warning(last_drop_warning_)) {
+    log_->warn("publish_dropped reason=\"{}\" topic=\"{}\" pending={} buffer_size={} dropped={}",
+               why, topic, pending(), options_.buffer_size, stats_.dropped);
+  } else {
+    log_->debug("publish_dropped reason=\"{}\" topic=\"{}\"", why, topic);
+  }
+}
+
+void external_broker::impl::stop(std::chrono::milliseconds timeout, std::function<void()> done) {
+  if (done) on_stopped_.push_back(std::move(done));
+  if (stopped_) {
+    post_finish_stop();  // only calls the new callback
+    return;
+  }
+  if (stopping_) return;  // the first call's timeout applies
+  stopping_ = true;
+  if (sub_) sub_->stop_reconnecting();
+  if (pub_) pub_->stop_reconnecting();
+  log_->info("stopping pending={} timeout_ms={}", pending(), timeout.count());
+  if (pending() == 0 || !started_) {
+    post_finish_stop();
+    return;
+  }
+  stop_timer_.expires_after(timeout);
+  stop_timer_.async_wait([this, token = std::weak_ptr(alive_)](std::error_code ec) {
+    if (!token.expired() && !ec) finish_stop();
+  });
+}
+
+void external_broker::impl::post_finish_stop() {
+  // Posted: a PUBACK that empties the buffer arrives inside libmosquitto's loop, where it must
+  // not be disconnected.
+  asio::post(executor_, [this, token = std::weak_ptr(alive_)] {
+    if (!token.expired()) finish_stop();
+  });
+}
+
+void external_broker::impl::finish_stop() {
+  if (!stopped_) {
+    stopped_ = true;
+    stop_timer_.cancel();
+    if (pending() != 0) {
+      log_->warn("stopped_with_unacknowledged publishes={}: they are lost", pending());
+    }
+    if (sub_) sub_->disconnect();
+    if (pub_) pub_->disconnect();
+    log_->info("stopped received={} published={} acknowledged={} dropped={}", stats_.received,
+               stats_.published, stats_.acknowledged, stats_.dropped);
+  }
+  // Last: a callback may destroy this object.
+  auto callbacks = std::move(on_stopped_);
+  on_stopped_.clear();
+  for (auto& f : callbacks)
+    f();
+}
+
+external_broker::external_broker(asio::any_io_executor executor, external_options options,
+                                 message_handler on_message)
+    : impl_(
+          std::make_unique<impl>(std::move(executor), std::move(options), std::move(on_message))) {}
+
+external_broker::~external_broker() = default;
+
+expected<void, std::string> external_broker::start() {
+  return impl_->start();
+}
+
+void external_broker::subscribe(std::string filter) {
+  impl_->subscribe(std::move(filter));
+}
+
+void external_broker::unsubscribe(std::string_view filter) {
+  impl_->unsubscribe(filter);
+}
+
+void external_broker::publish(std::string_view topic, std::string_view payload) {
+  impl_->publish(topic, payload);
+}
+
+void external_broker::stop(std::chrono::milliseconds timeout, std::function<void()> done) {
+  impl_->stop(timeout, std::move(done));
+}
+
+bool external_broker::sub_connected() const noexcept {
+  return impl_->sub_ && impl_->sub_->connected();
+}
+
+bool external_broker::pub_connected() const noexcept {
+  return impl_->pub_ && impl_->pub_->connected();
+}
+
+std::size_t external_broker::pending() const noexcept {
+  return impl_->pending();
+}
+
+const external_stats& external_broker::stats() const noexcept {
+  return impl_->stats_;
+}
+
+}  // namespace ebus::mqtt::client

@@ -1,0 +1,163 @@
+#pragma once
+// One libmosquitto client driven by our event loop. No libmosquitto thread: the socket is watched
+// with a posix::stream_descriptor (read always, write while mosquitto_want_write()), a timer runs
+// mosquitto_loop_misc() for keep-alive, and a refused or lost connection is retried with a capped
+// exponential backoff. The same mosquitto object lives as long as this connection, so
+// libmosquitto's queue of unacknowledged QoS 1 publishes survives reconnects: it sends them again
+// (DUP set) right after the next CONNACK.
+//
+// Events: `connected` and `lost` run after the libmosquitto call that detected them has returned.
+// `message`, `published` and `subscribed` run inside that call (libmosquitto's callbacks); they
+// may call publish/subscribe/unsubscribe on any connection, but must not destroy one.
+//
+// Thread safety: loop thread only.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "common/asio.hpp"
+#include "common/expected.hpp"
+
+struct mosquitto;
+struct mosquitto_message;
+
+namespace spdlog {
+class logger;
+}
+
+namespace ebus::mqtt::client {
+
+struct connection_settings {
+  std::string name{};  ///< "sub" or "pub", for the logs
+  std::string client_id{};
+  std::string host{};
+  std::uint16_t port = 1883;
+  std::string username{};  ///< sent only when non-empty
+  std::string password{};  ///< sent only when username and password are non-empty
+  bool tls = false;
+  /// With tls: verify the server against ca_file and present cert_file/key_file (when given).
+  /// Without: encrypted, not verified.
+  bool tls_verify = false;
+  std::string ca_file{};
+  std::string cert_file{};
+  std::string key_file{};
+  std::uint16_t keepalive_seconds = 30;
+  /// From the start of an attempt to its CONNACK.
+  std::chrono::milliseconds connect_timeout{30000};
+  std::chrono::milliseconds reconnect_min{500};
+  std::chrono::milliseconds reconnect_max{30000};
+};
+
+struct connection_handlers {
+  std::function<void()> connected{};  ///< CONNACK accepted
+  std::function<void()> lost{};       ///< an accepted connection ended (not after disconnect())
+  std::function<void(std::string_view topic, std::string_view payload)> message{};
+  std::function<void(int mid)> published{};  ///< PUBACK for publish `mid`
+  /// SUBACK for subscribe `mid`; `granted` holds one QoS (or 0x80 for a refusal) per filter.
+  std::function<void(int mid, std::span<const int> granted)> subscribed{};
+};
+
+class mosquitto_connection {
+ public:
+  /// Creates the libmosquitto client and applies credentials and TLS settings; TLS files are
+  /// loaded once here so that a bad file fails now, with a reason, not on every reconnect.
+  [[nodiscard]] static expected<std::unique_ptr<mosquitto_connection>, std::string> create(
+      asio::any_io_executor executor, connection_settings settings, connection_handlers handlers);
+
+  mosquitto_connection(const mosquitto_connection&) = delete;
+  mosquitto_connection& operator=(const mosquitto_connection&) = delete;
+  /// Closes the socket without DISCONNECT when still open; no handler runs afterwards.
+  ~mosquitto_connection();
+
+  /// Makes the first connection attempt now; later ones follow on their own.
+  void start();
+  /// No further attempts; an attempt under way may still complete.
+  void stop_reconnecting();
+  /// Stops reconnecting and sends DISCONNECT when a connection is open.
+  void disconnect();
+
+  /// True between an accepted CONNACK and the loss of that connection.
+  [[nodiscard]] bool connected() const noexcept { return connected_; }
+  /// Attempts that failed since the last accepted CONNACK.
+  [[nodiscard]] std::uint64_t failed_attempts() const noexcept { return failures_; }
+  [[nodiscard]] const connection_settings& settings() const noexcept { return settings_; }
+
+  /// mosquitto_publish at QoS 1, retain false. Returns libmosquitto's code; `mid` is set when the
+  /// message was queued, which includes MOSQ_ERR_NO_CONN (libmosquitto keeps it for the next
+  /// connection).
+  int publish(std::string_view topic, std::string_view payload, int& mid);
+  /// mosquitto_subscribe at QoS 1; returns libmosquitto's code.
+  int subscribe(const std::string& filter, int& mid);
+  /// mosquitto_unsubscribe; returns libmosquitto's code.
+  int unsubscribe(const std::string& filter);
+
+  /// Text for a libmosquitto return code.
+  [[nodiscard]] static std::string describe(int rc);
+
+ private:
+  mosquitto_connection(asio::any_io_executor executor, connection_settings settings,
+                       connection_handlers handlers);
+
+  expected<void, std::string> configure();
+  expected<void, std::string> configure_tls();
+
+  void attempt();
+  void schedule_retry(std::string_view event, const std::string& reason);
+  void on_ready(bool readable, std::error_code ec, std::uint64_t generation);
+  void read_available();
+  void note(int rc);
+  void after_io();
+  void sync_socket();
+  void release_socket();
+  void arm();
+  void schedule_misc();
+  void handle_connack();
+  void handle_close();
+
+  static void on_connect_cb(struct mosquitto* m, void* self, int rc);
+  static void on_disconnect_cb(struct mosquitto* m, void* self, int rc);
+  static void on_publish_cb(struct mosquitto* m, void* self, int mid);
+  static void on_message_cb(struct mosquitto* m, void* self, const struct mosquitto_message* msg);
+  static void on_subscribe_cb(struct mosquitto* m, void* self, int mid, int count,
+                              const int* granted);
+  static void on_log_cb(struct mosquitto* m, void* self, int level, const char* text);
+
+  asio::any_io_executor executor_;
+  connection_settings settings_;
+  connection_handlers handlers_;
+  std::shared_ptr<spdlog::logger> log_;
+  struct mosquitto* mosq_ = nullptr;
+  asio::posix::stream_descriptor descriptor_;
+  asio::steady_timer retry_timer_;
+  asio::steady_timer misc_timer_;
+  asio::steady_timer connect_timer_;
+  std::string topic_;  // NUL-terminated copy of the topic being published, reused
+  std::chrono::milliseconds backoff_;
+  std::uint64_t generation_ = 0;  // bumped whenever the descriptor is released
+  std::uint64_t attempts_ = 0;    // identifies the attempt a connect timeout belongs to
+  std::uint64_t failures_ = 0;    // attempts failed since the last CONNACK
+  std::string last_warning_;
+  std::chrono::steady_clock::time_point last_warning_at_{};
+  std::uint64_t quiet_failures_ = 0;  // failures logged at debug since the last warning
+  std::string refusal_;               // CONNACK return code text of the current attempt
+  int close_rc_ = 0;
+  int close_errno_ = 0;
+  int loop_rc_ = 0;  // last failure of a mosquitto_loop_*() call in this wake-up
+  int loop_errno_ = 0;
+  bool started_ = false;
+  bool first_attempt_ = true;
+  bool reconnect_ = true;
+  bool connected_ = false;
+  bool connack_seen_ = false;  // set in the callback, handled in after_io()
+  bool close_seen_ = false;
+  bool read_waiting_ = false;
+  bool write_waiting_ = false;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // handlers hold a weak_ptr
+};
+
+}  // namespace ebus::mqtt::client

@@ -1,0 +1,752 @@
+// external_broker against Debian's mosquitto on 127.0.0.1, observed with mosquitto_sub and
+// mosquitto_pub. The client's loop runs on the test thread, in bounded steps; every wait has a
+// deadline.
+#include "mqtt/client/external_broker.hpp"
+
+#include <algorithm>
+#include <array>
+#include <fstream>
+#include <signal.h>
+
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+
+#include "common/log.hpp"
+#include "ebus_test/mosquitto_broker.hpp"
+#include "ebus_test/process.hpp"
+#include "mqtt/client/mosquitto_connection.hpp"
+
+namespace ebus::mqtt::client {
+namespace {
+
+using namespace std::chrono_literals;
+using asio::experimental::as_tuple;
+using test::mosquitto_broker;
+using test::process;
+
+constexpr auto wait_limit = 5s;
+
+// Lines that mosquitto_sub prints for messages: "MSG <qos> <retain> <topic> <payload>".
+std::vector<std::string> messages(process& p) {
+  std::vector<std::string> out;
+  const auto& text = p.output();
+  std::size_t pos = 0;
+  while ((pos = text.find("MSG ", pos)) != std::string::npos) {
+    const auto end = text.find('\n', pos);
+    if (end == std::string::npos) break;  // not complete yet
+    out.push_back(text.substr(pos + 4, end - pos - 4));
+    pos = end;
+  }
+  return out;
+}
+
+std::size_t count(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
+    ++n;
+  return n;
+}
+
+int run_to_end(std::vector<std::string> argv) {
+  process p(std::move(argv));
+  const auto status = p.wait();
+  EXPECT_EQ(status, 0) << p.output();
+  return status.value_or(-1);
+}
+
+// Captures what the "mqtt.client" logger writes, at debug level, while it lives.
+class captured_log {
+ public:
+  captured_log() : logger_(log::get("mqtt.client")), level_(logger_->level()) {
+    sink_->set_pattern("%l %v");
+    logger_->sinks().push_back(sink_);
+    logger_->set_level(spdlog::level::debug);
+  }
+  captured_log(const captured_log&) = delete;
+  captured_log& operator=(const captured_log&) = delete;
+  ~captured_log() {
+    logger_->sinks().pop_back();
+    logger_->set_level(level_);
+  }
+  std::size_t lines_starting_with(const std::string& prefix) const {
+    const auto lines = sink_->last_formatted();
+    return static_cast<std::size_t>(std::count_if(
+        lines.begin(), lines.end(), [&](const std::string& l) { return l.starts_with(prefix); }));
+  }
+
+ private:
+  std::shared_ptr<spdlog::logger> logger_;
+  spdlog::level::level_enum level_;
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_ =
+      std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+};
+
+class external_broker_test : public ::testing::Test {
+ protected:
+  external_options options_for(const mosquitto_broker& b, const std::string& name) const {
+    external_options o;
+    o.url = b.url();
+    o.sub_client_id = name + "-sub";
+    o.pub_client_id = name + "-pub";
+    o.reconnect_min = 50ms;
+    o.reconnect_max = 400ms;
+    return o;
+  }
+
+  std::unique_ptr<external_broker> make(external_options o) {
+    return std::make_unique<external_broker>(
+        io.get_executor(), std::move(o), [this](std::string_view topic, std::string_view payload) {
+          received.emplace_back(std::string(topic), std::string(payload));
+        });
+  }
+
+  std::unique_ptr<external_broker> start(external_options o) {
+    auto ext = make(std::move(o));
+    const auto started = ext->start();
+    EXPECT_TRUE(started) << started.error();
+    return ext;
+  }
+
+  std::unique_ptr<external_broker> start_connected(external_options o) {
+    auto ext = start(std::move(o));
+    EXPECT_TRUE(run_until([&] { return ext->sub_connected() && ext->pub_connected(); }));
+    return ext;
+  }
+
+  // Runs the loop until `done()` holds or `limit` passes; returns done().
+  template <class Done>
+  bool run_until(Done done, std::chrono::milliseconds limit = wait_limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() >= deadline) return done();
+      io.restart();
+      io.run_one_for(10ms);
+    }
+    return true;
+  }
+
+  // Only for checking that something does NOT happen.
+  void run_for(std::chrono::milliseconds d) {
+    io.restart();
+    io.run_for(d);
+  }
+
+  bool received_on(const std::string& topic) const {
+    return std::any_of(received.begin(), received.end(),
+                       [&](const auto& m) { return m.first == topic; });
+  }
+
+  // Publishes on `topic` through `ext` until its own subscriber gets the message: proves that a
+  // subscription is active without knowing when its SUBACK came.
+  bool loops_back(external_broker& ext, const std::string& topic) {
+    const auto deadline = std::chrono::steady_clock::now() + wait_limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      ext.publish(topic, "probe");
+      if (run_until([&] { return received_on(topic); }, 100ms)) return true;
+    }
+    return false;
+  }
+
+  // A mosquitto_sub that prints "MSG <qos> <retain> <topic> <payload>"; returns once subscribed.
+  static std::unique_ptr<process> subscriber(const mosquitto_broker& b, const std::string& topic) {
+    // stdbuf: its stdout is a pipe here; line buffering shows each line at once.
+    auto p = std::make_unique<process>(
+        std::vector<std::string>{"stdbuf", "-oL", "mosquitto_sub", "-p", std::to_string(b.port()),
+                                 "-q", "1", "-t", topic, "-F", "MSG %q %r %t %p", "-d"});
+    EXPECT_TRUE(p->wait_for_output("SUBACK")) << p->output();
+    return p;
+  }
+
+  static void mosquitto_pub(const mosquitto_broker& b, std::vector<std::string> args) {
+    std::vector<std::string> argv{"mosquitto_pub", "-p", std::to_string(b.port()), "-q", "1"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    run_to_end(std::move(argv));
+  }
+
+  asio::io_context io{1};
+  std::vector<std::pair<std::string, std::string>> received;
+};
+
+TEST_F(external_broker_test, delivers_subscribed_messages_with_exact_topic_and_payload) {
+  mosquitto_broker broker;
+  auto ext = make(options_for(broker, "recv"));
+  ext->subscribe("recv/+/data");
+  ext->subscribe("recv/bin");
+  ASSERT_TRUE(ext->start());
+  ASSERT_TRUE(run_until([&] { return ext->sub_connected(); }));
+  ASSERT_TRUE(loops_back(*ext, "recv/probe/data"));
+  received.clear();
+
+  mosquitto_pub(broker, {"-t", "recv/dev1/data", "-m", "hello world"});
+  mosquitto_pub(broker, {"-t", "recv/other", "-m", "not subscribed"});
+  const std::string binary("\x00\x01zero\x00\xff\x00", 9);
+  const auto file = broker.dir() + "/payload.bin";
+  std::ofstream(file, std::ios::binary) << binary;
+  mosquitto_pub(broker, {"-t", "recv/bin", "-f", file});
+
+  ASSERT_TRUE(run_until([&] { return received.size() >= 2; }));
+  run_for(100ms);
+  ASSERT_EQ(received.size(), 2U);
+  EXPECT_EQ(received[0].first, "recv/dev1/data");
+  EXPECT_EQ(received[0].second, "hello world");
+  EXPECT_EQ(received[1].first, "recv/bin");
+  EXPECT_EQ(received[1].second, binary);
+  EXPECT_GE(ext->stats().received, 2U);
+  EXPECT_EQ(ext->stats().subscribe_failures, 0U);
+}
+
+TEST_F(external_broker_test, publishes_at_qos1_without_retain) {
+  mosquitto_broker broker;
+  auto ext = start_connected(options_for(broker, "pubq"));
+  auto sub = subscriber(broker, "pubq/#");
+  ext->publish("pubq/a", "one");
+  ext->publish("pubq/b", std::string("two\0bytes", 9));
+  ASSERT_TRUE(run_until([&] { return messages(*sub).size() >= 2; })) << sub->output();
+  EXPECT_EQ(messages(*sub),
+            (std::vector<std::string>{"1 0 pubq/a one", std::string("1 0 pubq/b two\0bytes", 20)}));
+  EXPECT_NE(sub->output().find("received PUBLISH (d0, q1, r0"), std::string::npos);
+  ASSERT_TRUE(run_until([&] { return ext->pending() == 0; }));
+  EXPECT_EQ(ext->stats().published, 2U);
+  EXPECT_EQ(ext->stats().acknowledged, 2U);
+
+  // Nothing was retained: a new subscriber gets nothing within a second.
+  process late({"mosquitto_sub", "-p", std::to_string(broker.port()), "-t", "pubq/#", "-F",
+                "MSG %t %p", "-W", "1"});
+  late.wait();
+  EXPECT_EQ(late.output().find("MSG"), std::string::npos) << late.output();
+}
+
+TEST_F(external_broker_test, starts_without_a_broker_and_connects_when_it_appears) {
+  mosquitto_broker broker({.start = false});
+  auto ext = make(options_for(broker, "late"));
+  ext->subscribe("late/in");
+  const auto before = std::chrono::steady_clock::now();
+  ASSERT_TRUE(ext->start());
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 500ms) << "start() waited for the broker";
+  for (int i = 0; i < 5; ++i)
+    ext->publish("late/out", "m" + std::to_string(i));
+  run_for(200ms);  // a few refused attempts
+  EXPECT_FALSE(ext->sub_connected());
+  EXPECT_FALSE(ext->pub_connected());
+  EXPECT_EQ(ext->pending(), 5U);
+
+  broker.start();
+  auto sub = subscriber(broker, "late/out");
+  ASSERT_TRUE(run_until([&] { return ext->sub_connected() && ext->pub_connected(); }));
+  ASSERT_TRUE(run_until([&] { return messages(*sub).size() >= 5; })) << sub->output();
+  EXPECT_EQ(messages(*sub),
+            (std::vector<std::string>{"1 0 late/out m0", "1 0 late/out m1", "1 0 late/out m2",
+                                      "1 0 late/out m3", "1 0 late/out m4"}));
+  ASSERT_TRUE(run_until([&] { return ext->pending() == 0; }));
+  mosquitto_pub(broker, {"-t", "late/in", "-m", "subscribed after connect"});
+  ASSERT_TRUE(run_until([&] { return received_on("late/in"); }));
+  EXPECT_EQ(ext->stats().sub_connects, 1U);
+  EXPECT_EQ(ext->stats().pub_connects, 1U);
+}
+
+TEST_F(external_broker_test, reconnects_resubscribes_and_delivers_buffered_publishes_once) {
+  mosquitto_broker broker;
+  auto ext = make(options_for(broker, "again"));
+  ext->subscribe("again/in");
+  ASSERT_TRUE(ext->start());
+  ASSERT_TRUE(run_until([&] { return ext->sub_connected() && ext->pub_connected(); }));
+
+  broker.stop();
+  ASSERT_TRUE(run_until([&] { return !ext->sub_connected() && !ext->pub_connected(); }));
+  for (int i = 0; i < 5; ++i)
+    ext->publish("again/out", "m" + std::to_string(i));
+  EXPECT_EQ(ext->pending(), 5U);
+
+  broker.start();
+  auto sub = subscriber(broker, "again/out");
+  ASSERT_TRUE(run_until([&] { return ext->sub_connected() && ext->pub_connected(); }));
+  ASSERT_TRUE(run_until([&] { return ext->pending() == 0 && messages(*sub).size() >= 5; }))
+      << sub->output();
+  run_for(200ms);  // room for a duplicate to show up
+  // Published while the client knew it was disconnected: kept by us, sent once after CONNACK.
+  EXPECT_EQ(messages(*sub),
+            (std::vector<std::string>{"1 0 again/out m0", "1 0 again/out m1", "1 0 again/out m2",
+                                      "1 0 again/out m3", "1 0 again/out m4"}));
+  mosquitto_pub(broker, {"-t", "again/in", "-m", "after restart"});
+  ASSERT_TRUE(run_until([&] { return received_on("again/in"); }));
+  EXPECT_EQ(ext->stats().sub_connects, 2U);
+  EXPECT_EQ(ext->stats().pub_connects, 2U);
+  EXPECT_EQ(ext->stats().connection_losses, 2U);
+  EXPECT_EQ(ext->stats().acknowledged, 5U);
+}
+
+TEST_F(external_broker_test, libmosquitto_resends_unacknowledged_publishes_after_reconnect) {
+  mosquitto_broker broker;
+  auto ext = start_connected(options_for(broker, "resend"));
+  // Frozen, the broker neither reads nor acknowledges: these stay in libmosquitto's queue.
+  broker.signal(SIGSTOP);
+  for (int i = 0; i < 3; ++i)
+    ext->publish("resend/out", "m" + std::to_string(i));
+  run_for(100ms);
+  EXPECT_TRUE(ext->pub_connected());
+  EXPECT_EQ(ext->pending(), 3U);
+  broker.kill();  // the kernel resets the connections; the broker never saw the messages
+  ASSERT_TRUE(run_until([&] { return !ext->pub_connected(); }));
+  ext->publish("resend/out", "m3");  // buffered by us, must follow the three above
+
+  broker.start();
+  auto sub = subscriber(broker, "resend/out");
+  // Frozen again: the client's next attempt gets its TCP connection (from the kernel) but no
+  // CONNACK. A publish made in that window must still come after the resent ones.
+  broker.signal(SIGSTOP);
+  run_for(600ms);  // longer than reconnect_max: an attempt is under way
+  EXPECT_FALSE(ext->pub_connected());
+  ext->publish("resend/out", "m4");
+  broker.signal(SIGCONT);
+  ASSERT_TRUE(run_until([&] { return ext->pending() == 0 && messages(*sub).size() >= 5; }))
+      << sub->output();
+  run_for(200ms);
+  EXPECT_EQ(messages(*sub),
+            (std::vector<std::string>{"1 0 resend/out m0", "1 0 resend/out m1", "1 0 resend/out m2",
+                                      "1 0 resend/out m3", "1 0 resend/out m4"}));
+  EXPECT_EQ(ext->stats().acknowledged, 5U);
+  // Resent by libmosquitto, with DUP set; ours went out fresh.
+  const auto log = broker.output();
+  EXPECT_EQ(count(log, "Received PUBLISH from resend-pub (d1, q1, r0"), 3U) << log;
+  EXPECT_EQ(count(log, "Received PUBLISH from resend-pub (d0, q1, r0"), 2U) << log;
+}
+
+TEST_F(external_broker_test, full_buffer_drops_new_publishes_and_counts_them) {
+  mosquitto_broker broker({.start = false});
+  auto o = options_for(broker, "full");
+  o.buffer_size = 5;
+  auto ext = start(o);
+  for (int i = 0; i < 8; ++i)
+    ext->publish("full/out", "m" + std::to_string(i));
+  EXPECT_EQ(ext->pending(), 5U);
+  EXPECT_EQ(ext->stats().dropped, 3U);
+  EXPECT_EQ(ext->stats().published, 5U);
+
+  broker.start();
+  auto sub = subscriber(broker, "full/out");
+  ASSERT_TRUE(run_until([&] { return ext->pending() == 0 && messages(*sub).size() >= 5; }))
+      << sub->output();
+  run_for(100ms);
+  EXPECT_EQ(messages(*sub),
+            (std::vector<std::string>{"1 0 full/out m0", "1 0 full/out m1", "1 0 full/out m2",
+                                      "1 0 full/out m3", "1 0 full/out m4"}));
+  EXPECT_EQ(ext->stats().dropped, 3U);
+}
+
+TEST_F(external_broker_test, subscribe_and_unsubscribe_while_connected_and_disconnected) {
+  mosquitto_broker broker;
+  auto ext = start_connected(options_for(broker, "subs"));
+  ext->subscribe("subs/a");
+  ext->subscribe("subs/b");
+  ASSERT_TRUE(loops_back(*ext, "subs/a"));
+  ASSERT_TRUE(loops_back(*ext, "subs/b"));
+
+  ext->unsubscribe("subs/a");
+  ASSERT_TRUE(broker.wait_for_output("Received UNSUBSCRIBE from subs-sub"));
+  ASSERT_TRUE(run_until([&] { return ext->pending() == 0; }));  // all probes acknowledged
+  received.clear();
+  ext->publish("subs/a", "after unsubscribe");
+  ext->publish("subs/b", "marker");  // same publisher, so it arrives after the one above
+  ASSERT_TRUE(run_until([&] { return received_on("subs/b"); }));
+  EXPECT_FALSE(received_on("subs/a"));
+
+  broker.stop();
+  ASSERT_TRUE(run_until([&] { return !ext->sub_connected(); }));
+  ext->subscribe("subs/c");
+  broker.start();
+  ASSERT_TRUE(run_until([&] { return ext->sub_connected() && ext->pub_connected(); }));
+  EXPECT_TRUE(loops_back(*ext, "subs/c"));
+  EXPECT_TRUE(loops_back(*ext, "subs/b"));
+  EXPECT_EQ(ext->stats().subscribe_failures, 0U);
+}
+
+// A scripted server (mosquitto 2.0 grants every subscription and applies its ACL on delivery):
+// accepts every CONNECT, answers PINGREQ, and refuses every SUBSCRIBE with SUBACK 0x80. Small
+// packets only (one-byte remaining length).
+class refusing_server {
+ public:
+  explicit refusing_server(asio::io_context& io)
+      : acceptor_(io, {asio::ip::make_address("127.0.0.1"), 0}) {
+    asio::co_spawn(io, accept_loop(), rethrow_handler{});
+  }
+  [[nodiscard]] std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+ private:
+  awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket)), rethrow_handler{});
+    }
+  }
+
+  static awaitable<void> serve(asio::ip::tcp::socket socket) {
+    std::string in;
+    std::array<char, 512> buf{};
+    for (;;) {
+      auto [ec, n] =
+          co_await socket.async_read_some(asio::buffer(buf), as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      in.append(buf.data(), n);
+      while (in.size() >= 2) {
+        const std::size_t length = 2 + static_cast<unsigned char>(in[1]);
+        if (in.size() < length) break;
+        const auto type = static_cast<unsigned char>(in[0]) >> 4;
+        std::string reply;
+        if (type == 1) reply = std::string("\x20\x02\x00\x00", 4);  // CONNACK accepted
+        if (type == 8) reply = std::string("\x90\x03") + in.substr(2, 2) + "\x80";  // SUBACK
+        if (type == 12) reply = std::string("\xd0\x00", 2);                         // PINGRESP
+        in.erase(0, length);
+        if (reply.empty()) continue;
+        auto [wec, written] =
+            co_await asio::async_write(socket, asio::buffer(reply), as_tuple(asio::use_awaitable));
+        if (wec) co_return;
+      }
+    }
+  }
+
+  asio::ip::tcp::acceptor acceptor_;
+};
+
+TEST_F(external_broker_test, refused_subscription_is_counted_and_named_in_the_log) {
+  const captured_log log;
+  refusing_server server(io);
+  external_options o;
+  o.url = "tcp://127.0.0.1:" + std::to_string(server.port());
+  o.sub_client_id = "refused-sub";
+  o.pub_client_id = "refused-pub";
+  auto ext = make(o);
+  ext->subscribe("a/t");
+  ext->subscribe("b/t");
+  ASSERT_TRUE(ext->start());
+  ASSERT_TRUE(run_until([&] { return ext->stats().subscribe_failures == 2; }));
+  EXPECT_TRUE(ext->sub_connected());
+  ext->subscribe("c/t");
+  ASSERT_TRUE(run_until([&] { return ext->stats().subscribe_failures == 3; }));
+  EXPECT_EQ(log.lines_starting_with("error subscribe_refused filter=\"a/t\""), 1U);
+  EXPECT_EQ(log.lines_starting_with("error subscribe_refused filter=\"c/t\""), 1U);
+}
+
+TEST_F(external_broker_test, message_handler_may_publish_and_subscribe) {
+  mosquitto_broker broker;
+  std::unique_ptr<external_broker> ext;
+  auto o = options_for(broker, "echo");
+  ext = std::make_unique<external_broker>(
+      io.get_executor(), o, [&](std::string_view topic, std::string_view payload) {
+        received.emplace_back(std::string(topic), std::string(payload));
+        if (topic == "echo/in") {
+          ext->publish("echo/out", payload);
+          ext->subscribe("echo/later");
+        }
+      });
+  ext->subscribe("echo/in");
+  ASSERT_TRUE(ext->start());
+  ASSERT_TRUE(run_until([&] { return ext->sub_connected() && ext->pub_connected(); }));
+  ASSERT_TRUE(loops_back(*ext, "echo/in"));
+  auto sub = subscriber(broker, "echo/out");
+  mosquitto_pub(broker, {"-t", "echo/in", "-m", "ping"});
+  ASSERT_TRUE(run_until([&] { return !messages(*sub).empty(); })) << sub->output();
+  EXPECT_EQ(messages(*sub).front(), "1 0 echo/out ping");
+  EXPECT_TRUE(loops_back(*ext, "echo/later"));
+}
+
+TEST_F(external_broker_test, broker_sees_the_configured_client_ids) {
+  mosquitto_broker broker;
+  auto o = options_for(broker, "ids");
+  o.sub_client_id = "hub-client-sub-1700000000";
+  o.pub_client_id = "hub-client-pub-1700000000";
+  auto ext = start_connected(o);
+  EXPECT_TRUE(broker.wait_for_output(" as hub-client-sub-1700000000 ")) << broker.output();
+  EXPECT_TRUE(broker.wait_for_output(" as hub-client-pub-1700000000 ")) << broker.output();
+}
+
+TEST_F(external_broker_test, username_and_password_are_checked_by_the_broker) {
+  mosquitto_broker secured(
+      {.start = false, .allow_anonymous = false, .extra_config = {"password_file {dir}/passwd"}});
+  run_to_end({"mosquitto_passwd", "-b", "-c", secured.dir() + "/passwd", "edge", "s3cret"});
+  secured.start();
+
+  auto ok_opts = options_for(secured, "auth-ok");
+  ok_opts.username = "edge";
+  ok_opts.password = "s3cret";
+  auto ok = start(ok_opts);
+  auto bad_opts = options_for(secured, "auth-bad");
+  bad_opts.username = "edge";
+  bad_opts.password = "wrong";
+  auto bad = start(bad_opts);
+  auto none = start(options_for(secured, "auth-none"));
+
+  ASSERT_TRUE(run_until([&] { return ok->sub_connected() && ok->pub_connected(); }));
+  // Refused again and again (mosquitto does not name refused clients): both clients of `bad`
+  // and `none` keep retrying.
+  ASSERT_TRUE(run_until([&] {
+    return count(secured.output(), "Sending CONNACK to 127.0.0.1 (0, 5)") >= 12;
+  })) << secured.output();
+  EXPECT_FALSE(bad->sub_connected());
+  EXPECT_FALSE(bad->pub_connected());
+  EXPECT_FALSE(none->sub_connected());
+  EXPECT_EQ(ok->stats().sub_connects, 1U);
+}
+
+TEST_F(external_broker_test, repeated_connect_failures_warn_once_per_reconnect_max) {
+  const captured_log log;
+  mosquitto_broker broker({.start = false});
+  auto o = options_for(broker, "quiet");
+  o.reconnect_min = 10ms;
+  o.reconnect_max = 2s;
+  auto ext = start(o);
+  ASSERT_TRUE(
+      run_until([&] { return log.lines_starting_with("debug connect_failed client=sub") >= 3; }));
+  EXPECT_EQ(log.lines_starting_with("warning connect_failed client=sub"), 1U);
+  broker.start();
+  ASSERT_TRUE(run_until([&] { return ext->sub_connected(); }));
+  EXPECT_EQ(log.lines_starting_with("info connected client=sub"), 1U);
+  // After a connection, the next failure is news again.
+  broker.stop();
+  ASSERT_TRUE(run_until([&] { return !ext->sub_connected(); }));
+  EXPECT_EQ(log.lines_starting_with("warning connection_lost client=sub"), 1U);
+}
+
+TEST_F(external_broker_test, start_reports_invalid_options) {
+  const auto error_of = [&](external_options o) {
+    auto ext = make(std::move(o));
+    auto r = ext->start();
+    return r ? std::string() : r.error();
+  };
+  external_options o;
+  o.sub_client_id = "s";
+  o.pub_client_id = "p";
+
+  o.url = "ws://127.0.0.1:1883";
+  EXPECT_NE(error_of(o).find("unsupported scheme 'ws'"), std::string::npos) << error_of(o);
+  o.url = "tcp://127.0.0.1:port";
+  EXPECT_NE(error_of(o).find("invalid port 'port'"), std::string::npos) << error_of(o);
+  o.url = "tcp://127.0.0.1:70000";
+  EXPECT_NE(error_of(o).find("invalid port"), std::string::npos) << error_of(o);
+  o.url = "127.0.0.1:1883";
+  EXPECT_NE(error_of(o).find("not a URL"), std::string::npos) << error_of(o);
+
+  o.url = "ssl://127.0.0.1:8883";
+  o.tls_enable = true;
+  EXPECT_NE(error_of(o).find("no CA file"), std::string::npos) << error_of(o);
+  o.ca_file = "/nonexistent/ca.crt";
+  EXPECT_NE(error_of(o).find("cannot read TLS file '/nonexistent/ca.crt'"), std::string::npos)
+      << error_of(o);
+  o.ca_file = "/etc/hostname";
+  EXPECT_NE(error_of(o).find("invalid CA file"), std::string::npos) << error_of(o);
+
+  o = external_options{};
+  o.sub_client_id = "s";
+  o.pub_client_id = "p";
+  o.keepalive_seconds = 3;
+  EXPECT_NE(error_of(o).find("keep-alive"), std::string::npos) << error_of(o);
+
+  o = external_options{};
+  o.sub_client_id = "same";
+  o.pub_client_id = "same";
+  EXPECT_NE(error_of(o).find("same"), std::string::npos) << error_of(o);
+  o.pub_client_id = "";
+  EXPECT_NE(error_of(o).find("must not be empty"), std::string::npos) << error_of(o);
+}
+
+// CA, server and client certificates made with the openssl CLI (EC keys: fast).
+struct test_pki {
+  explicit test_pki(std::string directory) : dir(std::move(directory)) {
+    make_ca("ca");
+    make_ca("other-ca");
+    make_leaf("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost");
+    make_leaf("client", "ca", "extendedKeyUsage=clientAuth");
+    make_leaf("elsewhere", "ca", "subjectAltName=DNS:elsewhere.example");
+  }
+  std::string path(const std::string& name) const { return dir + "/" + name; }
+
+  void make_ca(const std::string& name) const {
+    run_to_end({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", path(name + ".key"), "-out",
+                path(name + ".crt"), "-days", "1", "-subj", "/CN=ebus test " + name});
+  }
+  void make_leaf(const std::string& name, const std::string& ca, const std::string& ext) const {
+    run_to_end({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                "-nodes", "-keyout", path(name + ".key"), "-out", path(name + ".csr"), "-subj",
+                "/CN=" + name});
+    std::ofstream(path(name + ".ext")) << ext << '\n';
+    run_to_end({"openssl", "x509", "-req", "-in", path(name + ".csr"), "-CA", path(ca + ".crt"),
+                "-CAkey", path(ca + ".key"), "-CAcreateserial", "-out", path(name + ".crt"),
+                "-days", "1", "-extfile", path(name + ".ext")});
+  }
+
+  std::string dir;
+};
+
+TEST_F(external_broker_test, tls_with_verification_and_client_certificate) {
+  mosquitto_broker broker(
+      {.start = false,
+       .extra_config = {"cafile {dir}/ca.crt", "certfile {dir}/server.crt",
+                        "keyfile {dir}/server.key", "require_certificate true"}});
+  const test_pki pki(broker.dir());
+  broker.start();
+  const auto tls_url = "ssl://127.0.0.1:" + std::to_string(broker.port());
+
+  auto o = options_for(broker, "tls");
+  o.url = tls_url;
+  o.tls_enable = true;
+  o.ca_file = pki.path("ca.crt");
+  o.cert_file = pki.path("client.crt");
+  o.key_file = pki.path("client.key");
+  auto ext = make(o);
+  ext->subscribe("tls/t");
+  ASSERT_TRUE(ext->start());
+  ASSERT_TRUE(run_until([&] { return ext->sub_connected() && ext->pub_connected(); }))
+      << broker.output();
+  EXPECT_TRUE(loops_back(*ext, "tls/t"));
+
+  // A server certificate from another CA: never connected, still retrying.
+  auto wrong = o;
+  wrong.sub_client_id = "tls-wrong-sub";
+  wrong.pub_client_id = "tls-wrong-pub";
+  wrong.ca_file = pki.path("other-ca.crt");
+  auto rejected = start(wrong);
+  const auto handshakes = [&] { return count(broker.output(), "New connection from"); };
+  const auto before = handshakes();
+  ASSERT_TRUE(run_until([&] { return handshakes() >= before + 6; })) << broker.output();
+  EXPECT_FALSE(rejected->sub_connected());
+  EXPECT_FALSE(rejected->pub_connected());
+  EXPECT_EQ(rejected->stats().sub_connects, 0U);
+
+  // The right CA, but a certificate for another host name: refused as well.
+  mosquitto_broker elsewhere({.extra_config = {"certfile " + pki.path("elsewhere.crt"),
+                                               "keyfile " + pki.path("elsewhere.key")}});
+  auto other_host = o;
+  other_host.url = "ssl://127.0.0.1:" + std::to_string(elsewhere.port());
+  other_host.sub_client_id = "tls-host-sub";
+  other_host.pub_client_id = "tls-host-pub";
+  auto mismatched = start(other_host);
+  ASSERT_TRUE(run_until([&] { return count(elsewhere.output(), "New connection from") >= 5; }))
+      << elsewhere.output();
+  EXPECT_FALSE(mismatched->sub_connected());
+  EXPECT_FALSE(mismatched->pub_connected());
+}
+
+TEST_F(external_broker_test, tls_url_without_tls_enable_encrypts_without_verifying) {
+  mosquitto_broker broker(
+      {.start = false, .extra_config = {"certfile {dir}/server.crt", "keyfile {dir}/server.key"}});
+  const test_pki pki(broker.dir());
+  broker.start();
+  auto o = options_for(broker, "tls-nv");
+  o.url = "mqtts://127.0.0.1:" + std::to_string(broker.port());
+  auto ext = make(o);
+  ext->subscribe("tlsnv/t");
+  ASSERT_TRUE(ext->start());
+  ASSERT_TRUE(run_until([&] { return ext->sub_connected() && ext->pub_connected(); }))
+      << broker.output();
+  EXPECT_TRUE(loops_back(*ext, "tlsnv/t"));
+
+  // The listener speaks only TLS: a plain client is not served.
+  auto p = options_for(broker, "tls-plain");
+  auto plain_client = start(p);
+  run_for(300ms);
+  EXPECT_FALSE(plain_client->sub_connected());
+}
+
+TEST_F(external_broker_test, stop_flushes_pending_publishes_then_disconnects) {
+  mosquitto_broker broker;
+  auto ext = start_connected(options_for(broker, "stop"));
+  auto sub = subscriber(broker, "stop/out");
+  for (int i = 0; i < 100; ++i)
+    ext->publish("stop/out", std::to_string(i));
+  bool done = false;
+  ext->stop(5s, [&] { done = true; });
+  EXPECT_FALSE(done) << "done must not run inside stop()";
+  ASSERT_TRUE(run_until([&] { return done; }));
+  EXPECT_EQ(ext->pending(), 0U);
+  EXPECT_EQ(ext->stats().acknowledged, 100U);
+  EXPECT_FALSE(ext->sub_connected());
+  EXPECT_FALSE(ext->pub_connected());
+  ASSERT_TRUE(run_until([&] { return messages(*sub).size() >= 100; })) << sub->output();
+  EXPECT_EQ(messages(*sub).size(), 100U);
+  EXPECT_EQ(messages(*sub).back(), "1 0 stop/out 99");
+  // DISCONNECT sent: mosquitto logs "disconnected." rather than "closed its connection."
+  EXPECT_TRUE(broker.wait_for_output("Client stop-pub disconnected.")) << broker.output();
+  EXPECT_TRUE(broker.wait_for_output("Client stop-sub disconnected.")) << broker.output();
+
+  ext->publish("stop/out", "after stop");
+  EXPECT_EQ(ext->stats().dropped, 1U);
+  bool again = false;
+  ext->stop(1s, [&] { again = true; });
+  ASSERT_TRUE(run_until([&] { return again; }));
+}
+
+TEST_F(external_broker_test, stop_gives_up_after_the_timeout_when_the_broker_is_down) {
+  mosquitto_broker broker({.start = false});
+  auto ext = start(options_for(broker, "stop-down"));
+  ext->publish("x", "1");
+  ext->publish("x", "2");
+  bool done = false;
+  const auto before = std::chrono::steady_clock::now();
+  ext->stop(300ms, [&] { done = true; });
+  ASSERT_TRUE(run_until([&] { return done; }));
+  EXPECT_GE(std::chrono::steady_clock::now() - before, 300ms);
+  EXPECT_EQ(ext->pending(), 2U);
+}
+
+TEST_F(external_broker_test, destruction_without_stop_cancels_everything) {
+  mosquitto_broker broker;
+  {
+    auto never_started = make(options_for(broker, "never"));
+    never_started->publish("x", "buffered");
+  }
+  auto ext = start_connected(options_for(broker, "gone"));
+  ext->subscribe("gone/t");
+  for (int i = 0; i < 50; ++i)
+    ext->publish("gone/t", "in flight");
+  ext.reset();  // PUBACKs, SUBACK and timers still pending
+  const auto seen = received.size();
+  run_for(300ms);
+  EXPECT_EQ(received.size(), seen);
+  // Closed without DISCONNECT ("closed its connection", or a reset seen as an error).
+  EXPECT_TRUE(broker.wait_for_output("Client gone-pub ")) << broker.output();
+  EXPECT_TRUE(broker.wait_for_output("Client gone-sub ")) << broker.output();
+
+  // Also destroyed while waiting to reconnect to a broker that is down.
+  mosquitto_broker down({.start = false});
+  auto waiting = start(options_for(down, "waiting"));
+  run_for(100ms);
+  waiting.reset();
+  run_for(100ms);
+}
+
+TEST(mosquitto_connection_test, retries_when_no_connack_comes_within_the_connect_timeout) {
+  // Keep-alive 0: libmosquitto itself would wait for the CONNACK forever.
+  asio::io_context io{1};
+  mosquitto_broker broker;
+  broker.signal(SIGSTOP);  // the kernel still accepts connections; nobody answers
+  connection_settings s{.name = "sub",
+                        .client_id = "silent",
+                        .host = "127.0.0.1",
+                        .port = broker.port(),
+                        .keepalive_seconds = 0,
+                        .connect_timeout = 200ms,
+                        .reconnect_min = 50ms,
+                        .reconnect_max = 100ms};
+  bool connected = false;
+  auto c =
+      mosquitto_connection::create(io.get_executor(), s, {.connected = [&] { connected = true; }});
+  ASSERT_TRUE(c) << c.error();
+  (*c)->start();
+  const auto run_until = [&](auto done) {
+    const auto deadline = std::chrono::steady_clock::now() + wait_limit;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io.restart();
+      io.run_one_for(10ms);
+    }
+    return done();
+  };
+  ASSERT_TRUE(run_until([&] { return (*c)->failed_attempts() >= 3; }));
+  EXPECT_FALSE(connected);
+  broker.signal(SIGCONT);
+  ASSERT_TRUE(run_until([&] { return connected; }));
+  EXPECT_TRUE((*c)->connected());
+}
+
+}  // namespace
+}  // namespace ebus::mqtt::client

@@ -1,0 +1,622 @@
+// MQTT -> bus routing rate of an eventbus node, side by side with Debian's mosquitto in the same
+// role, in one run on one machine.
+//
+//   routing_compare [--messages N] [--mosquitto PATH]
+//
+// eventbus: a whole node (daemon::app, mode internal) runs in-process on its own loop thread,
+// with a counting module "twin" (group twin) standing in for devicetwin. P device connections
+// (dev-0 .. dev-<P-1>) publish on $hw/events/device/default/dev-<i>/twin/update; the module counts
+// what reaches it. CPU is the loop thread's own CPU clock, so the load generator is not counted.
+//
+// mosquitto: the same P publishers to a mosquitto on a free loopback port and ONE subscriber on
+// $hw/events/device/+/+/twin/+ with the same QoS (what a mode-2 edgecore's sub client is),
+// reading as fast as it can. CPU is the mosquitto process's utime + stime from /proc.
+//
+// Publishers are paced to stay at most `window` messages ahead of what the counting side has
+// seen, so the run measures sustained routing, not buffering. Any loss is reported, and the
+// program then exits with status 2.
+#include <arpa/inet.h>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <exception>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <memory>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <optional>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdexcept>
+#include <string>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "bus/bus.hpp"
+#include "bus/module.hpp"
+#include "common/asio.hpp"
+#include "common/log.hpp"
+#include "config/config.hpp"
+#include "daemon/app.hpp"
+#include "eventbus/eventbus_module.hpp"
+#include "mqtt/broker/server.hpp"
+#include "mqtt/codec/decoder.hpp"
+#include "mqtt/codec/encoder.hpp"
+
+extern char** environ;
+
+namespace {
+
+namespace codec = ebus::mqtt::codec;
+using steady = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr std::size_t pacing_window = 1000;  // messages ahead of the counting side, all publishers
+constexpr std::size_t puback_window = 100;   // unacknowledged QoS 1 publishes per publisher
+constexpr std::size_t batch_bytes = 8 * 1024;
+constexpr auto stall_limit = 3s;  // no progress for this long: the rest is lost
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch())
+      .count();
+}
+
+// --- raw MQTT client helpers (as broker_compare) ------------------------------------------------
+
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+int dial(std::uint16_t port) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      return fd;
+    }
+    ::close(fd);
+    std::this_thread::sleep_for(50ms);  // broker still starting
+  }
+  throw std::runtime_error("cannot connect to port " + std::to_string(port));
+}
+
+void send_all(int fd, const std::string& bytes) {
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    const auto n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) throw std::runtime_error("send failed");
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+// Reads until one packet is decoded.
+codec::packet read_packet(int fd, codec::decoder& dec) {
+  for (;;) {
+    auto r = dec.next();
+    if (!r) throw std::runtime_error("decode error");
+    if (*r) return std::move(**r);
+    auto space = dec.prepare(64 * 1024);
+    const auto n = ::recv(fd, space.data(), space.size(), 0);
+    if (n <= 0) throw std::runtime_error("connection closed by the broker");
+    dec.commit(static_cast<std::size_t>(n));
+  }
+}
+
+int mqtt_connect(std::uint16_t port, const std::string& id) {
+  const int fd = dial(port);
+  std::string out;
+  codec::encode(codec::connect{.keep_alive = 60, .client_id = id}, out);
+  send_all(fd, out);
+  codec::decoder dec;
+  auto ack = read_packet(fd, dec);
+  const auto* c = std::get_if<codec::connack>(&ack);
+  if (c == nullptr || c->return_code != codec::connect_return_code::accepted) {
+    throw std::runtime_error("CONNECT of " + id + " refused");
+  }
+  return fd;
+}
+
+void mqtt_close(int fd) {
+  std::string out;
+  codec::encode(codec::disconnect{}, out);
+  try {
+    send_all(fd, out);
+  } catch (const std::exception&) {
+  }
+  ::close(fd);
+}
+
+double process_cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  const auto close = line.rfind(')');
+  std::vector<std::string> fields;
+  std::string field;
+  for (std::size_t i = close + 2; i <= line.size(); ++i) {
+    if (i == line.size() || line[i] == ' ') {
+      fields.push_back(field);
+      field.clear();
+    } else {
+      field += line[i];
+    }
+  }
+  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return (std::stod(fields[11]) + std::stod(fields[12])) / ticks;  // utime + stime
+}
+
+pid_t spawn(std::vector<std::string> argv) {
+  std::vector<char*> args;
+  for (auto& a : argv)
+    args.push_back(a.data());
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  if (::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ) != 0) {
+    throw std::runtime_error("cannot start " + argv[0]);
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+void stop_process(pid_t pid) {
+  ::kill(pid, SIGTERM);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+}
+
+// --- what counts the routed messages ------------------------------------------------------------
+
+// Shared by the counting side (writer) and the publishers and main thread (readers).
+struct progress {
+  std::atomic<std::uint64_t> counted{0};  // cumulative
+  std::atomic<std::int64_t> last_ns{0};   // steady clock of the last counted batch
+};
+
+// Stands in for devicetwin: counts every message of its inbox.
+class counting_module final : public ebus::bus::module {
+ public:
+  explicit counting_module(progress& p) : progress_(p) {}
+  [[nodiscard]] std::string name() const override { return "twin"; }
+  [[nodiscard]] std::string group() const override { return "twin"; }
+
+  ebus::awaitable<void> run(ebus::bus::bus& b) override {
+    const std::string self = name();
+    for (;;) {
+      auto m = co_await b.receive(self);
+      if (!m) co_return;
+      std::uint64_t n = 1;
+      while (b.try_receive(self)) {
+        ++n;
+      }
+      progress_.counted.fetch_add(n, std::memory_order_relaxed);
+      progress_.last_ns.store(now_ns(), std::memory_order_release);
+    }
+  }
+
+ private:
+  progress& progress_;
+};
+
+// An eventbus node on its own loop thread.
+class node {
+ public:
+  explicit node(const std::filesystem::path& dir) {
+    ebus::config::daemon_config cfg;
+    cfg.node_name = "bench-node";
+    cfg.data_source = (dir / "edgecore.db").string();
+    cfg.eventbus.mode = ebus::config::mqtt_mode::internal;
+    cfg.eventbus.server_internal = "tcp://127.0.0.1:0";
+    app_ = std::make_unique<ebus::daemon::app>(io_, std::move(cfg));
+    app_->add_module(std::make_unique<counting_module>(progress_));
+    if (auto started = app_->start(); !started) throw std::runtime_error(started.error());
+    port_ = app_->internal_broker()->local_endpoint().port();
+    work_.emplace(io_.get_executor());
+    thread_ = std::thread([this] { io_.run(); });
+    if (::pthread_getcpuclockid(thread_.native_handle(), &cpu_clock_) != 0) {
+      throw std::runtime_error("pthread_getcpuclockid failed");
+    }
+  }
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+  ~node() {
+    asio::post(io_, [this] { app_->stop(2s, [this] { work_.reset(); }); });
+    thread_.join();
+  }
+
+  [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+  [[nodiscard]] progress& counter() noexcept { return progress_; }
+
+  // CPU time of the loop thread so far, read from any thread.
+  [[nodiscard]] double loop_cpu_seconds() const {
+    timespec ts{};
+    ::clock_gettime(cpu_clock_, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  }
+
+  struct undelivered {
+    std::uint64_t no_member = 0;
+    std::uint64_t refused = 0;
+    std::uint64_t queue_full = 0;
+  };
+  undelivered losses() {
+    std::promise<undelivered> p;
+    auto f = p.get_future();
+    asio::post(io_, [&] {
+      const auto& es = app_->eventbus()->stats();
+      p.set_value({es.no_member, es.refused, app_->message_bus().stats().queue_full});
+    });
+    return f.get();
+  }
+
+ private:
+  asio::io_context io_{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::unique_ptr<ebus::daemon::app> app_;
+  progress progress_;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  clockid_t cpu_clock_{};
+};
+
+// Stands in for a mode-2 edgecore's sub client: one subscriber reading as fast as it can.
+class subscriber {
+ public:
+  subscriber(std::uint16_t port, codec::qos_level qos) : fd_(mqtt_connect(port, "bench-sub")) {
+    std::string out;
+    codec::encode(codec::subscribe{1, {{"$hw/events/device/+/+/twin/+", qos}}}, out);
+    send_all(fd_, out);
+    auto ack = read_packet(fd_, dec_);
+    const auto* s = std::get_if<codec::suback>(&ack);
+    if (s == nullptr || s->return_codes.empty() ||
+        s->return_codes[0] == codec::suback_return_code::failure) {
+      throw std::runtime_error("SUBSCRIBE refused");
+    }
+    reader_ = std::thread([this] { read_loop(); });
+  }
+  subscriber(const subscriber&) = delete;
+  subscriber& operator=(const subscriber&) = delete;
+  ~subscriber() {
+    ::shutdown(fd_, SHUT_RDWR);
+    reader_.join();
+    ::close(fd_);
+  }
+  [[nodiscard]] progress& counter() noexcept { return progress_; }
+
+ private:
+  void read_loop() {
+    std::string acks;
+    try {
+      for (;;) {
+        std::uint64_t n = 0;
+        for (;;) {
+          auto r = dec_.next();
+          if (!r) throw std::runtime_error("decode error");
+          if (!*r) break;
+          const auto* m = std::get_if<codec::publish>(&**r);
+          if (m == nullptr) continue;
+          ++n;
+          if (m->qos == codec::qos_level::at_least_once) {
+            codec::encode(codec::puback{m->packet_id}, acks);
+          }
+        }
+        if (n > 0) {
+          progress_.counted.fetch_add(n, std::memory_order_relaxed);
+          progress_.last_ns.store(now_ns(), std::memory_order_release);
+        }
+        if (!acks.empty()) {
+          send_all(fd_, acks);
+          acks.clear();
+        }
+        auto space = dec_.prepare(64 * 1024);
+        const auto got = ::recv(fd_, space.data(), space.size(), 0);
+        if (got <= 0) return;
+        dec_.commit(static_cast<std::size_t>(got));
+      }
+    } catch (const std::exception&) {
+    }
+  }
+
+  int fd_;
+  codec::decoder dec_;
+  progress progress_;
+  std::thread reader_;
+};
+
+// --- the load ----------------------------------------------------------------------------------
+
+struct scenario {
+  std::size_t publishers;
+  codec::qos_level qos;
+  std::size_t messages;
+};
+
+struct outcome {
+  std::size_t sent = 0;
+  std::size_t counted = 0;
+  double msgs_per_s = 0;
+  double cpu_us_per_msg = 0;
+  bool pacing_gave_up = false;
+};
+
+std::string make_payload() {
+  std::string p = R"({"event_id":"","timestamp":0,"twin":{"t":{"actual":{"value":")";
+  while (p.size() < 64 - 6)
+    p += 'x';
+  p += R"("}}}})";
+  return p;
+}
+
+// Drives `s` against `port` while `seen` counts what arrives; `cpu` reads the measured CPU time.
+outcome drive(std::uint16_t port, const scenario& s, progress& seen,
+              const std::function<double()>& cpu) {
+  const std::string payload = make_payload();
+  std::vector<int> fds;
+  for (std::size_t i = 0; i < s.publishers; ++i)
+    fds.push_back(mqtt_connect(port, "dev-" + std::to_string(i)));
+
+  const std::uint64_t base = seen.counted.load();
+  std::atomic<std::uint64_t> sent{0};
+  std::atomic<bool> go{false};
+  std::atomic<bool> gave_up{false};
+  std::vector<std::exception_ptr> failures(s.publishers);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < s.publishers; ++i) {
+    const std::size_t share = s.messages / s.publishers + (i < s.messages % s.publishers ? 1 : 0);
+    threads.emplace_back([&, i, share] {
+      const int fd = fds[i];
+      const std::string topic =
+          "$hw/events/device/default/dev-" + std::to_string(i) + "/twin/update";
+      codec::decoder dec;
+      std::string batch;
+      std::size_t unacked = 0;
+      std::uint16_t id = 0;
+      const bool qos1 = s.qos == codec::qos_level::at_least_once;
+      auto flush = [&] {
+        if (!batch.empty()) send_all(fd, batch);
+        batch.clear();
+      };
+      while (!go.load(std::memory_order_acquire))
+        std::this_thread::yield();
+      try {
+        for (std::size_t k = 0; k < share; ++k) {
+          // Lossless pacing against the counting side; a counter that stops moving means loss,
+          // and the rest is sent unpaced so that the loss shows in the result.
+          if (sent.load(std::memory_order_relaxed) >= seen.counted.load() - base + pacing_window &&
+              !gave_up.load(std::memory_order_relaxed)) {
+            flush();
+            auto last = seen.counted.load();
+            auto moved = steady::now();
+            while (sent.load(std::memory_order_relaxed) >=
+                   seen.counted.load() - base + pacing_window) {
+              std::this_thread::sleep_for(50us);
+              const auto c = seen.counted.load();
+              if (c != last) {
+                last = c;
+                moved = steady::now();
+              } else if (steady::now() - moved > stall_limit || gave_up.load()) {
+                gave_up = true;
+                break;
+              }
+            }
+          }
+          if (qos1) {
+            id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
+            codec::encode_publish(batch, topic, payload, s.qos, false, false, id);
+            ++unacked;
+          } else {
+            codec::encode_publish(batch, topic, payload, s.qos, false, false, 0);
+          }
+          sent.fetch_add(1, std::memory_order_relaxed);
+          if (batch.size() >= batch_bytes || k + 1 == share) flush();
+          if (qos1 && unacked >= puback_window) {
+            flush();
+            while (unacked > puback_window / 2) {
+              if (std::holds_alternative<codec::puback>(read_packet(fd, dec))) --unacked;
+            }
+          }
+        }
+        flush();
+        while (unacked > 0) {
+          if (std::holds_alternative<codec::puback>(read_packet(fd, dec))) --unacked;
+        }
+      } catch (...) {
+        failures[i] = std::current_exception();
+      }
+    });
+  }
+
+  const double cpu_before = cpu();
+  const auto start = steady::now();
+  const std::int64_t start_ns = now_ns();
+  go.store(true, std::memory_order_release);
+
+  // Wait for everything to be counted, or for the count to stop moving.
+  auto last = seen.counted.load();
+  auto moved = steady::now();
+  while (seen.counted.load() - base < s.messages) {
+    std::this_thread::sleep_for(1ms);
+    const auto c = seen.counted.load();
+    if (c != last) {
+      last = c;
+      moved = steady::now();
+    } else if (steady::now() - moved > stall_limit) {
+      break;
+    }
+  }
+  const double cpu_after = cpu();
+  const auto stopped = steady::now();
+  for (auto& t : threads)
+    t.join();
+  for (const int fd : fds)
+    mqtt_close(fd);
+  for (auto& f : failures) {
+    if (f) std::rethrow_exception(f);
+  }
+
+  outcome r;
+  r.sent = sent.load();
+  r.counted = seen.counted.load() - base;
+  r.pacing_gave_up = gave_up.load();
+  const double secs =
+      r.counted == s.messages
+          ? static_cast<double>(seen.last_ns.load(std::memory_order_acquire) - start_ns) * 1e-9
+          : std::chrono::duration<double>(stopped - start).count();
+  r.msgs_per_s = secs > 0 ? static_cast<double>(r.counted) / secs : 0;
+  r.cpu_us_per_msg =
+      r.counted == 0 ? 0 : (cpu_after - cpu_before) * 1e6 / static_cast<double>(r.counted);
+  return r;
+}
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "ebus-routing-compare-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path = tmpl;
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+int run(int argc, char** argv) {
+  std::optional<std::size_t> messages;
+  std::string mosquitto = "/usr/sbin/mosquitto";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string key = argv[i];
+    if (key == "--messages") {
+      messages = std::stoul(argv[i + 1]);
+    } else if (key == "--mosquitto") {
+      mosquitto = argv[i + 1];
+    } else {
+      throw std::runtime_error("unknown option " + key);
+    }
+  }
+  const std::size_t n0 = messages.value_or(200000);
+  const std::size_t n1 = messages.value_or(100000);
+  if (n0 == 0) throw std::runtime_error("--messages must be positive");
+
+  ebus::log::set_level("warn");
+  temp_dir dir;
+  const std::uint16_t mport = free_port();
+  const auto conf = dir.path / "mosquitto.conf";
+  {
+    std::ofstream c(conf);
+    c << "listener " << mport << " 127.0.0.1\nallow_anonymous true\nlog_type none\n";
+  }
+  const pid_t mpid = spawn({mosquitto, "-c", conf.string()});
+  struct reaper {
+    pid_t pid;
+    ~reaper() { stop_process(pid); }
+  } mosquitto_guard{mpid};
+  node eb(dir.path);
+
+  const std::vector<scenario> scenarios = {
+      {1, codec::qos_level::at_most_once, n0},
+      {8, codec::qos_level::at_most_once, n0},
+      {1, codec::qos_level::at_least_once, n1},
+      {8, codec::qos_level::at_least_once, n1},
+  };
+  std::printf("payload %zu bytes, topic $hw/events/device/default/dev-<i>/twin/update\n",
+              make_payload().size());
+  std::printf("N = %zu (QoS 0), %zu (QoS 1); publishers paced to stay at most %zu messages ahead\n",
+              n0, n1, pacing_window);
+  std::printf("of the counting side; QoS 1 publishers keep up to %zu PUBACKs outstanding\n\n",
+              puback_window);
+  std::printf("%-10s %12s %12s %12s %12s %10s %10s  %s\n", "scenario", "eb msgs/s", "eb us/msg",
+              "mq msgs/s", "mq us/msg", "thr ratio", "cpu ratio", "loss (eb, mq)");
+
+  bool lost = false;
+  std::vector<std::string> notes;
+  for (const auto& s : scenarios) {
+    const auto before = eb.losses();
+    const auto ours = drive(eb.port(), s, eb.counter(), [&eb] { return eb.loop_cpu_seconds(); });
+    const auto after = eb.losses();
+    outcome theirs;
+    {
+      subscriber sub(mport, s.qos);
+      theirs = drive(mport, s, sub.counter(), [mpid] { return process_cpu_seconds(mpid); });
+    }
+    const int q = static_cast<int>(s.qos);
+    const std::string name = "P=" + std::to_string(s.publishers) + " QoS" + std::to_string(q);
+    const std::size_t eb_lost = s.messages - ours.counted;
+    const std::size_t mq_lost = s.messages - theirs.counted;
+    std::printf("%-10s %12.0f %12.2f %12.0f %12.2f %9.2fx %9.2fx  %zu, %zu\n", name.c_str(),
+                ours.msgs_per_s, ours.cpu_us_per_msg, theirs.msgs_per_s, theirs.cpu_us_per_msg,
+                ours.msgs_per_s / theirs.msgs_per_s, ours.cpu_us_per_msg / theirs.cpu_us_per_msg,
+                eb_lost, mq_lost);
+    std::fflush(stdout);
+    if (eb_lost != 0 || mq_lost != 0 || ours.sent != s.messages || theirs.sent != s.messages) {
+      lost = true;
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "%s: eventbus counted %zu of %zu sent (no_member %llu, refused %llu, "
+                    "bus queue_full %llu); mosquitto subscriber counted %zu of %zu sent",
+                    name.c_str(), ours.counted, ours.sent,
+                    static_cast<unsigned long long>(after.no_member - before.no_member),
+                    static_cast<unsigned long long>(after.refused - before.refused),
+                    static_cast<unsigned long long>(after.queue_full - before.queue_full),
+                    theirs.counted, theirs.sent);
+      notes.emplace_back(line);
+    }
+  }
+
+  std::printf(
+      "\nthr ratio = eventbus msgs/s / mosquitto msgs/s (>1: eventbus faster);\n"
+      "cpu ratio = eventbus us/msg / mosquitto us/msg (<1: eventbus cheaper).\n"
+      "eb us/msg: CPU of the node's loop thread only (broker, routing, bus, counting module).\n"
+      "mq us/msg: CPU of the mosquitto process (routing to and writing for its subscriber).\n"
+      "Caveats: load generator, subscriber and broker share the machine's %u cores; mosquitto's\n"
+      "CPU comes from /proc in %ld ms ticks; the mosquitto side also runs a subscriber client\n"
+      "that the eventbus side does not need.\n",
+      std::thread::hardware_concurrency(), 1000 / ::sysconf(_SC_CLK_TCK));
+  if (lost) {
+    std::printf("\nLOSS:\n");
+    for (const auto& n : notes)
+      std::printf("  %s\n", n.c_str());
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "routing_compare: %s\n", e.what());
+    return 1;
+  }
+}

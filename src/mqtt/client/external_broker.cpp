@@ -203,7 +203,7 @@ expected<void, std::string> external_broker::impl::start() {
        .message =
            [this](std::string_view topic, std::string_view payload) {
              ++stats_.received;
-             log_->trace("message topic=\"{}\" bytes={}", topic, payload.size());
+             log_->debug("message topic=\"{}\" bytes={}", topic, payload.size());
              if (on_message_) on_message_(topic, payload);
            },
        .published = nullptr,
@@ -328,7 +328,7 @@ void external_broker::impl::send(std::string_view topic, std::string_view payloa
   // sends it after the next CONNACK.
   if (rc == MOSQ_ERR_SUCCESS || rc == MOSQ_ERR_NO_CONN) {
     ++in_flight_;
-    log_->trace("publish topic=\"{}\" bytes={} mid={}", topic, payload.size(), mid);
+    log_->debug("publish topic=\"{}\" bytes={} mid={}", topic, payload.size(), mid);
     return;
   }
   reject(topic, payload.size(), mosquitto_connection::describe(rc));
@@ -411,7 +411,7 @@ void external_broker::impl::finish_stop() {
     stopped_ = true;
     stop_timer_.cancel();
     if (pending() != 0) {
-      log_->warn("stopped_with_unacknowledged publishes={}: they are lost", pending());
+      log_->warn("stop_timeout unacknowledged={}: these publishes are lost", pending());
     }
     if (sub_) sub_->disconnect();
     if (pub_) pub_->disconnect();

@@ -9,6 +9,8 @@
 //    again (QoS 1), in the order given;
 //  - publishes made while the publisher is disconnected are kept, up to buffer_size messages not
 //    yet acknowledged, and sent after reconnect; beyond that new ones are dropped and counted.
+//    They go out in the order published. A message in flight when a connection drops is sent
+//    again (DUP set) after the reconnect, so delivery is at least once.
 //
 // Thread safety: distinct objects safe; shared objects unsafe. Loop thread only; callbacks run
 // on the loop thread.
@@ -26,7 +28,8 @@
 namespace ebus::mqtt::client {
 
 struct external_options {
-  /// tcp://host:port or mqtt://host:port; ssl://, tls:// or mqtts:// for TLS.
+  /// tcp://host:port or mqtt://host:port; ssl://, tls:// or mqtts:// for TLS. The port defaults
+  /// to 1883 (8883 for TLS). A host name is resolved synchronously at each attempt.
   std::string url = "tcp://127.0.0.1:1883";
   std::string sub_client_id;  ///< must be non-empty
   std::string pub_client_id;  ///< must be non-empty

@@ -96,8 +96,7 @@ expected<std::unique_ptr<mosquitto_connection>, std::string> mosquitto_connectio
 mosquitto_connection::mosquitto_connection(asio::any_io_executor executor,
                                            connection_settings settings,
                                            connection_handlers handlers)
-    : executor_(executor),
-      settings_(std::move(settings)),
+    : settings_(std::move(settings)),
       handlers_(std::move(handlers)),
       log_(log::get("mqtt.client")),
       descriptor_(executor),
@@ -225,12 +224,12 @@ void mosquitto_connection::attempt() {
   ++attempts_;
   errno = 0;
   // The first call stores host, port and keep-alive; later ones reuse them.
-  const int rc = first_attempt_
-                     ? mosquitto_connect_async(mosq_, settings_.host.c_str(), settings_.port,
-                                               settings_.keepalive_seconds)
-                     : mosquitto_reconnect_async(mosq_);
+  int rc = first_attempt_ ? mosquitto_connect_async(mosq_, settings_.host.c_str(), settings_.port,
+                                                    settings_.keepalive_seconds)
+                          : mosquitto_reconnect_async(mosq_);
   const int err = errno;
   first_attempt_ = false;
+  if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(mosq_) < 0) rc = MOSQ_ERR_NO_CONN;
   sync_socket();
   if (rc != MOSQ_ERR_SUCCESS) {
     connack_seen_ = false;

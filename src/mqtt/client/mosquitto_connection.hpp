@@ -6,6 +6,9 @@
 // libmosquitto's queue of unacknowledged QoS 1 publishes survives reconnects: it sends them again
 // (DUP set) right after the next CONNACK.
 //
+// libmosquitto resolves a host name itself, synchronously, at every attempt: give an address, or a
+// name the local resolver answers at once (/etc/hosts).
+//
 // Events: `connected` and `lost` run after the libmosquitto call that detected them has returned.
 // `message`, `published` and `subscribed` run inside that call (libmosquitto's callbacks); they
 // may call publish/subscribe/unsubscribe on any connection, but must not destroy one.
@@ -127,7 +130,6 @@ class mosquitto_connection {
                               const int* granted);
   static void on_log_cb(struct mosquitto* m, void* self, int level, const char* text);
 
-  asio::any_io_executor executor_;
   connection_settings settings_;
   connection_handlers handlers_;
   std::shared_ptr<spdlog::logger> log_;

@@ -18,7 +18,12 @@ inline constexpr std::string_view unsubscribe = "unsubscribe";
 inline constexpr std::string_view message = "message";
 inline constexpr std::string_view publish = "publish";
 inline constexpr std::string_view get_result = "get_result";
+/// Extension: a sync request answered with the run-time subscriptions (docs/REMOTE.md).
+inline constexpr std::string_view query = "query";
 }  // namespace operation
+
+/// The resource of the one query eventbus answers.
+inline constexpr std::string_view subscriptions_resource = "subscriptions";
 
 /// Start intercepting `filter` (and subscribe it on the external broker), persistently.
 struct subscribe_command {

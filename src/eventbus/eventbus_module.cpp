@@ -1,5 +1,8 @@
 #include "eventbus/eventbus_module.hpp"
 
+#include <algorithm>
+
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "bus/bus.hpp"
@@ -99,6 +102,10 @@ awaitable<void> eventbus_module::run(bus::bus& b) {
 }
 
 void eventbus_module::handle(bus::message&& m) {
+  if (m.route.operation == operation::query) {
+    answer_query(m);
+    return;
+  }
   const std::string id = m.header.id;
   auto cmd = parse_command(std::move(m), options_.node_name);
   if (!cmd) {
@@ -128,6 +135,26 @@ void eventbus_module::handle(bus::message&& m) {
         }
       },
       std::move(*cmd));
+}
+
+void eventbus_module::answer_query(const bus::message& request) {
+  if (!request.header.sync || request.route.resource != subscriptions_resource) {
+    ++stats_.rejected;
+    log_->warn("bus_message_rejected msg_id={} reason=\"query needs sync and resource '{}'\"",
+               request.header.id, subscriptions_resource);
+    if (request.header.sync) {
+      (void)bus_.send_resp(bus::new_error(
+          request, fmt::format("unknown query resource '{}'", request.route.resource)));
+    }
+    return;
+  }
+  std::vector<std::string> topics(dynamic_.begin(), dynamic_.end());
+  std::sort(topics.begin(), topics.end());
+  ++stats_.queries;
+  if (auto sent = bus_.send_resp(bus::new_response(request, bus::content::json(topics))); !sent) {
+    log_->debug("query_response_undelivered msg_id={} error={}", request.header.id,
+                sent.error().message());
+  }
 }
 
 void eventbus_module::subscribe(std::string filter) {

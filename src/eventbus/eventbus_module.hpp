@@ -61,6 +61,7 @@ struct eventbus_stats {
   std::uint64_t unsubscribes = 0;
   std::uint64_t rejected = 0;  ///< bus messages with bad input
   std::uint64_t ignored = 0;   ///< bus messages with an operation eventbus does not handle
+  std::uint64_t queries = 0;   ///< query requests answered
 };
 
 class eventbus_module final : public bus::module {
@@ -95,6 +96,7 @@ class eventbus_module final : public bus::module {
   }
 
  private:
+  void answer_query(const bus::message& request);
   void subscribe(std::string filter);
   void unsubscribe(const std::string& filter);
   void publish(std::string topic, std::string payload);

@@ -226,6 +226,21 @@ TEST_F(internal_mode, subscribe_intercepts_the_topic_and_persists_it_unsubscribe
   EXPECT_EQ(stored_topics(db_path), std::vector<std::string>{"default/test"});
 }
 
+TEST_F(internal_mode, query_answers_the_sorted_run_time_subscriptions) {
+  node_harness node(cfg);
+  node.send_to_eventbus(router_message("subscribe", "z/topic"));
+  node.send_to_eventbus(router_message("subscribe", "a/+/x"));
+  node.send_to_eventbus(router_message("subscribe", "$hw/events/upload/#"));  // fixed: not listed
+  auto answer = node.request("eventbus", router_message("query", "subscriptions"));
+  ASSERT_TRUE(answer.has_value()) << answer.error().message();
+  EXPECT_EQ(answer->route.operation, "response");
+  EXPECT_EQ(answer->content, bus::content::json(nlohmann::json::array({"a/+/x", "z/topic"})));
+
+  auto wrong = node.request("eventbus", router_message("query", "other"));
+  ASSERT_TRUE(wrong.has_value()) << wrong.error().message();
+  EXPECT_EQ(wrong->route.operation, "error");
+}
+
 TEST_F(internal_mode, subscriptions_survive_a_restart) {
   {
     node_harness node(cfg);

@@ -109,6 +109,21 @@ void node_harness::send_to_eventbus(bus::message m) {
   if (!sent) throw std::runtime_error("send to eventbus failed: " + sent.error().message());
 }
 
+expected<bus::message, std::error_code> node_harness::request(std::string module, bus::message m,
+                                                              std::chrono::milliseconds timeout) {
+  std::promise<expected<bus::message, std::error_code>> outcome;
+  auto future = outcome.get_future();
+  asio::co_spawn(
+      io_,
+      [&]() -> awaitable<void> {
+        outcome.set_value(co_await app_->message_bus().send_sync(module, std::move(m), timeout));
+      },
+      [](const std::exception_ptr& e) {
+        if (e) std::rethrow_exception(e);
+      });
+  return future.get();
+}
+
 bus::message router_message(std::string operation, std::string resource, bus::content c) {
   bus::message m = bus::new_message();
   bus::build_router(m, "router_eventbus", "user", std::move(resource), std::move(operation));

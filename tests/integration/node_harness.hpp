@@ -94,6 +94,11 @@ class node_harness {
   /// Sends `m` to module eventbus from the loop thread, as a module would.
   void send_to_eventbus(bus::message m);
 
+  /// send_sync of `m` to `module` from the loop thread; waits for the outcome.
+  expected<bus::message, std::error_code> request(
+      std::string module, bus::message m,
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
   /// Stops gracefully now (the destructor does nothing more).
   void stop();
 

@@ -1,0 +1,35 @@
+#pragma once
+// The load generator's side of the benchmarks that compare eventbus with mosquitto: plain
+// blocking MQTT clients on our codec, so that both brokers get exactly the same byte stream,
+// and child-process helpers.
+
+#include <cstdint>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "mqtt/codec/decoder.hpp"
+#include "mqtt/codec/packet.hpp"
+
+namespace ebus::bench {
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+std::uint16_t free_port();
+/// Connects to 127.0.0.1:port with TCP_NODELAY, retrying while the broker starts (5 s).
+int dial(std::uint16_t port);
+/// Writes all of `bytes`; throws when the connection fails.
+void send_all(int fd, const std::string& bytes);
+/// Reads until `dec` yields one packet; throws on a decode error or a closed connection.
+mqtt::codec::packet read_packet(int fd, mqtt::codec::decoder& dec);
+/// dial() + CONNECT (clean session, keep-alive 60) + accepted CONNACK; throws otherwise.
+int mqtt_connect(std::uint16_t port, const std::string& client_id);
+/// DISCONNECT (best effort) and close.
+void mqtt_close(int fd);
+/// utime + stime of a process, from /proc (clock-tick resolution).
+double process_cpu_seconds(pid_t pid);
+/// Starts argv[0] from PATH with stdout to /dev/null.
+pid_t spawn(std::vector<std::string> argv);
+/// SIGTERM and wait.
+void stop_process(pid_t pid);
+
+}  // namespace ebus::bench

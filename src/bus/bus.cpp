@@ -90,12 +90,23 @@ expected<void, std::error_code> bus::register_module(std::string name, std::stri
 expected<void, std::error_code> bus::join_group(std::string_view module, std::string group) {
   const auto it = modules_.find(module);
   if (it == modules_.end()) return fail(err(bus_errc::no_route));
-  auto& mb = it->second;
+  const mailbox_ptr mb = it->second;  // a remote sink may remove the module during hand_over()
   if (std::find(mb->groups.begin(), mb->groups.end(), group) != mb->groups.end()) return {};
+  // The backlog goes first, while the module is not yet a member: a message sent to the group
+  // meanwhile is kept behind it instead of overtaking it.
+  if (const auto bl = backlogs_.find(group); bl != backlogs_.end() && !bl->second.queue.empty()) {
+    hand_over(group, bl->second, *mb);
+    if (mb->closed) return {};  // removed, or the bus shut down, while taking it
+  }
   mb->groups.push_back(group);
   auto& members = groups_[std::move(group)];
   members.push_back(mb);
   return {};
+}
+
+void bus::declare_group(std::string group) {
+  if (stopped_ || options_.group_backlog == 0) return;
+  backlogs_.try_emplace(std::move(group), options_.group_backlog);
 }
 
 void bus::remove_module(std::string_view name) {
@@ -147,6 +158,11 @@ std::vector<std::string> bus::group_members(std::string_view group) const {
   return out;
 }
 
+std::size_t bus::backlog_size(std::string_view group) const {
+  const auto it = backlogs_.find(group);
+  return it == backlogs_.end() ? 0 : it->second.queue.size();
+}
+
 std::vector<std::string> bus::groups() const {
   std::vector<std::string> out;
   for (const auto& [name, members] : groups_)
@@ -191,6 +207,41 @@ void bus::warn_full(mailbox& mb) {
   mb.quiet_until = now + full_warning_interval;
 }
 
+expected<std::size_t, std::error_code> bus::keep(std::string_view group, backlog& bl,
+                                                 message&& msg) {
+  const bool was_empty = bl.queue.empty();
+  if (bl.queue.push(std::move(msg))) {
+    ++stats_.backlogged;
+    if (was_empty) log_->debug("group_backlog_started group={}", group);
+    return std::size_t{0};
+  }
+  ++stats_.queue_full;
+  ++bl.refused;
+  ++bl.refused_since_warning;
+  const auto now = clock_.now();
+  if (!bl.quiet_until || now >= *bl.quiet_until) {
+    log_->warn("group_backlog_full group={} capacity={} refused={} refused_total={}", group,
+               bl.queue.capacity(), bl.refused_since_warning, bl.refused);
+    bl.refused_since_warning = 0;
+    bl.quiet_until = now + full_warning_interval;
+  }
+  return fail(err(bus_errc::queue_full));
+}
+
+void bus::hand_over(const std::string& group, backlog& bl, mailbox& mb) {
+  std::size_t handed = 0;
+  // One at a time, checking after each: a remote sink may remove its module or shut the bus
+  // down (destroying `bl`) while it takes a message. What it never saw stays kept.
+  while (!stopped_ && !mb.closed && !bl.queue.empty()) {
+    (void)deliver(mb, bl.queue.pop());  // a refusal is counted there, like any other
+    ++handed;
+  }
+  if (stopped_) return;
+  if (bl.queue.empty()) bl.queue = bounded_queue<message>(bl.queue.capacity());  // free storage
+  log_->debug("group_backlog_handed_over group={} module={} messages={} left={}", group, mb.name,
+              handed, bl.queue.size());
+}
+
 void bus::close(mailbox& mb) {
   mb.closed = true;
   mb.queue.clear();
@@ -213,6 +264,9 @@ expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group
   if (stopped_) return fail(err(bus_errc::cancelled));
   const auto it = groups_.find(group);
   if (it == groups_.end() || it->second.empty()) {
+    if (const auto bl = backlogs_.find(group); bl != backlogs_.end()) {
+      return keep(group, bl->second, std::move(msg));
+    }
     ++stats_.no_route;
     log_->debug("no_route group={} operation={}", group, msg.route.operation);
     return fail(err(bus_errc::no_route));
@@ -403,6 +457,7 @@ void bus::shutdown() {
     close(*mb);
   modules_.clear();
   groups_.clear();
+  backlogs_.clear();
 }
 
 }  // namespace ebus::bus

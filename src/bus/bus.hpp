@@ -5,6 +5,8 @@
 //  - bounded inboxes that never block: a full inbox refuses the message with queue_full and
 //    counts it, where beehive blocks the sender or piles up goroutines;
 //  - unknown modules and empty groups fail at once with no_route instead of waiting out a timeout;
+//  - a declared group keeps a bounded backlog while it has no member and hands it, in order, to
+//    the first module that joins (beehive drops such messages);
 //  - a request is registered before it is delivered, so a fast response can never be lost, and a
 //    response is queued for its requester instead of being dropped when nobody waits at that
 //    instant; a response after the deadline is dropped and counted;
@@ -39,13 +41,15 @@ namespace ebus::bus {
 struct bus_options {
   std::size_t inbox_capacity = 1024;                           ///< beehive ChannelSizeDefault
   clock::duration default_timeout = std::chrono::seconds(30);  ///< beehive MessageTimeoutDefault
+  std::size_t group_backlog = 0;  ///< messages kept per declared group with no member; 0: none
 };
 
 /// Totals since construction. Every refused or lost message is counted somewhere here.
 struct bus_stats {
   std::uint64_t delivered = 0;       ///< messages queued into an inbox or taken by a remote sink
   std::uint64_t queue_full = 0;      ///< messages refused because the destination was full
-  std::uint64_t no_route = 0;        ///< sends to an unknown module or an empty group
+  std::uint64_t no_route = 0;        ///< sends to an unknown module or an undeclared empty group
+  std::uint64_t backlogged = 0;      ///< messages kept in a group backlog for a later member
   std::uint64_t timeouts = 0;        ///< sync requests that reached their deadline
   std::uint64_t late_responses = 0;  ///< responses that matched no pending request
   std::uint64_t cancelled = 0;       ///< sync requests failed by shutdown or module removal
@@ -84,7 +88,15 @@ class bus {
                                                     remote_sink sink);
 
   /// Adds a registered module to one more group. Fails with no_route for an unknown module.
+  /// A module that joins a group with a backlog receives the backlog first (see declare_group).
   expected<void, std::error_code> join_group(std::string_view module, std::string group);
+
+  /// Makes `group` keep up to options().group_backlog messages while it has no member, instead
+  /// of refusing them with no_route. The first module to join it (add_module,
+  /// add_remote_module, join_group) receives them right away, in order, each through its inbox
+  /// or sink as any other message; what it cannot take is refused and counted as queue_full.
+  /// Idempotent; does nothing when group_backlog is 0 or after shutdown().
+  void declare_group(std::string group);
 
   /// Unregisters a module: its queued messages are discarded, a receive() waiting on it completes
   /// with `cancelled`, and pending requests addressed to it fail with `module_removed`.
@@ -94,6 +106,8 @@ class bus {
   [[nodiscard]] std::vector<module_info> modules() const;
   [[nodiscard]] std::vector<std::string> group_members(std::string_view group) const;
   [[nodiscard]] std::vector<std::string> groups() const;
+  /// Messages waiting in `group`'s backlog; 0 for a group that was not declared.
+  [[nodiscard]] std::size_t backlog_size(std::string_view group) const;
 
   // --- messaging -----------------------------------------------------------------------------
 
@@ -103,7 +117,9 @@ class bus {
 
   /// Queues a copy of `msg` for every member of `group` (beehive SendToGroup), never blocking.
   /// Returns how many members took it; members with a full inbox are skipped and counted.
-  /// Errors: no_route (no such group or no member), or the first error when no member took it.
+  /// A declared group with no member keeps `msg` in its backlog and returns 0.
+  /// Errors: no_route (no such group or no member, not declared), queue_full (backlog full), or
+  /// the first error when no member took it.
   expected<std::size_t, std::error_code> send_to_group(std::string_view group, message msg);
 
   /// Takes the oldest message of `module`'s inbox, waiting until one arrives (beehive Receive).
@@ -122,7 +138,8 @@ class bus {
 
   /// Sends a request to every member of `group` and waits for one response per member, in
   /// arrival order (beehive SendToGroupSync). Fails at once with queue_full if any member cannot
-  /// take the request. Errors as send_sync.
+  /// take the request. An empty group fails with no_route even when declared: a request cannot
+  /// wait for a member that may never come. Errors as send_sync.
   awaitable<expected<std::vector<message>, std::error_code>> send_to_group_sync(
       std::string_view group, message msg, duration timeout = {});
 
@@ -130,7 +147,8 @@ class bus {
   /// Errors: invalid_message (no parent id), no_pending_request (late or unknown; counted).
   expected<void, std::error_code> send_resp(message response);
 
-  /// Fails every pending request with `cancelled`, closes every inbox and refuses further work.
+  /// Fails every pending request with `cancelled`, closes every inbox, discards every backlog
+  /// and refuses further work.
   void shutdown();
 
   [[nodiscard]] const bus_stats& stats() const noexcept { return stats_; }
@@ -140,6 +158,13 @@ class bus {
  private:
   struct mailbox;
   struct pending_request;
+  struct backlog {
+    explicit backlog(std::size_t capacity) : queue(capacity) {}
+    bounded_queue<message> queue;
+    std::uint64_t refused = 0;
+    std::uint64_t refused_since_warning = 0;
+    std::optional<clock::time_point> quiet_until;  // rate limit of the backlog_full warning
+  };
   struct string_hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept {
@@ -162,6 +187,8 @@ class bus {
   void schedule_wake(clock::time_point at);
   void on_wake(clock::time_point armed);
   void warn_full(mailbox& mb);
+  expected<std::size_t, std::error_code> keep(std::string_view group, backlog& bl, message&& msg);
+  void hand_over(const std::string& group, backlog& bl, mailbox& mb);
 
   asio::any_io_executor executor_;
   clock& clock_;
@@ -169,6 +196,7 @@ class bus {
   std::shared_ptr<spdlog::logger> log_;
   string_map<mailbox_ptr> modules_;
   string_map<std::vector<mailbox_ptr>> groups_;
+  string_map<backlog> backlogs_;  // declared groups
   string_map<request_ptr> pending_;
   std::multimap<clock::time_point, std::string> deadlines_;
   std::optional<clock::time_point> armed_;  // earliest outstanding wake-up

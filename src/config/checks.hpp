@@ -33,6 +33,13 @@ inline constexpr const char* external_buffer_size = "modules.eventBus.mqttExtern
 inline constexpr const char* reconnect_min = "modules.eventBus.mqttReconnectMinMilliseconds";
 inline constexpr const char* reconnect_max = "modules.eventBus.mqttReconnectMaxMilliseconds";
 inline constexpr const char* keepalive = "modules.eventBus.mqttKeepAliveSeconds";
+inline constexpr const char* module_socket = "modules.eventBus.moduleSocket";
+inline constexpr const char* module_stream_socket = "modules.eventBus.moduleStreamSocket";
+inline constexpr const char* module_socket_max_connections =
+    "modules.eventBus.moduleSocketMaxConnections";
+inline constexpr const char* module_socket_max_message_bytes =
+    "modules.eventBus.moduleSocketMaxMessageBytes";
+inline constexpr const char* group_backlog_size = "modules.eventBus.groupBacklogSize";
 inline constexpr const char* node_name = "modules.edged.hostnameOverride";
 inline constexpr const char* data_source = "database.dataSource";
 }  // namespace key

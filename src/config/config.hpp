@@ -57,6 +57,19 @@ struct eventbus_config {
   std::chrono::milliseconds reconnect_max{30000};  ///< mqttReconnectMaxMilliseconds
   std::uint16_t keepalive_seconds = 30;            ///< mqttKeepAliveSeconds (external clients)
 
+  // The module bus (docs/REMOTE.md). It runs whether or not the eventbus module does, so these
+  // apply, and are checked, even when `enable` is false.
+  /// moduleSocket: SOCK_SEQPACKET socket for remote modules; "" disables it.
+  std::string module_socket = "/var/run/kubeedge/eventbus.sock";
+  /// moduleStreamSocket: SOCK_STREAM socket (one message per line); "" disables it.
+  std::string module_stream_socket = "/var/run/kubeedge/eventbus-stream.sock";
+  /// moduleSocketMaxConnections: both sockets together.
+  std::size_t module_socket_max_connections = 64;
+  /// moduleSocketMaxMessageBytes: the largest message accepted or sent on them.
+  std::size_t module_socket_max_message_bytes = std::size_t{4} * 1024 * 1024;
+  /// groupBacklogSize: messages kept per declared group while it has no member; 0: none.
+  std::size_t group_backlog_size = 1000;
+
   friend bool operator==(const eventbus_config&, const eventbus_config&) = default;
 };
 

@@ -402,6 +402,11 @@ void loader::eventbus(const YAML::Node& map, const std::string& path) {
       "mqttReconnectMinMilliseconds",
       "mqttReconnectMaxMilliseconds",
       "mqttKeepAliveSeconds",
+      "moduleSocket",
+      "moduleStreamSocket",
+      "moduleSocketMaxConnections",
+      "moduleSocketMaxMessageBytes",
+      "groupBacklogSize",
   };
   const section s = pick(map, path, names, true);
   auto& eb = cfg_.eventbus;
@@ -459,6 +464,14 @@ void loader::eventbus(const YAML::Node& map, const std::string& path) {
       }
     }
   }
+  read_string(s.get("moduleSocket"), key::module_socket, eb.module_socket);
+  read_string(s.get("moduleStreamSocket"), key::module_stream_socket, eb.module_stream_socket);
+  read_unsigned(s.get("moduleSocketMaxConnections"), key::module_socket_max_connections, uint32_max,
+                eb.module_socket_max_connections);
+  read_unsigned(s.get("moduleSocketMaxMessageBytes"), key::module_socket_max_message_bytes,
+                uint32_max, eb.module_socket_max_message_bytes);
+  read_unsigned(s.get("groupBacklogSize"), key::group_backlog_size, uint32_max,
+                eb.group_backlog_size);
 }
 
 void loader::tls(const YAML::Node& map, const std::string& path) {

@@ -37,8 +37,9 @@ expected<loaded_config, std::vector<config_issue>> load_config(const std::string
 
 /// The checks applied after parsing: mode and QoS in 0..2, queue sizes > 0, listen / broker URL
 /// schemes and ports, TLS files readable when TLS is enabled and the external broker is used,
-/// reconnect bounds ordered (docs/CONFIG.md lists every rule). A disabled eventbus is not
-/// checked, except node name and data source. Paths are those of the current layout;
+/// reconnect bounds ordered, module socket paths and limits (docs/CONFIG.md lists every rule).
+/// A disabled eventbus is not checked, except node name, data source, module sockets and group
+/// backlog (they serve the bus, which runs regardless). Paths are those of the current layout;
 /// parse_config() reports them as the file spells them. Empty when the configuration is valid.
 std::vector<config_issue> validate(const daemon_config& cfg);
 

@@ -139,6 +139,20 @@ modules:
     mqttReconnectMaxMilliseconds: {reconnect_max}
     # Keepalive of the connections to the external broker (0 to 65535; 0: none).
     mqttKeepAliveSeconds: {keepalive}
+    # The module bus serves other processes whether or not the eventbus is enabled, so the
+    # keys below apply, and are checked, even with enable: false.
+    # Unix sockets where other processes join the module bus with beehive's socket protocol:
+    # one message per packet (SOCK_SEQPACKET) and one message per line (SOCK_STREAM). Absolute
+    # paths shorter than 108 bytes; "" disables one.
+    moduleSocket: {module_socket}
+    moduleStreamSocket: {module_stream_socket}
+    # Connections of both sockets together (at least 1).
+    moduleSocketMaxConnections: {module_socket_max_connections}
+    # Largest message accepted or sent on them, in bytes (1024 to 268435455).
+    moduleSocketMaxMessageBytes: {module_socket_max_message_bytes}
+    # Messages kept for group twin or hub while no module is in it, delivered to the first one
+    # that joins (0 to 1000000; 0: none kept).
+    groupBacklogSize: {group_backlog_size}
 )";
 
 constexpr const char* min_template = R"(apiVersion: edgecore.config.kubeedge.io/v1alpha2
@@ -182,7 +196,12 @@ std::string render(const char* text, const daemon_config& d) {
       fmt::arg("external_buffer_size", e.external_buffer_size),
       fmt::arg("reconnect_min", e.reconnect_min.count()),
       fmt::arg("reconnect_max", e.reconnect_max.count()),
-      fmt::arg("keepalive", unsigned{e.keepalive_seconds}));
+      fmt::arg("keepalive", unsigned{e.keepalive_seconds}),
+      fmt::arg("module_socket", yaml_scalar(e.module_socket)),
+      fmt::arg("module_stream_socket", yaml_scalar(e.module_stream_socket)),
+      fmt::arg("module_socket_max_connections", e.module_socket_max_connections),
+      fmt::arg("module_socket_max_message_bytes", e.module_socket_max_message_bytes),
+      fmt::arg("group_backlog_size", e.group_backlog_size));
 }
 
 }  // namespace

@@ -37,6 +37,11 @@ namespace {
 // The largest remaining length MQTT can encode; below 64 bytes even a CONNECT may not fit.
 constexpr std::size_t max_mqtt_packet_size = 268435455;
 constexpr std::size_t min_packet_size = 64;
+// sizeof(sockaddr_un::sun_path) on Linux, the terminating NUL included.
+constexpr std::size_t sun_path_size = 108;
+constexpr std::size_t min_module_message_bytes = 1024;
+constexpr std::size_t max_module_message_bytes = 268435455;
+constexpr std::size_t max_group_backlog = 1000000;
 
 std::string quote(std::string_view s) {
   return "'" + std::string(s) + "'";
@@ -119,6 +124,16 @@ std::optional<std::string> check_url(std::string_view url, url_role role) {
   if (port->empty() || ec != std::errc{} || end != port->data() + port->size() || value == 0 ||
       value > 65535) {
     return "invalid port " + quote(*port) + " in " + quote(url) + " (must be 1 to 65535)";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> check_socket_path(const std::string& path) {
+  if (path.find('\0') != std::string::npos) return "the path contains a NUL character";
+  if (path.front() != '/') return "must be an absolute path, got " + quote(path);
+  if (path.size() >= sun_path_size) {
+    return "must be shorter than " + std::to_string(sun_path_size) +
+           " bytes (the limit of a Unix socket path), got " + std::to_string(path.size());
   }
   return std::nullopt;
 }
@@ -210,6 +225,35 @@ std::vector<config_issue> validate(const daemon_config& cfg) {
         }
       }
     }
+  }
+  // The module sockets serve the bus, which runs whether or not the eventbus module does.
+  if (!e.module_socket.empty()) {
+    if (auto problem = check_socket_path(e.module_socket)) {
+      add(key::module_socket, std::move(*problem));
+    }
+  }
+  if (!e.module_stream_socket.empty()) {
+    if (auto problem = check_socket_path(e.module_stream_socket)) {
+      add(key::module_stream_socket, std::move(*problem));
+    } else if (e.module_stream_socket == e.module_socket) {
+      add(key::module_stream_socket,
+          "must differ from moduleSocket " + quote(e.module_socket) + ": one file cannot be both");
+    }
+  }
+  if (e.module_socket_max_connections == 0) {
+    add(key::module_socket_max_connections, detail::positive_message(0));
+  }
+  if (e.module_socket_max_message_bytes < min_module_message_bytes ||
+      e.module_socket_max_message_bytes > max_module_message_bytes) {
+    add(key::module_socket_max_message_bytes,
+        "must be between " + std::to_string(min_module_message_bytes) + " and " +
+            std::to_string(max_module_message_bytes) + ", got " +
+            std::to_string(e.module_socket_max_message_bytes));
+  }
+  if (e.group_backlog_size > max_group_backlog) {
+    add(key::group_backlog_size, "must be at most " + std::to_string(max_group_backlog) +
+                                     " (0 keeps none), got " +
+                                     std::to_string(e.group_backlog_size));
   }
   if (cfg.node_name.empty()) {
     add(key::node_name, "must not be empty: it is the node name used in topics");

@@ -49,6 +49,23 @@ class small_inbox : public bus_fixture {
   small_inbox() : bus_fixture(bus_options{.inbox_capacity = 4}) {}
 };
 
+class with_backlog : public bus_fixture {
+ protected:
+  with_backlog() : bus_fixture(bus_options{.group_backlog = 3}) {}
+};
+
+class small_inbox_with_backlog : public bus_fixture {
+ protected:
+  small_inbox_with_backlog() : bus_fixture(bus_options{.inbox_capacity = 2, .group_backlog = 3}) {}
+};
+
+std::vector<std::string> drain_resources(bus& b, std::string_view module) {
+  std::vector<std::string> out;
+  while (auto m = b.try_receive(module))
+    out.push_back(m->route.resource);
+  return out;
+}
+
 TEST_F(bus_fixture, send_then_receive_keeps_fifo_order_per_sender_and_receiver) {
   ASSERT_TRUE(b.add_module("twin", "twin"));
   for (int i = 0; i < 500; ++i) {
@@ -442,6 +459,204 @@ TEST_F(bus_fixture, remote_module_receives_through_its_sink_and_its_refusals_cou
   auto got = spawn(io, b.receive("remote"));  // a remote module has no local inbox
   drain(io);
   EXPECT_EQ(got->value().error(), bus_errc::no_route);
+}
+
+// --- group backlog ---------------------------------------------------------------------------
+
+TEST_F(with_backlog, declared_group_keeps_messages_until_a_module_is_added_to_it) {
+  b.declare_group("twin");
+  for (const char* r : {"1", "2", "3"}) {
+    const auto sent = b.send_to_group("twin", msg(r));
+    ASSERT_TRUE(sent) << sent.error().message();
+    EXPECT_EQ(*sent, 0u);
+  }
+  EXPECT_EQ(b.backlog_size("twin"), 3u);
+  EXPECT_EQ(b.stats().backlogged, 3u);
+  EXPECT_EQ(b.stats().no_route, 0u);
+  EXPECT_EQ(b.stats().delivered, 0u);
+  EXPECT_TRUE(b.groups().empty());  // a backlog is not a member
+
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  EXPECT_EQ(b.backlog_size("twin"), 0u);
+  EXPECT_EQ(drain_resources(b, "twin"), (std::vector<std::string>{"1", "2", "3"}));
+  EXPECT_EQ(b.stats().delivered, 3u);
+  EXPECT_EQ(b.group_members("twin"), (std::vector<std::string>{"twin"}));
+}
+
+TEST_F(with_backlog, backlog_goes_to_a_module_that_joins_the_group_later) {
+  ASSERT_TRUE(b.add_module("devicetwin"));
+  b.declare_group("twin");
+  ASSERT_TRUE(b.send_to_group("twin", msg("a")));
+  ASSERT_TRUE(b.send_to_group("twin", msg("b")));
+  EXPECT_FALSE(b.try_receive("devicetwin"));
+  ASSERT_TRUE(b.join_group("devicetwin", "twin"));
+  EXPECT_EQ(drain_resources(b, "devicetwin"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(b.backlog_size("twin"), 0u);
+}
+
+TEST_F(with_backlog, backlog_goes_to_a_remote_module_sink_in_order) {
+  b.declare_group("hub");
+  for (const char* r : {"x", "y", "z"})
+    ASSERT_TRUE(b.send_to_group("hub", msg(r)));
+  std::vector<std::string> taken;
+  ASSERT_TRUE(b.add_remote_module("remote", "hub", [&](message&& m) {
+    taken.push_back(m.route.resource);
+    return std::error_code{};
+  }));
+  EXPECT_EQ(taken, (std::vector<std::string>{"x", "y", "z"}));
+  EXPECT_EQ(b.backlog_size("hub"), 0u);
+  EXPECT_EQ(b.stats().delivered, 3u);
+}
+
+TEST_F(with_backlog, full_backlog_refuses_with_queue_full_and_counts) {
+  b.declare_group("twin");
+  for (const char* r : {"1", "2", "3"})
+    ASSERT_TRUE(b.send_to_group("twin", msg(r)));
+  const auto over = b.send_to_group("twin", msg("4"));
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error(), bus_errc::queue_full);
+  EXPECT_EQ(b.stats().queue_full, 1u);
+  EXPECT_EQ(b.stats().backlogged, 3u);
+  EXPECT_EQ(b.backlog_size("twin"), 3u);
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  EXPECT_EQ(drain_resources(b, "twin"), (std::vector<std::string>{"1", "2", "3"}));
+}
+
+TEST_F(with_backlog, undeclared_group_still_fails_with_no_route) {
+  b.declare_group("twin");
+  const auto r = b.send_to_group("hub", msg("x"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), bus_errc::no_route);
+  EXPECT_EQ(b.stats().no_route, 1u);
+  EXPECT_EQ(b.stats().backlogged, 0u);
+  EXPECT_EQ(b.backlog_size("hub"), 0u);
+}
+
+TEST_F(bus_fixture, declared_group_without_backlog_size_fails_with_no_route) {
+  b.declare_group("twin");
+  const auto r = b.send_to_group("twin", msg("x"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), bus_errc::no_route);
+  EXPECT_EQ(b.backlog_size("twin"), 0u);
+  EXPECT_EQ(b.stats().backlogged, 0u);
+}
+
+TEST_F(with_backlog, shutdown_discards_the_backlog) {
+  b.declare_group("twin");
+  ASSERT_TRUE(b.send_to_group("twin", msg("1")));
+  ASSERT_TRUE(b.send_to_group("twin", msg("2")));
+  b.shutdown();
+  EXPECT_EQ(b.backlog_size("twin"), 0u);
+  EXPECT_EQ(b.send_to_group("twin", msg("3")).error(), bus_errc::cancelled);
+  b.declare_group("hub");
+  EXPECT_EQ(b.backlog_size("hub"), 0u);
+}
+
+TEST_F(with_backlog, member_receives_the_backlog_before_newer_messages) {
+  b.declare_group("twin");
+  ASSERT_TRUE(b.send_to_group("twin", msg("old1")));
+  ASSERT_TRUE(b.send_to_group("twin", msg("old2")));
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  const auto sent = b.send_to_group("twin", msg("new"));
+  ASSERT_TRUE(sent);
+  EXPECT_EQ(*sent, 1u);
+  EXPECT_EQ(b.stats().backlogged, 2u);
+  EXPECT_EQ(drain_resources(b, "twin"), (std::vector<std::string>{"old1", "old2", "new"}));
+}
+
+TEST_F(with_backlog, group_keeps_again_after_its_last_member_leaves) {
+  b.declare_group("twin");
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  b.remove_module("twin");  // the process serving twin restarts
+  const auto kept = b.send_to_group("twin", msg("while away"));
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(*kept, 0u);
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  EXPECT_EQ(drain_resources(b, "twin"), (std::vector<std::string>{"while away"}));
+}
+
+TEST_F(with_backlog, group_request_to_an_empty_declared_group_fails_with_no_route) {
+  b.declare_group("twin");
+  auto got = spawn(io, b.send_to_group_sync("twin", msg("q"), 3s));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(got->value().error(), bus_errc::no_route);
+  EXPECT_EQ(b.backlog_size("twin"), 0u);
+  EXPECT_EQ(b.pending_requests(), 0u);
+}
+
+TEST_F(small_inbox_with_backlog, what_the_first_member_cannot_take_is_refused_and_counted) {
+  b.declare_group("twin");
+  for (const char* r : {"1", "2", "3"})
+    ASSERT_TRUE(b.send_to_group("twin", msg(r)));
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  EXPECT_EQ(b.stats().queue_full, 1u);
+  EXPECT_EQ(b.modules()[0].refused, 1u);
+  EXPECT_EQ(b.backlog_size("twin"), 0u);
+  EXPECT_EQ(drain_resources(b, "twin"), (std::vector<std::string>{"1", "2"}));
+}
+
+TEST_F(with_backlog, refusals_of_a_remote_sink_during_hand_over_are_counted) {
+  b.declare_group("hub");
+  for (const char* r : {"1", "2", "3"})
+    ASSERT_TRUE(b.send_to_group("hub", msg(r)));
+  std::vector<std::string> taken;
+  ASSERT_TRUE(b.add_remote_module("remote", "hub", [&](message&& m) {
+    if (!taken.empty()) return make_error_code(bus_errc::queue_full);
+    taken.push_back(m.route.resource);
+    return std::error_code{};
+  }));
+  EXPECT_EQ(taken, (std::vector<std::string>{"1"}));
+  EXPECT_EQ(b.stats().queue_full, 2u);
+  EXPECT_EQ(b.stats().delivered, 1u);
+  EXPECT_EQ(b.backlog_size("hub"), 0u);
+}
+
+TEST_F(with_backlog, a_remote_module_removed_during_hand_over_leaves_the_rest_kept) {
+  b.declare_group("hub");
+  for (const char* r : {"1", "2", "3"})
+    ASSERT_TRUE(b.send_to_group("hub", msg(r)));
+  std::vector<std::string> taken;
+  ASSERT_TRUE(b.add_remote_module("remote", "hub", [&](message&& m) {
+    taken.push_back(m.route.resource);
+    b.remove_module("remote");  // the connection broke while writing
+    return std::error_code{};
+  }));
+  EXPECT_EQ(taken, (std::vector<std::string>{"1"}));
+  EXPECT_FALSE(b.has_module("remote"));
+  EXPECT_TRUE(b.group_members("hub").empty());
+  EXPECT_EQ(b.backlog_size("hub"), 2u);
+  ASSERT_TRUE(b.add_module("next", "hub"));
+  EXPECT_EQ(drain_resources(b, "next"), (std::vector<std::string>{"2", "3"}));
+}
+
+TEST_F(with_backlog, a_group_send_during_hand_over_stays_behind_the_backlog) {
+  b.declare_group("hub");
+  ASSERT_TRUE(b.send_to_group("hub", msg("1")));
+  ASSERT_TRUE(b.send_to_group("hub", msg("2")));
+  std::vector<std::string> taken;
+  ASSERT_TRUE(b.add_remote_module("remote", "hub", [&](message&& m) {
+    if (m.route.resource == "1") {
+      EXPECT_TRUE(b.send_to_group("hub", msg("during")));
+    }
+    taken.push_back(m.route.resource);
+    return std::error_code{};
+  }));
+  EXPECT_EQ(taken, (std::vector<std::string>{"1", "2", "during"}));
+}
+
+TEST_F(with_backlog, shutdown_by_a_sink_during_hand_over_stops_it) {
+  b.declare_group("hub");
+  ASSERT_TRUE(b.send_to_group("hub", msg("1")));
+  ASSERT_TRUE(b.send_to_group("hub", msg("2")));
+  std::size_t calls = 0;
+  ASSERT_TRUE(b.add_remote_module("remote", "hub", [&](message&&) {
+    ++calls;
+    b.shutdown();
+    return std::error_code{};
+  }));
+  EXPECT_EQ(calls, 1u);
+  EXPECT_EQ(b.backlog_size("hub"), 0u);
 }
 
 }  // namespace

@@ -103,6 +103,11 @@ TEST(config_defaults, default_config_uses_the_host_name_and_the_documented_defau
   EXPECT_EQ(c.eventbus.mode, mqtt_mode::internal);
   EXPECT_EQ(c.eventbus.server_internal, "tcp://127.0.0.1:1884");
   EXPECT_EQ(c.eventbus.server_external, "tcp://127.0.0.1:1883");
+  EXPECT_EQ(c.eventbus.module_socket, "/var/run/kubeedge/eventbus.sock");
+  EXPECT_EQ(c.eventbus.module_stream_socket, "/var/run/kubeedge/eventbus-stream.sock");
+  EXPECT_EQ(c.eventbus.module_socket_max_connections, 64u);
+  EXPECT_EQ(c.eventbus.module_socket_max_message_bytes, 4194304u);
+  EXPECT_EQ(c.eventbus.group_backlog_size, 1000u);
   EXPECT_THAT(validate(c), IsEmpty());
 }
 
@@ -151,7 +156,12 @@ TEST(config_defaults, default_config_yaml_writes_every_key_and_says_why_mode_is_
                           "mqttExternalBufferSize:",
                           "mqttReconnectMinMilliseconds:",
                           "mqttReconnectMaxMilliseconds:",
-                          "mqttKeepAliveSeconds:"}) {
+                          "mqttKeepAliveSeconds:",
+                          "moduleSocket: /var/run/kubeedge/eventbus.sock",
+                          "moduleStreamSocket: /var/run/kubeedge/eventbus-stream.sock",
+                          "moduleSocketMaxConnections: 64",
+                          "moduleSocketMaxMessageBytes: 4194304",
+                          "groupBacklogSize: 1000"}) {
     EXPECT_THAT(text, HasSubstr(key));
   }
   EXPECT_THAT(text, HasSubstr("edgecore's default is 2"));
@@ -165,6 +175,8 @@ TEST(config_defaults, min_config_yaml_round_trips_without_warnings) {
   EXPECT_THAT(r.warnings, IsEmpty());
   EXPECT_THAT(text, HasSubstr("hostnameOverride"));
   EXPECT_THAT(text, Not(HasSubstr("mqttMaxPacketSize")));
+  EXPECT_THAT(text, Not(HasSubstr("moduleSocket")));
+  EXPECT_THAT(text, Not(HasSubstr("groupBacklogSize")));
 }
 
 // --- current layout ------------------------------------------------------------------------
@@ -203,6 +215,11 @@ modules:
     mqttReconnectMinMilliseconds: 100
     mqttReconnectMaxMilliseconds: 900
     mqttKeepAliveSeconds: 60
+    moduleSocket: /run/ebus/bus.sock
+    moduleStreamSocket: /run/ebus/bus-stream.sock
+    moduleSocketMaxConnections: 8
+    moduleSocketMaxMessageBytes: 65536
+    groupBacklogSize: 50
 )");
   EXPECT_THAT(r.warnings, IsEmpty());
   const auto& c = r.config;
@@ -233,6 +250,11 @@ modules:
   EXPECT_EQ(e.reconnect_min, std::chrono::milliseconds(100));
   EXPECT_EQ(e.reconnect_max, std::chrono::milliseconds(900));
   EXPECT_EQ(e.keepalive_seconds, 60);
+  EXPECT_EQ(e.module_socket, "/run/ebus/bus.sock");
+  EXPECT_EQ(e.module_stream_socket, "/run/ebus/bus-stream.sock");
+  EXPECT_EQ(e.module_socket_max_connections, 8u);
+  EXPECT_EQ(e.module_socket_max_message_bytes, 65536u);
+  EXPECT_EQ(e.group_backlog_size, 50u);
 }
 
 TEST(config_parse, missing_keys_keep_their_defaults) {
@@ -338,6 +360,13 @@ TEST(config_parse, timeouts_are_converted_to_milliseconds) {
   EXPECT_EQ(r.config.eventbus.connect_timeout, std::chrono::milliseconds(3000));
 }
 
+TEST(config_parse, empty_module_socket_paths_disable_the_sockets) {
+  const auto r = load(eventbus_doc("    moduleSocket: \"\"\n    moduleStreamSocket: \"\"\n"));
+  EXPECT_EQ(r.config.eventbus.module_socket, "");
+  EXPECT_EQ(r.config.eventbus.module_stream_socket, "");
+  EXPECT_THAT(r.warnings, IsEmpty());
+}
+
 // --- types ---------------------------------------------------------------------------------
 
 TEST(config_types, word_where_an_integer_is_expected) {
@@ -368,6 +397,24 @@ TEST(config_types, integer_outside_the_go_type) {
               ElementsAre(issue("modules.eventBus.mqttMode", "expected an integer from")));
   EXPECT_THAT(errors_of(eventbus_doc("    mqttMaxConnections: -1\n")),
               ElementsAre(issue("modules.eventBus.mqttMaxConnections",
+                                "expected an integer from 0 to 4294967295, got -1")));
+}
+
+TEST(config_types, module_bus_keys_of_the_wrong_type) {
+  EXPECT_THAT(
+      errors_of(eventbus_doc("    moduleSocket: [/a, /b]\n")),
+      ElementsAre(issue("modules.eventBus.moduleSocket", "expected a string, got a sequence")));
+  EXPECT_THAT(errors_of(eventbus_doc("    moduleStreamSocket: {path: /a}\n")),
+              ElementsAre(issue("modules.eventBus.moduleStreamSocket",
+                                "expected a string, got a mapping")));
+  EXPECT_THAT(errors_of(eventbus_doc("    moduleSocketMaxConnections: many\n")),
+              ElementsAre(issue("modules.eventBus.moduleSocketMaxConnections",
+                                R"(expected an integer, got "many")")));
+  EXPECT_THAT(errors_of(eventbus_doc("    moduleSocketMaxMessageBytes: \"4096\"\n")),
+              ElementsAre(issue("modules.eventBus.moduleSocketMaxMessageBytes",
+                                R"(expected an integer, got the string "4096")")));
+  EXPECT_THAT(errors_of(eventbus_doc("    groupBacklogSize: -1\n")),
+              ElementsAre(issue("modules.eventBus.groupBacklogSize",
                                 "expected an integer from 0 to 4294967295, got -1")));
 }
 
@@ -941,6 +988,85 @@ TEST(config_validate, tls_files_are_not_checked_without_the_external_broker) {
                   .config.eventbus.server_external.size());
 }
 
+TEST(config_validate, module_socket_must_be_an_absolute_path) {
+  EXPECT_THAT(errors_of(eventbus_doc("    moduleSocket: run/eventbus.sock\n")),
+              ElementsAre(issue("modules.eventBus.moduleSocket",
+                                "must be an absolute path, got 'run/eventbus.sock'")));
+  EXPECT_THAT(errors_of(eventbus_doc("    moduleStreamSocket: eventbus.sock\n")),
+              ElementsAre(issue("modules.eventBus.moduleStreamSocket",
+                                "must be an absolute path, got 'eventbus.sock'")));
+  EXPECT_THAT(errors_of(eventbus_doc("    moduleSocket: \"/run/a\\0b\"\n")),
+              ElementsAre(issue("modules.eventBus.moduleSocket", "contains a NUL character")));
+}
+
+TEST(config_validate, module_socket_path_must_fit_sun_path) {
+  const std::string longest = "/" + std::string(106, 's');  // 107 bytes and the NUL: 108
+  EXPECT_EQ(load(eventbus_doc("    moduleSocket: " + longest + "\n")).config.eventbus.module_socket,
+            longest);
+  EXPECT_THAT(errors_of(eventbus_doc("    moduleSocket: " + longest + "s\n")),
+              ElementsAre(issue("modules.eventBus.moduleSocket",
+                                "must be shorter than 108 bytes (the limit of a Unix socket "
+                                "path), got 108")));
+  EXPECT_THAT(errors_of(eventbus_doc("    moduleStreamSocket: " + longest + "ss\n")),
+              ElementsAre(issue("modules.eventBus.moduleStreamSocket", "got 109")));
+}
+
+TEST(config_validate, module_sockets_must_differ) {
+  EXPECT_THAT(errors_of(eventbus_doc("    moduleSocket: /run/bus.sock\n"
+                                     "    moduleStreamSocket: /run/bus.sock\n")),
+              ElementsAre(issue("modules.eventBus.moduleStreamSocket",
+                                "must differ from moduleSocket '/run/bus.sock'")));
+  const auto r =
+      load(eventbus_doc("    moduleSocket: \"\"\n    moduleStreamSocket: /run/bus.sock\n"));
+  EXPECT_EQ(r.config.eventbus.module_stream_socket, "/run/bus.sock");
+}
+
+TEST(config_validate, module_socket_max_connections_zero) {
+  EXPECT_THAT(errors_of(eventbus_doc("    moduleSocketMaxConnections: 0\n")),
+              ElementsAre(issue("modules.eventBus.moduleSocketMaxConnections",
+                                "must be greater than 0, got 0")));
+  EXPECT_EQ(load(eventbus_doc("    moduleSocketMaxConnections: 1\n"))
+                .config.eventbus.module_socket_max_connections,
+            1u);
+}
+
+TEST(config_validate, module_socket_max_message_bytes_outside_1024_to_268435455) {
+  const auto path = "modules.eventBus.moduleSocketMaxMessageBytes";
+  EXPECT_THAT(errors_of(eventbus_doc("    moduleSocketMaxMessageBytes: 1023\n")),
+              ElementsAre(issue(path, "must be between 1024 and 268435455, got 1023")));
+  EXPECT_THAT(errors_of(eventbus_doc("    moduleSocketMaxMessageBytes: 268435456\n")),
+              ElementsAre(issue(path, "got 268435456")));
+  for (const std::size_t n : {std::size_t{1024}, std::size_t{268435455}}) {
+    EXPECT_EQ(load(eventbus_doc("    moduleSocketMaxMessageBytes: " + std::to_string(n) + "\n"))
+                  .config.eventbus.module_socket_max_message_bytes,
+              n);
+  }
+}
+
+TEST(config_validate, group_backlog_size_above_a_million) {
+  EXPECT_THAT(errors_of(eventbus_doc("    groupBacklogSize: 1000001\n")),
+              ElementsAre(issue("modules.eventBus.groupBacklogSize",
+                                "must be at most 1000000 (0 keeps none), got 1000001")));
+  EXPECT_EQ(
+      load(eventbus_doc("    groupBacklogSize: 1000000\n")).config.eventbus.group_backlog_size,
+      1000000u);
+  EXPECT_EQ(load(eventbus_doc("    groupBacklogSize: 0\n")).config.eventbus.group_backlog_size, 0u);
+}
+
+TEST(config_validate, module_bus_keys_are_checked_even_when_the_eventbus_is_disabled) {
+  const auto errors = errors_of(eventbus_doc(R"(    enable: false
+    moduleSocket: relative.sock
+    moduleSocketMaxConnections: 0
+    moduleSocketMaxMessageBytes: 10
+    groupBacklogSize: 2000000
+)"));
+  EXPECT_THAT(errors,
+              ElementsAre(issue("modules.eventBus.moduleSocket", "absolute path"),
+                          issue("modules.eventBus.moduleSocketMaxConnections", "greater than 0"),
+                          issue("modules.eventBus.moduleSocketMaxMessageBytes", "between 1024"),
+                          issue("modules.eventBus.groupBacklogSize", "at most 1000000")));
+}
+
 TEST(config_validate, password_without_username_is_a_warning) {
   const auto r = load(eventbus_doc("    mqttPassword: secret\n"));
   EXPECT_THAT(r.warnings, ElementsAre(issue("modules.eventBus.mqttPassword",
@@ -990,8 +1116,9 @@ modules:
     mqttServerExternal: wss://broker
     mqttMaxInflightMessages: 0
     mqttKeepAliveSeconds: 100000
+    moduleSocket: bus.sock
 )");
-  EXPECT_THAT(errors, SizeIs(8));
+  EXPECT_THAT(errors, SizeIs(9));
   EXPECT_THAT(errors, Contains(issue("modules.eventBus.mqttRetain", "expected true or false")));
   EXPECT_THAT(errors, Contains(issue("modules.eventBus.mqttQOS", "must be 0, 1 or 2")));
   EXPECT_THAT(errors, Contains(issue("modules.eventBus.mqttSessionQueueSize", "greater than 0")));
@@ -999,6 +1126,7 @@ modules:
   EXPECT_THAT(errors, Contains(issue("modules.eventBus.mqttServerExternal", "scheme 'wss'")));
   EXPECT_THAT(errors, Contains(issue("modules.eventBus.mqttMaxInflightMessages", "between 1")));
   EXPECT_THAT(errors, Contains(issue("modules.eventBus.mqttKeepAliveSeconds", "and 65535")));
+  EXPECT_THAT(errors, Contains(issue("modules.eventBus.moduleSocket", "absolute path")));
   EXPECT_THAT(errors, Contains(issue("database.dataSource", "must not be empty")));
 }
 
@@ -1007,9 +1135,11 @@ TEST(config_validate, validate_uses_the_canonical_paths) {
   c.eventbus.qos = 7;
   c.eventbus.mode = static_cast<mqtt_mode>(9);
   c.node_name.clear();
+  c.eventbus.group_backlog_size = 1000001;
   EXPECT_THAT(validate(c),
               ElementsAre(issue("modules.eventBus.mqttMode", "got 9"),
                           issue("modules.eventBus.mqttQOS", "got 7"),
+                          issue("modules.eventBus.groupBacklogSize", "got 1000001"),
                           issue("modules.edged.hostnameOverride", "must not be empty")));
 }
 

@@ -9,6 +9,7 @@
 #include "common/log.hpp"
 #include "eventbus/eventbus_module.hpp"
 #include "eventbus/persisted_topics.hpp"
+#include "eventbus/routing.hpp"
 #include "mqtt/broker/server.hpp"
 #include "mqtt/client/external_broker.hpp"
 
@@ -62,6 +63,12 @@ mqtt::client::external_options external_options_of(const config::eventbus_config
   return o;
 }
 
+bus::bus_options bus_options_of(const config::daemon_config& cfg) {
+  bus::bus_options o;
+  o.group_backlog = cfg.eventbus.group_backlog_size;
+  return o;
+}
+
 std::string_view mode_name(mqtt_mode m) {
   switch (m) {
     case mqtt_mode::internal:
@@ -81,7 +88,7 @@ app::app(asio::io_context& io, config::daemon_config cfg)
       cfg_(std::move(cfg)),
       log_(log::get("daemon")),
       clock_(std::make_unique<asio_clock>(io.get_executor())),
-      bus_(std::make_unique<bus::bus>(io.get_executor(), *clock_)),
+      bus_(std::make_unique<bus::bus>(io.get_executor(), *clock_, bus_options_of(cfg_))),
       modules_(std::make_unique<bus::module_manager>(*bus_)) {}
 
 app::~app() = default;
@@ -118,6 +125,10 @@ expected<void, std::string> app::start() {
         });
   }
   if (enabled) {
+    // The EventBus's MQTT traffic waits for its receivers (devicetwin, edgehub), which may be
+    // remote processes that start later or restart.
+    bus_->declare_group(std::string(eventbus::twin_group));
+    bus_->declare_group(std::string(eventbus::hub_group));
     eventbus::eventbus_options opts;
     opts.node_name = cfg_.node_name;
     opts.qos = static_cast<mqtt::codec::qos_level>(eb.qos);

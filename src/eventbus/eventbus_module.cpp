@@ -68,7 +68,9 @@ void eventbus_module::on_mqtt_message(std::string_view topic, std::string_view p
     warn_undelivered(group, sent.error());
     return;
   }
-  if (group == twin_group) {
+  if (*sent == 0) {
+    ++stats_.backlogged;  // kept by the bus until a member joins
+  } else if (group == twin_group) {
     ++stats_.to_twin;
   } else {
     ++stats_.to_hub;

@@ -53,6 +53,7 @@ struct eventbus_options {
 struct eventbus_stats {
   std::uint64_t to_twin = 0;             ///< MQTT messages delivered to group twin
   std::uint64_t to_hub = 0;              ///< MQTT messages delivered to group hub
+  std::uint64_t backlogged = 0;          ///< MQTT messages kept for a group with no module yet
   std::uint64_t no_member = 0;           ///< MQTT messages for a group with no module
   std::uint64_t refused = 0;             ///< MQTT messages refused by full inboxes
   std::uint64_t published_internal = 0;  ///< bus messages published on the embedded broker

@@ -276,12 +276,35 @@ TEST_F(internal_mode, an_existing_edgecore_database_is_honoured) {
   EXPECT_EQ(hub[0].route.resource, "default/from-edgecore");
 }
 
-TEST_F(internal_mode, messages_for_a_group_without_members_are_counted) {
+TEST_F(internal_mode, messages_for_twin_and_hub_wait_for_a_member_that_joins_later) {
+  node_harness node(cfg, /*with_recorders=*/false);
+  publish(node.port(), device_twin_topic, "early twin 1");
+  publish(node.port(), device_twin_topic, "early twin 2");
+  publish(node.port(), "$hw/events/upload/y", "early hub");
+  const auto s = stats(node);
+  EXPECT_EQ(s.backlogged, 3U);
+  EXPECT_EQ(s.no_member, 0U);
+
+  // A twin module joins late (as a remote devicetwin would after a restart): it gets the kept
+  // messages first, in order.
+  const auto received = node.call([](daemon::app& a) {
+    std::vector<std::string> contents;
+    EXPECT_TRUE(a.message_bus().add_module("late-twin", "twin").has_value());
+    while (auto m = a.message_bus().try_receive("late-twin"))
+      contents.push_back(m->content.bytes());
+    return contents;
+  });
+  EXPECT_EQ(received, (std::vector<std::string>{"early twin 1", "early twin 2"}));
+}
+
+TEST_F(internal_mode, without_a_backlog_messages_for_an_empty_group_are_counted) {
+  cfg.eventbus.group_backlog_size = 0;
   node_harness node(cfg, /*with_recorders=*/false);
   publish(node.port(), device_twin_topic, "x");
   publish(node.port(), "$hw/events/upload/y", "y");
-  const auto s = node.call([](daemon::app& a) { return a.eventbus()->stats(); });
+  const auto s = stats(node);
   EXPECT_EQ(s.no_member, 2U);
+  EXPECT_EQ(s.backlogged, 0U);
   EXPECT_EQ(s.to_twin, 0U);
 }
 

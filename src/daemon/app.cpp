@@ -12,6 +12,7 @@
 #include "eventbus/routing.hpp"
 #include "mqtt/broker/server.hpp"
 #include "mqtt/client/external_broker.hpp"
+#include "remote/socket_server.hpp"
 
 namespace ebus::daemon {
 namespace {
@@ -66,6 +67,15 @@ mqtt::client::external_options external_options_of(const config::eventbus_config
 bus::bus_options bus_options_of(const config::daemon_config& cfg) {
   bus::bus_options o;
   o.group_backlog = cfg.eventbus.group_backlog_size;
+  return o;
+}
+
+remote::socket_options socket_options_of(const config::eventbus_config& eb) {
+  remote::socket_options o;
+  o.seqpacket_path = eb.module_socket;
+  o.stream_path = eb.module_stream_socket;
+  o.max_connections = eb.module_socket_max_connections;
+  o.max_message_bytes = eb.module_socket_max_message_bytes;
   return o;
 }
 
@@ -157,6 +167,13 @@ expected<void, std::string> app::start() {
   if (auto running = modules_->start_all(io_.get_executor()); !running) {
     return fail(fmt::format("modules: {}", running.error().message()));
   }
+  if (!eb.module_socket.empty() || !eb.module_stream_socket.empty()) {
+    sockets_ =
+        std::make_unique<remote::socket_server>(io_.get_executor(), *bus_, socket_options_of(eb));
+    if (auto listening = sockets_->start(); !listening) {
+      return fail(fmt::format("modules.eventBus.moduleSocket: {}", listening.error()));
+    }
+  }
   return {};
 }
 
@@ -168,6 +185,12 @@ std::string app::describe() const {
     line += fmt::format(" mqtt=tcp://{}:{}", ep.address().to_string(), ep.port());
   }
   if (external_) line += fmt::format(" external={}", eb.server_external);
+  if (sockets_) {
+    if (!eb.module_socket.empty()) line += fmt::format(" socket={}", eb.module_socket);
+    if (!eb.module_stream_socket.empty()) {
+      line += fmt::format(" stream_socket={}", eb.module_stream_socket);
+    }
+  }
   line += fmt::format(" node={} modules={}", cfg_.node_name, modules_->size());
   return line;
 }
@@ -175,6 +198,7 @@ std::string app::describe() const {
 void app::stop(std::chrono::milliseconds flush_timeout, std::function<void()> done) {
   if (stopping_) return;
   stopping_ = true;
+  if (sockets_) sockets_->stop();
   // Wills of clients still connected are published (and intercepted) while the modules run.
   if (internal_) internal_->stop();
   modules_->stop_all();

@@ -33,6 +33,9 @@ class server;
 namespace ebus::mqtt::client {
 class external_broker;
 }
+namespace ebus::remote {
+class socket_server;
+}
 
 namespace ebus::eventbus {
 class eventbus_module;
@@ -52,11 +55,12 @@ class app {
   void add_module(std::unique_ptr<bus::module> m);
 
   /// Opens the topic store, installs the interests, starts the embedded broker (modes 0 and 1),
-  /// the external clients (modes 1 and 2, in the background) and every module. The error names
-  /// the component and the reason; nothing keeps running after a failure.
+  /// the external clients (modes 1 and 2, in the background), every module, and the module
+  /// sockets for remote modules. The error names the component and the reason.
   expected<void, std::string> start();
 
-  /// Stops accepting MQTT connections, stops the modules, sends buffered external publishes
+  /// Closes the module sockets (remote modules leave the bus), stops accepting MQTT
+  /// connections, stops the modules, sends buffered external publishes
   /// (for at most `flush_timeout`), closes the store and the bus; `done` runs on the loop.
   void stop(std::chrono::milliseconds flush_timeout, std::function<void()> done);
 
@@ -73,6 +77,8 @@ class app {
   [[nodiscard]] mqtt::client::external_broker* external_broker() noexcept {
     return external_.get();
   }
+  /// Null when both module socket paths are empty.
+  [[nodiscard]] remote::socket_server* module_sockets() noexcept { return sockets_.get(); }
 
  private:
   asio::io_context& io_;
@@ -85,6 +91,7 @@ class app {
   std::unique_ptr<mqtt::client::external_broker> external_;
   // Declared after what the modules point to, so that the modules are destroyed first.
   std::unique_ptr<bus::module_manager> modules_;
+  std::unique_ptr<remote::socket_server> sockets_;
   eventbus::eventbus_module* eventbus_ = nullptr;  // owned by modules_
   std::vector<std::unique_ptr<bus::module>> extra_modules_;
   bool started_ = false;

@@ -72,6 +72,8 @@ config::daemon_config node_harness::test_config(config::mqtt_mode mode, const te
   if (!external_url.empty()) cfg.eventbus.server_external = external_url;
   cfg.eventbus.reconnect_min = std::chrono::milliseconds(100);
   cfg.eventbus.reconnect_max = std::chrono::milliseconds(500);
+  cfg.eventbus.module_socket = (dir.path() / "eventbus.sock").string();
+  cfg.eventbus.module_stream_socket = (dir.path() / "eventbus-stream.sock").string();
   return cfg;
 }
 

@@ -1,0 +1,1 @@
+ebus_add_fuzzer(fuzz_remote_frame ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_remote_frame.cpp LIBS ebus_remote_protocol)

@@ -1,0 +1,275 @@
+#include "remote/client.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <utility>
+
+#include "bus/message_json.hpp"
+
+namespace ebus::remote {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+constexpr std::size_t read_chunk = std::size_t{64} * 1024;
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+int remaining_ms(clock::time_point deadline) {
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now());
+  return left.count() > 0 ? static_cast<int>(left.count()) : 0;
+}
+
+/// Waits until `fd` is ready for `events`: 1 ready, 0 timed out, -1 error (errno set; EINTR
+/// when a signal arrived, so that callers can react to it).
+int wait_for(int fd, short events, clock::time_point deadline) {
+  pollfd p{fd, events, 0};
+  const int rc = ::poll(&p, 1, remaining_ms(deadline));
+  if (rc > 0 && (p.revents & (events | POLLHUP | POLLERR)) == 0) return 0;
+  return rc;
+}
+
+std::string connect_hint(int err, bool stream) {
+  switch (err) {
+    case ENOENT:
+    case ECONNREFUSED:
+      return " (is the eventbus daemon running?)";
+    case EACCES:
+      return " (the socket is only open to the daemon's user)";
+    case EPROTOTYPE:
+      return stream ? " (is it the SEQPACKET socket?)" : " (is it the stream socket?)";
+    default:
+      return {};
+  }
+}
+
+}  // namespace
+
+expected<bus_client, std::string> bus_client::connect(const std::string& path,
+                                                      const std::string& name,
+                                                      const std::string& group, bool stream,
+                                                      std::chrono::milliseconds timeout) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) {
+    return fail("cannot connect to '" + path + "': not a valid Unix socket path");
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+
+  const int fd = ::socket(AF_UNIX, (stream ? SOCK_STREAM : SOCK_SEQPACKET) | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail("cannot create a socket: " + errno_text(errno));
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return fail("cannot connect to " + path + ": " + errno_text(err) + connect_hint(err, stream));
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  bus_client client(fd, stream, name, timeout);
+
+  auto reg = bus::new_message();
+  bus::build_router(reg, name, {}, "module", "add");
+  reg.header.sync = true;
+  reg.content =
+      group.empty() ? bus::content::text({}) : bus::content::json(nlohmann::json{{"group", group}});
+  if (auto sent = client.send(reg); !sent) return fail("registration failed: " + sent.error());
+
+  const auto deadline = clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::milliseconds(remaining_ms(deadline));
+    auto got = client.read_message(left);
+    if (!got) return fail("registration failed: " + got.error());
+    if (!*got) {
+      if (left.count() > 0) continue;  // a signal, not the deadline
+      return fail("registration failed: no reply from " + path + " within " +
+                  std::to_string(timeout.count()) + " ms");
+    }
+    auto& m = **got;
+    // An error without a parent answers the connection itself (e.g. too many connections).
+    const bool ours = m.header.parent_id == reg.header.id || m.header.parent_id.empty();
+    if (ours && m.route.operation == bus::operation::error) {
+      return fail("registration refused: " + m.content.data());
+    }
+    if (m.header.parent_id == reg.header.id) {
+      if (m.content.type() == bus::content::kind::json)
+        client.registration_ = m.content.json_value();
+      return client;
+    }
+    client.kept_.push_back(std::move(m));
+  }
+}
+
+bus_client::bus_client(int fd, bool stream, std::string name, std::chrono::milliseconds io_timeout)
+    : fd_(fd), stream_(stream), name_(std::move(name)), io_timeout_(io_timeout) {}
+
+bus_client::bus_client(bus_client&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      stream_(other.stream_),
+      name_(std::move(other.name_)),
+      io_timeout_(other.io_timeout_),
+      registration_(std::move(other.registration_)),
+      kept_(std::move(other.kept_)),
+      buffer_(std::move(other.buffer_)) {}
+
+bus_client& bus_client::operator=(bus_client&& other) noexcept {
+  if (this != &other) {
+    close();
+    fd_ = std::exchange(other.fd_, -1);
+    stream_ = other.stream_;
+    name_ = std::move(other.name_);
+    io_timeout_ = other.io_timeout_;
+    registration_ = std::move(other.registration_);
+    kept_ = std::move(other.kept_);
+    buffer_ = std::move(other.buffer_);
+  }
+  return *this;
+}
+
+bus_client::~bus_client() {
+  close();
+}
+
+void bus_client::close() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+expected<void, std::string> bus_client::send(const bus::message& m) {
+  if (fd_ < 0) return fail(std::string("the connection is closed"));
+  std::string data = bus::to_json(m);
+  data += '\n';  // beehive writes one after each packet; the stream socket needs it
+  const auto deadline = clock::now() + io_timeout_;
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const auto n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n >= 0) {
+      // A SEQPACKET send is all or nothing; a stream send may be partial.
+      done = stream_ ? done + static_cast<std::size_t>(n) : data.size();
+      continue;
+    }
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      const int ready = wait_for(fd_, POLLOUT, deadline);
+      if (ready == 0) {
+        return fail("the daemon did not take the message within " +
+                    std::to_string(io_timeout_.count()) + " ms");
+      }
+      continue;
+    }
+    if (err == EMSGSIZE) {
+      return fail("a message of " + std::to_string(data.size()) +
+                  " bytes is larger than the socket allows");
+    }
+    close();
+    return fail(err == EPIPE || err == ECONNRESET ? std::string("the daemon closed the connection")
+                                                  : "send failed: " + errno_text(err));
+  }
+  return {};
+}
+
+expected<std::optional<bus::message>, std::string> bus_client::receive(
+    std::chrono::milliseconds timeout) {
+  if (!kept_.empty()) {
+    auto m = std::move(kept_.front());
+    kept_.pop_front();
+    return m;
+  }
+  return read_message(timeout);
+}
+
+expected<bus::message, std::string> bus_client::request(bus::message m,
+                                                        std::chrono::milliseconds timeout) {
+  m.header.sync = true;
+  if (m.header.id.empty()) m.header.id = bus::new_uuid();
+  const std::string id = m.header.id;
+  if (auto sent = send(m); !sent) return fail(std::move(sent.error()));
+  const auto deadline = clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::milliseconds(remaining_ms(deadline));
+    auto got = read_message(left);
+    if (!got) return fail(std::move(got.error()));
+    if (!*got) {
+      if (left.count() > 0) continue;
+      return fail("no response within " + std::to_string(timeout.count()) + " ms");
+    }
+    if ((*got)->header.parent_id == id) return std::move(**got);
+    kept_.push_back(std::move(**got));
+  }
+}
+
+std::optional<std::string> bus_client::take_line() {
+  for (;;) {
+    const auto end = buffer_.find('\n');
+    if (end == std::string::npos) return std::nullopt;
+    std::string line = buffer_.substr(0, end);
+    buffer_.erase(0, end + 1);
+    if (!line.empty()) return line;  // an empty line is ignored, as the daemon does
+  }
+}
+
+expected<std::optional<bus::message>, std::string> bus_client::read_message(
+    std::chrono::milliseconds timeout) {
+  if (fd_ < 0) return fail(std::string("the connection is closed"));
+  const auto deadline = clock::now() + timeout;
+  std::string packet;
+  for (;;) {
+    if (stream_) {
+      if (auto line = take_line()) {
+        packet = std::move(*line);
+        break;
+      }
+    }
+    const int ready = wait_for(fd_, POLLIN, deadline);
+    if (ready == 0 || (ready < 0 && errno == EINTR)) return std::nullopt;
+    if (ready < 0) {
+      const int err = errno;
+      close();
+      return fail("poll failed: " + errno_text(err));
+    }
+    ssize_t n = 0;
+    if (stream_) {
+      const auto old = buffer_.size();
+      buffer_.resize(old + read_chunk);
+      n = ::recv(fd_, buffer_.data() + old, read_chunk, 0);
+      buffer_.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
+    } else {
+      // MSG_TRUNC with MSG_PEEK reports the whole packet's length, so one read takes it all.
+      const auto size = ::recv(fd_, nullptr, 0, MSG_PEEK | MSG_TRUNC);
+      if (size > 0) {
+        packet.resize(static_cast<std::size_t>(size));
+        n = ::recv(fd_, packet.data(), packet.size(), 0);
+      } else {
+        n = size;
+      }
+    }
+    if (n < 0) {
+      const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) continue;
+      close();
+      return fail(err == ECONNRESET ? std::string("the daemon closed the connection")
+                                    : "receive failed: " + errno_text(err));
+    }
+    if (n == 0) {
+      close();
+      return fail(std::string("the daemon closed the connection"));
+    }
+    if (!stream_) break;
+  }
+  if (!packet.empty() && packet.back() == '\n') packet.pop_back();
+  auto decoded = bus::from_json(packet);
+  if (!decoded) {
+    close();
+    return fail("the daemon sent a message that is not a beehive message: " +
+                decoded.error().reason);
+  }
+  return std::optional<bus::message>(std::move(*decoded));
+}
+
+}  // namespace ebus::remote

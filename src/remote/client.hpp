@@ -1,0 +1,85 @@
+#pragma once
+// A blocking client of the daemon's module sockets (docs/REMOTE.md): connects, registers as a
+// remote module, then sends and receives beehive messages. For command-line tools and tests;
+// plain POSIX sockets with poll() deadlines, no event loop.
+//
+//   auto c = ebus::remote::bus_client::connect("/var/run/kubeedge/eventbus.sock", "my-tool");
+//   if (!c) { std::fprintf(stderr, "%s\n", c.error().c_str()); ... }
+//   auto reply = c->request(query, std::chrono::seconds(5));
+//
+// Thread safety: none; one thread uses a client at a time.
+
+#include <chrono>
+#include <deque>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "bus/message.hpp"
+#include "common/expected.hpp"
+
+namespace ebus::remote {
+
+/// Default path of the SEQPACKET module socket (`moduleSocket`).
+inline constexpr const char* default_socket_path = "/var/run/kubeedge/eventbus.sock";
+/// Default path of the stream module socket (`moduleStreamSocket`).
+inline constexpr const char* default_stream_socket_path = "/var/run/kubeedge/eventbus-stream.sock";
+
+class bus_client {
+ public:
+  /// Connects to the SEQPACKET socket at `path` (the stream socket, one message per line, when
+  /// `stream` is true) and registers module `name` in `group` ("": a group named after the
+  /// module, as beehive does). Waits at most `timeout` for the registration reply. Errors are
+  /// readable sentences: "cannot connect to /x: No such file or directory (is the eventbus
+  /// daemon running?)", "registration refused: <reason>".
+  static expected<bus_client, std::string> connect(
+      const std::string& path, const std::string& name, const std::string& group = {},
+      bool stream = false, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  bus_client(bus_client&& other) noexcept;
+  bus_client& operator=(bus_client&& other) noexcept;
+  bus_client(const bus_client&) = delete;
+  bus_client& operator=(const bus_client&) = delete;
+  ~bus_client();  // closes the connection: the daemon unregisters the module
+
+  /// Writes `m` as one packet (one line on the stream socket). Waits for room in the socket
+  /// buffer at most as long as the connect timeout. Error when the connection is gone.
+  expected<void, std::string> send(const bus::message& m);
+
+  /// The next message, from those kept by request() first; nullopt when none arrived within
+  /// `timeout`. Error when the connection closed or the daemon sent something that is not a
+  /// beehive message; the client is unusable afterwards.
+  expected<std::optional<bus::message>, std::string> receive(std::chrono::milliseconds timeout);
+
+  /// Sends `m` with header.sync = true and waits for the message whose parent_msg_id is m's id:
+  /// the response, or the daemon's error message (operation "error", content the reason), both
+  /// returned as they are. Other messages received meanwhile are kept for receive(). Error on
+  /// timeout or when the connection is gone.
+  expected<bus::message, std::string> request(bus::message m, std::chrono::milliseconds timeout);
+
+  /// The registered module name.
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  /// Content of the registration reply: {"modules":[...],"groups":{group:[members]}}.
+  [[nodiscard]] const nlohmann::json& registration() const noexcept { return registration_; }
+
+ private:
+  bus_client(int fd, bool stream, std::string name, std::chrono::milliseconds io_timeout);
+
+  /// Reads one message from the socket, ignoring those kept in `kept_`.
+  expected<std::optional<bus::message>, std::string> read_message(
+      std::chrono::milliseconds timeout);
+  /// One complete line from `buffer_` (stream socket), without its '\n'.
+  std::optional<std::string> take_line();
+  void close() noexcept;
+
+  int fd_ = -1;
+  bool stream_ = false;
+  std::string name_;
+  std::chrono::milliseconds io_timeout_;
+  nlohmann::json registration_;
+  std::deque<bus::message> kept_;  // received while request() waited for its response
+  std::string buffer_;             // stream socket: bytes after the last complete line
+};
+
+}  // namespace ebus::remote

@@ -1,0 +1,462 @@
+#include "remote/remote_connection.hpp"
+
+#include <algorithm>
+#include <array>
+#include <limits>
+#include <map>
+#include <sys/socket.h>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "bus/message_json.hpp"
+#include "common/log.hpp"
+#include "remote/socket_server.hpp"
+
+namespace ebus::remote {
+
+using asio::use_awaitable;
+using asio::experimental::as_tuple;
+
+namespace {
+constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t write_batch_messages = 64;
+constexpr std::size_t write_batch_bytes = 256 * 1024;
+constexpr std::size_t max_tracked_requests = 4096;
+// Linux refuses a SEQPACKET message larger than the send buffer minus this much
+// (unix_dgram_sendmsg).
+constexpr std::size_t packet_overhead = 32;
+constexpr std::string_view newline = "\n";
+
+/// What an error message about `m` needs: its id and resource (beehive NewErrorMessage).
+bus::message stub_of(const bus::message& m) {
+  bus::message s;
+  s.header.id = m.header.id;
+  s.route.resource = m.route.resource;
+  return s;
+}
+
+std::string peer_of(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "unknown";
+  return "pid:" + std::to_string(cred.pid);
+}
+
+/// Raises the send buffer so that messages up to `wanted` bytes fit into one packet, and returns
+/// the largest JSON message the socket can then send (the kernel may cap the buffer).
+std::size_t packet_send_limit(remote_connection::packet_socket& s, std::size_t wanted) {
+  std::error_code ec;
+  const std::size_t request =
+      std::min<std::size_t>(wanted + newline.size() + packet_overhead + 1024,
+                            static_cast<std::size_t>(std::numeric_limits<int>::max() / 2));
+  s.set_option(asio::socket_base::send_buffer_size(static_cast<int>(request)), ec);
+  asio::socket_base::send_buffer_size actual;
+  s.get_option(actual, ec);
+  if (ec || actual.value() <= 0) return wanted;
+  const auto size = static_cast<std::size_t>(actual.value());
+  if (size <= packet_overhead + newline.size()) return 0;
+  return std::min(wanted, size - packet_overhead - newline.size());
+}
+}  // namespace
+
+remote_connection::remote_connection(packet_socket socket, bus::bus& b, socket_server& owner)
+    : socket_(std::move(socket)),
+      bus_(b),
+      server_(owner),
+      log_(log::get("remote")),
+      max_out_(
+          packet_send_limit(std::get<packet_socket>(socket_), owner.options().max_message_bytes)),
+      wake_signal_(std::get<packet_socket>(socket_).get_executor(),
+                   std::chrono::steady_clock::time_point::max()),
+      peer_(peer_of(std::get<packet_socket>(socket_).native_handle())) {}
+
+remote_connection::remote_connection(stream_socket socket, bus::bus& b, socket_server& owner)
+    : socket_(std::move(socket)),
+      bus_(b),
+      server_(owner),
+      log_(log::get("remote")),
+      max_out_(owner.options().max_message_bytes),
+      wake_signal_(std::get<stream_socket>(socket_).get_executor(),
+                   std::chrono::steady_clock::time_point::max()),
+      peer_(peer_of(std::get<stream_socket>(socket_).native_handle())) {}
+
+remote_connection::~remote_connection() = default;
+
+void remote_connection::spawn(awaitable<void> task, const char* name) {
+  asio::co_spawn(wake_signal_.get_executor(), std::move(task),
+                 [self = shared_from_this(), name](const std::exception_ptr& e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     self->log_->error("connection_failure module={} peer={} task={} error={}",
+                                       self->name_, self->peer_, name, ex.what());
+                   }
+                   self->close("internal error");
+                 });
+}
+
+void remote_connection::start() {
+  if (auto* s = std::get_if<packet_socket>(&socket_)) {
+    spawn(read_packets(*s), "reader");
+  } else {
+    spawn(read_lines(std::get<stream_socket>(socket_)), "reader");
+  }
+  spawn(writer(), "writer");
+}
+
+void remote_connection::wake() {
+  if (!writer_waiting_) return;  // the writer looks at the queue again before it waits
+  writer_waiting_ = false;
+  wake_signal_.cancel();
+}
+
+void remote_connection::close(std::string_view reason) {
+  if (closed_) return;
+  const auto keep = shared_from_this();  // the server drops its reference below
+  closed_ = true;
+  if (registered_) {
+    bus_.remove_module(name_);
+    log_->info("disconnected module={} peer={} reason=\"{}\"", name_, peer_, reason);
+  } else {
+    log_->debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
+  }
+  queue_.clear();
+  requests_.clear();
+  request_order_.clear();
+  std::visit(
+      [](auto& s) {
+        std::error_code ignored;
+        s.shutdown(asio::socket_base::shutdown_both, ignored);
+        s.close(ignored);
+      },
+      socket_);
+  wake_signal_.cancel();
+  server_.on_closed(this);
+}
+
+// --- reading ---------------------------------------------------------------------------------
+
+awaitable<void> remote_connection::read_packets(packet_socket& socket) {
+  const std::size_t limit = server_.options().max_message_bytes;
+  // One byte more than the limit tells an oversized packet from one that just fits. Left
+  // uninitialised: pages the kernel never writes into are never touched.
+  const auto buffer = std::make_unique_for_overwrite<char[]>(limit + 1);
+  for (;;) {
+    if (closed_ || close_after_flush_) co_return;
+    asio::socket_base::message_flags flags = 0;
+    auto [ec, n] = co_await socket.async_receive(asio::buffer(buffer.get(), limit + 1), flags,
+                                                 as_tuple(use_awaitable));
+    if (closed_) co_return;
+    if (ec) {
+      close(ec == asio::error::eof ? "peer closed" : ec.message());
+      co_return;
+    }
+    if (n == 0) {  // SEQPACKET reports the peer's close as an empty read
+      close("peer closed");
+      co_return;
+    }
+    const auto text = packet_message(std::string_view(buffer.get(), n));
+    if ((flags & MSG_TRUNC) != 0 || text.size() > limit) {
+      protocol_error("message larger than max_message_bytes (" + std::to_string(limit) + ")");
+      co_return;
+    }
+    if (!handle(text)) co_return;
+  }
+}
+
+awaitable<void> remote_connection::read_lines(stream_socket& socket) {
+  const std::size_t limit = server_.options().max_message_bytes;
+  line_splitter lines(limit);
+  std::vector<char> chunk(read_chunk);
+  for (;;) {
+    if (closed_ || close_after_flush_) co_return;
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(chunk), as_tuple(use_awaitable));
+    if (closed_) co_return;
+    if (ec) {
+      close(ec == asio::error::eof ? "peer closed" : ec.message());
+      co_return;
+    }
+    lines.append(std::string_view(chunk.data(), n));
+    for (;;) {
+      const auto line = lines.next();
+      if (!line) {
+        protocol_error("line longer than max_message_bytes (" + std::to_string(limit) + ")");
+        co_return;
+      }
+      if (!*line) break;
+      if (!handle(**line)) co_return;
+    }
+  }
+}
+
+bool remote_connection::handle(std::string_view text) {
+  auto m = bus::from_json(text);
+  if (!m) {
+    protocol_error("not a beehive message: " + m.error().reason);
+    return false;
+  }
+  ++server_.stats_.messages_in;
+  if (!registered_) return on_registration(std::move(*m));
+  on_message(std::move(*m));
+  return !closed_;
+}
+
+bool remote_connection::on_registration(bus::message&& m) {
+  auto r = parse_registration(m);
+  if (!r) {
+    refuse(m, std::move(r.error()));
+    return false;
+  }
+  if (bus_.has_module(r->name)) {
+    refuse(m, "module name in use: " + r->name);
+    return false;
+  }
+  name_ = r->name;  // the sink sets it as destination, the backlog hand-over included
+  auto added = bus_.add_remote_module(
+      name_, r->group, [weak = weak_from_this()](bus::message&& msg) -> std::error_code {
+        const auto self = weak.lock();
+        if (!self) return bus::make_error_code(bus::bus_errc::no_route);
+        return self->deliver(std::move(msg));
+      });
+  if (!added) {
+    name_.clear();
+    refuse(m, "registration failed: " + error_reason(added.error()));
+    return false;
+  }
+  registered_ = true;
+  ++server_.stats_.registered;
+
+  std::vector<std::string> modules;
+  for (const auto& info : bus_.modules())
+    modules.push_back(info.name);
+  std::map<std::string, std::vector<std::string>> groups;
+  for (auto& g : bus_.groups())
+    groups.emplace(g, bus_.group_members(g));
+  auto reply = bus::new_response(m, bus::content::json(registration_content(modules, groups)));
+  reply.route.destination = name_;
+  // Ahead of a group backlog that add_remote_module may already have queued: the client reads
+  // its registration reply first.
+  queue_.push_front(bus::to_json(reply));
+  wake();
+  log_->info("registered module={} group={} peer={}", name_, r->group, peer_);
+  return true;
+}
+
+void remote_connection::refuse(const bus::message& request, std::string reason) {
+  log_->info("registration_refused peer={} module=\"{}\" reason=\"{}\"", peer_,
+             request.route.source, reason);
+  queue_.push_back(bus::to_json(bus::new_error(request, reason)));
+  ++server_.stats_.errors_returned;
+  close_reason_ = "registration refused: " + reason;
+  close_after_flush_ = true;
+  wake();
+}
+
+void remote_connection::protocol_error(std::string_view what) {
+  ++server_.stats_.closed_protocol;
+  log_->warn("protocol_error module={} peer={} detail=\"{}\"", name_, peer_, what);
+  close(what);
+}
+
+void remote_connection::on_message(bus::message&& m) {
+  if (m.route.source.empty()) m.route.source = name_;
+  if (!m.header.parent_id.empty() && requests_.erase(m.header.parent_id) > 0) {
+    on_response(std::move(m));
+    return;
+  }
+  if (m.header.sync) {
+    if (m.header.id.empty()) m.header.id = bus::new_uuid();  // so that the answer can name it
+    auto to = parse_destination(m.route.destination);
+    if (!to) {
+      queue_error(m, error_reason(bus::bus_errc::no_route));
+      return;
+    }
+    // Each answer needs room in the queue anyway; the cap also bounds what one client can keep
+    // pending in the bus.
+    if (requests_in_flight_ >= server_.options().outbound_capacity) {
+      queue_error(m, error_reason(bus::bus_errc::queue_full));
+      return;
+    }
+    ++requests_in_flight_;
+    asio::co_spawn(wake_signal_.get_executor(),
+                   forward_request(weak_from_this(), bus_, std::move(*to), std::move(m),
+                                   server_.options().sync_timeout),
+                   [log = log_](const std::exception_ptr& e) {
+                     if (!e) return;
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& ex) {
+                       log->error("request_failure error={}", ex.what());
+                     }
+                   });
+    return;
+  }
+  // A response whose request this connection no longer remembers (it forgets the oldest ids):
+  // responses carry no destination (beehive NewRespByMessage).
+  if (m.route.destination.empty() && !m.header.parent_id.empty()) {
+    on_response(std::move(m));
+    return;
+  }
+  auto to = parse_destination(m.route.destination);
+  if (!to) {
+    queue_error(m, error_reason(bus::bus_errc::no_route));
+    return;
+  }
+  const auto stub = stub_of(m);
+  std::error_code ec;
+  if (to->type == destination::kind::module) {
+    if (auto sent = bus_.send(to->name, std::move(m)); !sent) ec = sent.error();
+  } else {
+    if (auto sent = bus_.send_to_group(to->name, std::move(m)); !sent) ec = sent.error();
+  }
+  if (ec && !closed_) queue_error(stub, error_reason(ec));
+}
+
+void remote_connection::on_response(bus::message&& m) {
+  const auto stub = stub_of(m);
+  if (auto r = bus_.send_resp(std::move(m)); !r) queue_error(stub, error_reason(r.error()));
+}
+
+awaitable<void> remote_connection::forward_request(std::weak_ptr<remote_connection> weak,
+                                                   bus::bus& b, destination to,
+                                                   bus::message request,
+                                                   std::chrono::milliseconds timeout) {
+  const auto stub = stub_of(request);
+  std::vector<bus::message> replies;
+  std::error_code error;
+  if (to.type == destination::kind::module) {
+    auto r = co_await b.send_sync(to.name, std::move(request), timeout);
+    if (r) {
+      replies.push_back(std::move(*r));
+    } else {
+      error = r.error();
+    }
+  } else {
+    auto r = co_await b.send_to_group_sync(to.name, std::move(request), timeout);
+    if (r) {
+      replies = std::move(*r);
+    } else {
+      error = r.error();
+    }
+  }
+  const auto self = weak.lock();
+  if (!self) co_return;
+  --self->requests_in_flight_;
+  if (self->closed_) co_return;  // the client left; the answer has nowhere to go
+  if (error) {
+    self->queue_error(stub, error_reason(error));
+    co_return;
+  }
+  for (auto& reply : replies)
+    self->queue_reply(std::move(reply));
+}
+
+// --- writing ---------------------------------------------------------------------------------
+
+std::error_code remote_connection::deliver(bus::message&& m) {
+  if (closed_) return bus::make_error_code(bus::bus_errc::no_route);
+  if (queued() >= server_.options().outbound_capacity) {
+    return bus::make_error_code(bus::bus_errc::queue_full);
+  }
+  m.route.destination = name_;
+  std::string text = bus::to_json(m);
+  if (text.size() > max_out_) {
+    log_->debug("message_too_large module={} bytes={} limit={}", name_, text.size(), max_out_);
+    return bus::make_error_code(bus::bus_errc::invalid_message);
+  }
+  if (m.header.sync && !m.header.id.empty()) track_request(m.header.id);
+  queue_.push_back(std::move(text));
+  wake();
+  return {};
+}
+
+void remote_connection::track_request(const std::string& id) {
+  requests_.insert(id);
+  request_order_.push_back(id);
+  while (request_order_.size() > max_tracked_requests) {
+    requests_.erase(request_order_.front());
+    request_order_.pop_front();
+  }
+}
+
+bool remote_connection::queue_reply(bus::message&& m) {
+  m.route.destination = name_;
+  std::string text = bus::to_json(m);
+  if (text.size() > max_out_ || queued() >= server_.options().outbound_capacity) {
+    ++server_.stats_.messages_dropped;
+    log_->debug("reply_dropped module={} parent_msg_id={} operation={} bytes={} queued={}", name_,
+                m.header.parent_id, m.route.operation, text.size(), queued());
+    return false;
+  }
+  queue_.push_back(std::move(text));
+  wake();
+  return true;
+}
+
+void remote_connection::queue_error(const bus::message& about, std::string reason) {
+  if (queue_reply(bus::new_error(about, std::move(reason)))) ++server_.stats_.errors_returned;
+}
+
+awaitable<void> remote_connection::writer() {
+  std::vector<std::string> batch;
+  std::vector<asio::const_buffer> buffers;
+  for (;;) {
+    if (closed_) co_return;
+    if (queue_.empty()) {
+      if (close_after_flush_) {
+        close(close_reason_);
+        co_return;
+      }
+      writer_waiting_ = true;
+      co_await wake_signal_.async_wait(as_tuple(use_awaitable));
+      writer_waiting_ = false;  // also woken by close()
+      continue;
+    }
+    // Taken out of the queue while written: the queue may change meanwhile (push_front).
+    batch.clear();
+    buffers.clear();
+    std::size_t bytes = 0;
+    const bool packet = std::holds_alternative<packet_socket>(socket_);
+    const std::size_t max_messages = packet ? 1 : write_batch_messages;
+    while (!queue_.empty() && batch.size() < max_messages &&
+           (batch.empty() || bytes + queue_.front().size() <= write_batch_bytes)) {
+      bytes += queue_.front().size() + newline.size();
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    for (const auto& text : batch) {
+      buffers.push_back(asio::buffer(text));
+      buffers.push_back(asio::buffer(newline));
+    }
+    in_flight_ = batch.size();
+    std::error_code ec;
+    if (packet) {
+      // One sendmsg per message: the packet boundary is the message boundary.
+      auto [e, n] =
+          co_await std::get<packet_socket>(socket_).async_send(buffers, 0, as_tuple(use_awaitable));
+      ec = e;
+    } else {
+      auto [e, n] = co_await asio::async_write(std::get<stream_socket>(socket_), buffers,
+                                               as_tuple(use_awaitable));
+      ec = e;
+    }
+    in_flight_ = 0;
+    if (closed_) co_return;
+    if (ec == asio::error::message_size) {
+      // The kernel refused the packet size after all; the client loses this message only.
+      ++server_.stats_.messages_dropped;
+      log_->warn("message_dropped module={} peer={} bytes={} error={}", name_, peer_, bytes,
+                 ec.message());
+      continue;
+    }
+    if (ec) {
+      close("write failed: " + ec.message());
+      co_return;
+    }
+    server_.stats_.messages_out += batch.size();
+  }
+}
+
+}  // namespace ebus::remote

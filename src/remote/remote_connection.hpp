@@ -1,0 +1,103 @@
+#pragma once
+// One client of the module sockets: a reader coroutine decodes its messages (registration first,
+// then sends, requests and responses, docs/REMOTE.md), a writer coroutine writes what the bus
+// delivers to the remote module from a bounded queue. The bus's remote_sink only queues, so a
+// client that stops reading fills its own queue and senders get queue_full; the loop never
+// waits on a client. Requests the client sends with header.sync run as coroutines of their own,
+// holding only a weak reference, so the reader keeps reading and a close never waits for them;
+// at most outbound_capacity of them at a time, more are answered with queue_full.
+//
+// Thread safety: loop thread only.
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <variant>
+
+#include "bus/bus.hpp"
+#include "common/asio.hpp"
+#include "remote/frame.hpp"
+#include "remote/registration.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace ebus::remote {
+
+class socket_server;
+
+class remote_connection final : public std::enable_shared_from_this<remote_connection> {
+ public:
+  using packet_socket = asio::generic::seq_packet_protocol::socket;
+  using stream_socket = asio::local::stream_protocol::socket;
+
+  remote_connection(packet_socket socket, bus::bus& b, socket_server& owner);
+  remote_connection(stream_socket socket, bus::bus& b, socket_server& owner);
+  remote_connection(const remote_connection&) = delete;
+  remote_connection& operator=(const remote_connection&) = delete;
+  ~remote_connection();
+
+  /// Spawns the reader and writer coroutines.
+  void start();
+
+  /// Unregisters the module (requests waiting for it fail with module_removed), closes the
+  /// socket and tells the server, all before returning. The coroutines finish on their own.
+  void close(std::string_view reason);
+
+  /// The registered module name; empty before registration.
+  [[nodiscard]] const std::string& module() const noexcept { return name_; }
+
+ private:
+  awaitable<void> read_packets(packet_socket& socket);
+  awaitable<void> read_lines(stream_socket& socket);
+  awaitable<void> writer();
+  static awaitable<void> forward_request(std::weak_ptr<remote_connection> weak, bus::bus& b,
+                                         destination to, bus::message request,
+                                         std::chrono::milliseconds timeout);
+
+  /// Handles one message from the client; false when the connection must stop reading.
+  bool handle(std::string_view text);
+  bool on_registration(bus::message&& m);
+  void on_message(bus::message&& m);
+  void on_response(bus::message&& m);
+  /// The remote_sink: queues a message for the client; never blocks.
+  std::error_code deliver(bus::message&& m);
+  /// Queues a response or error message for the client; false when it was dropped (and
+  /// counted) because it does not fit: the client is not reading.
+  bool queue_reply(bus::message&& m);
+  void queue_error(const bus::message& about, std::string reason);
+  void protocol_error(std::string_view what);
+  void refuse(const bus::message& request, std::string reason);
+  void track_request(const std::string& id);
+  void wake();
+  void spawn(awaitable<void> task, const char* name);
+  [[nodiscard]] std::size_t queued() const noexcept { return queue_.size() + in_flight_; }
+
+  std::variant<packet_socket, stream_socket> socket_;
+  bus::bus& bus_;
+  socket_server& server_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::size_t max_out_;  // largest JSON message this client can be sent
+  asio::steady_timer wake_signal_;
+  std::string peer_;  // for the log: the client's process id
+  std::string name_;
+  std::deque<std::string> queue_;       // encoded messages, without the '\n'
+  std::size_t in_flight_ = 0;           // messages taken from queue_ by a write in progress
+  std::size_t requests_in_flight_ = 0;  // the client's sync requests waiting in the bus
+  // Ids of requests the bus delivered to this module: a message whose parent_msg_id is one of
+  // them is a response. Bounded; the oldest ids are forgotten first.
+  std::unordered_set<std::string> requests_;
+  std::deque<std::string> request_order_;
+  std::string close_reason_;
+  bool registered_ = false;
+  bool close_after_flush_ = false;  // registration refused: write the error, then close
+  bool closed_ = false;
+  bool writer_waiting_ = false;
+};
+
+}  // namespace ebus::remote

@@ -1,0 +1,109 @@
+#pragma once
+// The module sockets (docs/REMOTE.md): a SEQPACKET socket (beehive's "unixpacket") and a stream
+// socket on which other processes register as remote modules of the bus and then send and
+// receive beehive messages. Each accepted connection is a remote_connection.
+//
+// Thread safety: loop thread only (the executor given at construction, which is the bus's). The
+// bus must outlive the server; stop() (or the destructor) unregisters every remote module.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "bus/bus.hpp"
+#include "common/asio.hpp"
+#include "common/expected.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace ebus::remote {
+
+class remote_connection;
+
+struct socket_options {
+  std::string seqpacket_path;        ///< SOCK_SEQPACKET socket file; "" = off
+  std::string stream_path;           ///< SOCK_STREAM socket file; "" = off
+  std::size_t max_connections = 64;  ///< both sockets together; one more is refused
+  /// Largest message accepted or sent (JSON bytes, without the '\n'); a larger one received
+  /// closes the connection, a larger one to send is refused to the sender (invalid_message).
+  std::size_t max_message_bytes = 4 * 1024 * 1024;
+  std::size_t outbound_capacity = 1024;           ///< messages queued to one client
+  std::chrono::milliseconds sync_timeout{30000};  ///< requests sent on behalf of a client
+};
+
+/// Totals since construction.
+struct socket_stats {
+  std::uint64_t accepted = 0;         ///< connections taken on (within max_connections)
+  std::uint64_t refused = 0;          ///< connections refused over max_connections
+  std::uint64_t registered = 0;       ///< successful registrations
+  std::uint64_t closed_protocol = 0;  ///< connections closed for malformed or oversized input
+  std::uint64_t messages_in = 0;      ///< messages decoded from clients
+  std::uint64_t messages_out = 0;     ///< messages written to clients
+  std::uint64_t errors_returned = 0;  ///< error messages queued to clients
+  /// Messages to a client dropped after the bus handed them over: responses and error messages
+  /// that found its queue full or were too large, and packets the kernel refused.
+  std::uint64_t messages_dropped = 0;
+};
+
+class socket_server {
+ public:
+  socket_server(asio::any_io_executor executor, bus::bus& b, socket_options options);
+  socket_server(const socket_server&) = delete;
+  socket_server& operator=(const socket_server&) = delete;
+  ~socket_server();
+
+  /// Creates the parent directory if missing, replaces a stale socket file, binds, listens with
+  /// mode 0600 and starts accepting on each configured path. The error names the path and what
+  /// failed; then nothing is left listening.
+  expected<void, std::string> start();
+
+  /// Stops accepting, closes every connection (its module is unregistered at once, so requests
+  /// waiting for it fail with module_removed) and removes the socket files. Idempotent.
+  void stop();
+
+  [[nodiscard]] const socket_stats& stats() const noexcept { return stats_; }
+  [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
+  [[nodiscard]] const socket_options& options() const noexcept { return options_; }
+
+ private:
+  friend class remote_connection;
+  using packet_acceptor = asio::basic_socket_acceptor<asio::generic::seq_packet_protocol>;
+  using stream_acceptor = asio::local::stream_protocol::acceptor;
+
+  expected<void, std::string> listen(const std::string& path, bool packet);
+  template <class Acceptor>
+  awaitable<void> accept_loop(Acceptor& acceptor, std::string path);
+  void refuse(int fd);
+  void spawn_accept_loop(awaitable<void> loop, const std::string& path);
+  void on_closed(remote_connection* c);
+  void remove_files();
+
+  struct socket_file {
+    std::string path;
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;  // 0: unknown, remove whatever is there
+  };
+
+  asio::any_io_executor executor_;
+  bus::bus& bus_;
+  socket_options options_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::optional<packet_acceptor> packet_acceptor_;
+  std::optional<stream_acceptor> stream_acceptor_;
+  std::vector<socket_file> bound_;  // removed by stop()
+  std::unordered_map<remote_connection*, std::shared_ptr<remote_connection>> connections_;
+  std::uint64_t refused_since_warning_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> quiet_until_;  // refusal warning limit
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool started_ = false;
+  bool stopped_ = false;
+  socket_stats stats_;
+};
+
+}  // namespace ebus::remote

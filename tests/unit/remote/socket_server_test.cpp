@@ -1,0 +1,806 @@
+// The module sockets end to end (docs/REMOTE.md): a real bus and socket_server on a loop thread,
+// clients on plain POSIX sockets in the test thread, every wait bounded by poll() deadlines.
+#include "remote/socket_server.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <optional>
+#include <poll.h>
+#include <stdexcept>
+#include <string>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "bus/bus.hpp"
+#include "bus/message_json.hpp"
+#include "common/asio.hpp"
+#include "common/asio_clock.hpp"
+
+namespace ebus::remote {
+namespace {
+
+using namespace std::chrono_literals;
+using bus::bus_errc;
+using sync_result = std::optional<expected<bus::message, std::error_code>>;
+
+std::string make_temp_dir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "ebus-remote-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return pattern;
+}
+
+/// Polls `f` (every 5 ms) until it returns true or `timeout` passes.
+template <class F>
+bool eventually(F&& f, std::chrono::milliseconds timeout = 5s) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (!f()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+awaitable<void> request_into(bus::bus& b, std::string to, bus::message m,
+                             std::chrono::milliseconds timeout, std::shared_ptr<sync_result> out) {
+  *out = co_await b.send_sync(to, std::move(m), timeout);
+}
+
+/// A bus and the module sockets in a fresh temporary directory (relative socket paths are taken
+/// in it; with neither path set, both sockets in run/), the loop on its own thread. Tests touch
+/// the bus and the server only through call().
+class harness {
+ public:
+  explicit harness(socket_options options = {}, bus::bus_options bus_options = {})
+      : dir_(make_temp_dir()) {
+    if (options.seqpacket_path.empty() && options.stream_path.empty()) {
+      options.seqpacket_path = "run/eventbus.sock";
+      options.stream_path = "run/eventbus-stream.sock";
+    }
+    for (auto* path : {&options.seqpacket_path, &options.stream_path}) {
+      if (!path->empty() && path->front() != '/') *path = dir_ + "/" + *path;
+    }
+    if (options.sync_timeout == socket_options{}.sync_timeout) options.sync_timeout = 5s;
+    options_ = options;
+    bus_ = std::make_unique<bus::bus>(io_.get_executor(), clock_, bus_options);
+    server_ = std::make_unique<socket_server>(io_.get_executor(), *bus_, options);
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  harness(const harness&) = delete;
+  harness& operator=(const harness&) = delete;
+
+  /// Runs `f()` on the loop thread and returns its result.
+  template <class F>
+  auto call(F&& f) {
+    std::packaged_task<decltype(f())()> task(std::forward<F>(f));
+    auto result = task.get_future();
+    asio::post(io_, [&task] { task(); });
+    return result.get();
+  }
+
+  ~harness() {
+    call([this] {
+      server_->stop();
+      bus_->shutdown();
+      return 0;
+    });
+    // Timers of the bus's clock may be far in the future; their handlers are dropped with io_.
+    work_.reset();
+    io_.stop();
+    thread_.join();
+    server_.reset();
+    bus_.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  expected<void, std::string> start() {
+    return call([this] { return server_->start(); });
+  }
+
+  /// Starts `bus.send_sync(to, m, timeout)` on the loop; the result fills in when it completes.
+  std::shared_ptr<sync_result> send_sync(std::string to, bus::message m,
+                                         std::chrono::milliseconds timeout) {
+    auto out = std::make_shared<sync_result>();
+    call([&] {
+      asio::co_spawn(io_, request_into(*bus_, std::move(to), std::move(m), timeout, out),
+                     rethrow_handler{});
+      return 0;
+    });
+    return out;
+  }
+
+  /// The result of a send_sync() once it completed within `timeout`.
+  sync_result wait(const std::shared_ptr<sync_result>& r, std::chrono::milliseconds timeout = 5s) {
+    eventually([&] { return call([&] { return r->has_value(); }); }, timeout);
+    return call([&] { return *r; });
+  }
+
+  /// A message for local module `name`, waiting up to `timeout` for one to arrive.
+  std::optional<bus::message> receive_local(const std::string& name,
+                                            std::chrono::milliseconds timeout = 5s) {
+    std::optional<bus::message> m;
+    eventually(
+        [&] {
+          m = call([&] { return bus_->try_receive(name); });
+          return m.has_value();
+        },
+        timeout);
+    return m;
+  }
+
+  socket_stats stats() {
+    return call([this] { return server_->stats(); });
+  }
+
+  std::size_t connections() {
+    return call([this] { return server_->connection_count(); });
+  }
+
+  bus::bus& bus() { return *bus_; }
+  socket_server& server() { return *server_; }
+  const socket_options& options() const { return options_; }
+  const std::string& dir() const { return dir_; }
+  [[nodiscard]] std::string path(bool stream) const {
+    return stream ? options_.stream_path : options_.seqpacket_path;
+  }
+
+ private:
+  std::string dir_;
+  socket_options options_;
+  asio::io_context io_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  asio_clock clock_{io_.get_executor()};
+  std::unique_ptr<bus::bus> bus_;
+  std::unique_ptr<socket_server> server_;
+  std::thread thread_;
+};
+
+/// One read from a peer: a message's bytes, nothing within the timeout, or the end.
+struct reading {
+  enum class status { data, timeout, closed };
+  status state = status::timeout;
+  std::string bytes;
+};
+
+/// A client on plain POSIX sockets: SEQPACKET (one message per packet) or stream (one per line).
+class peer {
+ public:
+  peer(const std::string& path, bool stream) : stream_(stream) {
+    fd_ = ::socket(AF_UNIX, (stream ? SOCK_STREAM : SOCK_SEQPACKET) | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) throw std::runtime_error("socket failed");
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+      const std::string error = std::strerror(errno);
+      ::close(fd_);
+      throw std::runtime_error("connect " + path + ": " + error);
+    }
+  }
+  peer(const peer&) = delete;
+  peer& operator=(const peer&) = delete;
+  ~peer() { close(); }
+
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+  /// Writes `bytes` as one packet (SEQPACKET) or as they are (stream); false on error.
+  bool send_raw(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n < 0) return false;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  bool send(const bus::message& m) { return send_raw(bus::to_json(m) + "\n"); }
+
+  reading receive_raw(std::chrono::milliseconds timeout = 5s) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (stream_) {
+        if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
+          reading r{reading::status::data, buffer_.substr(0, nl)};
+          buffer_.erase(0, nl + 1);
+          return r;
+        }
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      pollfd p{fd_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return {};
+      std::vector<char> chunk(8 * 1024 * 1024);
+      const auto n = ::recv(fd_, chunk.data(), chunk.size(), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return {reading::status::closed, {}};
+      if (!stream_) {
+        std::string packet(chunk.data(), static_cast<std::size_t>(n));
+        if (!packet.empty() && packet.back() == '\n') packet.pop_back();
+        return {reading::status::data, std::move(packet)};
+      }
+      buffer_.append(chunk.data(), static_cast<std::size_t>(n));
+    }
+  }
+
+  /// The next message; fails the test on timeout, close or bad JSON.
+  bus::message receive(std::chrono::milliseconds timeout = 5s) {
+    const auto r = receive_raw(timeout);
+    EXPECT_EQ(r.state, reading::status::data);
+    auto m = bus::from_json(r.bytes);
+    EXPECT_TRUE(m) << r.bytes;
+    return m ? *m : bus::message{};
+  }
+
+  /// True when the daemon closes the connection within `timeout` (messages before are skipped).
+  bool closed_by_daemon(std::chrono::milliseconds timeout = 5s) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const auto r = receive_raw(std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now()));
+      if (r.state == reading::status::closed) return true;
+      if (r.state == reading::status::timeout) return false;
+    }
+  }
+
+  /// Registers `name` in `group` ("" = beehive's request, content "") and returns the reply.
+  bus::message register_as(const std::string& name, const std::string& group = {}) {
+    auto m = bus::new_message();
+    m.header.sync = true;
+    bus::build_router(m, name, "", "module", "add");
+    m.content = group.empty() ? bus::content::text("")
+                              : bus::content::json(nlohmann::json{{"group", group}});
+    last_id_ = m.header.id;
+    EXPECT_TRUE(send(m));
+    return receive();
+  }
+
+  [[nodiscard]] const std::string& last_id() const noexcept { return last_id_; }
+
+ private:
+  int fd_ = -1;
+  bool stream_;
+  std::string buffer_;
+  std::string last_id_;
+};
+
+bus::message make_message(std::string destination, std::string content, bool sync = false) {
+  auto m = bus::new_message();
+  bus::build_router(m, "", "", "res", "publish");
+  m.route.destination = std::move(destination);
+  m.header.sync = sync;
+  m.content = bus::content::text(std::move(content));
+  return m;
+}
+
+std::string text_of(const bus::message& m) {
+  return m.content.bytes();
+}
+
+// Every behaviour on both sockets: false = SEQPACKET, true = stream.
+class remote_module : public ::testing::TestWithParam<bool> {
+ protected:
+  [[nodiscard]] bool stream() const { return GetParam(); }
+};
+
+std::string socket_name(const ::testing::TestParamInfo<bool>& p) {
+  return p.param ? "stream" : "seqpacket";
+}
+
+INSTANTIATE_TEST_SUITE_P(both, remote_module, ::testing::Values(false, true), socket_name);
+
+// --- registration ----------------------------------------------------------------------------
+
+TEST_P(remote_module, registration_reply_lists_modules_and_groups) {
+  harness h;
+  ASSERT_TRUE(h.call([&] { return h.bus().add_module("eventbus", "bus").has_value(); }));
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  const auto reply = p.register_as("my-twin", "twin");
+  EXPECT_EQ(reply.route.operation, "response");
+  EXPECT_EQ(reply.header.parent_id, p.last_id());
+  EXPECT_EQ(reply.route.destination, "my-twin");
+  EXPECT_EQ(reply.content.json_value(),
+            nlohmann::json::parse(R"({"modules":["eventbus","my-twin"],)"
+                                  R"("groups":{"bus":["eventbus"],"twin":["my-twin"]}})"));
+  const auto modules = h.call([&] { return h.bus().modules(); });
+  ASSERT_EQ(modules.size(), 2u);
+  EXPECT_EQ(modules[1].name, "my-twin");
+  EXPECT_TRUE(modules[1].remote);
+  EXPECT_EQ(h.stats().registered, 1u);
+  EXPECT_EQ(h.stats().accepted, 1u);
+}
+
+TEST_P(remote_module, beehive_registration_joins_group_named_after_module) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  const auto reply = p.register_as("edged");
+  EXPECT_EQ(reply.route.operation, "response");
+  EXPECT_EQ(h.call([&] { return h.bus().group_members("edged"); }),
+            std::vector<std::string>{"edged"});
+}
+
+TEST_P(remote_module, taken_name_is_refused_with_error_then_closed) {
+  harness h;
+  ASSERT_TRUE(h.call([&] { return h.bus().add_module("eventbus", "bus").has_value(); }));
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  const auto reply = p.register_as("eventbus");
+  EXPECT_EQ(reply.route.operation, "error");
+  EXPECT_EQ(reply.header.parent_id, p.last_id());
+  EXPECT_NE(text_of(reply).find("in use"), std::string::npos) << text_of(reply);
+  EXPECT_TRUE(p.closed_by_daemon());
+  // The in-process module of that name is untouched.
+  EXPECT_TRUE(h.call([&] { return h.bus().has_module("eventbus"); }));
+  EXPECT_TRUE(eventually([&] { return h.connections() == 0; }));
+}
+
+TEST_P(remote_module, first_message_that_is_not_a_registration_is_refused) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  auto m = make_message("eventbus", "hello");
+  ASSERT_TRUE(p.send(m));
+  const auto reply = p.receive();
+  EXPECT_EQ(reply.route.operation, "error");
+  EXPECT_EQ(reply.header.parent_id, m.header.id);
+  EXPECT_NE(text_of(reply).find("not a registration"), std::string::npos) << text_of(reply);
+  EXPECT_TRUE(p.closed_by_daemon());
+}
+
+TEST_P(remote_module, invalid_name_is_refused) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  const auto reply = p.register_as("bad name");
+  EXPECT_EQ(reply.route.operation, "error");
+  EXPECT_NE(text_of(reply).find("invalid module name"), std::string::npos) << text_of(reply);
+  EXPECT_TRUE(p.closed_by_daemon());
+  EXPECT_EQ(h.stats().registered, 0u);
+}
+
+TEST_P(remote_module, group_backlog_follows_the_registration_reply) {
+  harness h({}, bus::bus_options{.group_backlog = 10});
+  ASSERT_TRUE(h.call([&] {
+    h.bus().declare_group("twin");
+    return h.bus().send_to_group("twin", make_message("", "kept-1")).has_value() &&
+           h.bus().send_to_group("twin", make_message("", "kept-2")).has_value();
+  }));
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  EXPECT_EQ(p.register_as("my-twin", "twin").route.operation, "response");
+  const auto first = p.receive();
+  const auto second = p.receive();
+  EXPECT_EQ(text_of(first), "kept-1");
+  EXPECT_EQ(text_of(second), "kept-2");
+  EXPECT_EQ(first.route.destination, "my-twin");
+}
+
+// --- socket files ----------------------------------------------------------------------------
+
+TEST(socket_files, created_with_mode_0600_in_a_new_directory_and_removed_on_stop) {
+  harness h;
+  ASSERT_TRUE(h.start()) << "start";
+  for (const bool stream : {false, true}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(h.path(stream).c_str(), &st), 0) << h.path(stream);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << h.path(stream);
+  }
+  h.call([&] {
+    h.server().stop();
+    return 0;
+  });
+  EXPECT_FALSE(std::filesystem::exists(h.path(false)));
+  EXPECT_FALSE(std::filesystem::exists(h.path(true)));
+}
+
+TEST(socket_files, stale_socket_file_is_replaced) {
+  harness h;
+  std::filesystem::create_directories(h.dir() + "/run");
+  for (const bool stream : {false, true}) {
+    // A socket file nobody listens on, as a crashed daemon leaves behind.
+    const int fd = ::socket(AF_UNIX, stream ? SOCK_STREAM : SOCK_SEQPACKET, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, h.path(stream).data(), h.path(stream).size());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)), 0);
+    ::close(fd);
+  }
+  ASSERT_TRUE(h.start());
+  peer p(h.path(false), false);
+  EXPECT_EQ(p.register_as("m").route.operation, "response");
+}
+
+TEST(socket_files, file_that_is_not_a_socket_is_an_error_naming_the_path) {
+  harness h;
+  std::filesystem::create_directories(h.dir() + "/run");
+  std::ofstream(h.path(true)) << "not a socket";
+  const auto started = h.start();
+  ASSERT_FALSE(started);
+  EXPECT_NE(started.error().find(h.path(true)), std::string::npos) << started.error();
+  // Nothing is left listening, and the first socket's file is gone again.
+  EXPECT_FALSE(std::filesystem::exists(h.path(false)));
+  EXPECT_TRUE(std::filesystem::exists(h.path(true)));  // not ours: left alone
+}
+
+TEST(socket_files, socket_of_a_running_daemon_is_not_taken_over) {
+  harness first;
+  ASSERT_TRUE(first.start());
+  socket_options options;
+  options.seqpacket_path = first.path(false);
+  options.stream_path = "";
+  harness second(options);
+  const auto started = second.start();
+  ASSERT_FALSE(started);
+  EXPECT_NE(started.error().find("another process"), std::string::npos) << started.error();
+  peer p(first.path(false), false);  // the first daemon still serves it
+  EXPECT_EQ(p.register_as("m").route.operation, "response");
+}
+
+TEST(socket_files, empty_path_disables_that_socket) {
+  socket_options options;
+  options.seqpacket_path = "only.sock";
+  options.stream_path = "";
+  harness h(options);
+  ASSERT_TRUE(h.start());
+  EXPECT_TRUE(std::filesystem::exists(h.dir() + "/only.sock"));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(h.dir()),
+                          std::filesystem::directory_iterator()),
+            1);
+}
+
+// --- messages --------------------------------------------------------------------------------
+
+TEST_P(remote_module, in_process_module_sends_to_remote_and_to_its_group) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote", "twin").route.operation, "response");
+  auto sent = make_message("", "direct");
+  sent.route.source = "eventbus";
+  ASSERT_TRUE(h.call([&] { return h.bus().send("remote", sent).has_value(); }));
+  auto got = p.receive();
+  EXPECT_EQ(text_of(got), "direct");
+  EXPECT_EQ(got.header.id, sent.header.id);
+  EXPECT_EQ(got.route.source, "eventbus");
+  EXPECT_EQ(got.route.destination, "remote");
+  ASSERT_EQ(h.call([&] { return h.bus().send_to_group("twin", make_message("", "grouped")); }), 1u);
+  got = p.receive();
+  EXPECT_EQ(text_of(got), "grouped");
+  EXPECT_EQ(got.route.destination, "remote");
+  // With the registration reply; counted once the write completed.
+  EXPECT_TRUE(eventually([&] { return h.stats().messages_out == 3u; }));
+}
+
+TEST_P(remote_module, remote_sends_to_module_and_to_group) {
+  harness h;
+  ASSERT_TRUE(h.call([&] {
+    return h.bus().add_module("local", "lg").has_value() &&
+           h.bus().add_module("other", "lg").has_value();
+  }));
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote").route.operation, "response");
+  ASSERT_TRUE(p.send(make_message("local", "to-module")));
+  auto got = h.receive_local("local");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(text_of(*got), "to-module");
+  EXPECT_EQ(got->route.source, "remote");  // filled in when the client leaves it empty
+  ASSERT_TRUE(p.send(make_message("group:lg", "to-group")));
+  for (const char* name : {"local", "other"}) {
+    got = h.receive_local(name);
+    ASSERT_TRUE(got) << name;
+    EXPECT_EQ(text_of(*got), "to-group");
+  }
+  EXPECT_EQ(h.stats().errors_returned, 0u);
+}
+
+TEST_P(remote_module, remote_send_sync_gets_the_modules_response) {
+  harness h;
+  ASSERT_TRUE(h.call([&] { return h.bus().add_module("local").has_value(); }));
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote").route.operation, "response");
+  const auto request = make_message("local", "ping", true);
+  ASSERT_TRUE(p.send(request));
+  const auto got = h.receive_local("local");
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got->header.sync);
+  EXPECT_EQ(got->header.id, request.header.id);
+  ASSERT_TRUE(h.call(
+      [&] { return h.bus().send_resp(bus::new_response(*got, bus::content::text("pong"))); }));
+  const auto reply = p.receive();
+  EXPECT_EQ(reply.route.operation, "response");
+  EXPECT_EQ(reply.header.parent_id, request.header.id);
+  EXPECT_EQ(text_of(reply), "pong");
+}
+
+TEST_P(remote_module, remote_send_sync_to_group_gets_one_response_per_member) {
+  harness h;
+  ASSERT_TRUE(h.call([&] {
+    return h.bus().add_module("a", "g").has_value() && h.bus().add_module("b", "g").has_value();
+  }));
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote").route.operation, "response");
+  const auto request = make_message("group:g", "ping", true);
+  ASSERT_TRUE(p.send(request));
+  for (const char* name : {"a", "b"}) {
+    const auto got = h.receive_local(name);
+    ASSERT_TRUE(got) << name;
+    ASSERT_TRUE(h.call(
+        [&] { return h.bus().send_resp(bus::new_response(*got, bus::content::text(name))); }));
+  }
+  std::vector<std::string> answers;
+  for (int i = 0; i < 2; ++i) {
+    const auto reply = p.receive();
+    EXPECT_EQ(reply.header.parent_id, request.header.id);
+    answers.push_back(text_of(reply));
+  }
+  EXPECT_EQ(answers, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_P(remote_module, in_process_send_sync_to_remote_gets_its_answer) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote").route.operation, "response");
+  auto request = make_message("", "question");
+  request.route.source = "eventbus";
+  const auto result = h.send_sync("remote", request, 5s);
+  const auto got = p.receive();
+  EXPECT_TRUE(got.header.sync);
+  EXPECT_EQ(got.header.id, request.header.id);
+  EXPECT_EQ(text_of(got), "question");
+  // beehive NewRespByMessage: no destination; the parent id is what matters.
+  ASSERT_TRUE(p.send(bus::new_response(got, bus::content::text("answer"))));
+  const auto r = h.wait(result);
+  ASSERT_TRUE(r && *r) << (r ? r->error().message() : "no result");
+  EXPECT_EQ(text_of(**r), "answer");
+  EXPECT_EQ((*r)->header.parent_id, request.header.id);
+
+  // A response that names a destination is still a response.
+  const auto second = h.send_sync("remote", make_message("", "again"), 5s);
+  auto response = bus::new_response(p.receive(), bus::content::text("answer-2"));
+  response.route.destination = "eventbus";
+  ASSERT_TRUE(p.send(response));
+  const auto r2 = h.wait(second);
+  ASSERT_TRUE(r2 && *r2);
+  EXPECT_EQ(text_of(**r2), "answer-2");
+  EXPECT_EQ(h.stats().errors_returned, 0u);
+}
+
+TEST_P(remote_module, undeliverable_messages_are_answered_with_the_reason) {
+  socket_options options;
+  options.sync_timeout = 200ms;
+  harness h(options);
+  ASSERT_TRUE(h.call([&] { return h.bus().add_module("silent").has_value(); }));
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote").route.operation, "response");
+
+  const auto expect_error = [&](const bus::message& sent, const std::string& reason) {
+    ASSERT_TRUE(p.send(sent));
+    const auto reply = p.receive();
+    EXPECT_EQ(reply.route.operation, "error") << reason;
+    EXPECT_EQ(reply.header.parent_id, sent.header.id) << reason;
+    EXPECT_EQ(text_of(reply), reason);
+    EXPECT_EQ(reply.route.destination, "remote");
+  };
+  expect_error(make_message("nobody", "x"), "no_route");
+  expect_error(make_message("group:nobody", "x"), "no_route");
+  expect_error(make_message("", "x"), "no_route");
+  expect_error(make_message("nobody", "x", true), "no_route");
+  expect_error(make_message("silent", "x", true), "timeout");
+  // A response to nothing the daemon asked.
+  auto late = make_message("", "late");
+  late.header.parent_id = "0b5e7a3c-0000-4000-8000-000000000000";
+  late.route.operation = "response";
+  expect_error(late, "no_pending_request");
+  EXPECT_EQ(h.stats().errors_returned, 6u);
+}
+
+TEST_P(remote_module, sync_requests_beyond_the_queue_capacity_are_refused) {
+  socket_options options;
+  options.outbound_capacity = 2;
+  harness h(options);
+  ASSERT_TRUE(h.call([&] { return h.bus().add_module("silent").has_value(); }));
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote").route.operation, "response");
+  ASSERT_TRUE(p.send(make_message("silent", "1", true)));
+  ASSERT_TRUE(p.send(make_message("silent", "2", true)));
+  const auto third = make_message("silent", "3", true);
+  ASSERT_TRUE(p.send(third));
+  const auto reply = p.receive();
+  EXPECT_EQ(reply.header.parent_id, third.header.id);
+  EXPECT_EQ(text_of(reply), "queue_full");
+  // Answering one makes room again.
+  const auto first = h.receive_local("silent");
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(h.call(
+      [&] { return h.bus().send_resp(bus::new_response(*first, bus::content::text("ok"))); }));
+  EXPECT_EQ(text_of(p.receive()), "ok");
+  const auto fourth = make_message("silent", "4", true);
+  ASSERT_TRUE(p.send(fourth));
+  EXPECT_EQ(p.receive_raw(200ms).state, reading::status::timeout);  // waiting, not refused
+}
+
+TEST_P(remote_module, malformed_json_closes_only_that_connection) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  peer bad(h.path(stream()), stream());
+  peer good(h.path(stream()), stream());
+  ASSERT_EQ(bad.register_as("bad").route.operation, "response");
+  ASSERT_EQ(good.register_as("good").route.operation, "response");
+  ASSERT_TRUE(bad.send_raw("{\"header\": nope\n"));
+  EXPECT_TRUE(bad.closed_by_daemon());
+  EXPECT_TRUE(eventually([&] { return !h.call([&] { return h.bus().has_module("bad"); }); }));
+  EXPECT_EQ(h.stats().closed_protocol, 1u);
+  ASSERT_TRUE(good.send(make_message("good", "still here")));
+  EXPECT_EQ(text_of(good.receive()), "still here");
+}
+
+TEST_P(remote_module, json_that_is_not_a_beehive_message_closes_the_connection) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_TRUE(p.send_raw("[1,2,3]\n"));
+  EXPECT_TRUE(p.closed_by_daemon());
+  EXPECT_EQ(h.stats().closed_protocol, 1u);
+}
+
+TEST_P(remote_module, oversized_message_closes_the_connection) {
+  socket_options options;
+  options.max_message_bytes = 1024;
+  harness h(options);
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote").route.operation, "response");
+
+  // Exactly the limit is accepted.
+  auto fits = make_message("remote", "");  // to itself: it comes back unchanged
+  fits.route.source = "remote";
+  const auto base = bus::to_json(fits).size();
+  fits.content = bus::content::text(std::string(1024 - base, 'x'));
+  ASSERT_EQ(bus::to_json(fits).size(), 1024u);
+  ASSERT_TRUE(p.send(fits));
+  EXPECT_EQ(p.receive().header.id, fits.header.id);
+
+  // One byte more closes, on the stream socket before the '\n' arrives.
+  auto big = fits;
+  big.content = bus::content::text(std::string(1025 - base, 'x'));
+  ASSERT_TRUE(p.send_raw(bus::to_json(big)));
+  EXPECT_TRUE(p.closed_by_daemon());
+  EXPECT_EQ(h.stats().closed_protocol, 1u);
+  EXPECT_FALSE(h.call([&] { return h.bus().has_module("remote"); }));
+}
+
+TEST_P(remote_module, message_too_large_for_the_client_is_refused_to_the_sender) {
+  socket_options options;
+  options.max_message_bytes = 1024;
+  harness h(options);
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote").route.operation, "response");
+  const auto sent =
+      h.call([&] { return h.bus().send("remote", make_message("", std::string(2000, 'x'))); });
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error(), bus_errc::invalid_message);
+  EXPECT_EQ(p.receive_raw(100ms).state, reading::status::timeout);
+}
+
+TEST(socket_server, connections_over_the_limit_get_an_error_and_are_closed) {
+  socket_options options;
+  options.max_connections = 2;
+  harness h(options);
+  ASSERT_TRUE(h.start());
+  auto a = std::make_unique<peer>(h.path(false), false);
+  peer b(h.path(true), true);
+  ASSERT_EQ(a->register_as("a").route.operation, "response");
+  ASSERT_EQ(b.register_as("b").route.operation, "response");
+  for (const bool stream : {false, true}) {
+    peer over(h.path(stream), stream);
+    const auto reply = over.receive();
+    EXPECT_EQ(reply.route.operation, "error");
+    EXPECT_EQ(text_of(reply), "too many connections");
+    EXPECT_TRUE(over.closed_by_daemon());
+  }
+  EXPECT_EQ(h.stats().refused, 2u);
+  EXPECT_EQ(h.connections(), 2u);
+  // A slot that frees up is taken again.
+  a.reset();
+  ASSERT_TRUE(eventually([&] { return h.connections() == 1; }));
+  peer c(h.path(false), false);
+  EXPECT_EQ(c.register_as("c").route.operation, "response");
+}
+
+TEST_P(remote_module, disconnect_fails_pending_request_with_module_removed_at_once) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  auto p = std::make_unique<peer>(h.path(stream()), stream());
+  ASSERT_EQ(p->register_as("remote").route.operation, "response");
+  const auto result = h.send_sync("remote", make_message("", "question"), 30s);
+  EXPECT_TRUE(p->receive().header.sync);
+  const auto closed_at = std::chrono::steady_clock::now();
+  p.reset();
+  const auto r = h.wait(result, 5s);
+  ASSERT_TRUE(r);
+  ASSERT_FALSE(*r);
+  EXPECT_EQ(r->error(), bus_errc::module_removed);
+  EXPECT_LT(std::chrono::steady_clock::now() - closed_at, 2s);
+  EXPECT_FALSE(h.call([&] { return h.bus().has_module("remote"); }));
+  const auto after = h.call([&] { return h.bus().send("remote", make_message("", "x")); });
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error(), bus_errc::no_route);
+}
+
+TEST_P(remote_module, slow_remote_fills_its_queue_and_senders_get_queue_full) {
+  socket_options options;
+  options.outbound_capacity = 8;
+  harness h(options);
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote").route.operation, "response");
+  // The client reads nothing now. The kernel's buffers take some messages, the queue 8 more,
+  // then the bus refuses without blocking the loop.
+  const std::string payload(4096, 'p');
+  int accepted = 0;
+  std::error_code refusal;
+  for (int i = 0; i < 10000 && !refusal; ++i) {
+    const auto sent = h.call(
+        [&] { return h.bus().send("remote", make_message("", std::to_string(i) + payload)); });
+    if (sent) {
+      ++accepted;
+    } else {
+      refusal = sent.error();
+    }
+    if (i % 16 == 0) std::this_thread::sleep_for(1ms);  // let the writer fill the socket
+  }
+  EXPECT_EQ(refusal, bus_errc::queue_full);
+  EXPECT_GE(accepted, 8);
+  // The loop still serves everyone else.
+  EXPECT_TRUE(h.call([&] { return h.bus().add_module("local").has_value(); }));
+  // Once the client reads, it gets every accepted message, in order.
+  for (int i = 0; i < accepted; ++i) {
+    const auto m = p.receive();
+    ASSERT_EQ(text_of(m), std::to_string(i) + payload);
+  }
+  EXPECT_EQ(p.receive_raw(100ms).state, reading::status::timeout);
+}
+
+TEST(socket_server, stop_unregisters_every_remote_module_and_closes_clients) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  peer a(h.path(false), false);
+  peer b(h.path(true), true);
+  ASSERT_EQ(a.register_as("a").route.operation, "response");
+  ASSERT_EQ(b.register_as("b").route.operation, "response");
+  h.call([&] {
+    h.server().stop();
+    return 0;
+  });
+  EXPECT_EQ(h.connections(), 0u);
+  EXPECT_FALSE(h.call([&] { return h.bus().has_module("a") || h.bus().has_module("b"); }));
+  EXPECT_TRUE(a.closed_by_daemon());
+  EXPECT_TRUE(b.closed_by_daemon());
+}
+
+}  // namespace
+}  // namespace ebus::remote

@@ -1,12 +1,15 @@
 // MQTT -> bus routing rate of an eventbus node, side by side with Debian's mosquitto in the same
 // role, in one run on one machine.
 //
-//   routing_compare [--messages N] [--window W] [--mosquitto PATH]
+//   routing_compare [--messages N] [--window W] [--mosquitto PATH] [--twin in-process|remote]
 //
 // eventbus: a whole node (daemon::app, mode internal) runs in-process on its own loop thread,
-// with a counting module "twin" (group twin) standing in for devicetwin. P device connections
-// (dev-0 .. dev-<P-1>) publish on $hw/events/device/default/dev-<i>/twin/update; the module counts
-// what reaches it. CPU is the loop thread's own CPU clock, so the load generator is not counted.
+// with a counting module "twin" (group twin) standing in for devicetwin; with --twin remote that
+// module is a remote module on the SEQPACKET module socket instead, as a separate process would
+// be (the node's loop then also encodes each message as JSON and writes it to the socket). P device
+// connections (dev-0 .. dev-<P-1>) publish on $hw/events/device/default/dev-<i>/twin/update; the
+// module counts what reaches it. CPU is the loop thread's own CPU clock, so the load generator is
+// not counted.
 //
 // mosquitto: the same P publishers to a mosquitto on a free loopback port and ONE subscriber on
 // $hw/events/device/+/+/twin/+ with the same QoS (what a mode-2 edgecore's sub client is),
@@ -60,6 +63,7 @@
 #include "mqtt/broker/server.hpp"
 #include "mqtt/codec/decoder.hpp"
 #include "mqtt/codec/encoder.hpp"
+#include "remote/client.hpp"
 
 extern char** environ;
 
@@ -165,14 +169,18 @@ class counting_module final : public ebus::bus::module {
 // An eventbus node on its own loop thread.
 class node {
  public:
-  explicit node(const std::filesystem::path& dir) {
+  /// With `remote_socket`, the twin module is not in the process: the node listens for remote
+  /// modules on that SEQPACKET socket path instead.
+  node(const std::filesystem::path& dir, const std::string& remote_socket) {
     ebus::config::daemon_config cfg;
     cfg.node_name = "bench-node";
     cfg.data_source = (dir / "edgecore.db").string();
     cfg.eventbus.mode = ebus::config::mqtt_mode::internal;
     cfg.eventbus.server_internal = "tcp://127.0.0.1:0";
+    cfg.eventbus.module_socket = remote_socket;
+    cfg.eventbus.module_stream_socket.clear();
     app_ = std::make_unique<ebus::daemon::app>(io_, std::move(cfg));
-    app_->add_module(std::make_unique<counting_module>(progress_));
+    if (remote_socket.empty()) app_->add_module(std::make_unique<counting_module>(progress_));
     if (auto started = app_->start(); !started) throw std::runtime_error(started.error());
     port_ = app_->internal_broker()->local_endpoint().port();
     work_.emplace(io_.get_executor());
@@ -223,6 +231,40 @@ class node {
   std::uint16_t port_ = 0;
   std::thread thread_;
   clockid_t cpu_clock_{};
+};
+
+// Stands in for devicetwin as a separate process would: a remote module "twin" on the module
+// socket, counting every message it reads (JSON decoding included), on its own thread.
+class remote_counter {
+ public:
+  remote_counter(const std::string& socket, progress& p) : progress_(p) {
+    auto c = ebus::remote::bus_client::connect(socket, "twin", "twin");
+    if (!c) throw std::runtime_error(c.error());
+    client_.emplace(std::move(*c));
+    thread_ = std::thread([this] { run(); });
+  }
+  remote_counter(const remote_counter&) = delete;
+  remote_counter& operator=(const remote_counter&) = delete;
+  ~remote_counter() {
+    done_.store(true);
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    while (!done_.load()) {
+      auto m = client_->receive(50ms);
+      if (!m) return;  // the node went away
+      if (!*m) continue;
+      progress_.counted.fetch_add(1, std::memory_order_relaxed);
+      progress_.last_ns.store(now_ns(), std::memory_order_release);
+    }
+  }
+
+  progress& progress_;
+  std::optional<ebus::remote::bus_client> client_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
 };
 
 // Stands in for a mode-2 edgecore's sub client: one subscriber reading as fast as it can.
@@ -465,6 +507,7 @@ int run(int argc, char** argv) {
   std::optional<std::size_t> messages;
   std::optional<std::size_t> window;
   std::string mosquitto = "/usr/sbin/mosquitto";
+  bool remote = false;
   for (int i = 1; i < argc; i += 2) {
     const std::string key = argv[i];
     if (i + 1 == argc) throw std::runtime_error("option " + key + " needs a value");
@@ -474,6 +517,12 @@ int run(int argc, char** argv) {
       window = std::stoul(argv[i + 1]);
     } else if (key == "--mosquitto") {
       mosquitto = argv[i + 1];
+    } else if (key == "--twin") {
+      const std::string where = argv[i + 1];
+      if (where != "in-process" && where != "remote") {
+        throw std::runtime_error("--twin takes in-process or remote");
+      }
+      remote = where == "remote";
     } else {
       throw std::runtime_error("unknown option " + key);
     }
@@ -496,7 +545,10 @@ int run(int argc, char** argv) {
     pid_t pid;
     ~reaper() { stop_process(pid); }
   } mosquitto_guard{mpid};
-  node eb(dir.path);
+  const std::string socket = remote ? (dir.path / "eventbus.sock").string() : std::string();
+  node eb(dir.path, socket);
+  std::optional<remote_counter> remote_twin;
+  if (remote) remote_twin.emplace(socket, eb.counter());
 
   const std::vector<scenario> scenarios = {
       {1, codec::qos_level::at_most_once, n0, w},
@@ -506,6 +558,8 @@ int run(int argc, char** argv) {
   };
   std::printf("payload %zu bytes, topic $hw/events/device/default/dev-<i>/twin/update\n",
               make_payload().size());
+  std::printf("eventbus twin module: %s\n",
+              remote ? "remote, over the SEQPACKET module socket (another thread)" : "in-process");
   std::printf(
       "N = %zu (QoS 0), %zu (QoS 1); publishers, together, paced to stay at most %zu messages\n"
       "ahead of the counting side; each QoS 1 publisher keeps up to %zu PUBACKs outstanding\n\n",

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <limits>
 #include <map>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <system_error>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -402,6 +405,8 @@ void remote_connection::queue_error(const bus::message& about, std::string reaso
 awaitable<void> remote_connection::writer() {
   std::vector<std::string> batch;
   std::vector<asio::const_buffer> buffers;
+  std::vector<iovec> iov;
+  std::vector<mmsghdr> headers;
   for (;;) {
     if (closed_) co_return;
     if (queue_.empty()) {
@@ -416,46 +421,74 @@ awaitable<void> remote_connection::writer() {
     }
     // Taken out of the queue while written: the queue may change meanwhile (push_front).
     batch.clear();
-    buffers.clear();
     std::size_t bytes = 0;
-    const bool packet = std::holds_alternative<packet_socket>(socket_);
-    const std::size_t max_messages = packet ? 1 : write_batch_messages;
-    while (!queue_.empty() && batch.size() < max_messages &&
+    while (!queue_.empty() && batch.size() < write_batch_messages &&
            (batch.empty() || bytes + queue_.front().size() <= write_batch_bytes)) {
       bytes += queue_.front().size() + newline.size();
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
-    for (const auto& text : batch) {
-      buffers.push_back(asio::buffer(text));
-      buffers.push_back(asio::buffer(newline));
-    }
     in_flight_ = batch.size();
     std::error_code ec;
-    if (packet) {
-      // One sendmsg per message: the packet boundary is the message boundary.
-      auto [e, n] =
-          co_await std::get<packet_socket>(socket_).async_send(buffers, 0, as_tuple(use_awaitable));
-      ec = e;
+    std::size_t written = 0;
+    if (auto* packets = std::get_if<packet_socket>(&socket_)) {
+      // One packet per message (the packet boundary is the message boundary), many packets
+      // per system call.
+      iov.resize(batch.size() * 2);
+      headers.assign(batch.size(), mmsghdr{});
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        iov[2 * i] = {batch[i].data(), batch[i].size()};
+        iov[2 * i + 1] = {const_cast<char*>(newline.data()), newline.size()};
+        headers[i].msg_hdr.msg_iov = &iov[2 * i];
+        headers[i].msg_hdr.msg_iovlen = 2;
+      }
+      while (written < batch.size() && !closed_) {
+        const int n =
+            ::sendmmsg(packets->native_handle(), headers.data() + written,
+                       static_cast<unsigned>(batch.size() - written), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+          written += static_cast<std::size_t>(n);
+          continue;
+        }
+        const int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+          auto [e] =
+              co_await packets->async_wait(asio::socket_base::wait_write, as_tuple(use_awaitable));
+          if (e) {
+            ec = e;
+            break;
+          }
+          continue;
+        }
+        if (err == EMSGSIZE) {
+          // The kernel refused this packet's size after all; the client loses this one only.
+          ++server_.stats_.messages_dropped;
+          log_->warn("message_dropped module={} peer={} bytes={} error=\"{}\"", name_, peer_,
+                     batch[written].size(), std::system_category().message(err));
+          ++written;
+          continue;
+        }
+        ec = std::error_code(err, std::system_category());
+        break;
+      }
     } else {
+      buffers.clear();
+      for (const auto& text : batch) {
+        buffers.push_back(asio::buffer(text));
+        buffers.push_back(asio::buffer(newline));
+      }
       auto [e, n] = co_await asio::async_write(std::get<stream_socket>(socket_), buffers,
                                                as_tuple(use_awaitable));
       ec = e;
+      if (!ec) written = batch.size();
     }
     in_flight_ = 0;
     if (closed_) co_return;
-    if (ec == asio::error::message_size) {
-      // The kernel refused the packet size after all; the client loses this message only.
-      ++server_.stats_.messages_dropped;
-      log_->warn("message_dropped module={} peer={} bytes={} error={}", name_, peer_, bytes,
-                 ec.message());
-      continue;
-    }
     if (ec) {
       close("write failed: " + ec.message());
       co_return;
     }
-    server_.stats_.messages_out += batch.size();
+    server_.stats_.messages_out += written;
   }
 }
 

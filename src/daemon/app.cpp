@@ -205,6 +205,7 @@ void app::stop(std::chrono::milliseconds flush_timeout, std::function<void()> do
   auto finish = [this, done = std::move(done)] {
     if (store_) store_->close();
     bus_->shutdown();
+    clock_->cancel_all();  // deadlines of requests the shutdown just failed
     if (done) done();
   };
   if (external_) {

@@ -17,6 +17,7 @@ namespace {
 using clock = std::chrono::steady_clock;
 
 constexpr std::size_t read_chunk = std::size_t{64} * 1024;
+constexpr int max_packet_buffer = 4 * 1024 * 1024;
 
 std::string errno_text(int err) {
   return std::strerror(err);
@@ -69,6 +70,12 @@ expected<bus_client, std::string> bus_client::connect(const std::string& path,
     const int err = errno;
     ::close(fd);
     return fail("cannot connect to " + path + ": " + errno_text(err) + connect_hint(err, stream));
+  }
+  if (!stream) {
+    // A SEQPACKET message must fit the send buffer; the kernel caps this at wmem_max, as it
+    // does for the daemon, so both sides get the same limit.
+    const int size = max_packet_buffer;
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
   }
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   bus_client client(fd, stream, name, timeout);

@@ -41,7 +41,9 @@ struct bus::pending_request {
       : signal(ex, clock::time_point::max()) {}
 
   std::string id;
-  std::string target;  // module name for send_sync; empty for a group request
+  // Modules that have not answered yet. A responder that names itself is taken off; one that
+  // leaves the bus while still listed fails the request at once.
+  std::vector<std::string> awaiting;
   std::size_t awaited = 1;
   std::vector<message> replies;
   std::multimap<clock::time_point, std::string>::iterator deadline;
@@ -126,7 +128,9 @@ void bus::remove_module(std::string_view name) {
   // them run into their timeout.
   std::vector<request_ptr> orphans;
   for (const auto& [id, req] : pending_) {
-    if (req->target == mb->name) orphans.push_back(req);
+    if (std::find(req->awaiting.begin(), req->awaiting.end(), mb->name) != req->awaiting.end()) {
+      orphans.push_back(req);
+    }
   }
   for (const auto& req : orphans) {
     ++stats_.cancelled;
@@ -325,8 +329,7 @@ std::optional<message> bus::try_receive(std::string_view module) {
 // --- requests --------------------------------------------------------------------------------
 
 expected<bus::request_ptr, std::error_code> bus::begin_request(message& msg, duration timeout,
-                                                               std::size_t awaited,
-                                                               std::string target) {
+                                                               std::vector<std::string> awaiting) {
   if (stopped_) return fail(err(bus_errc::cancelled));
   if (msg.header.id.empty()) msg.header.id = new_uuid();
   if (pending_.contains(msg.header.id)) return fail(err(bus_errc::duplicate_request));
@@ -335,8 +338,8 @@ expected<bus::request_ptr, std::error_code> bus::begin_request(message& msg, dur
 
   auto req = std::make_shared<pending_request>(executor_);
   req->id = msg.header.id;
-  req->target = std::move(target);
-  req->awaited = awaited;
+  req->awaiting = std::move(awaiting);
+  req->awaited = req->awaiting.size();
   const auto deadline = clock_.now() + timeout;
   req->deadline = deadlines_.emplace(deadline, req->id);
   // Registered before delivery: a response can never arrive before its request is known.
@@ -363,7 +366,7 @@ awaitable<void> bus::wait(const request_ptr& req) {
 
 awaitable<expected<message, std::error_code>> bus::send_sync(std::string_view module, message msg,
                                                              duration timeout) {
-  auto req = begin_request(msg, timeout, 1, std::string(module));
+  auto req = begin_request(msg, timeout, {std::string(module)});
   if (!req) co_return fail(req.error());
   const request_ptr r = std::move(*req);
   if (auto sent = send(module, std::move(msg)); !sent) {
@@ -384,7 +387,11 @@ awaitable<expected<std::vector<message>, std::error_code>> bus::send_to_group_sy
     co_return fail(err(bus_errc::no_route));
   }
   const std::vector<mailbox_ptr> members = it->second;
-  auto req = begin_request(msg, timeout, members.size(), {});
+  std::vector<std::string> names;
+  names.reserve(members.size());
+  for (const auto& mb : members)
+    names.push_back(mb->name);
+  auto req = begin_request(msg, timeout, std::move(names));
   if (!req) co_return fail(req.error());
   const request_ptr r = std::move(*req);
   for (std::size_t i = 0; i < members.size(); ++i) {
@@ -402,7 +409,7 @@ awaitable<expected<std::vector<message>, std::error_code>> bus::send_to_group_sy
   co_return std::move(r->replies);
 }
 
-expected<void, std::error_code> bus::send_resp(message response) {
+expected<void, std::error_code> bus::send_resp(message response, std::string_view responder) {
   if (response.header.parent_id.empty()) return fail(err(bus_errc::invalid_message));
   const auto it = pending_.find(response.header.parent_id);
   if (it == pending_.end()) {
@@ -412,6 +419,12 @@ expected<void, std::error_code> bus::send_resp(message response) {
     return fail(err(bus_errc::no_pending_request));
   }
   const request_ptr req = it->second;
+  if (!responder.empty()) {
+    if (const auto who = std::find(req->awaiting.begin(), req->awaiting.end(), responder);
+        who != req->awaiting.end()) {
+      req->awaiting.erase(who);
+    }
+  }
   req->replies.push_back(std::move(response));
   if (req->replies.size() >= req->awaited) complete(*req, {});
   return {};
@@ -438,8 +451,9 @@ void bus::on_wake(clock::time_point armed) {
     }
     const request_ptr req = it->second;
     ++stats_.timeouts;
-    log_->debug("request_timeout msg_id={} target={} answered={}/{}", req->id, req->target,
-                req->replies.size(), req->awaited);
+    log_->debug("request_timeout msg_id={} waiting_for={} answered={}/{}", req->id,
+                req->awaiting.empty() ? std::string() : req->awaiting.front(), req->replies.size(),
+                req->awaited);
     complete(*req, err(bus_errc::timeout));
   }
   if (!deadlines_.empty()) schedule_wake(deadlines_.begin()->first);

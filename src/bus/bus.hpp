@@ -138,14 +138,18 @@ class bus {
 
   /// Sends a request to every member of `group` and waits for one response per member, in
   /// arrival order (beehive SendToGroupSync). Fails at once with queue_full if any member cannot
-  /// take the request. An empty group fails with no_route even when declared: a request cannot
-  /// wait for a member that may never come. Errors as send_sync.
+  /// take the request, and with module_removed when a member leaves the bus before answering.
+  /// An empty group fails with no_route even when declared: a request cannot wait for a member
+  /// that may never come. Errors as send_sync.
   awaitable<expected<std::vector<message>, std::error_code>> send_to_group_sync(
       std::string_view group, message msg, duration timeout = {});
 
   /// Hands a response to the request it answers (matched by parent_msg_id; beehive SendResp).
+  /// `responder`, the answering module's name, lets a group request that is still waiting for
+  /// other members fail at once when one of them leaves, without failing it for a member that
+  /// has already answered.
   /// Errors: invalid_message (no parent id), no_pending_request (late or unknown; counted).
-  expected<void, std::error_code> send_resp(message response);
+  expected<void, std::error_code> send_resp(message response, std::string_view responder = {});
 
   /// Fails every pending request with `cancelled`, closes every inbox, discards every backlog
   /// and refuses further work.
@@ -181,7 +185,7 @@ class bus {
   std::error_code deliver(mailbox& mb, message&& msg);
   void close(mailbox& mb);
   expected<request_ptr, std::error_code> begin_request(message& msg, duration timeout,
-                                                       std::size_t awaited, std::string target);
+                                                       std::vector<std::string> awaiting);
   void complete(pending_request& req, std::error_code ec);
   static awaitable<void> wait(const request_ptr& req);
   void schedule_wake(clock::time_point at);

@@ -145,15 +145,18 @@ void eventbus_module::answer_query(const bus::message& request) {
     log_->warn("bus_message_rejected msg_id={} reason=\"query needs sync and resource '{}'\"",
                request.header.id, subscriptions_resource);
     if (request.header.sync) {
-      (void)bus_.send_resp(bus::new_error(
-          request, fmt::format("unknown query resource '{}'", request.route.resource)));
+      (void)bus_.send_resp(bus::new_error(request, fmt::format("unknown query resource '{}'",
+                                                               request.route.resource)),
+                           module_name);
     }
     return;
   }
   std::vector<std::string> topics(dynamic_.begin(), dynamic_.end());
   std::sort(topics.begin(), topics.end());
   ++stats_.queries;
-  if (auto sent = bus_.send_resp(bus::new_response(request, bus::content::json(topics))); !sent) {
+  if (auto sent =
+          bus_.send_resp(bus::new_response(request, bus::content::json(topics)), module_name);
+      !sent) {
     log_->debug("query_response_undelivered msg_id={} error={}", request.header.id,
                 sent.error().message());
   }

@@ -319,7 +319,7 @@ void remote_connection::on_message(bus::message&& m) {
 
 void remote_connection::on_response(bus::message&& m) {
   const auto stub = stub_of(m);
-  if (auto r = bus_.send_resp(std::move(m)); !r) queue_error(stub, error_reason(r.error()));
+  if (auto r = bus_.send_resp(std::move(m), name_); !r) queue_error(stub, error_reason(r.error()));
 }
 
 awaitable<void> remote_connection::forward_request(std::weak_ptr<remote_connection> weak,

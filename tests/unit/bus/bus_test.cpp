@@ -370,6 +370,41 @@ TEST_F(bus_fixture, send_to_group_sync_times_out_when_a_member_stays_silent) {
   EXPECT_EQ(got->value().error(), bus_errc::timeout);
 }
 
+TEST_F(bus_fixture, send_to_group_sync_fails_at_once_when_a_member_leaves_before_answering) {
+  ASSERT_TRUE(b.add_module("a", "bus"));
+  ASSERT_TRUE(b.add_module("leaving", "bus"));
+  spawn_responder("a");
+  auto got = spawn(io, b.send_to_group_sync("bus", msg("q"), 30s));
+  drain(io);
+  EXPECT_FALSE(got->has_value());
+  b.remove_module("leaving");
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(got->value().error(), bus_errc::module_removed);
+  EXPECT_EQ(b.pending_requests(), 0u);
+}
+
+TEST_F(bus_fixture, send_to_group_sync_keeps_the_answer_of_a_member_that_left_after_answering) {
+  ASSERT_TRUE(b.add_module("early", "bus"));
+  ASSERT_TRUE(b.add_module("late", "bus"));
+  auto got = spawn(io, b.send_to_group_sync("bus", msg("q"), 30s));
+  drain(io);
+  auto early = b.try_receive("early");
+  auto late = b.try_receive("late");
+  ASSERT_TRUE(early && late);
+  ASSERT_TRUE(b.send_resp(new_response(*early, content::text("from early")), "early"));
+  b.remove_module("early");
+  drain(io);
+  EXPECT_FALSE(got->has_value());
+  ASSERT_TRUE(b.send_resp(new_response(*late, content::text("from late")), "late"));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  ASSERT_TRUE(got->value()) << got->value().error().message();
+  ASSERT_EQ(got->value()->size(), 2u);
+  EXPECT_EQ((*got->value())[0].content.bytes(), "from early");
+  EXPECT_EQ((*got->value())[1].content.bytes(), "from late");
+}
+
 TEST_F(bus_fixture, send_to_group_sync_on_empty_group_fails_with_no_route) {
   auto got = spawn(io, b.send_to_group_sync("nobody", msg("q"), 3s));
   drain(io);

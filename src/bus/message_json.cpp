@@ -129,26 +129,31 @@ bool read_string(const nlohmann::json& obj, const char* key, std::string& out, s
 void append_base64_with(std::string& out, std::string_view bytes, const char* alphabet) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   const std::size_t n = bytes.size();
-  out.reserve(out.size() + (n + 2) / 3 * 4);
+  // Written in place: this runs for every twin message (its resource is base64), and a
+  // character-by-character append checks the capacity each time.
+  const std::size_t start = out.size();
+  out.resize(start + (n + 2) / 3 * 4);
+  char* o = out.data() + start;
   std::size_t i = 0;
   for (; i + 2 < n; i += 3) {
     const unsigned v = (unsigned{p[i]} << 16) | (unsigned{p[i + 1]} << 8) | p[i + 2];
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    out += alphabet[v & 63];
+    *o++ = alphabet[(v >> 18) & 63];
+    *o++ = alphabet[(v >> 12) & 63];
+    *o++ = alphabet[(v >> 6) & 63];
+    *o++ = alphabet[v & 63];
   }
   if (i + 1 == n) {
     const unsigned v = unsigned{p[i]} << 16;
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += "==";
+    *o++ = alphabet[(v >> 18) & 63];
+    *o++ = alphabet[(v >> 12) & 63];
+    *o++ = '=';
+    *o++ = '=';
   } else if (i + 2 == n) {
     const unsigned v = (unsigned{p[i]} << 16) | (unsigned{p[i + 1]} << 8);
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    out += '=';
+    *o++ = alphabet[(v >> 18) & 63];
+    *o++ = alphabet[(v >> 12) & 63];
+    *o++ = alphabet[(v >> 6) & 63];
+    *o++ = '=';
   }
 }
 

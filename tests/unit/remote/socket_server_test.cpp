@@ -119,22 +119,25 @@ class harness {
   /// Starts `bus.send_sync(to, m, timeout)` on the loop; the result fills in when it completes.
   std::shared_ptr<sync_result> send_sync(std::string to, bus::message m,
                                          std::chrono::milliseconds timeout) {
-    auto out = std::make_shared<sync_result>();
-    call([&] {
-      asio::co_spawn(io_, request_into(*bus_, std::move(to), std::move(m), timeout, out),
-                     rethrow_handler{});
-      return 0;
+    return spawn_request<sync_result>([&](auto out) {
+      return request_into(*bus_, std::move(to), std::move(m), timeout, std::move(out));
     });
-    return out;
   }
 
   /// Starts `bus.send_to_group_sync(group, m, timeout)` on the loop, as send_sync().
   std::shared_ptr<group_sync_result> send_to_group_sync(std::string group, bus::message m,
                                                         std::chrono::milliseconds timeout) {
-    auto out = std::make_shared<group_sync_result>();
+    return spawn_request<group_sync_result>([&](auto out) {
+      return group_request_into(*bus_, std::move(group), std::move(m), timeout, std::move(out));
+    });
+  }
+
+  /// Spawns the coroutine `make(out)` on the loop; it fills `out` in when the request completes.
+  template <class Result, class Make>
+  std::shared_ptr<Result> spawn_request(Make make) {
+    auto out = std::make_shared<Result>();
     call([&] {
-      asio::co_spawn(io_, group_request_into(*bus_, std::move(group), std::move(m), timeout, out),
-                     rethrow_handler{});
+      asio::co_spawn(io_, make(out), rethrow_handler{});
       return 0;
     });
     return out;

@@ -1,8 +1,10 @@
 // Module bus throughput: message construction (UUID, timestamp, 100-byte text content) included,
 // as every MQTT->bus message pays it. Items/s = messages delivered and received per second.
+// Also the beehive JSON encoding and decoding that every message to or from a remote module pays.
 #include <benchmark/benchmark.h>
 
 #include "bus/bus.hpp"
+#include "bus/message_json.hpp"
 #include "common/asio_clock.hpp"
 #include "common/log.hpp"
 
@@ -129,6 +131,57 @@ void send_sync_round_trip(benchmark::State& state) {
   env.io.poll();
 }
 BENCHMARK(send_sync_round_trip);
+
+// A twin message as the EventBus builds it (base64 resource, 64-byte payload), to JSON.
+message twin_message() {
+  auto m = ebus::bus::new_message();
+  ebus::bus::build_router(m, "bus", "user",
+                          ebus::bus::base64_url("$hw/events/device/default/dev-1/twin/update"),
+                          "response");
+  m.route.destination = "twin";
+  m.content = content::text(std::string(64, 'p'));
+  return m;
+}
+
+void encode_twin_message(benchmark::State& state) {
+  const message m = twin_message();
+  std::string out;
+  for (auto _ : state) {
+    out.clear();
+    ebus::bus::encode_json(m, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(out.size()));
+}
+BENCHMARK(encode_twin_message);
+
+void decode_twin_message(benchmark::State& state) {
+  const std::string text = ebus::bus::to_json(twin_message());
+  for (auto _ : state) {
+    auto m = ebus::bus::from_json(text);
+    benchmark::DoNotOptimize(m);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(text.size()));
+}
+BENCHMARK(decode_twin_message);
+
+// A publish command as the cloud sends it to eventbus: JSON object content, decoded on the loop.
+void decode_publish_command(benchmark::State& state) {
+  auto m = ebus::bus::new_message();
+  ebus::bus::build_router(m, "edgecontroller", "resource", "devices/dev-1/cmd", "publish");
+  m.route.destination = "eventbus";
+  m.content = content::json(
+      nlohmann::json{{"event_id", "e-1"}, {"timestamp", 1700000000000}, {"state", "on"}});
+  const std::string text = ebus::bus::to_json(m);
+  for (auto _ : state) {
+    auto decoded = ebus::bus::from_json(text);
+    benchmark::DoNotOptimize(decoded);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(decode_publish_command);
 
 }  // namespace
 

@@ -40,7 +40,7 @@ class uuid_source {
 
 content content::json(nlohmann::json value) {
   if (value.is_null()) return {};
-  if (value.is_string()) return text(value.get_ref<std::string&>());
+  if (value.is_string()) return text(std::move(value.get_ref<std::string&>()));
   content c;
   c.kind_ = kind::json;
   c.json_ = std::move(value);

@@ -234,5 +234,48 @@ TEST(message_json_decode, string_content_decodes_as_text_and_missing_parts_stay_
   EXPECT_EQ(m->route, route{});
 }
 
+TEST(message_json_decode, nesting_limit_is_128_levels_inside_the_message) {
+  const auto nested = [](int levels) {
+    return R"({"content":)" + std::string(static_cast<std::size_t>(levels), '[') + "1" +
+           std::string(static_cast<std::size_t>(levels), ']') + "}";
+  };
+  EXPECT_TRUE(from_json(nested(127)));
+  expect_rejected(nested(128), "nested");
+  // Also where the value is ignored: the limit protects the parser, not only the content.
+  expect_rejected(R"({"unknown":)" + std::string(200, '[') + std::string(200, ']') + "}", "nested");
+}
+
+TEST(message_json_decode, a_repeated_key_counts_by_its_last_occurrence) {
+  const auto m = from_json(R"({"header":{"msg_id":5},"header":{"msg_id":"a","msg_id":"b"},)"
+                           R"("route":{"source":"s","group":"g"},"route":{"source":"t"},)"
+                           R"("content":[1],"content":"x"})");
+  ASSERT_TRUE(m) << m.error().reason;
+  EXPECT_EQ(m->header.id, "b");
+  EXPECT_EQ(m->route.source, "t");
+  EXPECT_EQ(m->route.group, "") << "a later route object replaces the earlier one whole";
+  EXPECT_EQ(m->content.type(), content::kind::text);
+  EXPECT_EQ(m->content.bytes(), "x");
+  const auto cleared = from_json(R"({"header":{"msg_id":"a"},"header":null})");
+  ASSERT_TRUE(cleared);
+  EXPECT_EQ(cleared->header, header{});
+}
+
+TEST(message_json_decode, the_first_error_in_field_order_is_reported) {
+  // Route comes first in the document, yet header is checked first; within header, msg_id
+  // before sync.
+  expect_rejected(R"({"route":{"source":1},"header":{"sync":"x","msg_id":1}})", "header.msg_id");
+  // A syntax error anywhere wins over a field of the wrong type before it.
+  expect_rejected(R"({"header":{"msg_id":1}} trailing)", "not a valid JSON");
+}
+
+TEST(message_json_decode, object_and_array_content_is_kept_whole) {
+  const auto m =
+      from_json(R"({"content":{"b":[1,{"c":null}],"a":"x","n":-2.5,"u":18446744073709551615}})");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(
+      m->content.json_value(),
+      nlohmann::json::parse(R"({"a":"x","b":[1,{"c":null}],"n":-2.5,"u":18446744073709551615})"));
+}
+
 }  // namespace
 }  // namespace ebus::bus

@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   clang clang-format clang-tidy libclang-rt-14-dev
   # libraries
-  libasio-dev libexpected-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev
+  libasio-dev libexpected-dev nlohmann-json3-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev
   libcli11-dev libsqlite3-dev libssl-dev libmosquitto-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # test and comparison peers

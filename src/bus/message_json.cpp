@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <simdjson.h>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -394,6 +395,154 @@ class envelope_reader {
   std::string pending_key_;
 };
 
+// --- the fast path: simdjson ---------------------------------------------------------------
+//
+// simdjson parses a whole message in one pass without an allocation per value. It decides only
+// well-formed messages: anything it refuses, and any field of the wrong type, goes to
+// envelope_reader, which gives the reason (and handles what simdjson refuses but JSON allows,
+// such as integers beyond 64 bits). Both give the same message for the same text.
+
+// Containers simdjson may open; a deeper document goes to envelope_reader, which applies the
+// exact limit.
+constexpr std::size_t fast_path_depth = max_json_depth;
+// A parser keeps buffers as large as the largest message it has parsed: drop them after one
+// this large instead of holding them for the life of the thread.
+constexpr std::size_t fast_path_keep_bytes = std::size_t{1} << 20;
+
+// A parser with the depth limit; when it cannot allocate, it keeps another limit and
+// fast_decode() leaves every message to envelope_reader.
+simdjson::dom::parser new_parser() {
+  simdjson::dom::parser p;
+  const auto allocated = p.allocate(4096, fast_path_depth);
+  static_cast<void>(allocated);
+  return p;
+}
+
+simdjson::dom::parser& thread_parser() {
+  thread_local simdjson::dom::parser parser = new_parser();
+  return parser;
+}
+
+nlohmann::json to_nlohmann(simdjson::dom::element e) {
+  using simdjson::dom::element_type;
+  switch (e.type()) {
+    case element_type::OBJECT: {
+      auto out = nlohmann::json::object();
+      for (auto field : simdjson::dom::object(e)) {
+        out[std::string(field.key)] = to_nlohmann(field.value);  // a repeated key: the last wins
+      }
+      return out;
+    }
+    case element_type::ARRAY: {
+      auto out = nlohmann::json::array();
+      for (auto item : simdjson::dom::array(e))
+        out.push_back(to_nlohmann(item));
+      return out;
+    }
+    case element_type::STRING:
+      return std::string(std::string_view(e));
+    case element_type::INT64: {
+      // nlohmann types a non-negative integer as unsigned; keep the two decoders alike.
+      const auto v = std::int64_t(e);
+      if (v >= 0) return static_cast<std::uint64_t>(v);
+      return v;
+    }
+    case element_type::UINT64:
+      return std::uint64_t(e);
+    case element_type::DOUBLE:
+      return double(e);
+    case element_type::BOOL:
+      return bool(e);
+    case element_type::NULL_VALUE:
+      return nullptr;
+  }
+  return nullptr;
+}
+
+// The last occurrence of each named member of `obj`; members not named are ignored.
+template <std::size_t N>
+std::array<std::optional<simdjson::dom::element>, N> last_members(
+    simdjson::dom::object obj, const std::array<std::string_view, N>& names) {
+  std::array<std::optional<simdjson::dom::element>, N> found{};
+  for (auto field : obj) {
+    for (std::size_t i = 0; i < N; ++i) {
+      if (field.key == names[i]) {
+        found[i] = field.value;
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+// Reads an optional string member into `out`; false when present with another type.
+bool fast_string(const std::optional<simdjson::dom::element>& e, std::string& out) {
+  if (!e || e->is_null()) return true;
+  std::string_view v;
+  if (e->get_string().get(v) != simdjson::SUCCESS) return false;
+  out.assign(v);
+  return true;
+}
+
+// The message, or nullopt when envelope_reader must decide (refused text, wrong types, depth).
+std::optional<message> fast_decode(std::string_view text) {
+  auto& parser = thread_parser();
+  if (parser.max_depth() != fast_path_depth) return std::nullopt;
+  simdjson::dom::element root;
+  const auto parsed = parser.parse(text.data(), text.size()).get(root);
+  if (text.size() > fast_path_keep_bytes) {
+    parser = new_parser();
+  }
+  // `root` points into the parser's buffers; after the reset above only the error is used.
+  if (parsed != simdjson::SUCCESS || text.size() > fast_path_keep_bytes) return std::nullopt;
+  simdjson::dom::object doc;
+  if (root.get_object().get(doc) != simdjson::SUCCESS) return std::nullopt;
+
+  static constexpr std::array<std::string_view, 3> sections{"header", "route", "content"};
+  static constexpr std::array<std::string_view, 6> header_fields{
+      "msg_id", "parent_msg_id", "resourceversion", "type", "timestamp", "sync"};
+  static constexpr std::array<std::string_view, 5> route_fields{"source", "destination", "group",
+                                                                "operation", "resource"};
+  const auto [h, r, c] = last_members(doc, sections);
+  message m;
+  if (h && !h->is_null()) {
+    simdjson::dom::object obj;
+    if (h->get_object().get(obj) != simdjson::SUCCESS) return std::nullopt;
+    const auto f = last_members(obj, header_fields);
+    if (!fast_string(f[0], m.header.id) || !fast_string(f[1], m.header.parent_id) ||
+        !fast_string(f[2], m.header.resource_version) || !fast_string(f[3], m.header.type)) {
+      return std::nullopt;
+    }
+    if (f[4] && !f[4]->is_null()) {
+      // UINT64 only holds values beyond INT64_MAX: out of range, which the reader reports.
+      if (f[4]->type() != simdjson::dom::element_type::INT64) return std::nullopt;
+      m.header.timestamp = std::int64_t(*f[4]);
+    }
+    if (f[5] && !f[5]->is_null()) {
+      if (f[5]->get_bool().get(m.header.sync) != simdjson::SUCCESS) return std::nullopt;
+    }
+  }
+  if (r && !r->is_null()) {
+    simdjson::dom::object obj;
+    if (r->get_object().get(obj) != simdjson::SUCCESS) return std::nullopt;
+    const auto f = last_members(obj, route_fields);
+    if (!fast_string(f[0], m.route.source) || !fast_string(f[1], m.route.destination) ||
+        !fast_string(f[2], m.route.group) || !fast_string(f[3], m.route.operation) ||
+        !fast_string(f[4], m.route.resource)) {
+      return std::nullopt;
+    }
+  }
+  if (c) {
+    std::string_view s;
+    if (c->get_string().get(s) == simdjson::SUCCESS) {
+      m.content = content::text(std::string(s));
+    } else {
+      m.content = content::json(to_nlohmann(*c));
+    }
+  }
+  return m;
+}
+
 void append_base64_with(std::string& out, std::string_view bytes, const char* alphabet) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   const std::size_t n = bytes.size();
@@ -582,6 +731,7 @@ std::string to_json(const message& m) {
 }
 
 expected<message, decode_error> from_json(std::string_view text) {
+  if (auto m = fast_decode(text)) return std::move(*m);
   envelope_reader reader;
   const bool parsed = nlohmann::json::sax_parse(text, &reader);
   if (reader.too_deep()) return fail(invalid("content nested deeper than the limit"));

@@ -405,9 +405,10 @@ class envelope_reader {
 // Containers simdjson may open; a deeper document goes to envelope_reader, which applies the
 // exact limit.
 constexpr std::size_t fast_path_depth = max_json_depth;
-// A parser keeps buffers as large as the largest message it has parsed: drop them after one
-// this large instead of holding them for the life of the thread.
-constexpr std::size_t fast_path_keep_bytes = std::size_t{1} << 20;
+// A parser keeps buffers several times as large as the largest message it has parsed. The
+// thread's parser serves messages up to this size; a larger one gets a parser of its own, freed
+// with it, so that one large message does not hold megabytes for the life of the thread.
+constexpr std::size_t thread_parser_max_bytes = std::size_t{256} * 1024;
 
 // A parser with the depth limit; when it cannot allocate, it keeps another limit and
 // fast_decode() leaves every message to envelope_reader.
@@ -485,16 +486,10 @@ bool fast_string(const std::optional<simdjson::dom::element>& e, std::string& ou
 }
 
 // The message, or nullopt when envelope_reader must decide (refused text, wrong types, depth).
-std::optional<message> fast_decode(std::string_view text) {
-  auto& parser = thread_parser();
+std::optional<message> fast_decode(simdjson::dom::parser& parser, std::string_view text) {
   if (parser.max_depth() != fast_path_depth) return std::nullopt;
   simdjson::dom::element root;
-  const auto parsed = parser.parse(text.data(), text.size()).get(root);
-  if (text.size() > fast_path_keep_bytes) {
-    parser = new_parser();
-  }
-  // `root` points into the parser's buffers; after the reset above only the error is used.
-  if (parsed != simdjson::SUCCESS || text.size() > fast_path_keep_bytes) return std::nullopt;
+  if (parser.parse(text.data(), text.size()).get(root) != simdjson::SUCCESS) return std::nullopt;
   simdjson::dom::object doc;
   if (root.get_object().get(doc) != simdjson::SUCCESS) return std::nullopt;
 
@@ -731,7 +726,14 @@ std::string to_json(const message& m) {
 }
 
 expected<message, decode_error> from_json(std::string_view text) {
-  if (auto m = fast_decode(text)) return std::move(*m);
+  std::optional<message> fast;
+  if (text.size() <= thread_parser_max_bytes) {
+    fast = fast_decode(thread_parser(), text);
+  } else {
+    simdjson::dom::parser own = new_parser();
+    fast = fast_decode(own, text);
+  }
+  if (fast) return std::move(*fast);
   envelope_reader reader;
   const bool parsed = nlohmann::json::sax_parse(text, &reader);
   if (reader.too_deep()) return fail(invalid("content nested deeper than the limit"));

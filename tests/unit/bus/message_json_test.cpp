@@ -277,5 +277,16 @@ TEST(message_json_decode, object_and_array_content_is_kept_whole) {
       nlohmann::json::parse(R"({"a":"x","b":[1,{"c":null}],"n":-2.5,"u":18446744073709551615})"));
 }
 
+TEST(message_json_decode, large_messages_decode_like_small_ones) {
+  for (const std::size_t size : {std::size_t{100}, std::size_t{300} * 1024, std::size_t{100}}) {
+    auto m = new_message();
+    build_router(m, "bus", "user", "r", "publish");
+    m.content = content::json(nlohmann::json{{"blob", std::string(size, 'b')}, {"n", 1}});
+    const auto decoded = from_json(to_json(m));
+    ASSERT_TRUE(decoded) << decoded.error().reason;
+    EXPECT_EQ(*decoded, m) << size;
+  }
+}
+
 }  // namespace
 }  // namespace ebus::bus

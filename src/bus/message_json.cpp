@@ -726,10 +726,12 @@ std::string to_json(const message& m) {
 }
 
 expected<message, decode_error> from_json(std::string_view text) {
+  // An empty text is left to the reader, which refuses it: simdjson would copy from its data
+  // pointer, which may be null.
   std::optional<message> fast;
-  if (text.size() <= thread_parser_max_bytes) {
+  if (!text.empty() && text.size() <= thread_parser_max_bytes) {
     fast = fast_decode(thread_parser(), text);
-  } else {
+  } else if (!text.empty()) {
     simdjson::dom::parser own = new_parser();
     fast = fast_decode(own, text);
   }

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <optional>
 #include <simdjson.h>
-#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -117,293 +116,28 @@ decode_error invalid(std::string reason) {
   return {make_error_code(bus_errc::invalid_message), std::move(reason)};
 }
 
-// Decodes a beehive message from the parser's events, with no document tree for the envelope:
-// only a content that is an object or an array is built as a JSON value. The result is what
-// decoding a whole tree and then reading its fields gives: a repeated key counts by its last
-// occurrence, and the reported error is the first in field order (header, its fields, route,
-// its fields), not in document order.
-class envelope_reader {
- public:
-  using json = nlohmann::json;
-
-  bool null() { return value(json()); }
-  bool boolean(bool v) { return value(json(v)); }
-  bool number_integer(json::number_integer_t v) { return value(json(v)); }
-  bool number_unsigned(json::number_unsigned_t v) { return value(json(v)); }
-  bool number_float(json::number_float_t v, const std::string& /*text*/) { return value(json(v)); }
-  bool string(std::string& v) {
-    // The common case, a header or route string, goes straight into the message.
-    if (depth_ == 2 && in_section_object_ && !building_content()) {
-      if (field_ == no_field) return true;
-      field_error_[field_] = problem::none;
-      if (std::string* out = string_field(field_)) {
-        *out = std::move(v);
-      } else {
-        field_error_[field_] = problem::wrong_type;  // timestamp or sync
-      }
-      return true;
-    }
-    return value(json(std::move(v)));
-  }
-  bool binary(json::binary_t& /*v*/) { return value(json()); }  // never produced by JSON text
-
-  bool start_object(std::size_t /*elements*/) { return open(json::value_t::object); }
-  bool start_array(std::size_t /*elements*/) { return open(json::value_t::array); }
-  bool end_object() { return close(); }
-  bool end_array() { return close(); }
-
-  bool key(std::string& k) {
-    if (depth_ > max_json_depth) return deeper_than_the_limit();
-    if (building_content()) {
-      pending_key_ = std::move(k);
-    } else if (depth_ == 1) {
-      section_ = k == "header"    ? section::header
-                 : k == "route"   ? section::route
-                 : k == "content" ? section::content
-                                  : section::other;
-      in_section_object_ = false;
-    } else if (depth_ == 2 && in_section_object_) {
-      field_ = field_index(k);
-    }
-    return true;
-  }
-
-  bool parse_error(std::size_t /*position*/, const std::string& /*token*/,
-                   const nlohmann::json::exception& /*e*/) {
+// Reads an optional string member; a present member of another type is an error, as in Go.
+bool read_string(const nlohmann::json& obj, const char* key, std::string& out, std::string& err,
+                 std::string_view where) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return true;
+  if (!it->is_string()) {
+    err = std::string(where) + "." + key + ": expected a string";
     return false;
   }
-
-  [[nodiscard]] bool too_deep() const noexcept { return too_deep_; }
-
-  // The reason of the first failing check in field order; nullopt when the message is valid.
-  [[nodiscard]] std::optional<std::string> first_error() const {
-    if (root_not_object_) return "message: expected a JSON object";
-    if (section_error_[0]) return "header: expected an object";
-    for (std::size_t i = 0; i < route_first; ++i) {
-      if (field_error_[i] != problem::none) return reason(i);
-    }
-    if (section_error_[1]) return "route: expected an object";
-    for (std::size_t i = route_first; i < field_count; ++i) {
-      if (field_error_[i] != problem::none) return reason(i);
-    }
-    return std::nullopt;
-  }
-
-  message take() {
-    if (content_set_) m_.content = content::json(std::move(content_));
-    return std::move(m_);
-  }
-
- private:
-  enum class section : std::uint8_t { none, header, route, content, other };
-  enum class problem : std::uint8_t { none, wrong_type, out_of_range };
-
-  // Header fields, then route fields, each in the order the checks report them.
-  static constexpr std::array<const char*, 11> field_names{
-      "msg_id", "parent_msg_id", "resourceversion", "type",      "timestamp", "sync",
-      "source", "destination",   "group",           "operation", "resource"};
-  static constexpr std::size_t timestamp_field = 4;
-  static constexpr std::size_t sync_field = 5;
-  static constexpr std::size_t route_first = 6;
-  static constexpr std::size_t field_count = field_names.size();
-  static constexpr std::size_t no_field = field_count;
-
-  [[nodiscard]] std::size_t field_index(std::string_view k) const {
-    const std::size_t begin = section_ == section::header ? 0 : route_first;
-    const std::size_t end = section_ == section::header ? route_first : field_count;
-    for (std::size_t i = begin; i < end; ++i) {
-      if (k == field_names[i]) return i;
-    }
-    return no_field;
-  }
-
-  [[nodiscard]] std::string reason(std::size_t i) const {
-    const std::string name = std::string(i < route_first ? "header." : "route.") + field_names[i];
-    if (field_error_[i] == problem::out_of_range) return name + ": out of range";
-    if (i == timestamp_field) return name + ": expected an integer (milliseconds)";
-    if (i == sync_field) return name + ": expected a boolean";
-    return name + ": expected a string";
-  }
-
-  [[nodiscard]] bool building_content() const noexcept { return !content_stack_.empty(); }
-
-  bool deeper_than_the_limit() {
-    too_deep_ = true;  // bounded so that encoding a decoded message can never exhaust the stack
-    return false;
-  }
-
-  std::string* string_field(std::size_t i) {
-    switch (i) {
-      case 0:
-        return &m_.header.id;
-      case 1:
-        return &m_.header.parent_id;
-      case 2:
-        return &m_.header.resource_version;
-      case 3:
-        return &m_.header.type;
-      case 6:
-        return &m_.route.source;
-      case 7:
-        return &m_.route.destination;
-      case 8:
-        return &m_.route.group;
-      case 9:
-        return &m_.route.operation;
-      case 10:
-        return &m_.route.resource;
-      default:
-        return nullptr;
-    }
-  }
-
-  // A header or route field's value; a repeated key replaces what an earlier one set or broke.
-  void set_field(std::size_t i, json&& v) {
-    if (i == no_field) return;
-    field_error_[i] = problem::none;
-    if (i == timestamp_field) {
-      m_.header.timestamp = 0;
-      if (v.is_null()) return;
-      if (!v.is_number_integer()) {
-        field_error_[i] = problem::wrong_type;
-      } else if (v.is_number_unsigned() && v.get<std::uint64_t>() > INT64_MAX) {
-        field_error_[i] = problem::out_of_range;
-      } else {
-        m_.header.timestamp = v.get<std::int64_t>();
-      }
-      return;
-    }
-    if (i == sync_field) {
-      m_.header.sync = false;
-      if (v.is_null()) return;
-      if (v.is_boolean()) {
-        m_.header.sync = v.get<bool>();
-      } else {
-        field_error_[i] = problem::wrong_type;
-      }
-      return;
-    }
-    std::string& out = *string_field(i);
-    out.clear();
-    if (v.is_null()) return;
-    if (v.is_string()) {
-      out = std::move(v.get_ref<std::string&>());
-    } else {
-      field_error_[i] = problem::wrong_type;
-    }
-  }
-
-  // The value of a top-level key: header and route must be objects (or null), content is any.
-  void set_section(json&& v) {
-    switch (section_) {
-      case section::header:
-      case section::route:
-        reset_section(v.is_null() ? problem::none : problem::wrong_type);
-        break;
-      case section::content:
-        content_ = std::move(v);
-        content_set_ = true;
-        break;
-      default:
-        break;
-    }
-  }
-
-  // A new value for header or route replaces an earlier one whole, its fields and their errors.
-  void reset_section(problem p) {
-    const bool header = section_ == section::header;
-    if (header) {
-      m_.header = {};
-    } else {
-      m_.route = {};
-    }
-    section_error_[header ? 0 : 1] = p != problem::none;
-    const std::size_t begin = header ? 0 : route_first;
-    const std::size_t end = header ? route_first : field_count;
-    for (std::size_t i = begin; i < end; ++i)
-      field_error_[i] = problem::none;
-  }
-
-  // Places a value (scalar, or a container being opened) in the content being built.
-  json* add_to_content(json&& v) {
-    json& parent = *content_stack_.back();
-    if (parent.is_array()) {
-      parent.push_back(std::move(v));
-      return &parent.back();
-    }
-    json& slot = parent[pending_key_];
-    slot = std::move(v);
-    return &slot;
-  }
-
-  bool value(json&& v) {
-    if (depth_ > max_json_depth) return deeper_than_the_limit();
-    if (building_content()) {
-      add_to_content(std::move(v));
-    } else if (depth_ == 0) {
-      root_not_object_ = true;
-    } else if (depth_ == 1) {
-      set_section(std::move(v));
-    } else if (depth_ == 2 && in_section_object_) {
-      set_field(field_, std::move(v));
-    }
-    return true;
-  }
-
-  bool open(json::value_t type) {
-    if (depth_ > max_json_depth) return deeper_than_the_limit();
-    if (building_content()) {
-      content_stack_.push_back(add_to_content(json(type)));
-    } else if (depth_ == 0) {
-      if (type != json::value_t::object) root_not_object_ = true;
-    } else if (depth_ == 1) {
-      if (section_ == section::content) {
-        content_ = json(type);
-        content_set_ = true;
-        content_stack_.push_back(&content_);
-      } else if (section_ == section::header || section_ == section::route) {
-        const bool object = type == json::value_t::object;
-        reset_section(object ? problem::none : problem::wrong_type);
-        in_section_object_ = object;
-      }
-    } else if (depth_ == 2 && in_section_object_ && field_ != no_field) {
-      field_error_[field_] = problem::wrong_type;  // a field is never an object or an array
-    }
-    ++depth_;
-    return true;
-  }
-
-  bool close() {
-    --depth_;
-    if (building_content()) content_stack_.pop_back();
-    if (depth_ == 1) in_section_object_ = false;
-    return true;
-  }
-
-  message m_;
-  std::size_t depth_ = 0;  // containers open
-  section section_ = section::none;
-  bool in_section_object_ = false;
-  std::size_t field_ = no_field;
-  std::array<problem, field_count> field_error_{};
-  std::array<bool, 2> section_error_{};  // header, route
-  bool root_not_object_ = false;
-  bool too_deep_ = false;
-  json content_;
-  bool content_set_ = false;
-  std::vector<json*> content_stack_;
-  std::string pending_key_;
-};
+  out = it->get<std::string>();
+  return true;
+}
 
 // --- the fast path: simdjson ---------------------------------------------------------------
 //
 // simdjson parses a whole message in one pass without an allocation per value. It decides only
 // well-formed messages: anything it refuses, and any field of the wrong type, goes to
-// envelope_reader, which gives the reason (and handles what simdjson refuses but JSON allows,
+// decode_json_tree(), which gives the reason (and handles what simdjson refuses but JSON allows,
 // such as integers beyond 64 bits). Both give the same message for the same text.
 
-// Containers simdjson may open; a deeper document goes to envelope_reader, which applies the
-// exact limit.
+// Containers simdjson may open; a deeper document goes to decode_json_tree(), which applies
+// the exact limit.
 constexpr std::size_t fast_path_depth = max_json_depth;
 // A parser keeps buffers several times as large as the largest message it has parsed. The
 // thread's parser serves messages up to this size; a larger one gets a parser of its own, freed
@@ -411,7 +145,7 @@ constexpr std::size_t fast_path_depth = max_json_depth;
 constexpr std::size_t thread_parser_max_bytes = std::size_t{256} * 1024;
 
 // A parser with the depth limit; when it cannot allocate, it keeps another limit and
-// fast_decode() leaves every message to envelope_reader.
+// fast_decode() leaves every message to decode_json_tree().
 simdjson::dom::parser new_parser() {
   simdjson::dom::parser p;
   const auto allocated = p.allocate(4096, fast_path_depth);
@@ -485,7 +219,7 @@ bool fast_string(const std::optional<simdjson::dom::element>& e, std::string& ou
   return true;
 }
 
-// The message, or nullopt when envelope_reader must decide (refused text, wrong types, depth).
+// The message, or nullopt when decode_json_tree() must decide (refused text, wrong types, depth).
 std::optional<message> fast_decode(simdjson::dom::parser& parser, std::string_view text) {
   if (parser.max_depth() != fast_path_depth) return std::nullopt;
   simdjson::dom::element root;
@@ -725,6 +459,60 @@ std::string to_json(const message& m) {
   return out;
 }
 
+expected<message, decode_error> decode_json_tree(std::string_view text) {
+  // Nesting is bounded so that encoding a decoded message can never exhaust the stack.
+  bool too_deep = false;
+  auto doc = nlohmann::json::parse(
+      text,
+      [&too_deep](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+        if (depth > max_json_depth) too_deep = true;
+        return !too_deep;
+      },
+      /*allow_exceptions=*/false);
+  if (too_deep) return fail(invalid("content nested deeper than the limit"));
+  if (doc.is_discarded()) return fail(invalid("not a valid JSON document"));
+  if (!doc.is_object()) return fail(invalid("message: expected a JSON object"));
+
+  message m;
+  std::string err;
+  if (const auto h = doc.find("header"); h != doc.end() && !h->is_null()) {
+    if (!h->is_object()) return fail(invalid("header: expected an object"));
+    if (!read_string(*h, "msg_id", m.header.id, err, "header") ||
+        !read_string(*h, "parent_msg_id", m.header.parent_id, err, "header") ||
+        !read_string(*h, "resourceversion", m.header.resource_version, err, "header") ||
+        !read_string(*h, "type", m.header.type, err, "header")) {
+      return fail(invalid(err));
+    }
+    if (const auto ts = h->find("timestamp"); ts != h->end() && !ts->is_null()) {
+      if (!ts->is_number_integer()) {
+        return fail(invalid("header.timestamp: expected an integer (milliseconds)"));
+      }
+      if (ts->is_number_unsigned() && ts->get<std::uint64_t>() > INT64_MAX) {
+        return fail(invalid("header.timestamp: out of range"));
+      }
+      m.header.timestamp = ts->get<std::int64_t>();
+    }
+    if (const auto s = h->find("sync"); s != h->end() && !s->is_null()) {
+      if (!s->is_boolean()) return fail(invalid("header.sync: expected a boolean"));
+      m.header.sync = s->get<bool>();
+    }
+  }
+  if (const auto r = doc.find("route"); r != doc.end() && !r->is_null()) {
+    if (!r->is_object()) return fail(invalid("route: expected an object"));
+    if (!read_string(*r, "source", m.route.source, err, "route") ||
+        !read_string(*r, "destination", m.route.destination, err, "route") ||
+        !read_string(*r, "group", m.route.group, err, "route") ||
+        !read_string(*r, "operation", m.route.operation, err, "route") ||
+        !read_string(*r, "resource", m.route.resource, err, "route")) {
+      return fail(invalid(err));
+    }
+  }
+  if (const auto c = doc.find("content"); c != doc.end()) {
+    m.content = content::json(std::move(*c));
+  }
+  return m;
+}
+
 expected<message, decode_error> from_json(std::string_view text) {
   // An empty text is left to the reader, which refuses it: simdjson would copy from its data
   // pointer, which may be null.
@@ -736,12 +524,7 @@ expected<message, decode_error> from_json(std::string_view text) {
     fast = fast_decode(own, text);
   }
   if (fast) return std::move(*fast);
-  envelope_reader reader;
-  const bool parsed = nlohmann::json::sax_parse(text, &reader);
-  if (reader.too_deep()) return fail(invalid("content nested deeper than the limit"));
-  if (!parsed) return fail(invalid("not a valid JSON document"));
-  if (auto reason = reader.first_error()) return fail(invalid(std::move(*reason)));
-  return reader.take();
+  return decode_json_tree(text);
 }
 
 }  // namespace ebus::bus

@@ -29,6 +29,11 @@ void encode_json(const message& m, std::string& out);
 /// a JSON string content becomes text. Never throws.
 [[nodiscard]] expected<message, decode_error> from_json(std::string_view text);
 
+/// The same decoding over a whole nlohmann document: slower, and the reference for every input.
+/// from_json() uses it for what simdjson refuses and for the reason of every refusal; the fuzz
+/// target checks that the two always agree.
+[[nodiscard]] expected<message, decode_error> decode_json_tree(std::string_view text);
+
 /// Appends `s` as a JSON string literal with Go's escaping rules.
 void append_go_string(std::string& out, std::string_view s);
 

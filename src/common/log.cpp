@@ -23,6 +23,47 @@ std::mutex& registry_mutex() {
 
 }  // namespace
 
+std::string escape(std::string_view text, std::size_t max_bytes) {
+  static constexpr char hex[] = "0123456789abcdef";
+  const std::string_view shown = text.substr(0, max_bytes);
+  std::string out;
+  out.reserve(shown.size() + 16);
+  for (const char ch : shown) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      default:
+        if (c < 0x20 || c >= 0x7f) {
+          out += "\\x";
+          out += hex[c >> 4];
+          out += hex[c & 0xf];
+        } else {
+          out += ch;
+        }
+    }
+  }
+  if (shown.size() < text.size()) {
+    out += "...(";
+    out += std::to_string(text.size());
+    out += " bytes)";
+  }
+  return out;
+}
+
 std::shared_ptr<spdlog::logger> get(std::string_view subsystem) {
   const std::string name(subsystem);
   std::lock_guard lock(registry_mutex());

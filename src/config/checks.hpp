@@ -40,6 +40,31 @@ inline constexpr const char* module_socket_max_connections =
 inline constexpr const char* module_socket_max_message_bytes =
     "modules.eventBus.moduleSocketMaxMessageBytes";
 inline constexpr const char* group_backlog_size = "modules.eventBus.groupBacklogSize";
+inline constexpr const char* max_memory_bytes = "modules.eventBus.maxMemoryBytes";
+inline constexpr const char* session_queue_bytes = "modules.eventBus.mqttSessionQueueBytes";
+inline constexpr const char* slow_subscriber_timeout =
+    "modules.eventBus.mqttSlowSubscriberTimeoutMilliseconds";
+inline constexpr const char* packet_timeout = "modules.eventBus.mqttPacketTimeoutSeconds";
+inline constexpr const char* max_retained_messages = "modules.eventBus.mqttMaxRetainedMessages";
+inline constexpr const char* max_retained_bytes = "modules.eventBus.mqttMaxRetainedBytes";
+inline constexpr const char* max_subscriptions_per_client =
+    "modules.eventBus.mqttMaxSubscriptionsPerClient";
+inline constexpr const char* max_topic_length = "modules.eventBus.mqttMaxTopicLength";
+inline constexpr const char* max_topic_levels = "modules.eventBus.mqttMaxTopicLevels";
+inline constexpr const char* max_persistent_sessions = "modules.eventBus.mqttMaxPersistentSessions";
+inline constexpr const char* session_expiry = "modules.eventBus.mqttSessionExpirySeconds";
+inline constexpr const char* external_buffer_bytes = "modules.eventBus.mqttExternalBufferBytes";
+inline constexpr const char* module_inbox_bytes = "modules.eventBus.moduleInboxBytes";
+inline constexpr const char* group_backlog_bytes = "modules.eventBus.groupBacklogBytes";
+inline constexpr const char* module_socket_outbound_bytes =
+    "modules.eventBus.moduleSocketOutboundBytes";
+inline constexpr const char* max_runtime_subscriptions = "modules.eventBus.maxRuntimeSubscriptions";
+inline constexpr const char* max_runtime_subscription_bytes =
+    "modules.eventBus.maxRuntimeSubscriptionBytes";
+inline constexpr const char* store_queue_size = "modules.eventBus.storeQueueSize";
+inline constexpr const char* store_queue_bytes = "modules.eventBus.storeQueueBytes";
+inline constexpr const char* store_shutdown_timeout =
+    "modules.eventBus.storeShutdownTimeoutSeconds";
 inline constexpr const char* node_name = "modules.edged.hostnameOverride";
 inline constexpr const char* data_source = "database.dataSource";
 }  // namespace key

@@ -66,9 +66,38 @@ struct eventbus_config {
   /// moduleSocketMaxConnections: both sockets together.
   std::size_t module_socket_max_connections = 64;
   /// moduleSocketMaxMessageBytes: the largest message accepted or sent on them.
-  std::size_t module_socket_max_message_bytes = std::size_t{4} * 1024 * 1024;
+  /// Default: what the largest MQTT message needs once encoded (6 bytes per payload byte in the
+  /// worst case, `\u00XX`), plus the envelope.
+  std::size_t module_socket_max_message_bytes = std::size_t{8} * 1024 * 1024;
   /// groupBacklogSize: messages kept per declared group while it has no member; 0: none.
   std::size_t group_backlog_size = 1000;
+
+  // Memory bounds and flow control (docs/BROKER.md, docs/CONFIG.md "Limits").
+  /// maxMemoryBytes: everything clients and modules can make the daemon hold; 0: unlimited.
+  std::size_t max_memory_bytes = std::size_t{256} * 1024 * 1024;
+  std::size_t session_queue_bytes = std::size_t{16} * 1024 * 1024;  ///< mqttSessionQueueBytes
+  /// mqttSlowSubscriberTimeoutMilliseconds
+  std::chrono::milliseconds slow_subscriber_timeout{2000};
+  std::chrono::milliseconds packet_timeout{30000};                 ///< mqttPacketTimeoutSeconds
+  std::size_t max_retained_messages = 10000;                       ///< mqttMaxRetainedMessages
+  std::size_t max_retained_bytes = std::size_t{64} * 1024 * 1024;  ///< mqttMaxRetainedBytes
+  std::size_t max_subscriptions_per_client = 1000;  ///< mqttMaxSubscriptionsPerClient
+  std::size_t max_topic_length = 4096;              ///< mqttMaxTopicLength
+  std::size_t max_topic_levels = 128;               ///< mqttMaxTopicLevels
+  std::size_t max_persistent_sessions = 10000;      ///< mqttMaxPersistentSessions
+  std::chrono::seconds session_expiry{86400};       ///< mqttSessionExpirySeconds (0: never)
+  /// mqttExternalBufferBytes: byte bound of the external buffer.
+  std::size_t external_buffer_bytes = std::size_t{16} * 1024 * 1024;
+  std::size_t module_inbox_bytes = std::size_t{16} * 1024 * 1024;   ///< moduleInboxBytes
+  std::size_t group_backlog_bytes = std::size_t{32} * 1024 * 1024;  ///< groupBacklogBytes
+  /// moduleSocketOutboundBytes: per connection, messages waiting to be written.
+  std::size_t module_socket_outbound_bytes = std::size_t{16} * 1024 * 1024;
+  std::size_t max_runtime_subscriptions = 10000;  ///< maxRuntimeSubscriptions
+  /// maxRuntimeSubscriptionBytes: topic bytes of all run-time subscriptions together.
+  std::size_t max_runtime_subscription_bytes = std::size_t{1024} * 1024;
+  std::size_t store_queue_size = 10000;                          ///< storeQueueSize
+  std::size_t store_queue_bytes = std::size_t{4} * 1024 * 1024;  ///< storeQueueBytes
+  std::chrono::milliseconds store_shutdown_timeout{5000};        ///< storeShutdownTimeoutSeconds
 
   friend bool operator==(const eventbus_config&, const eventbus_config&) = default;
 };

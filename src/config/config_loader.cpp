@@ -171,6 +171,7 @@ class loader {
   void old_edgehub(const YAML::Node& map, const std::string& path);
   void eventbus(const YAML::Node& map, const std::string& path);
   void tls(const YAML::Node& map, const std::string& path);
+  void limits(const section& s);
   void finish();
 
   bool in_old_layout_ = false;
@@ -407,6 +408,26 @@ void loader::eventbus(const YAML::Node& map, const std::string& path) {
       "moduleSocketMaxConnections",
       "moduleSocketMaxMessageBytes",
       "groupBacklogSize",
+      "maxMemoryBytes",
+      "mqttSessionQueueBytes",
+      "mqttSlowSubscriberTimeoutMilliseconds",
+      "mqttPacketTimeoutSeconds",
+      "mqttMaxRetainedMessages",
+      "mqttMaxRetainedBytes",
+      "mqttMaxSubscriptionsPerClient",
+      "mqttMaxTopicLength",
+      "mqttMaxTopicLevels",
+      "mqttMaxPersistentSessions",
+      "mqttSessionExpirySeconds",
+      "mqttExternalBufferBytes",
+      "moduleInboxBytes",
+      "groupBacklogBytes",
+      "moduleSocketOutboundBytes",
+      "maxRuntimeSubscriptions",
+      "maxRuntimeSubscriptionBytes",
+      "storeQueueSize",
+      "storeQueueBytes",
+      "storeShutdownTimeoutSeconds",
   };
   const section s = pick(map, path, names, true);
   auto& eb = cfg_.eventbus;
@@ -472,6 +493,56 @@ void loader::eventbus(const YAML::Node& map, const std::string& path) {
                 uint32_max, eb.module_socket_max_message_bytes);
   read_unsigned(s.get("groupBacklogSize"), key::group_backlog_size, uint32_max,
                 eb.group_backlog_size);
+  limits(s);
+}
+
+void loader::limits(const section& s) {
+  auto& eb = cfg_.eventbus;
+  const struct {
+    const char* name;
+    const char* canonical;
+    std::size_t* out;
+  } sizes[] = {
+      {"maxMemoryBytes", key::max_memory_bytes, &eb.max_memory_bytes},
+      {"mqttSessionQueueBytes", key::session_queue_bytes, &eb.session_queue_bytes},
+      {"mqttMaxRetainedMessages", key::max_retained_messages, &eb.max_retained_messages},
+      {"mqttMaxRetainedBytes", key::max_retained_bytes, &eb.max_retained_bytes},
+      {"mqttMaxSubscriptionsPerClient", key::max_subscriptions_per_client,
+       &eb.max_subscriptions_per_client},
+      {"mqttMaxTopicLength", key::max_topic_length, &eb.max_topic_length},
+      {"mqttMaxTopicLevels", key::max_topic_levels, &eb.max_topic_levels},
+      {"mqttMaxPersistentSessions", key::max_persistent_sessions, &eb.max_persistent_sessions},
+      {"mqttExternalBufferBytes", key::external_buffer_bytes, &eb.external_buffer_bytes},
+      {"moduleInboxBytes", key::module_inbox_bytes, &eb.module_inbox_bytes},
+      {"groupBacklogBytes", key::group_backlog_bytes, &eb.group_backlog_bytes},
+      {"moduleSocketOutboundBytes", key::module_socket_outbound_bytes,
+       &eb.module_socket_outbound_bytes},
+      {"maxRuntimeSubscriptions", key::max_runtime_subscriptions, &eb.max_runtime_subscriptions},
+      {"maxRuntimeSubscriptionBytes", key::max_runtime_subscription_bytes,
+       &eb.max_runtime_subscription_bytes},
+      {"storeQueueSize", key::store_queue_size, &eb.store_queue_size},
+      {"storeQueueBytes", key::store_queue_bytes, &eb.store_queue_bytes},
+  };
+  for (const auto& k : sizes) {
+    // Byte counts may exceed 4 GiB on a large box; counts are checked by validate().
+    read_unsigned(s.get(k.name), k.canonical, int64_max, *k.out);
+  }
+  if (const auto n = read_int(s.get("mqttSlowSubscriberTimeoutMilliseconds"), 0, uint32_max)) {
+    eb.slow_subscriber_timeout = std::chrono::milliseconds(*n);
+    set(key::slow_subscriber_timeout, *s.get("mqttSlowSubscriberTimeoutMilliseconds"));
+  }
+  if (const auto n = read_int(s.get("mqttPacketTimeoutSeconds"), 0, uint32_max)) {
+    eb.packet_timeout = std::chrono::seconds(*n);
+    set(key::packet_timeout, *s.get("mqttPacketTimeoutSeconds"));
+  }
+  if (const auto n = read_int(s.get("mqttSessionExpirySeconds"), 0, uint32_max)) {
+    eb.session_expiry = std::chrono::seconds(*n);
+    set(key::session_expiry, *s.get("mqttSessionExpirySeconds"));
+  }
+  if (const auto n = read_int(s.get("storeShutdownTimeoutSeconds"), 0, uint32_max)) {
+    eb.store_shutdown_timeout = std::chrono::seconds(*n);
+    set(key::store_shutdown_timeout, *s.get("storeShutdownTimeoutSeconds"));
+  }
 }
 
 void loader::tls(const YAML::Node& map, const std::string& path) {

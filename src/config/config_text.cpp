@@ -148,11 +148,51 @@ modules:
     moduleStreamSocket: {module_stream_socket}
     # Connections of both sockets together (at least 1).
     moduleSocketMaxConnections: {module_socket_max_connections}
-    # Largest message accepted or sent on them, in bytes (1024 to 268435455).
+    # Largest message accepted or sent on them, in bytes (1024 to 268435455; at least
+    # 6 x mqttMaxPacketSize + 64 KiB, so every MQTT message fits once encoded).
     moduleSocketMaxMessageBytes: {module_socket_max_message_bytes}
     # Messages kept for group twin or hub while no module is in it, delivered to the first one
     # that joins (0 to 1000000; 0: none kept).
     groupBacklogSize: {group_backlog_size}
+    # Limits (docs/CONFIG.md "Limits"). Everything clients and modules can make the daemon hold
+    # is charged to this budget, in bytes; at the budget new messages are refused and counted
+    # (0: unlimited).
+    maxMemoryBytes: {max_memory_bytes}
+    # Per subscriber of the embedded broker: queued bytes, the counterpart of
+    # mqttSessionQueueSize. Past either, publishers feeding it wait; past twice either, or when
+    # it is slow, mqttQueueOverflowPolicy applies.
+    mqttSessionQueueBytes: {session_queue_bytes}
+    # How long a publisher may wait for a subscriber over its limit before that subscriber
+    # counts as slow.
+    mqttSlowSubscriberTimeoutMilliseconds: {slow_subscriber_timeout}
+    # Seconds a packet has to arrive whole once its first byte is in.
+    mqttPacketTimeoutSeconds: {packet_timeout}
+    # Retained messages kept, and their bytes (topic + payload).
+    mqttMaxRetainedMessages: {max_retained_messages}
+    mqttMaxRetainedBytes: {max_retained_bytes}
+    # Subscriptions one client may hold.
+    mqttMaxSubscriptionsPerClient: {max_subscriptions_per_client}
+    # Longest topic (bytes, up to 65535) and most levels of a topic name or filter.
+    mqttMaxTopicLength: {max_topic_length}
+    mqttMaxTopicLevels: {max_topic_levels}
+    # Sessions with clean session 0 kept, and seconds an offline one is kept (0: forever).
+    mqttMaxPersistentSessions: {max_persistent_sessions}
+    mqttSessionExpirySeconds: {session_expiry}
+    # Bytes of publishes kept for the external broker while it is unreachable.
+    mqttExternalBufferBytes: {external_buffer_bytes}
+    # Bytes waiting in one module's inbox, in one group backlog, and for one module-socket
+    # connection.
+    moduleInboxBytes: {module_inbox_bytes}
+    groupBacklogBytes: {group_backlog_bytes}
+    moduleSocketOutboundBytes: {module_socket_outbound_bytes}
+    # Run-time subscriptions of the eventbus (count, and topic bytes together).
+    maxRuntimeSubscriptions: {max_runtime_subscriptions}
+    maxRuntimeSubscriptionBytes: {max_runtime_subscription_bytes}
+    # Subscription writes waiting for the database, and seconds allowed to finish them at
+    # shutdown.
+    storeQueueSize: {store_queue_size}
+    storeQueueBytes: {store_queue_bytes}
+    storeShutdownTimeoutSeconds: {store_shutdown_timeout}
 )";
 
 constexpr const char* min_template = R"(apiVersion: edgecore.config.kubeedge.io/v1alpha2
@@ -201,7 +241,29 @@ std::string render(const char* text, const daemon_config& d) {
       fmt::arg("module_stream_socket", yaml_scalar(e.module_stream_socket)),
       fmt::arg("module_socket_max_connections", e.module_socket_max_connections),
       fmt::arg("module_socket_max_message_bytes", e.module_socket_max_message_bytes),
-      fmt::arg("group_backlog_size", e.group_backlog_size));
+      fmt::arg("group_backlog_size", e.group_backlog_size),
+      fmt::arg("max_memory_bytes", e.max_memory_bytes),
+      fmt::arg("session_queue_bytes", e.session_queue_bytes),
+      fmt::arg("slow_subscriber_timeout", e.slow_subscriber_timeout.count()),
+      fmt::arg("packet_timeout",
+               std::chrono::duration_cast<std::chrono::seconds>(e.packet_timeout).count()),
+      fmt::arg("max_retained_messages", e.max_retained_messages),
+      fmt::arg("max_retained_bytes", e.max_retained_bytes),
+      fmt::arg("max_subscriptions_per_client", e.max_subscriptions_per_client),
+      fmt::arg("max_topic_length", e.max_topic_length),
+      fmt::arg("max_topic_levels", e.max_topic_levels),
+      fmt::arg("max_persistent_sessions", e.max_persistent_sessions),
+      fmt::arg("session_expiry", e.session_expiry.count()),
+      fmt::arg("external_buffer_bytes", e.external_buffer_bytes),
+      fmt::arg("module_inbox_bytes", e.module_inbox_bytes),
+      fmt::arg("group_backlog_bytes", e.group_backlog_bytes),
+      fmt::arg("module_socket_outbound_bytes", e.module_socket_outbound_bytes),
+      fmt::arg("max_runtime_subscriptions", e.max_runtime_subscriptions),
+      fmt::arg("max_runtime_subscription_bytes", e.max_runtime_subscription_bytes),
+      fmt::arg("store_queue_size", e.store_queue_size),
+      fmt::arg("store_queue_bytes", e.store_queue_bytes),
+      fmt::arg("store_shutdown_timeout",
+               std::chrono::duration_cast<std::chrono::seconds>(e.store_shutdown_timeout).count()));
 }
 
 }  // namespace

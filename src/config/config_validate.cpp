@@ -42,6 +42,13 @@ constexpr std::size_t sun_path_size = 108;
 constexpr std::size_t min_module_message_bytes = 1024;
 constexpr std::size_t max_module_message_bytes = 268435455;
 constexpr std::size_t max_group_backlog = 1000000;
+constexpr std::size_t min_memory_bytes = std::size_t{16} * 1024 * 1024;
+// Worst case of a beehive message carrying one MQTT message: every payload byte escaped as
+// \u00XX (6 bytes), the topic as well, and the envelope (ids, route, header).
+constexpr std::size_t envelope_bytes = 64 * 1024;
+std::size_t module_message_bytes_for(std::size_t max_packet_size) {
+  return 6 * max_packet_size + envelope_bytes;
+}
 
 std::string quote(std::string_view s) {
   return "'" + std::string(s) + "'";
@@ -249,6 +256,79 @@ std::vector<config_issue> validate(const daemon_config& cfg) {
         "must be between " + std::to_string(min_module_message_bytes) + " and " +
             std::to_string(max_module_message_bytes) + ", got " +
             std::to_string(e.module_socket_max_message_bytes));
+  }
+  const auto positive = [&](const char* path, std::size_t value) {
+    if (value == 0) add(path, detail::positive_message(0));
+  };
+  const bool packet_size_valid =
+      e.max_packet_size >= min_packet_size && e.max_packet_size <= max_mqtt_packet_size;
+  const bool message_bytes_valid = e.module_socket_max_message_bytes >= min_module_message_bytes &&
+                                   e.module_socket_max_message_bytes <= max_module_message_bytes;
+  if (e.enable) {
+    if (e.max_memory_bytes != 0 && e.max_memory_bytes < min_memory_bytes) {
+      add(key::max_memory_bytes, "must be 0 (unlimited) or at least " +
+                                     std::to_string(min_memory_bytes) + " (16 MiB), got " +
+                                     std::to_string(e.max_memory_bytes));
+    }
+    if (packet_size_valid && e.session_queue_bytes < e.max_packet_size) {
+      add(key::session_queue_bytes, "must be at least mqttMaxPacketSize (" +
+                                        std::to_string(e.max_packet_size) +
+                                        "), or the largest message could never be queued, got " +
+                                        std::to_string(e.session_queue_bytes));
+    }
+    if (e.slow_subscriber_timeout.count() <= 0) {
+      add(key::slow_subscriber_timeout,
+          detail::positive_message(e.slow_subscriber_timeout.count()));
+    }
+    if (e.packet_timeout.count() <= 0) {
+      add(key::packet_timeout, detail::positive_message(e.packet_timeout.count() / 1000));
+    }
+    positive(key::max_retained_messages, e.max_retained_messages);
+    if (packet_size_valid && e.max_retained_bytes < e.max_packet_size) {
+      add(key::max_retained_bytes, "must be at least mqttMaxPacketSize (" +
+                                       std::to_string(e.max_packet_size) + "), got " +
+                                       std::to_string(e.max_retained_bytes));
+    }
+    positive(key::max_subscriptions_per_client, e.max_subscriptions_per_client);
+    if (e.max_topic_length == 0 || e.max_topic_length > 65535) {
+      add(key::max_topic_length, "must be between 1 and 65535 (the MQTT limit), got " +
+                                     std::to_string(e.max_topic_length));
+    }
+    positive(key::max_topic_levels, e.max_topic_levels);
+    positive(key::max_persistent_sessions, e.max_persistent_sessions);
+    if (packet_size_valid && e.external_buffer_bytes < e.max_packet_size) {
+      add(key::external_buffer_bytes, "must be at least mqttMaxPacketSize (" +
+                                          std::to_string(e.max_packet_size) + "), got " +
+                                          std::to_string(e.external_buffer_bytes));
+    }
+    positive(key::max_runtime_subscriptions, e.max_runtime_subscriptions);
+    positive(key::max_runtime_subscription_bytes, e.max_runtime_subscription_bytes);
+    positive(key::store_queue_size, e.store_queue_size);
+    positive(key::store_queue_bytes, e.store_queue_bytes);
+    // Past about 44 MiB packets no socket limit can hold the worst case; docs/CONFIG.md says so.
+    if (packet_size_valid && message_bytes_valid &&
+        module_message_bytes_for(e.max_packet_size) <= max_module_message_bytes &&
+        e.module_socket_max_message_bytes < module_message_bytes_for(e.max_packet_size)) {
+      add(key::module_socket_max_message_bytes,
+          "must be at least " + std::to_string(module_message_bytes_for(e.max_packet_size)) +
+              " (6 x mqttMaxPacketSize + 64 KiB), so that every message the broker accepts "
+              "reaches a remote module once encoded, got " +
+              std::to_string(e.module_socket_max_message_bytes));
+    }
+  }
+  if (e.module_inbox_bytes < min_module_message_bytes) {
+    add(key::module_inbox_bytes, "must be at least " + std::to_string(min_module_message_bytes) +
+                                     ", got " + std::to_string(e.module_inbox_bytes));
+  }
+  if (e.group_backlog_bytes < min_module_message_bytes) {
+    add(key::group_backlog_bytes, "must be at least " + std::to_string(min_module_message_bytes) +
+                                      ", got " + std::to_string(e.group_backlog_bytes));
+  }
+  if (message_bytes_valid && e.module_socket_outbound_bytes < e.module_socket_max_message_bytes) {
+    add(key::module_socket_outbound_bytes, "must be at least moduleSocketMaxMessageBytes (" +
+                                               std::to_string(e.module_socket_max_message_bytes) +
+                                               "), got " +
+                                               std::to_string(e.module_socket_outbound_bytes));
   }
   if (e.group_backlog_size > max_group_backlog) {
     add(key::group_backlog_size, "must be at most " + std::to_string(max_group_backlog) +

@@ -19,8 +19,20 @@ namespace {
 
 using config::mqtt_mode;
 
-mqtt::broker::broker_options broker_options_of(const config::eventbus_config& eb) {
+mqtt::broker::broker_options broker_options_of(const config::eventbus_config& eb,
+                                               memory_budget& budget) {
   mqtt::broker::broker_options o;
+  o.budget = &budget;
+  o.session_queue_bytes = eb.session_queue_bytes;
+  o.slow_subscriber_timeout = eb.slow_subscriber_timeout;
+  o.packet_timeout = eb.packet_timeout;
+  o.max_retained_messages = eb.max_retained_messages;
+  o.max_retained_bytes = eb.max_retained_bytes;
+  o.max_subscriptions_per_client = eb.max_subscriptions_per_client;
+  o.max_topic_length = eb.max_topic_length;
+  o.max_topic_levels = eb.max_topic_levels;
+  o.max_persistent_sessions = eb.max_persistent_sessions;
+  o.session_expiry = eb.session_expiry;
   o.listen_url = eb.server_internal;
   o.max_packet_size = eb.max_packet_size;
   o.max_connections = eb.max_connections;
@@ -97,6 +109,7 @@ app::app(asio::io_context& io, config::daemon_config cfg)
     : io_(io),
       cfg_(std::move(cfg)),
       log_(log::get("daemon")),
+      budget_(std::make_unique<memory_budget>(cfg_.eventbus.max_memory_bytes)),
       clock_(std::make_unique<asio_clock>(io.get_executor())),
       bus_(std::make_unique<bus::bus>(io.get_executor(), *clock_, bus_options_of(cfg_))),
       modules_(std::make_unique<bus::module_manager>(*bus_)) {}
@@ -124,8 +137,8 @@ expected<void, std::string> app::start() {
   }
 
   if (use_internal) {
-    internal_ =
-        std::make_unique<mqtt::broker::server>(io_.get_executor(), *clock_, broker_options_of(eb));
+    internal_ = std::make_unique<mqtt::broker::server>(io_.get_executor(), *clock_,
+                                                       broker_options_of(eb, *budget_));
   }
   if (use_external) {
     external_ = std::make_unique<mqtt::client::external_broker>(

@@ -14,6 +14,7 @@
 
 #include "common/asio.hpp"
 #include "common/expected.hpp"
+#include "common/memory_budget.hpp"
 #include "config/config.hpp"
 
 namespace spdlog {
@@ -68,6 +69,8 @@ class app {
   [[nodiscard]] std::string describe() const;
 
   [[nodiscard]] const config::daemon_config& config() const noexcept { return cfg_; }
+  /// The memory budget (maxMemoryBytes) every part of the node charges.
+  [[nodiscard]] const memory_budget& budget() const noexcept { return *budget_; }
   [[nodiscard]] bus::bus& message_bus() noexcept { return *bus_; }
   /// Null when the module is disabled.
   [[nodiscard]] eventbus::eventbus_module* eventbus() noexcept { return eventbus_; }
@@ -84,6 +87,8 @@ class app {
   asio::io_context& io_;
   config::daemon_config cfg_;
   std::shared_ptr<spdlog::logger> log_;
+  // First: everything below charges it until it is destroyed.
+  std::unique_ptr<memory_budget> budget_;
   std::unique_ptr<asio_clock> clock_;
   std::unique_ptr<bus::bus> bus_;
   std::unique_ptr<eventbus::persisted_topics> store_;

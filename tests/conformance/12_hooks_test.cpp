@@ -17,23 +17,32 @@
 namespace ebus::test::conformance {
 namespace {
 
-using mqtt::broker::application_message;
 using mqtt::broker::message_ptr;
+
+/// A copy of an intercepted message's fields (the message itself is shared and immutable).
+struct seen_message {
+  std::string topic;
+  std::string payload;
+  codec::qos_level qos;
+  bool retain;
+};
 using mqtt::broker::server;
 
 /// What the interceptor saw. Touched only on the loop thread (the interceptor runs there, and
 /// the test reads it through call()).
 struct intercepted {
-  std::vector<application_message> messages;
+  std::vector<seen_message> messages;
 
   bool install(broker_harness& h, const std::string& filter) {
     return h.call([this, &filter](server& s) {
-      s.core().set_interceptor([this](const message_ptr& m) { messages.push_back(*m); });
+      s.core().set_interceptor([this](const message_ptr& m) {
+        messages.push_back({m->topic, m->payload, m->qos, m->retain});
+      });
       return s.core().add_interest(filter);
     });
   }
 
-  std::vector<application_message> snapshot(broker_harness& h) {
+  std::vector<seen_message> snapshot(broker_harness& h) {
     return h.call([this](server&) { return messages; });
   }
 };

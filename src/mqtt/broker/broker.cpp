@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log.hpp"
+#include "mqtt/codec/codec_error.hpp"
 #include "mqtt/topic/topic.hpp"
 
 namespace ebus::mqtt::broker {
@@ -13,8 +14,9 @@ using codec::connect_return_code;
 using codec::qos_level;
 
 namespace {
-constexpr auto drop_warning_interval = std::chrono::seconds(10);
-}
+constexpr auto warning_interval = std::chrono::seconds(10);
+constexpr std::size_t max_logged_topic = 256;
+}  // namespace
 
 broker::broker(broker_options options, clock& clk)
     : options_(std::move(options)), clock_(clk), log_(log::get("mqtt.broker")) {}
@@ -24,6 +26,7 @@ broker::~broker() = default;
 broker::connect_result broker::connect(const codec::connect& c, client_link& link,
                                        std::string& resend) {
   connect_result result;
+  expire_sessions();  // before the session cap is checked
   std::string id = c.client_id;
   if (id.empty()) {
     // A zero-length id is allowed only with clean session on MQTT 3.1.1 [MQTT-3.1.3-7/8].
@@ -44,18 +47,29 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
       // Takeover: the existing connection with this id is closed [MQTT-3.1.4-2].
       client_link* previous = l->second;
       links_.erase(l);
-      old.detach();
-      log_->info("takeover client_id={}", id);
+      old.detach(clock_.now());
+      log_->info("takeover client_id=\"{}\"", log::escape(id));
       previous->close("session taken over by a new connection");
     }
     if (c.clean_session || old.clean()) {
-      discard(it->second);  // [MQTT-3.1.2-6]
-      sessions_.erase(it);
+      erase_session(it);  // [MQTT-3.1.2-6]
       it = sessions_.end();
     }
   }
   if (it == sessions_.end()) {
+    if (!c.clean_session && persistent_ >= options_.max_persistent_sessions) {
+      // Refused before anything is kept: the client may retry once sessions expire.
+      result.ack.return_code = connect_return_code::server_unavailable;
+      ++stats_.connections_refused;
+      ++stats_.sessions_refused;
+      if (should_warn(next_refusal_warning_)) {
+        log_->warn("session_refused reason=max_persistent_sessions limit={} refused_total={}",
+                   options_.max_persistent_sessions, stats_.sessions_refused);
+      }
+      return result;
+    }
     it = sessions_.emplace(id, std::make_unique<session>(id, c.clean_session, options_)).first;
+    if (!c.clean_session) ++persistent_;
   } else {
     result.ack.session_present = true;  // [MQTT-3.2.2-2]
   }
@@ -72,14 +86,50 @@ void broker::disconnect(session& s, client_link& link) {
   const auto l = links_.find(&s);
   if (l == links_.end() || l->second != &link) return;  // already taken over
   links_.erase(l);
-  s.detach();
+  s.detach(clock_.now());
   if (s.clean()) {
     const auto it = sessions_.find(s.client_id());
-    if (it != sessions_.end()) {
-      discard(it->second);
-      sessions_.erase(it);
+    if (it != sessions_.end()) erase_session(it);
+  } else if (options_.session_expiry.count() > 0) {
+    next_expiry_ = std::min(next_expiry_, s.offline_since() + options_.session_expiry);
+  }
+  expire_sessions();
+}
+
+void broker::erase_session(std::unordered_map<std::string, std::unique_ptr<session>>::iterator it) {
+  if (!it->second->clean()) --persistent_;
+  discard(it->second);
+  sessions_.erase(it);
+}
+
+void broker::expire_sessions() {
+  const auto now = clock_.now();
+  if (now < next_expiry_) return;
+  next_expiry_ = clock::time_point::max();
+  std::optional<clock::time_point> next;
+  std::size_t expired = 0;
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    const session& s = *it->second;
+    if (s.online() || s.clean()) {
+      ++it;
+      continue;
+    }
+    const auto due = s.offline_since() + options_.session_expiry;
+    if (due <= now) {
+      auto gone = it++;
+      erase_session(gone);
+      ++expired;
+    } else {
+      if (!next || due < *next) next = due;
+      ++it;
     }
   }
+  if (expired > 0) {
+    stats_.sessions_expired += expired;
+    log_->info("sessions_expired count={} offline_for_at_least_s={} persistent_left={}", expired,
+               options_.session_expiry.count(), persistent_);
+  }
+  if (next) next_expiry_ = *next;
 }
 
 void broker::discard(std::unique_ptr<session>& s) {
@@ -94,32 +144,98 @@ const session* broker::find_session(std::string_view client_id) const {
   return it == sessions_.end() ? nullptr : it->second.get();
 }
 
-void broker::publish(message_ptr msg) {
+message_ptr broker::make_message(std::string topic, std::string payload, qos_level qos,
+                                 bool retain) {
+  budget_charge charge;
+  if (!budget_charge::try_make(options_.budget, footprint(topic.size(), payload.size()), charge)) {
+    ++stats_.messages_refused_budget;
+    if (should_warn(next_refusal_warning_)) {
+      log_->warn("message_refused reason=memory_budget used={} limit={} refused_total={}",
+                 options_.budget->used(), options_.budget->limit(), stats_.messages_refused_budget);
+    }
+    return nullptr;
+  }
+  return std::make_shared<const application_message>(
+      application_message{std::move(topic), std::move(payload), qos, retain, std::move(charge)});
+}
+
+std::string_view broker::check_topic(std::string_view topic) const noexcept {
+  if (topic.size() > options_.max_topic_length) return "longer than max_topic_length";
+  if (static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1 >
+      options_.max_topic_levels) {
+    return "more levels than max_topic_levels";
+  }
+  return {};
+}
+
+broker::publish_result broker::publish(message_ptr msg, const std::shared_ptr<flow_waiter>& from) {
+  if (const auto why = check_topic(msg->topic); !why.empty()) {
+    ++stats_.messages_refused_topic;
+    if (should_warn(next_refusal_warning_)) {
+      log_->warn("message_refused reason=\"topic {}\" topic=\"{}\" refused_total={}", why,
+                 log::escape(msg->topic, max_logged_topic), stats_.messages_refused_topic);
+    }
+    return publish_result::refused;
+  }
   ++stats_.messages_received;
-  route(msg);
+  const bool held = route(msg, from);
   if (interceptor_ && interested_in(msg->topic)) {
     ++stats_.intercepted;
     interceptor_(msg);
   }
+  return held ? publish_result::held : publish_result::routed;
 }
 
 expected<void, std::error_code> broker::inject(std::string topic, std::string payload,
                                                qos_level qos, bool retain) {
   if (auto name = topic::parse_name(topic); !name) return fail(name.error());
+  if (!check_topic(topic).empty())
+    return fail(codec::make_error_code(codec::codec_errc::topic_name_invalid));
+  if (publish_packet_size(topic.size(), payload.size(), qos) > options_.max_packet_size) {
+    return fail(codec::make_error_code(codec::codec_errc::packet_too_large));
+  }
+  auto msg = make_message(std::move(topic), std::move(payload), qos, retain);
+  if (!msg) return fail(std::make_error_code(std::errc::not_enough_memory));
   ++stats_.messages_injected;
-  route(std::make_shared<const application_message>(
-      application_message{std::move(topic), std::move(payload), qos, retain}));
+  route(msg, nullptr);
   return {};
 }
 
-void broker::route(const message_ptr& msg) {
-  if (msg->retain) {
-    if (msg->payload.empty()) {
+void broker::retain(const message_ptr& msg) {
+  if (msg->payload.empty()) {
+    if (const auto* old = retained_.find(msg->topic)) {
+      retained_bytes_ -= (*old)->topic.size() + (*old)->payload.size();
       retained_.erase(msg->topic);  // [MQTT-3.3.1-10]
-    } else if (auto name = topic::parse_name(msg->topic)) {
-      retained_.store(std::move(*name), msg);  // replaces [MQTT-3.3.1-5]
     }
+    return;
   }
+  auto name = topic::parse_name(msg->topic);
+  if (!name) return;
+  const auto* old = retained_.find(msg->topic);
+  const std::size_t old_bytes = old != nullptr ? (*old)->topic.size() + (*old)->payload.size() : 0;
+  const std::size_t new_bytes = msg->topic.size() + msg->payload.size();
+  const bool count_ok = old != nullptr || retained_.size() < options_.max_retained_messages;
+  const bool bytes_ok = retained_bytes_ - old_bytes + new_bytes <= options_.max_retained_bytes;
+  if (!count_ok || !bytes_ok) {
+    // The message is still routed live; only the store refuses it, and the previous retained
+    // message on the topic (if any) stays.
+    ++stats_.retained_refused;
+    if (should_warn(next_retained_warning_)) {
+      log_->warn(
+          "retained_refused reason={} topic=\"{}\" stored={} stored_bytes={} limit={} "
+          "limit_bytes={} refused_total={}",
+          count_ok ? "max_retained_bytes" : "max_retained_messages",
+          log::escape(msg->topic, max_logged_topic), retained_.size(), retained_bytes_,
+          options_.max_retained_messages, options_.max_retained_bytes, stats_.retained_refused);
+    }
+    return;
+  }
+  retained_bytes_ = retained_bytes_ - old_bytes + new_bytes;
+  retained_.store(std::move(*name), msg);  // replaces [MQTT-3.3.1-5]
+}
+
+bool broker::route(const message_ptr& msg, const std::shared_ptr<flow_waiter>& from) {
+  if (msg->retain) retain(msg);
 
   // Overlapping subscriptions of one client get one copy at the highest granted QoS.
   matches_.clear();
@@ -135,48 +251,77 @@ void broker::route(const message_ptr& msg) {
                                [](const auto& a, const auto& b) { return a.first == b.first; }),
                    matches_.end());
   }
+  const auto now = clock_.now();
+  bool held = false;
   for (const auto& [s, granted] : matches_) {
     // Live forwards carry RETAIN 0 [MQTT-3.3.1-9]; delivered QoS is min [MQTT-3.8.4-6].
-    account(*s, s->enqueue(msg, std::min(msg->qos, granted), false));
+    const auto result = s->enqueue(msg, std::min(msg->qos, granted), false, now);
+    if (result == session::enqueue_result::queued_over_limit && from) {
+      s->hold(from);
+      held = true;
+    }
+    account(*s, result);
   }
+  if (held) ++stats_.publishers_held;
+  return held;
 }
 
 void broker::account(session& s, session::enqueue_result result) {
   switch (result) {
     case session::enqueue_result::queued:
+    case session::enqueue_result::queued_over_limit:
       ++stats_.deliveries_queued;
       return;
     case session::enqueue_result::queued_evicting:
       ++stats_.deliveries_queued;
       ++stats_.deliveries_dropped;
-      report_drops(s);
+      ++stats_.dropped_queue_full;
+      report_drops(s, "queue_full");
       return;
     case session::enqueue_result::dropped:
       ++stats_.deliveries_dropped;
-      report_drops(s);
+      ++stats_.dropped_queue_full;
+      report_drops(s, "queue_full");
+      return;
+    case session::enqueue_result::dropped_offline:
+      ++stats_.deliveries_dropped;
+      ++stats_.dropped_offline_qos0;
+      return;
+    case session::enqueue_result::dropped_budget:
+      ++stats_.deliveries_dropped;
+      ++stats_.dropped_budget;
+      report_drops(s, "memory_budget");
       return;
     case session::enqueue_result::disconnect:
       ++stats_.deliveries_dropped;
+      ++stats_.dropped_queue_full;
       ++stats_.slow_disconnects;
-      report_drops(s);
+      report_drops(s, "queue_full");
       // The connection closes asynchronously. Until it has finished, the session counts as
       // offline, so messages routed meanwhile are handled as for any offline session (QoS 0
       // dropped, QoS 1/2 queued while there is room) instead of closing it again.
       if (const auto l = links_.find(&s); l != links_.end()) {
-        s.detach();
+        s.detach(clock_.now());
         l->second->close("session queue full (overflow policy: disconnect)");
       }
       return;
   }
 }
 
-void broker::report_drops(session& s) {
+bool broker::should_warn(clock::time_point& next) {
   const auto now = clock_.now();
-  if (now < next_drop_warning_) return;
-  next_drop_warning_ = now + drop_warning_interval;
+  if (now < next) return false;
+  next = now + warning_interval;
+  return true;
+}
+
+void broker::report_drops(session& s, std::string_view reason) {
+  if (!should_warn(next_drop_warning_)) return;
   log_->warn(
-      "queue_full client_id={} dropped={} dropped_total={} queue_size={} all_clients_total={}",
-      s.client_id(), s.take_unreported_drops(), s.dropped(), options_.session_queue_size,
+      "messages_dropped reason={} client_id=\"{}\" dropped={} dropped_total={} queued={} "
+      "queued_bytes={} queue_size={} queue_bytes={} all_clients_total={}",
+      reason, log::escape(s.client_id(), max_logged_topic), s.take_unreported_drops(), s.dropped(),
+      s.queued(), s.queued_bytes(), options_.session_queue_size, options_.session_queue_bytes,
       stats_.deliveries_dropped);
 }
 
@@ -190,13 +335,32 @@ std::vector<codec::suback_return_code> broker::subscribe(
       codes.push_back(codec::suback_return_code::failure);
       continue;
     }
+    std::string_view refusal = check_topic(sub.filter);
+    if (refusal.empty() && s.subscriptions.size() >= options_.max_subscriptions_per_client &&
+        !s.subscriptions.contains(sub.filter)) {
+      refusal = "client holds max_subscriptions_per_client";
+    }
+    if (!refusal.empty()) {
+      ++stats_.subscriptions_refused;
+      if (should_warn(next_refusal_warning_)) {
+        log_->warn(
+            "subscription_refused client_id=\"{}\" filter=\"{}\" reason=\"{}\" "
+            "refused_total={}",
+            log::escape(s.client_id(), max_logged_topic), log::escape(sub.filter, max_logged_topic),
+            refusal, stats_.subscriptions_refused);
+      }
+      codes.push_back(codec::suback_return_code::failure);
+      continue;
+    }
     // The server grants exactly what was asked (it supports QoS 2) [MQTT-3.9.3-2].
     subscriptions_.insert(*filter, &s, sub.qos);
     s.subscriptions[filter->str()] = sub.qos;
     codes.push_back(static_cast<codec::suback_return_code>(sub.qos));
-    // Retained messages for the new subscription, RETAIN set [MQTT-3.3.1-6][MQTT-3.3.1-8].
+    // Retained messages for the new subscription, RETAIN set [MQTT-3.3.1-6][MQTT-3.3.1-8]. They
+    // wait in their own list, ahead of the live queue and outside its limits, so every one of
+    // them reaches the subscriber, paced by its writer.
     retained_.match(*filter, [&](const topic::topic_name&, const message_ptr& m) {
-      account(s, s.enqueue(m, std::min(m->qos, sub.qos), true));
+      account(s, s.enqueue_retained(m, std::min(m->qos, sub.qos)));
     });
   }
   return codes;

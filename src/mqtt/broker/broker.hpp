@@ -4,14 +4,18 @@
 // process). No I/O: connections (connection.hpp) call it with decoded packets.
 //
 // Routing never blocks: a message is queued for each matching session, whose queue is bounded
-// (broker_options::session_queue_size); a full queue applies the overflow policy to that one
-// subscriber and counts the drop. Nothing a client does can stall another.
+// in messages and bytes (broker_options). A queue past its limit asks the publisher to wait
+// (publish() returns held) for at most slow_subscriber_timeout; a subscriber that does not drain
+// in that time is slow and the overflow policy applies to it alone, counted. Retained messages,
+// subscriptions, topics and persistent sessions are bounded too, and every message held is
+// charged to the memory budget (docs/BROKER.md).
 //
 // Thread safety: distinct objects safe; shared objects unsafe (loop thread).
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -37,9 +41,21 @@ struct broker_stats {
   std::uint64_t messages_received = 0;     ///< PUBLISHes and wills accepted from clients
   std::uint64_t messages_injected = 0;     ///< messages published from inside the process
   std::uint64_t deliveries_queued = 0;     ///< (message, subscriber) pairs queued
-  std::uint64_t deliveries_dropped = 0;    ///< pairs dropped: full queue, or QoS 0 to offline
+  std::uint64_t deliveries_dropped = 0;    ///< pairs dropped, all reasons below together
+  std::uint64_t dropped_queue_full = 0;    ///< ... a slow or offline subscriber's queue was full
+  std::uint64_t dropped_offline_qos0 = 0;  ///< ... QoS 0 for an offline session
+  std::uint64_t dropped_budget = 0;        ///< ... the memory budget was spent
   std::uint64_t slow_disconnects = 0;      ///< clients disconnected by overflow_policy::disconnect
+  std::uint64_t publishers_held = 0;       ///< publishes after which the publisher had to wait
   std::uint64_t intercepted = 0;           ///< messages handed to the interception hook
+  std::uint64_t messages_refused_budget = 0;  ///< client messages refused: memory budget spent
+  std::uint64_t messages_refused_topic = 0;   ///< client messages refused: topic over the limits
+  std::uint64_t retained_refused = 0;         ///< retained messages not stored: store full
+  std::uint64_t subscriptions_refused = 0;    ///< filters refused: per-client cap or limits
+  std::uint64_t sessions_refused = 0;         ///< CONNECTs refused: persistent session cap
+  std::uint64_t sessions_expired = 0;         ///< offline persistent sessions discarded
+  std::uint64_t packet_timeouts = 0;          ///< connections closed: packet not completed
+  std::uint64_t budget_disconnects = 0;       ///< connections closed: memory budget spent
 };
 
 /// A connection as the broker sees it: it can be told to close (takeover, overflow policy).
@@ -77,9 +93,23 @@ class broker {
   /// keeps its subscriptions and queues QoS 1/2 messages while offline.
   void disconnect(session& s, client_link& link);
 
+  /// A message to route, its bytes charged to the memory budget; null (counted) when the budget
+  /// is spent.
+  [[nodiscard]] message_ptr make_message(std::string topic, std::string payload,
+                                         codec::qos_level qos, bool retain);
+
+  /// Why a topic name or filter is refused by the limits, or empty when it is within them.
+  [[nodiscard]] std::string_view check_topic(std::string_view topic) const noexcept;
+
+  enum class publish_result {
+    routed,   ///< queued for every subscriber that could take it
+    held,     ///< routed; some subscriber is over its limit: `from` must wait (flow_waiter)
+    refused,  ///< not routed: the topic is over the limits (counted)
+  };
   /// Routes a PUBLISH (or will) accepted from a client: retained store, subscribers, and the
-  /// interception hook when the topic matches the interest tree.
-  void publish(message_ptr msg);
+  /// interception hook when the topic matches the interest tree. `from`, the publisher's flow
+  /// state, is registered with every subscriber over its limit (see session::hold).
+  publish_result publish(message_ptr msg, const std::shared_ptr<flow_waiter>& from = {});
 
   /// Adds subscriptions; returns the SUBACK return codes and queues matching retained
   /// messages with RETAIN set [MQTT-3.3.1-8]. Invalid filters get 0x80 [MQTT-3.8.4-1].
@@ -99,7 +129,9 @@ class broker {
   [[nodiscard]] bool interested_in(std::string_view topic) const;
 
   /// Publishes from inside the process, as a client would, but without interception.
-  /// Fails for an invalid topic name.
+  /// Fails for an invalid topic name or one over the limits (invalid_topic_name), a PUBLISH
+  /// larger than max_packet_size (packet_too_large), or a spent memory budget
+  /// (not_enough_memory).
   expected<void, std::error_code> inject(std::string topic, std::string payload,
                                          codec::qos_level qos, bool retain);
 
@@ -112,14 +144,26 @@ class broker {
 
   [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }
   [[nodiscard]] std::size_t retained_count() const noexcept { return retained_.size(); }
+  [[nodiscard]] std::size_t retained_bytes() const noexcept { return retained_bytes_; }
+  [[nodiscard]] std::size_t persistent_session_count() const noexcept { return persistent_; }
+  [[nodiscard]] clock& time() noexcept { return clock_; }
   [[nodiscard]] const session* find_session(std::string_view client_id) const;
 
+  /// Discards offline persistent sessions older than session_expiry. Runs on every CONNECT and
+  /// disconnect (sessions only accumulate through those), so no timer is needed; cheap when
+  /// nothing is due.
+  void expire_sessions();
+
  private:
-  void route(const message_ptr& msg);
+  bool route(const message_ptr& msg, const std::shared_ptr<flow_waiter>& from);
+  void retain(const message_ptr& msg);
   /// Counts one enqueue outcome and applies the overflow policy's consequences.
   void account(session& s, session::enqueue_result result);
   void discard(std::unique_ptr<session>& s);
-  void report_drops(session& s);
+  void erase_session(std::unordered_map<std::string, std::unique_ptr<session>>::iterator it);
+  void report_drops(session& s, std::string_view reason);
+  /// Logs at most one warning per `what` every 10 s.
+  bool should_warn(clock::time_point& next);
 
   broker_options options_;
   clock& clock_;
@@ -133,7 +177,12 @@ class broker {
   broker_stats stats_;
   std::uint64_t next_assigned_id_ = 0;
   std::vector<std::pair<session*, codec::qos_level>> matches_;  // reused by route()
+  std::size_t retained_bytes_ = 0;
+  std::size_t persistent_ = 0;                                // sessions with clean session 0
+  clock::time_point next_expiry_ = clock::time_point::max();  // earliest offline session due
   clock::time_point next_drop_warning_{};
+  clock::time_point next_retained_warning_{};
+  clock::time_point next_refusal_warning_{};
 };
 
 }  // namespace ebus::mqtt::broker

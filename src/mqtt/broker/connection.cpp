@@ -31,7 +31,10 @@ connection::connection(asio::ip::tcp::socket socket, broker& core, server& owner
       log_(log::get("mqtt.broker")),
       decoder_({.max_packet_size = core.options().max_packet_size}),
       wake_signal_(socket_.get_executor(), std::chrono::steady_clock::time_point::max()),
-      deadline_(socket_.get_executor()) {
+      deadline_(socket_.get_executor()),
+      resume_signal_(socket_.get_executor()),
+      flow_(std::make_shared<flow_waiter>()),
+      receive_charge_(core.options().budget, 0) {
   std::error_code ec;
   const auto ep = socket_.remote_endpoint(ec);
   peer_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -55,7 +58,8 @@ void connection::spawn(awaitable<void> task, const char* name) {
 }
 
 void connection::start() {
-  last_activity_ = std::chrono::steady_clock::now();
+  last_activity_ = connect_started_ = std::chrono::steady_clock::now();
+  flow_->on_clear = [this] { resume_signal_.cancel(); };  // flow_ dies with this connection
   spawn(reader(), "reader");
   spawn(writer(), "writer");
   spawn(watchdog(), "watchdog");
@@ -80,11 +84,13 @@ void connection::close(std::string_view reason) {
   close_reason_ = std::string(reason);
   // After a takeover the broker has already moved the session to the new connection.
   if (session_ != nullptr && !broker_.is_linked(session_, this)) session_ = nullptr;
-  log_->debug("closing client_id={} peer={} reason=\"{}\"", client_id_, peer_, reason);
+  log_->debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_), peer_,
+              reason);
   std::error_code ignored;
   socket_.cancel(ignored);  // the reader wakes and finishes the connection
   wake_signal_.cancel();
   deadline_.cancel();
+  resume_signal_.cancel();
 }
 
 awaitable<void> connection::reader() {
@@ -94,7 +100,28 @@ awaitable<void> connection::reader() {
       finish(close_reason_);
       co_return;
     }
+    if (flow_->blocking > 0) {
+      co_await wait_for_subscribers();
+      continue;
+    }
+    // Packets already buffered go first: after a wait, the rest of a read is still here.
+    auto r = decoder_.next();
+    if (!r) {
+      on_decode_error(r.error());
+      continue;  // closing now, or refusing with a CONNACK first
+    }
+    if (*r) {
+      (void)handle(std::move(**r));  // a packet that ends the connection also sets closing_
+      continue;
+    }
+    if (decoder_.buffered() == 0) {
+      partial_since_.reset();
+    } else if (!partial_since_) {
+      partial_since_ = std::chrono::steady_clock::now();
+      if (next_deadline() < deadline_.expiry()) deadline_.expires_at(next_deadline());
+    }
     auto space = decoder_.prepare(read_chunk);
+    if (!charge_receive_buffer()) continue;
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
                                                     as_tuple(use_awaitable));
     if (ec || closing_) {
@@ -103,16 +130,41 @@ awaitable<void> connection::reader() {
     }
     decoder_.commit(n);
     last_activity_ = std::chrono::steady_clock::now();
-    for (;;) {
-      auto r = decoder_.next();
-      if (!r) {
-        on_decode_error(r.error());
-        break;  // the top of the loop finishes the connection, or leaves that to the writer
-      }
-      if (!*r) break;
-      if (!handle(std::move(**r)) || closing_) break;
-    }
   }
+}
+
+bool connection::charge_receive_buffer() {
+  // The everyday buffer (one read) is part of a connection's fixed cost; what a large packet
+  // makes it grow to is charged.
+  const std::size_t extra = decoder_.capacity() > 2 * read_chunk ? decoder_.capacity() : 0;
+  auto* budget = broker_.options().budget;
+  if (extra > receive_charge_.bytes() && budget != nullptr &&
+      !budget->fits(extra - receive_charge_.bytes())) {
+    ++broker_.mutable_stats().budget_disconnects;
+    log_->warn(
+        "connection_closed reason=memory_budget client_id=\"{}\" peer={} buffer={} "
+        "used={} limit={}",
+        log::escape(client_id_), peer_, decoder_.capacity(), budget->used(), budget->limit());
+    close("memory budget spent while receiving a large packet");
+    return false;
+  }
+  receive_charge_.resize(extra);
+  return true;
+}
+
+awaitable<void> connection::wait_for_subscribers() {
+  const auto started = std::chrono::steady_clock::now();
+  resume_signal_.expires_at(started + broker_.options().slow_subscriber_timeout);
+  (void)co_await resume_signal_.async_wait(as_tuple(use_awaitable));
+  if (flow_->blocking > 0 && !closing_) {
+    // Timed out: the subscribers still over their limit are slow from now on (the session
+    // decides that by the same timeout) and nobody waits for them.
+    flow_->blocking = 0;
+    ++flow_->generation;
+  }
+  // Time spent held back is not the client's: neither keep-alive nor the packet timeout count it.
+  last_activity_ = std::chrono::steady_clock::now();
+  if (partial_since_) partial_since_ = last_activity_;
 }
 
 awaitable<void> connection::writer() {
@@ -145,26 +197,47 @@ awaitable<void> connection::writer() {
   }
 }
 
+std::chrono::steady_clock::time_point connection::next_deadline() const {
+  using clock_type = std::chrono::steady_clock;
+  auto due = clock_type::time_point::max();
+  if (!connected_) due = std::min(due, connect_started_ + broker_.options().connect_timeout);
+  if (connected_ && keepalive_limit_ != clock_type::duration::zero()) {
+    due = std::min(due, last_activity_ + keepalive_limit_);
+  }
+  if (partial_since_) due = std::min(due, *partial_since_ + broker_.options().packet_timeout);
+  return due;
+}
+
 awaitable<void> connection::watchdog() {
   using clock_type = std::chrono::steady_clock;
-  deadline_.expires_at(last_activity_ + broker_.options().connect_timeout);
+  deadline_.expires_at(next_deadline());
   for (;;) {
     (void)co_await deadline_.async_wait(as_tuple(use_awaitable));  // expiry or a reschedule
     if (finished_ || closing_) co_return;
-    if (!connected_) {
-      if (clock_type::now() >= deadline_.expiry()) {
-        close("no CONNECT within the connect timeout");
-        co_return;
-      }
-      continue;  // woken early
+    const auto now = clock_type::now();
+    if (flow_->blocking > 0) {
+      // Held back by subscribers: the client is not silent, we are not reading it.
+      deadline_.expires_at(now + broker_.options().slow_subscriber_timeout);
+      continue;
     }
-    if (keepalive_limit_ == clock_type::duration::zero()) co_return;
-    const auto due = last_activity_ + keepalive_limit_;
-    if (clock_type::now() >= due) {
+    if (!connected_ && now >= connect_started_ + broker_.options().connect_timeout) {
+      close("no CONNECT within the connect timeout");
+      co_return;
+    }
+    if (partial_since_ && now >= *partial_since_ + broker_.options().packet_timeout) {
+      ++broker_.mutable_stats().packet_timeouts;
+      log_->info("packet_timeout client_id=\"{}\" peer={} buffered={} timeout_ms={}",
+                 log::escape(client_id_), peer_, decoder_.buffered(),
+                 broker_.options().packet_timeout.count());
+      close("packet not completed within the packet timeout");
+      co_return;
+    }
+    if (connected_ && keepalive_limit_ != clock_type::duration::zero() &&
+        now >= last_activity_ + keepalive_limit_) {
       close("keep-alive expired [MQTT-3.1.2-24]");
       co_return;
     }
-    deadline_.expires_at(due);  // activity moved the deadline: wait for the new one
+    deadline_.expires_at(next_deadline());  // activity moved the deadline: wait for the new one
   }
 }
 
@@ -200,14 +273,15 @@ void connection::on_decode_error(std::error_code ec) {
     }
   }
   ++broker_.mutable_stats().protocol_errors;
-  log_->warn("protocol_error client_id={} peer={} error=\"{}\" detail=\"{}\"", client_id_, peer_,
-             ec.message(), decoder_.error_detail());
+  log_->warn("protocol_error client_id=\"{}\" peer={} error=\"{}\" detail=\"{}\"",
+             log::escape(client_id_), peer_, ec.message(), decoder_.error_detail());
   close("malformed packet");
 }
 
 void connection::protocol_error(std::string_view what) {
   ++broker_.mutable_stats().protocol_errors;
-  log_->warn("protocol_error client_id={} peer={} detail=\"{}\"", client_id_, peer_, what);
+  log_->warn("protocol_error client_id=\"{}\" peer={} detail=\"{}\"", log::escape(client_id_),
+             peer_, what);
   close("protocol error");
 }
 
@@ -285,7 +359,7 @@ bool connection::on_connect(codec::connect&& c) {
   auto result = broker_.connect(c, *this, resend);
   queue_control(result.ack);
   if (result.ack.return_code != codec::connect_return_code::accepted) {
-    log_->info("connect_refused peer={} client_id={} rc={}", peer_, c.client_id,
+    log_->info("connect_refused peer={} client_id=\"{}\" rc={}", peer_, log::escape(c.client_id),
                static_cast<int>(result.ack.return_code));
     close_after_flush_ = true;
     closing_ = true;
@@ -297,28 +371,41 @@ bool connection::on_connect(codec::connect&& c) {
   will_ = std::move(c.will);
   control_ += resend;
   keepalive_limit_ = std::chrono::milliseconds(c.keep_alive * 1500);  // 1.5 x [MQTT-3.1.2-24]
-  deadline_.cancel();  // the watchdog switches from the CONNECT timeout to keep-alive
-  log_->info("connected client_id={} peer={} clean_session={} keep_alive={} session_present={}",
-             client_id_, peer_, c.clean_session, c.keep_alive, result.ack.session_present);
+  deadline_.expires_at(next_deadline());  // the watchdog switches from the CONNECT timeout
+  log_->info("connected client_id=\"{}\" peer={} clean_session={} keep_alive={} session_present={}",
+             log::escape(client_id_), peer_, c.clean_session, c.keep_alive,
+             result.ack.session_present);
   return true;
 }
 
 void connection::on_publish(codec::publish&& p) {
   const auto qos = p.qos;
   const auto id = p.packet_id;
-  auto msg = std::make_shared<const application_message>(
-      application_message{std::move(p.topic), std::move(p.payload), qos, p.retain});
+  // A QoS 2 retransmission before PUBREL is only acknowledged, never delivered again.
+  const bool deliver =
+      qos != qos_level::exactly_once || (session_ != nullptr && session_->receive_qos2(id));
+  if (deliver) {
+    auto msg = broker_.make_message(std::move(p.topic), std::move(p.payload), qos, p.retain);
+    if (!msg) {
+      if (qos == qos_level::at_most_once) return;  // counted by make_message
+      // Not acknowledged: the client keeps the message and sends it again on its next
+      // connection, when there may be room [MQTT-4.4.0-1].
+      if (qos == qos_level::exactly_once) session_->release_qos2(id);
+      ++broker_.mutable_stats().budget_disconnects;
+      close("memory budget spent: QoS 1/2 message not acknowledged");
+      return;
+    }
+    // A refused topic (over the limits) is still acknowledged, as 3.1.1 allows for a message
+    // the server will not deliver; it is counted and logged by the broker.
+    (void)broker_.publish(std::move(msg), flow_);
+  }
   switch (qos) {
     case qos_level::at_most_once:
-      broker_.publish(std::move(msg));
       break;
     case qos_level::at_least_once:
-      broker_.publish(std::move(msg));
       queue_control(codec::puback{id});  // [MQTT-4.3.2-2]
       break;
     case qos_level::exactly_once:
-      // Delivered once on first receipt; retransmissions before PUBREL are only acknowledged.
-      if (session_ != nullptr && session_->receive_qos2(id)) broker_.publish(std::move(msg));
       queue_control(codec::pubrec{id});  // [MQTT-4.3.3-2]
       break;
   }
@@ -333,9 +420,12 @@ void connection::finish(std::string_view reason) {
     // Published on any end but DISCONNECT [MQTT-3.1.2-8], a takeover by another connection
     // with this client id included (the session moved on, the will belongs to this connection),
     // and intercepted like a PUBLISH.
-    log_->info("will client_id={} topic={}", client_id_, will_->topic);
-    broker_.publish(std::make_shared<const application_message>(application_message{
-        std::move(will_->topic), std::move(will_->payload), will_->qos, will_->retain}));
+    log_->info("will client_id=\"{}\" topic=\"{}\"", log::escape(client_id_),
+               log::escape(will_->topic));
+    if (auto msg = broker_.make_message(std::move(will_->topic), std::move(will_->payload),
+                                        will_->qos, will_->retain)) {
+      (void)broker_.publish(std::move(msg));
+    }
     will_.reset();
   }
   if (session_ != nullptr) {
@@ -343,7 +433,8 @@ void connection::finish(std::string_view reason) {
     session_ = nullptr;
   }
   if (connected_) {
-    log_->info("disconnected client_id={} peer={} reason=\"{}\"", client_id_, peer_, reason);
+    log_->info("disconnected client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_),
+               peer_, reason);
   } else {
     log_->debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
   }
@@ -352,6 +443,9 @@ void connection::finish(std::string_view reason) {
   socket_.close(ignored);
   wake_signal_.cancel();
   deadline_.cancel();
+  resume_signal_.cancel();
+  flow_->on_clear = nullptr;
+  receive_charge_.reset();
   server_.on_closed(this);
 }
 

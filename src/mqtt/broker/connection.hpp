@@ -1,8 +1,11 @@
 #pragma once
 // One client's TCP connection: a reader coroutine decodes packets and hands them to the broker
 // core, a writer coroutine writes control packets and pulls PUBLISHes from the session only when
-// the socket has taken the previous batch, and a watchdog enforces the CONNECT timeout and
-// keep-alive. A client that stops reading therefore only fills its own bounded session queue.
+// the socket has taken the previous batch, and a watchdog enforces the CONNECT timeout, the
+// packet timeout and keep-alive. A client that stops reading therefore only fills its own
+// bounded session queue. A publisher whose messages push a subscriber's queue over its limit
+// stops being read (the rest of its packets wait in the kernel and in its own socket) until that
+// queue drains, or at most slow_subscriber_timeout.
 //
 // Thread safety: loop thread only.
 
@@ -40,6 +43,13 @@ class connection final : public client_link, public std::enable_shared_from_this
   awaitable<void> reader();
   awaitable<void> writer();
   awaitable<void> watchdog();
+  /// Waits until no subscriber holds this publisher back, or slow_subscriber_timeout.
+  awaitable<void> wait_for_subscribers();
+  /// Charges the receive buffer beyond its everyday size to the memory budget; false (and the
+  /// connection closing) when the budget is spent.
+  bool charge_receive_buffer();
+  /// The watchdog's next deadline: CONNECT timeout, packet timeout or keep-alive.
+  [[nodiscard]] std::chrono::steady_clock::time_point next_deadline() const;
 
   /// Returns false when the connection must stop reading.
   bool handle(codec::packet&& p);
@@ -62,6 +72,9 @@ class connection final : public client_link, public std::enable_shared_from_this
   std::string out_data_;     // then PUBLISHes
   asio::steady_timer wake_signal_;
   asio::steady_timer deadline_;
+  asio::steady_timer resume_signal_;  // cancelled when held-back publishing may go on
+  std::shared_ptr<flow_waiter> flow_;
+  budget_charge receive_charge_;
   session* session_ = nullptr;
   std::optional<codec::will_message> will_;
   std::string client_id_;
@@ -69,6 +82,9 @@ class connection final : public client_link, public std::enable_shared_from_this
   std::string close_reason_;
   std::chrono::steady_clock::duration keepalive_limit_{};  // 1.5 x keep-alive, 0 = none
   std::chrono::steady_clock::time_point last_activity_;
+  std::chrono::steady_clock::time_point connect_started_;
+  // When the first byte of a packet not yet complete arrived; unset while none is pending.
+  std::optional<std::chrono::steady_clock::time_point> partial_since_;
   bool connected_ = false;
   bool closing_ = false;  // no more packets are handled; the socket closes soon
   bool close_after_flush_ = false;

@@ -8,11 +8,29 @@ namespace ebus::mqtt::broker {
 
 using codec::qos_level;
 
+namespace {
+// Bookkeeping of one queued entry (the deque slot and its share of the deque's blocks), charged
+// to the budget besides the message itself, which is charged once however many queues hold it.
+constexpr std::size_t entry_overhead = 48;
+
+std::size_t entry_bytes(const application_message& m) noexcept {
+  return m.topic.size() + m.payload.size() + entry_overhead;
+}
+}  // namespace
+
 session::session(std::string client_id, bool clean, const broker_options& options)
-    : client_id_(std::move(client_id)), clean_(clean), options_(options) {}
+    : client_id_(std::move(client_id)), clean_(clean), options_(options) {
+  entries_charge_ = budget_charge(options_.budget, 0);
+}
+
+session::~session() {
+  release_waiters();
+}
 
 void session::attach(session_link& link, std::string& out) {
   link_ = &link;
+  // A queue filled while offline gets a fresh slow_subscriber_timeout to drain.
+  over_limit_since_.reset();
   // Redeliver in the original order with DUP set [MQTT-4.4.0-1][MQTT-3.3.1-1].
   for (const auto& f : inflight_) {
     if (f.state == inflight_state::awaiting_pubcomp) {
@@ -25,64 +43,174 @@ void session::attach(session_link& link, std::string& out) {
   }
 }
 
-session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, bool retain) {
+void session::detach(clock::time_point now) noexcept {
+  link_ = nullptr;
+  offline_since_ = now;
+  release_waiters();  // nothing drains an offline queue: nobody waits for it
+}
+
+bool session::slow(clock::time_point now) const noexcept {
+  return over_limit_since_ && now - *over_limit_since_ >= options_.slow_subscriber_timeout;
+}
+
+bool session::charge_entry() {
+  if (options_.budget != nullptr && !options_.budget->fits(entry_overhead)) return false;
+  entries_charge_.resize(entries_charge_.bytes() + entry_overhead);
+  return true;
+}
+
+void session::release_entry() noexcept {
+  entries_charge_.resize(entries_charge_.bytes() -
+                         std::min(entries_charge_.bytes(), entry_overhead));
+}
+
+std::optional<session::enqueue_result> session::overflow(bool qos0, std::size_t bytes) {
+  switch (options_.overflow) {
+    case overflow_policy::drop_newest:
+      count_drop();
+      return enqueue_result::dropped;
+    case overflow_policy::disconnect:
+      count_drop();
+      return online() ? enqueue_result::disconnect : enqueue_result::dropped;
+    case overflow_policy::drop_oldest:
+      break;
+  }
+  // Evict the oldest messages of the same class until the new one fits the soft limits.
+  std::size_t evicted = 0;
+  while (in_class(qos0) >= options_.session_queue_size ||
+         queued_bytes_ + bytes > options_.session_queue_bytes) {
+    const auto oldest = std::find_if(queue_.begin(), queue_.end(), [qos0](const auto& q) {
+      return (q.qos == qos_level::at_most_once) == qos0;
+    });
+    if (oldest == queue_.end()) break;
+    queued_bytes_ -= entry_bytes(*oldest->msg);
+    if (qos0) --queued_qos0_;
+    queue_.erase(oldest);
+    release_entry();
+    count_drop();
+    ++evicted;
+  }
+  if (queued_bytes_ + bytes > options_.session_queue_bytes) {
+    count_drop();  // larger than the whole byte limit on its own
+    return enqueue_result::dropped;
+  }
+  return evicted > 0 ? std::optional(enqueue_result::queued_evicting) : std::nullopt;
+}
+
+session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, bool retain,
+                                         clock::time_point now) {
   const bool qos0 = qos == qos_level::at_most_once;
-  if (qos0 && !online()) return enqueue_result::dropped;  // not kept for offline sessions
-  const std::size_t in_class = qos0 ? queued_qos0_ : queue_.size() - queued_qos0_;
-  bool evicted = false;
-  if (in_class >= options_.session_queue_size) {
-    switch (options_.overflow) {
-      case overflow_policy::drop_newest:
-        count_drop();
-        return enqueue_result::dropped;
-      case overflow_policy::disconnect:
-        count_drop();
-        return online() ? enqueue_result::disconnect : enqueue_result::dropped;
-      case overflow_policy::drop_oldest: {
-        const auto oldest = std::find_if(queue_.begin(), queue_.end(), [qos0](const auto& q) {
-          return (q.qos == qos_level::at_most_once) == qos0;
-        });
-        if (oldest != queue_.end()) {
-          queue_.erase(oldest);
-          if (qos0) --queued_qos0_;
-        }
-        count_drop();
-        evicted = true;
-        break;
-      }
+  if (qos0 && !online()) return enqueue_result::dropped_offline;
+  const std::size_t bytes = entry_bytes(*msg);
+  const bool over_soft = in_class(qos0) >= options_.session_queue_size ||
+                         queued_bytes_ + bytes > options_.session_queue_bytes;
+  std::optional<enqueue_result> evicting;
+  bool over_limit = false;
+  if (over_soft) {
+    if (!over_limit_since_) over_limit_since_ = now;
+    const bool over_hard = in_class(qos0) >= 2 * options_.session_queue_size ||
+                           queued_bytes_ + bytes > 2 * options_.session_queue_bytes;
+    if (!online() || slow(now) || over_hard) {
+      evicting = overflow(qos0, bytes);
+      if (evicting && *evicting != enqueue_result::queued_evicting) return *evicting;
+    } else {
+      over_limit = true;
     }
   }
+  if (!charge_entry()) {
+    count_drop();
+    return enqueue_result::dropped_budget;
+  }
   queue_.push_back({msg, qos, retain});
+  queued_bytes_ += bytes;
   if (qos0) ++queued_qos0_;
   if (link_ != nullptr) link_->wake();  // cheap when the writer is already awake
-  return evicted ? enqueue_result::queued_evicting : enqueue_result::queued;
+  if (evicting) return *evicting;
+  // The wake-up may have written part of the queue already; ask the publisher to wait only
+  // when the queue is still over its limit.
+  if (over_limit && over_limit_since_) return enqueue_result::queued_over_limit;
+  return enqueue_result::queued;
+}
+
+session::enqueue_result session::enqueue_retained(const message_ptr& msg, qos_level qos) {
+  if (!charge_entry()) {
+    count_drop();
+    return enqueue_result::dropped_budget;
+  }
+  retained_.push_back({msg, qos, true});
+  if (link_ != nullptr) link_->wake();
+  return enqueue_result::queued;
+}
+
+void session::hold(const std::shared_ptr<flow_waiter>& publisher) {
+  if (!publisher || !over_limit_since_ || !online()) return;
+  ++publisher->blocking;
+  waiters_.emplace_back(publisher, publisher->generation);
+}
+
+void session::release_waiters() noexcept {
+  auto waiters = std::exchange(waiters_, {});
+  for (auto& [weak, generation] : waiters) {
+    const auto w = weak.lock();
+    if (!w || w->generation != generation || w->blocking == 0) continue;
+    if (--w->blocking == 0 && w->on_clear) w->on_clear();
+  }
+}
+
+void session::drained() noexcept {
+  if (!over_limit_since_) return;
+  const bool below_half = queued_qos0_ <= options_.session_queue_size / 2 &&
+                          queue_.size() - queued_qos0_ <= options_.session_queue_size / 2 &&
+                          queued_bytes_ <= options_.session_queue_bytes / 2;
+  if (!below_half) return;
+  over_limit_since_.reset();
+  release_waiters();
 }
 
 bool session::has_sendable() const noexcept {
-  if (queue_.empty()) return false;
-  return queue_.front().qos == qos_level::at_most_once || inflight_.size() < options_.max_inflight;
+  const auto* head = !retained_.empty() ? &retained_.front()
+                     : !queue_.empty()  ? &queue_.front()
+                                        : nullptr;
+  if (head == nullptr) return false;
+  return head->qos == qos_level::at_most_once || inflight_.size() < options_.max_inflight;
+}
+
+void session::write(std::string& out, queued_message& q) {
+  const auto& m = *q.msg;
+  if (q.qos == qos_level::at_most_once) {
+    codec::encode_publish(out, m.topic, m.payload, q.qos, q.retain, false, 0);
+    return;
+  }
+  const std::uint16_t id = next_packet_id();
+  codec::encode_publish(out, m.topic, m.payload, q.qos, q.retain, false, id);
+  inflight_.push_back({id,
+                       q.qos == qos_level::at_least_once ? inflight_state::awaiting_puback
+                                                         : inflight_state::awaiting_pubrec,
+                       std::move(q)});
 }
 
 void session::fill(std::string& out, std::size_t budget) {
+  // Head-of-line: a QoS 0 message behind a blocked QoS 1/2 one waits too, so the order of
+  // messages on a topic never changes [MQTT-4.6.0-6]; retained messages owed to a subscription
+  // go before live messages that followed it.
+  while (!retained_.empty() && out.size() < budget) {
+    auto& q = retained_.front();
+    if (q.qos != qos_level::at_most_once && inflight_.size() >= options_.max_inflight) return;
+    write(out, q);
+    retained_.pop_front();
+    release_entry();
+  }
+  if (!retained_.empty()) return;
   while (!queue_.empty() && out.size() < budget) {
     auto& q = queue_.front();
-    const auto& m = *q.msg;
-    if (q.qos == qos_level::at_most_once) {
-      codec::encode_publish(out, m.topic, m.payload, q.qos, q.retain, false, 0);
-      --queued_qos0_;
-    } else {
-      // Head-of-line: a QoS 0 message behind a blocked QoS 1/2 one waits too, so the order of
-      // messages on a topic never changes [MQTT-4.6.0-6].
-      if (inflight_.size() >= options_.max_inflight) break;
-      const std::uint16_t id = next_packet_id();
-      codec::encode_publish(out, m.topic, m.payload, q.qos, q.retain, false, id);
-      inflight_.push_back({id,
-                           q.qos == qos_level::at_least_once ? inflight_state::awaiting_puback
-                                                             : inflight_state::awaiting_pubrec,
-                           std::move(q)});
-    }
+    if (q.qos != qos_level::at_most_once && inflight_.size() >= options_.max_inflight) break;
+    queued_bytes_ -= entry_bytes(*q.msg);  // before write() moves the message out of q
+    if (q.qos == qos_level::at_most_once) --queued_qos0_;
+    write(out, q);
     queue_.pop_front();
+    release_entry();
   }
+  drained();
 }
 
 std::deque<session::inflight_message>::iterator session::find_inflight(std::uint16_t id) {

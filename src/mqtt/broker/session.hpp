@@ -1,18 +1,31 @@
 #pragma once
 // The state MQTT keeps per client id, with or without a network connection: subscriptions, the
-// queue of messages waiting to be sent, QoS 1/2 messages in flight in both directions, and
-// packet identifiers. Sans-I/O: the connection asks it for bytes to write and feeds it the
-// acknowledgements it reads.
+// queue of messages waiting to be sent, retained messages owed to new subscriptions, QoS 1/2
+// messages in flight in both directions, and packet identifiers. Sans-I/O: the connection asks it
+// for bytes to write and feeds it the acknowledgements it reads.
+//
+// Flow control (docs/BROKER.md): the live queue has a soft limit (session_queue_size messages
+// per QoS class, session_queue_bytes bytes). Past it, while the subscriber is online and not
+// slow, a message is still queued (up to twice the limit) and the enqueue result asks the
+// publisher to wait: hold() registers it, and it is released once the queue has drained below
+// half the limit. A subscriber that stays over its limit for slow_subscriber_timeout is slow:
+// the overflow policy applies to it, and nobody waits for it, until it drains.
 //
 // Thread safety: distinct objects safe; shared objects unsafe (loop thread).
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
+#include "common/clock.hpp"
+#include "common/memory_budget.hpp"
 #include "mqtt/broker/application_message.hpp"
 #include "mqtt/broker/broker_options.hpp"
 
@@ -26,12 +39,30 @@ class session_link {
   virtual void wake() = 0;
 };
 
+/// A publisher held back by subscriber queues over their limit. Owned by the publishing
+/// connection; sessions keep weak references.
+struct flow_waiter {
+  std::size_t blocking = 0;        ///< sessions this publisher still waits for
+  std::uint64_t generation = 0;    ///< bumped when a wait ends by timeout: older holds are void
+  std::function<void()> on_clear;  ///< called when `blocking` falls to 0
+};
+
 class session {
  public:
-  /// queued_evicting: queued, and the oldest queued message of its class was dropped for it.
-  enum class enqueue_result { queued, queued_evicting, dropped, disconnect };
+  enum class enqueue_result {
+    queued,
+    queued_over_limit,  ///< queued past the soft limit: the publisher should wait (hold())
+    queued_evicting,    ///< queued, and an older message was dropped for it (drop_oldest)
+    dropped,            ///< refused by the queue limits (slow or offline subscriber)
+    dropped_offline,    ///< QoS 0 for an offline session: not kept [MQTT-3.1.2-5]
+    dropped_budget,     ///< refused because the memory budget is spent
+    disconnect,         ///< refused; the overflow policy disconnects the subscriber
+  };
 
   session(std::string client_id, bool clean, const broker_options& options);
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+  ~session();
 
   [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
   [[nodiscard]] bool clean() const noexcept { return clean_; }
@@ -40,17 +71,28 @@ class session {
   /// Attaches to a connection. Returns bytes to resend first: unacknowledged PUBLISHes with DUP
   /// set and PUBRELs of QoS 2 messages already received by the client [MQTT-4.4.0-1].
   void attach(session_link& link, std::string& out);
-  void detach() noexcept { link_ = nullptr; }
+  /// The connection went away; publishers waiting for this session are released.
+  void detach(clock::time_point now) noexcept;
 
   /// Queues `msg` for delivery at `qos` (already min(message, subscription)). `retain` is the
   /// RETAIN flag of this delivery. Offline sessions keep QoS 1/2 only [MQTT-3.1.2-5].
-  enqueue_result enqueue(const message_ptr& msg, codec::qos_level qos, bool retain);
+  enqueue_result enqueue(const message_ptr& msg, codec::qos_level qos, bool retain,
+                         clock::time_point now);
+
+  /// Queues a retained message for a new subscription [MQTT-3.3.1-6]. These are sent before the
+  /// live queue, paced by the writer like it, and are bounded by the retained store, not by the
+  /// queue limits, so a subscription receives every matching retained message.
+  enqueue_result enqueue_retained(const message_ptr& msg, codec::qos_level qos);
+
+  /// Makes `publisher` wait until this session's queue is below half its limit (or it goes
+  /// offline, or is destroyed). Call after enqueue() returned queued_over_limit.
+  void hold(const std::shared_ptr<flow_waiter>& publisher);
 
   /// True when fill() would write something now.
   [[nodiscard]] bool has_sendable() const noexcept;
 
-  /// Appends PUBLISH packets to `out` while the queue has messages, the in-flight window has
-  /// room and `out` is shorter than `budget` bytes. Order is the queue's order.
+  /// Appends PUBLISH packets to `out` while there are messages, the in-flight window has room
+  /// and `out` is shorter than `budget` bytes: retained messages owed first, then the queue.
   void fill(std::string& out, std::size_t budget);
 
   /// Outgoing QoS 1 acknowledged. False for an unknown id (ignored by the caller).
@@ -70,10 +112,16 @@ class session {
   std::map<std::string, codec::qos_level, std::less<>> subscriptions;
 
   [[nodiscard]] std::size_t queued() const noexcept { return queue_.size(); }
+  [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+  [[nodiscard]] std::size_t retained_owed() const noexcept { return retained_.size(); }
   [[nodiscard]] std::size_t inflight() const noexcept { return inflight_.size(); }
   [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
   /// Drops counted since the last call (for rate-limited warnings).
   std::uint64_t take_unreported_drops() noexcept { return std::exchange(unreported_drops_, 0); }
+  /// True while the subscriber counts as slow (see the header comment).
+  [[nodiscard]] bool slow(clock::time_point now) const noexcept;
+  /// When the session last lost its connection (meaningful while offline).
+  [[nodiscard]] clock::time_point offline_since() const noexcept { return offline_since_; }
 
  private:
   struct queued_message {
@@ -94,15 +142,31 @@ class session {
     ++dropped_;
     ++unreported_drops_;
   }
+  [[nodiscard]] std::size_t in_class(bool qos0) const noexcept {
+    return qos0 ? queued_qos0_ : queue_.size() - queued_qos0_;
+  }
+  /// Applies the overflow policy to a message that does not fit; nullopt when room was made.
+  std::optional<enqueue_result> overflow(bool qos0, std::size_t bytes);
+  void drained() noexcept;
+  void release_waiters() noexcept;
+  bool charge_entry();
+  void release_entry() noexcept;
+  void write(std::string& out, queued_message& q);
 
   std::string client_id_;
   bool clean_;
   const broker_options& options_;
   session_link* link_ = nullptr;
   std::deque<queued_message> queue_;
+  std::deque<queued_message> retained_;  // owed to new subscriptions, sent first
   std::size_t queued_qos0_ = 0;
+  std::size_t queued_bytes_ = 0;
+  budget_charge entries_charge_;           // bookkeeping of queue_ and retained_ entries
   std::deque<inflight_message> inflight_;  // in send order, for in-order redelivery
   std::unordered_set<std::uint16_t> awaiting_release_;
+  std::optional<clock::time_point> over_limit_since_;
+  std::vector<std::pair<std::weak_ptr<flow_waiter>, std::uint64_t>> waiters_;
+  clock::time_point offline_since_{};
   std::uint16_t last_id_ = 0;
   std::uint64_t dropped_ = 0;
   std::uint64_t unreported_drops_ = 0;

@@ -38,6 +38,8 @@ broker_options make_options(std::size_t queue_size = 100,
   broker_options o;
   o.session_queue_size = queue_size;
   o.overflow = overflow;
+  // Slow at once: these tests look at the overflow policies; flow control has its own below.
+  o.slow_subscriber_timeout = std::chrono::milliseconds(0);
   return o;
 }
 
@@ -834,6 +836,241 @@ TEST(broker, connection_counters_count_accepted_and_refused_connects) {
   connect(f.core, refused, "", false);
   EXPECT_EQ(f.core.stats().connections_accepted, 2u);
   EXPECT_EQ(f.core.stats().connections_refused, 1u);
+}
+
+}  // namespace
+}  // namespace ebus::mqtt::broker
+
+// --- memory bounds and flow control ------------------------------------------------------------
+
+namespace ebus::mqtt::broker {
+namespace {
+
+broker_options limits() {
+  broker_options o;
+  o.max_retained_messages = 3;
+  o.max_retained_bytes = 1000;
+  o.max_subscriptions_per_client = 2;
+  o.max_topic_length = 16;
+  o.max_topic_levels = 3;
+  o.max_persistent_sessions = 2;
+  o.session_expiry = std::chrono::seconds(60);
+  o.max_packet_size = 200;
+  return o;
+}
+
+TEST(broker_bounds, a_new_retained_message_past_the_count_is_refused_but_still_routed) {
+  fixture f(limits());
+  client sub;
+  connect_ok(f.core, sub, "sub", true);
+  ASSERT_EQ(subscribe(f.core, sub, "r/+", q0), suback_return_code::success_maximum_qos_0);
+  for (int i = 0; i < 4; ++i)
+    publish(f.core, "r/" + std::to_string(i), "v", q0, true);
+  EXPECT_EQ(f.core.retained_count(), 3u);
+  EXPECT_EQ(f.core.stats().retained_refused, 1u);
+  EXPECT_EQ(received(sub).size(), 4u) << "live delivery does not depend on the store";
+  // Replacing a stored topic is not a new one; deleting one makes room.
+  publish(f.core, "r/0", "w", q0, true);
+  EXPECT_EQ(f.core.stats().retained_refused, 1u);
+  publish(f.core, "r/1", "", q0, true);
+  publish(f.core, "r/3", "v", q0, true);
+  EXPECT_EQ(f.core.retained_count(), 3u);
+  EXPECT_EQ(f.core.stats().retained_refused, 1u);
+}
+
+TEST(broker_bounds, retained_bytes_are_bounded_and_the_old_message_stays) {
+  fixture f(limits());
+  publish(f.core, "big", std::string(900, 'a'), q0, true);
+  publish(f.core, "big2", std::string(200, 'b'), q0, true);  // 900 + 204 > 1000
+  EXPECT_EQ(f.core.retained_count(), 1u);
+  publish(f.core, "big", std::string(990, 'c'), q0, true);  // replacement: 993 fits
+  EXPECT_EQ(f.core.retained_bytes(), 993u);
+  publish(f.core, "big", std::string(1000, 'd'), q0, true);  // 1003 does not
+  EXPECT_EQ(f.core.stats().retained_refused, 2u);
+  client sub;
+  connect_ok(f.core, sub, "sub", true);
+  subscribe(f.core, sub, "big", q0);
+  const auto got = received(sub);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, std::string(990, 'c'));
+}
+
+TEST(broker_bounds, subscriptions_past_the_per_client_cap_get_0x80) {
+  fixture f(limits());
+  client c;
+  connect_ok(f.core, c, "c", true);
+  EXPECT_EQ(subscribe(f.core, c, "a", q1), suback_return_code::success_maximum_qos_1);
+  EXPECT_EQ(subscribe(f.core, c, "b", q1), suback_return_code::success_maximum_qos_1);
+  EXPECT_EQ(subscribe(f.core, c, "c", q1), suback_return_code::failure);
+  EXPECT_EQ(subscribe(f.core, c, "a", q2), suback_return_code::success_maximum_qos_2)
+      << "replacing a subscription it holds is not a new one";
+  EXPECT_EQ(f.core.stats().subscriptions_refused, 1u);
+  EXPECT_EQ(c.s->subscriptions.size(), 2u);
+}
+
+TEST(broker_bounds, topics_too_long_or_too_deep_are_refused) {
+  fixture f(limits());
+  client c;
+  connect_ok(f.core, c, "c", true);
+  EXPECT_EQ(subscribe(f.core, c, "a/b/c/d", q0), suback_return_code::failure);
+  EXPECT_EQ(subscribe(f.core, c, std::string(17, 'x'), q0), suback_return_code::failure);
+  EXPECT_EQ(subscribe(f.core, c, "#", q0), suback_return_code::success_maximum_qos_0);
+  EXPECT_EQ(f.core.publish(make_message("a/b/c/d", "x")), broker::publish_result::refused);
+  EXPECT_EQ(f.core.publish(make_message(std::string(17, 'x'), "x")),
+            broker::publish_result::refused);
+  EXPECT_EQ(f.core.publish(make_message("a/b/c", "x")), broker::publish_result::routed);
+  EXPECT_EQ(f.core.stats().messages_refused_topic, 2u);
+  EXPECT_EQ(received(c).size(), 1u);
+  EXPECT_FALSE(f.core.inject("a/b/c/d", "x", q0, false));
+}
+
+TEST(broker_bounds, inject_refuses_a_publish_larger_than_the_packet_limit) {
+  fixture f(limits());
+  EXPECT_TRUE(f.core.inject("t", std::string(150, 'x'), q1, false));
+  const auto r = f.core.inject("t", std::string(200, 'x'), q1, false);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), codec::make_error_code(codec::codec_errc::packet_too_large));
+}
+
+TEST(broker_bounds, persistent_sessions_past_the_cap_get_server_unavailable) {
+  fixture f(limits());
+  client a;
+  client b;
+  client c;
+  client clean;
+  connect_ok(f.core, a, "a", false);
+  connect_ok(f.core, b, "b", false);
+  EXPECT_EQ(connect(f.core, c, "c", false).return_code, connect_return_code::server_unavailable);
+  EXPECT_EQ(f.core.stats().sessions_refused, 1u);
+  connect_ok(f.core, clean, "clean", true);  // clean sessions end with their connection
+  disconnect(f.core, a);
+  client a2;
+  connect_ok(f.core, a2, "a", false);  // resuming is not a new session
+  EXPECT_TRUE(a2.ack.session_present);
+  EXPECT_EQ(f.core.persistent_session_count(), 2u);
+}
+
+TEST(broker_bounds, offline_persistent_sessions_expire) {
+  fixture f(limits());
+  client a;
+  client b;
+  connect_ok(f.core, a, "a", false);
+  connect_ok(f.core, b, "b", false);
+  subscribe(f.core, a, "t", q1);
+  disconnect(f.core, a);
+  f.clk.advance(std::chrono::seconds(30));
+  disconnect(f.core, b);
+  publish(f.core, "t", "kept", q1);
+  f.clk.advance(std::chrono::seconds(30));
+  f.core.expire_sessions();
+  EXPECT_EQ(f.core.find_session("a"), nullptr);
+  EXPECT_NE(f.core.find_session("b"), nullptr);
+  EXPECT_EQ(f.core.stats().sessions_expired, 1u);
+  f.clk.advance(std::chrono::seconds(30));
+  client other;
+  connect_ok(f.core, other, "other", true);  // a CONNECT sweeps too
+  EXPECT_EQ(f.core.find_session("b"), nullptr);
+  EXPECT_EQ(f.core.persistent_session_count(), 0u);
+  publish(f.core, "t", "nobody", q1);  // the expired subscription is gone from the tree
+  EXPECT_EQ(f.core.stats().deliveries_queued, 1u);
+}
+
+TEST(broker_bounds, a_session_back_online_does_not_expire) {
+  fixture f(limits());
+  client a;
+  connect_ok(f.core, a, "a", false);
+  disconnect(f.core, a);
+  f.clk.advance(std::chrono::seconds(30));
+  client a2;
+  connect_ok(f.core, a2, "a", false);
+  f.clk.advance(std::chrono::seconds(60));
+  f.core.expire_sessions();
+  EXPECT_NE(f.core.find_session("a"), nullptr);
+}
+
+TEST(broker_bounds, every_message_is_charged_to_the_budget_until_its_last_holder_lets_go) {
+  memory_budget budget(1 << 20);
+  auto o = limits();
+  o.budget = &budget;
+  fixture f(o);
+  client sub;
+  connect_ok(f.core, sub, "sub", true);
+  subscribe(f.core, sub, "t", q1);
+  auto m = f.core.make_message("t", "payload", q1, true);
+  ASSERT_NE(m, nullptr);
+  const auto one = budget.used();
+  EXPECT_GT(one, 7u);
+  f.core.publish(std::move(m));
+  EXPECT_GT(budget.used(), one) << "the queue entry is charged too";
+  const auto got = received(sub);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(sub.s->on_puback(got[0].packet_id));
+  EXPECT_EQ(budget.used(), one) << "the retained store still holds the message";
+  publish(f.core, "t", "", q0, true);
+  (void)received(sub);  // the empty message that deleted it was routed live too
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST(broker_bounds, a_spent_budget_refuses_new_messages_and_counts_them) {
+  memory_budget budget(100);
+  auto o = limits();
+  o.budget = &budget;
+  fixture f(o);
+  EXPECT_EQ(f.core.make_message("t", std::string(200, 'x'), q0, false), nullptr);
+  EXPECT_EQ(f.core.stats().messages_refused_budget, 1u);
+  const auto r = f.core.inject("t", std::string(150, 'x'), q0, false);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), std::make_error_code(std::errc::not_enough_memory));
+}
+
+TEST(broker_bounds, a_publisher_is_held_by_a_subscriber_over_its_limit_and_released_as_it_drains) {
+  auto o = limits();
+  o.session_queue_size = 2;
+  o.slow_subscriber_timeout = std::chrono::seconds(2);
+  fixture f(o);
+  client sub;
+  connect_ok(f.core, sub, "sub", true);
+  subscribe(f.core, sub, "t", q1);
+  auto publisher = std::make_shared<flow_waiter>();
+  int released = 0;
+  publisher->on_clear = [&released] { ++released; };
+  EXPECT_EQ(f.core.publish(make_message("t", "1", q1), publisher), broker::publish_result::routed);
+  EXPECT_EQ(f.core.publish(make_message("t", "2", q1), publisher), broker::publish_result::routed);
+  EXPECT_EQ(f.core.publish(make_message("t", "3", q1), publisher), broker::publish_result::held);
+  EXPECT_EQ(publisher->blocking, 1u);
+  EXPECT_EQ(f.core.stats().publishers_held, 1u);
+  EXPECT_EQ(received(sub).size(), 3u);
+  EXPECT_EQ(released, 1);
+  EXPECT_EQ(f.core.stats().deliveries_dropped, 0u);
+}
+
+TEST(broker_bounds, a_subscriber_stuck_past_the_timeout_drops_and_publishers_go_on) {
+  auto o = limits();
+  o.session_queue_size = 2;
+  o.slow_subscriber_timeout = std::chrono::seconds(2);
+  fixture f(o);
+  client stuck;
+  client fast;
+  connect_ok(f.core, stuck, "stuck", true);
+  connect_ok(f.core, fast, "fast", true);
+  subscribe(f.core, stuck, "t", q1);
+  subscribe(f.core, fast, "t", q1);
+  auto publisher = std::make_shared<flow_waiter>();
+  for (int i = 0; i < 3; ++i) {
+    f.core.publish(make_message("t", std::to_string(i), q1), publisher);
+    for (const auto& p : received(fast))
+      EXPECT_TRUE(fast.s->on_puback(p.packet_id));
+  }
+  EXPECT_EQ(publisher->blocking, 1u) << "held by the stuck subscriber only";
+  // The publisher's wait ends by timeout (the connection does this); the subscriber is slow.
+  f.clk.advance(o.slow_subscriber_timeout);
+  publisher->blocking = 0;
+  ++publisher->generation;
+  EXPECT_EQ(f.core.publish(make_message("t", "3", q1), publisher), broker::publish_result::routed);
+  EXPECT_EQ(publisher->blocking, 0u);
+  EXPECT_EQ(f.core.stats().dropped_queue_full, 1u);
+  EXPECT_EQ(stuck.s->dropped(), 1u);
+  EXPECT_EQ(received(fast).size(), 1u) << "the others still get every message";
 }
 
 }  // namespace

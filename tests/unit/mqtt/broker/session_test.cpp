@@ -29,6 +29,7 @@ using result = session::enqueue_result;
 constexpr auto q0 = qos_level::at_most_once;
 constexpr auto q1 = qos_level::at_least_once;
 constexpr auto q2 = qos_level::exactly_once;
+const clock::time_point t0{};
 
 broker_options make_options(std::size_t queue_size = 100,
                             overflow_policy overflow = overflow_policy::drop_newest,
@@ -37,6 +38,9 @@ broker_options make_options(std::size_t queue_size = 100,
   o.session_queue_size = queue_size;
   o.overflow = overflow;
   o.max_inflight = max_inflight;
+  // A subscriber counts as slow as soon as its queue is over the limit: these tests look at the
+  // overflow policies; the flow-control tests below set a real timeout.
+  o.slow_subscriber_timeout = std::chrono::milliseconds(0);
   return o;
 }
 
@@ -49,12 +53,12 @@ void attach_fresh(session& s, fake_link& link) {
 
 /// Enqueues `msg` and checks that it was queued.
 void enqueue_ok(session& s, const message_ptr& msg, qos_level qos, bool retain = false) {
-  EXPECT_EQ(s.enqueue(msg, qos, retain), result::queued) << msg->topic;
+  EXPECT_EQ(s.enqueue(msg, qos, retain, t0), result::queued) << msg->topic;
 }
 
 // Queued by evicting the oldest queued message of its class (overflow_policy::drop_oldest).
 void enqueue_evicting(session& s, const message_ptr& msg, qos_level qos) {
-  EXPECT_EQ(s.enqueue(msg, qos, false), result::queued_evicting) << msg->topic;
+  EXPECT_EQ(s.enqueue(msg, qos, false, t0), result::queued_evicting) << msg->topic;
 }
 
 // --- enqueue and fill ----------------------------------------------------------------------
@@ -111,7 +115,7 @@ TEST(session, detached_session_no_longer_wakes_its_old_link) {
   session s("c1", false, options);
   fake_link link;
   attach_fresh(s, link);
-  s.detach();
+  s.detach(t0);
   EXPECT_FALSE(s.online());
   enqueue_ok(s, make_message("t", "1"), q1);
   EXPECT_EQ(link.wakes, 0);
@@ -142,13 +146,201 @@ TEST(session, fill_stops_once_out_reaches_the_budget_and_resumes_in_order) {
   EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{publish_packet("t", "3", q0)}));
 }
 
+// --- flow control ------------------------------------------------------------------------------
+
+broker_options flow_options(std::size_t queue_size, std::size_t queue_bytes = 1 << 20) {
+  broker_options o;
+  o.session_queue_size = queue_size;
+  o.session_queue_bytes = queue_bytes;
+  o.slow_subscriber_timeout = std::chrono::seconds(2);
+  return o;
+}
+
+TEST(session_flow, past_the_limit_an_online_subscriber_queues_and_holds_the_publisher) {
+  const auto options = flow_options(2);
+  session s("sub", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  auto publisher = std::make_shared<flow_waiter>();
+  int cleared = 0;
+  publisher->on_clear = [&cleared] { ++cleared; };
+
+  enqueue_ok(s, make_message("t", "1"), q1);
+  enqueue_ok(s, make_message("t", "2"), q1);
+  EXPECT_EQ(s.enqueue(make_message("t", "3"), q1, false, t0), result::queued_over_limit);
+  s.hold(publisher);
+  EXPECT_EQ(publisher->blocking, 1u);
+  EXPECT_EQ(s.queued(), 3u);
+  EXPECT_EQ(s.dropped(), 0u);
+
+  // Draining to half the limit or less releases the publisher, once.
+  EXPECT_EQ(fill_publishes(s).size(), 3u);
+  EXPECT_EQ(publisher->blocking, 0u);
+  EXPECT_EQ(cleared, 1);
+  EXPECT_EQ(s.enqueue(make_message("t", "4"), q1, false, t0), result::queued);
+}
+
+TEST(session_flow, queue_never_exceeds_twice_the_limit) {
+  const auto options = flow_options(2);
+  session s("sub", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  for (int i = 0; i < 2; ++i)
+    enqueue_ok(s, make_message("t", std::to_string(i)), q1);
+  EXPECT_EQ(s.enqueue(make_message("t", "2"), q1, false, t0), result::queued_over_limit);
+  EXPECT_EQ(s.enqueue(make_message("t", "3"), q1, false, t0), result::queued_over_limit);
+  // Hard limit: the overflow policy applies even before the subscriber counts as slow.
+  EXPECT_EQ(s.enqueue(make_message("t", "4"), q1, false, t0), result::dropped);
+  EXPECT_EQ(s.queued(), 4u);
+  EXPECT_EQ(s.dropped(), 1u);
+}
+
+TEST(session_flow, a_subscriber_over_its_limit_for_the_timeout_is_slow_and_drops) {
+  const auto options = flow_options(1);
+  session s("sub", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  enqueue_ok(s, make_message("t", "1"), q1);
+  EXPECT_EQ(s.enqueue(make_message("t", "2"), q1, false, t0), result::queued_over_limit);
+  EXPECT_FALSE(s.slow(t0 + std::chrono::milliseconds(1999)));
+  const auto later = t0 + options.slow_subscriber_timeout;
+  EXPECT_TRUE(s.slow(later));
+  EXPECT_EQ(s.enqueue(make_message("t", "3"), q1, false, later), result::dropped);
+  // Once it drains it is no longer slow, and queues again.
+  EXPECT_EQ(fill_publishes(s).size(), 2u);
+  EXPECT_FALSE(s.slow(later));
+  EXPECT_EQ(s.enqueue(make_message("t", "4"), q1, false, later), result::queued);
+}
+
+TEST(session_flow, bytes_bound_the_queue_like_messages) {
+  const auto options = flow_options(100, 1000);
+  session s("sub", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  const std::string big(400, 'x');
+  enqueue_ok(s, make_message("t", big), q1);
+  enqueue_ok(s, make_message("t", big), q1);
+  EXPECT_EQ(s.enqueue(make_message("t", big), q1, false, t0), result::queued_over_limit);
+  EXPECT_GT(s.queued_bytes(), 1000u);
+  EXPECT_LE(s.queued_bytes(), 2000u);
+  EXPECT_EQ(s.enqueue(make_message("t", big), q1, false, t0), result::queued_over_limit);
+  EXPECT_EQ(s.enqueue(make_message("t", big), q1, false, t0), result::dropped);
+  EXPECT_LE(s.queued_bytes(), 2000u);
+  EXPECT_EQ(fill_publishes(s).size(), 4u);
+  EXPECT_EQ(s.queued_bytes(), 0u);
+}
+
+TEST(session_flow, going_offline_or_away_releases_waiting_publishers) {
+  const auto options = flow_options(2);
+  auto publisher = std::make_shared<flow_waiter>();
+  {
+    session s("sub", false, options);
+    fake_link link;
+    attach_fresh(s, link);
+    enqueue_ok(s, make_message("t", "1"), q1);
+    enqueue_ok(s, make_message("t", "2"), q1);
+    EXPECT_EQ(s.enqueue(make_message("t", "3"), q1, false, t0), result::queued_over_limit);
+    s.hold(publisher);
+    EXPECT_EQ(publisher->blocking, 1u);
+    s.detach(t0);
+    EXPECT_EQ(publisher->blocking, 0u);
+    // Offline: nothing drains the queue, so nobody is held; the policy drops instead.
+    EXPECT_EQ(s.enqueue(make_message("t", "4"), q1, false, t0), result::dropped);
+
+    attach_fresh(s, link);
+    EXPECT_EQ(s.enqueue(make_message("t", "5"), q1, false, t0), result::queued_over_limit);
+    s.hold(publisher);
+    EXPECT_EQ(publisher->blocking, 1u);
+  }
+  EXPECT_EQ(publisher->blocking, 0u);
+}
+
+TEST(session_flow, a_hold_from_before_a_timeout_does_not_release_a_later_wait) {
+  const auto options = flow_options(1);
+  session a("a", true, options);
+  session b("b", true, options);
+  fake_link la;
+  fake_link lb;
+  attach_fresh(a, la);
+  attach_fresh(b, lb);
+  auto publisher = std::make_shared<flow_waiter>();
+  enqueue_ok(a, make_message("t", "1"), q1);
+  EXPECT_EQ(a.enqueue(make_message("t", "2"), q1, false, t0), result::queued_over_limit);
+  a.hold(publisher);
+  // The publisher's wait times out: it stops waiting, and a later wait is a new generation.
+  publisher->blocking = 0;
+  ++publisher->generation;
+  enqueue_ok(b, make_message("t", "1"), q1);
+  EXPECT_EQ(b.enqueue(make_message("t", "2"), q1, false, t0), result::queued_over_limit);
+  b.hold(publisher);
+  EXPECT_EQ(publisher->blocking, 1u);
+  (void)fill_publishes(a);  // a's stale hold must not release the wait on b
+  EXPECT_EQ(publisher->blocking, 1u);
+  (void)fill_publishes(b);
+  EXPECT_EQ(publisher->blocking, 0u);
+}
+
+TEST(session_flow, retained_messages_owed_are_outside_the_queue_limits_and_go_first) {
+  const auto options = flow_options(1);
+  session s("sub", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  enqueue_ok(s, make_message("live", "1"), q1);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(s.enqueue_retained(make_message("r/" + std::to_string(i), "v"), q1), result::queued);
+  }
+  EXPECT_EQ(s.retained_owed(), 50u);
+  EXPECT_EQ(s.queued(), 1u);
+  std::vector<std::string> topics;
+  for (int round = 0; round < 10 && (s.retained_owed() > 0 || s.queued() > 0); ++round) {
+    for (const auto& p : fill_publishes(s)) {
+      topics.push_back(p.topic);
+      EXPECT_TRUE(s.on_puback(p.packet_id));
+    }
+  }
+  ASSERT_EQ(topics.size(), 51u);
+  EXPECT_EQ(topics.front(), "r/0");
+  EXPECT_EQ(topics.back(), "live");
+}
+
+TEST(session_flow, queue_entries_are_charged_to_the_budget_and_released) {
+  memory_budget budget(1 << 20);
+  auto options = flow_options(10);
+  options.budget = &budget;
+  {
+    session s("sub", true, options);
+    fake_link link;
+    attach_fresh(s, link);
+    enqueue_ok(s, make_message("t", "1"), q0);
+    enqueue_ok(s, make_message("t", "2"), q0);
+    EXPECT_GT(budget.used(), 0u);
+    EXPECT_EQ(fill_publishes(s).size(), 2u);
+    EXPECT_EQ(budget.used(), 0u);
+    enqueue_ok(s, make_message("t", "3"), q1);
+  }
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST(session_flow, a_spent_budget_refuses_entries_and_counts_them) {
+  memory_budget budget(10);
+  auto options = flow_options(10);
+  options.budget = &budget;
+  session s("sub", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  EXPECT_EQ(s.enqueue(make_message("t", "1"), q1, false, t0), result::dropped_budget);
+  EXPECT_EQ(s.enqueue_retained(make_message("t", "1"), q1), result::dropped_budget);
+  EXPECT_EQ(s.dropped(), 2u);
+  EXPECT_EQ(s.queued(), 0u);
+}
+
 // --- offline sessions ------------------------------------------------------------------------
 
 TEST(session, offline_session_drops_qos0_messages) {
   // Only QoS 1/2 messages are stored for a disconnected client [MQTT-3.1.2-5].
   const auto options = make_options();
   session s("c1", false, options);
-  EXPECT_EQ(s.enqueue(make_message("t", "x"), q0, false), result::dropped);
+  EXPECT_EQ(s.enqueue(make_message("t", "x"), q0, false, t0), result::dropped_offline);
   EXPECT_EQ(s.queued(), 0u);
   EXPECT_FALSE(s.has_sendable());
 }
@@ -174,8 +366,8 @@ TEST(session, detached_session_drops_qos0_but_keeps_qos1) {
   session s("c1", false, options);
   fake_link link;
   attach_fresh(s, link);
-  s.detach();
-  EXPECT_EQ(s.enqueue(make_message("t", "0"), q0, false), result::dropped);
+  s.detach(t0);
+  EXPECT_EQ(s.enqueue(make_message("t", "0"), q0, false, t0), result::dropped_offline);
   enqueue_ok(s, make_message("t", "1"), q1);
   EXPECT_EQ(s.queued(), 1u);
 }
@@ -190,12 +382,12 @@ TEST(session, qos0_and_qos1_2_messages_are_bounded_separately) {
 
   enqueue_ok(s, make_message("t", "a"), q0);
   enqueue_ok(s, make_message("t", "b"), q0);
-  EXPECT_EQ(s.enqueue(make_message("t", "c"), q0, false), result::dropped);
+  EXPECT_EQ(s.enqueue(make_message("t", "c"), q0, false, t0), result::dropped);
   // A full QoS 0 class leaves room for QoS 1/2, which share the other class.
   enqueue_ok(s, make_message("t", "d"), q1);
   enqueue_ok(s, make_message("t", "e"), q2);
-  EXPECT_EQ(s.enqueue(make_message("t", "f"), q1, false), result::dropped);
-  EXPECT_EQ(s.enqueue(make_message("t", "g"), q2, false), result::dropped);
+  EXPECT_EQ(s.enqueue(make_message("t", "f"), q1, false, t0), result::dropped);
+  EXPECT_EQ(s.enqueue(make_message("t", "g"), q2, false, t0), result::dropped);
   EXPECT_EQ(s.queued(), 4u);
   EXPECT_EQ(s.dropped(), 3u);
 }
@@ -205,8 +397,8 @@ TEST(session, drop_newest_keeps_the_queued_messages_and_counts_the_drop) {
   session s("c1", false, options);
   enqueue_ok(s, make_message("t", "1"), q1);
   enqueue_ok(s, make_message("t", "2"), q1);
-  EXPECT_EQ(s.enqueue(make_message("t", "3"), q1, false), result::dropped);
-  EXPECT_EQ(s.enqueue(make_message("t", "4"), q2, false), result::dropped);
+  EXPECT_EQ(s.enqueue(make_message("t", "3"), q1, false, t0), result::dropped);
+  EXPECT_EQ(s.enqueue(make_message("t", "4"), q2, false, t0), result::dropped);
   EXPECT_EQ(s.dropped(), 2u);
   EXPECT_EQ(s.take_unreported_drops(), 2u);
   EXPECT_EQ(s.take_unreported_drops(), 0u);
@@ -268,12 +460,12 @@ TEST(session, disconnect_policy_asks_to_disconnect_an_online_subscriber) {
   fake_link link;
   attach_fresh(s, link);
   enqueue_ok(s, make_message("t", "1"), q1);
-  EXPECT_EQ(s.enqueue(make_message("t", "2"), q1, false), result::disconnect);
+  EXPECT_EQ(s.enqueue(make_message("t", "2"), q1, false, t0), result::disconnect);
   EXPECT_EQ(s.dropped(), 1u);
   EXPECT_EQ(s.queued(), 1u);  // the message that overflowed is not queued
 
   enqueue_ok(s, make_message("t", "q0"), q0);  // the QoS 0 class has its own room
-  EXPECT_EQ(s.enqueue(make_message("t", "q0-2"), q0, false), result::disconnect);
+  EXPECT_EQ(s.enqueue(make_message("t", "q0-2"), q0, false, t0), result::disconnect);
   EXPECT_EQ(s.dropped(), 2u);
 }
 
@@ -281,7 +473,7 @@ TEST(session, disconnect_policy_drops_for_an_offline_session_and_keeps_its_queue
   const auto options = make_options(1, overflow_policy::disconnect);
   session s("c1", false, options);
   enqueue_ok(s, make_message("t", "1"), q1);
-  EXPECT_EQ(s.enqueue(make_message("t", "2"), q1, false), result::dropped);
+  EXPECT_EQ(s.enqueue(make_message("t", "2"), q1, false, t0), result::dropped);
   EXPECT_EQ(s.dropped(), 1u);
   EXPECT_EQ(s.queued(), 1u);
 }
@@ -503,7 +695,7 @@ TEST(session, attach_resends_unacknowledged_publishes_with_dup_and_pubrels_in_se
   std::string pubrel;
   ASSERT_TRUE(s.on_pubrec(4, pubrel));
   enqueue_ok(s, make_message("t", "G"), q1);  // queued, never sent
-  s.detach();
+  s.detach(t0);
 
   fake_link second;
   std::string resend;
@@ -539,7 +731,7 @@ TEST(session, attach_resends_nothing_once_everything_is_acknowledged) {
   enqueue_ok(s, make_message("t", "A"), q1);
   ASSERT_EQ(fill_publishes(s).size(), 1u);
   ASSERT_TRUE(s.on_puback(1));
-  s.detach();
+  s.detach(t0);
 
   fake_link second;
   attach_fresh(s, second);
@@ -577,7 +769,7 @@ TEST(session, incoming_qos2_state_survives_a_reattach) {
   fake_link first;
   attach_fresh(s, first);
   ASSERT_TRUE(s.receive_qos2(3));
-  s.detach();
+  s.detach(t0);
   fake_link second;
   attach_fresh(s, second);
   EXPECT_FALSE(s.receive_qos2(3));

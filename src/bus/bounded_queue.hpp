@@ -27,6 +27,18 @@ class bounded_queue {
     return true;
   }
 
+  /// Puts `value` in front of the oldest element, whatever the capacity: for an element just
+  /// taken by pop() that must go back (the queue may then hold more than its capacity).
+  void push_front(T&& value) {
+    if (size_ == slots_.size()) grow();
+    head_ = (head_ + slots_.size() - 1) & (slots_.size() - 1);
+    slots_[head_] = std::move(value);
+    ++size_;
+  }
+
+  /// The oldest element. Precondition: !empty().
+  [[nodiscard]] const T& front() const { return slots_[head_]; }
+
   /// Removes and returns the oldest element. Precondition: !empty().
   T pop() {
     T value = std::move(slots_[head_]);

@@ -9,31 +9,38 @@
 namespace ebus::bus {
 
 namespace {
-constexpr auto full_warning_interval = std::chrono::seconds(10);
+constexpr auto warning_interval = std::chrono::seconds(10);
 
 std::error_code err(bus_errc e) {
   return make_error_code(e);
 }
+
+std::size_t budget_used(const memory_budget* b) {
+  return b == nullptr ? 0 : b->used();
+}
+std::size_t budget_limit(const memory_budget* b) {
+  return b == nullptr ? 0 : b->limit();
+}
 }  // namespace
 
 struct bus::mailbox {
-  mailbox(std::string n, const asio::any_io_executor& ex, std::size_t capacity, remote_sink s)
+  mailbox(std::string n, const asio::any_io_executor& ex, const bus_options& o, remote_sink s)
       : name(std::move(n)),
-        queue(capacity),
+        queue(o.inbox_capacity, o.inbox_bytes, o.budget),
         signal(ex, clock::time_point::max()),
         remote(std::move(s)) {}
 
   std::string name;
   std::vector<std::string> groups;
-  bounded_queue<message> queue;
+  std::vector<std::string> receiving;  // groups whose backlog is being handed to it
+  message_queue queue;
   asio::steady_timer signal;  // cancelled to wake a receive() waiting for a message
   remote_sink remote;         // set for remote modules, which have no local queue
   std::size_t waiters = 0;
   bool wake_posted = false;  // a cancel_one() is in flight; further pushes need not signal
   bool closed = false;
   std::uint64_t refused = 0;
-  std::uint64_t refused_since_warning = 0;
-  std::optional<clock::time_point> quiet_until;  // rate limit of the queue_full warning
+  warning_limit warning;  // of the refusal warning
 };
 
 struct bus::pending_request {
@@ -55,6 +62,7 @@ struct bus::pending_request {
 bus::bus(asio::any_io_executor executor, clock& clk, bus_options options)
     : executor_(std::move(executor)), clock_(clk), options_(options), log_(log::get("bus")) {
   if (options_.inbox_capacity == 0) options_.inbox_capacity = 1;
+  if (options_.hand_over_slice == 0) options_.hand_over_slice = 1;
   if (options_.default_timeout <= duration::zero()) {
     options_.default_timeout = std::chrono::seconds(30);
   }
@@ -82,7 +90,7 @@ expected<void, std::error_code> bus::register_module(std::string name, std::stri
   if (stopped_) return fail(err(bus_errc::cancelled));
   if (name.empty()) return fail(err(bus_errc::invalid_message));
   if (modules_.contains(name)) return fail(err(bus_errc::duplicate_module));
-  auto mb = std::make_shared<mailbox>(name, executor_, options_.inbox_capacity, std::move(sink));
+  auto mb = std::make_shared<mailbox>(name, executor_, options_, std::move(sink));
   modules_.emplace(name, std::move(mb));
   log_->debug("module_added name={} group={}", name, group);
   if (!group.empty()) return join_group(name, std::move(group));
@@ -92,23 +100,39 @@ expected<void, std::error_code> bus::register_module(std::string name, std::stri
 expected<void, std::error_code> bus::join_group(std::string_view module, std::string group) {
   const auto it = modules_.find(module);
   if (it == modules_.end()) return fail(err(bus_errc::no_route));
-  const mailbox_ptr mb = it->second;  // a remote sink may remove the module during hand_over()
+  const mailbox_ptr& mb = it->second;
   if (std::find(mb->groups.begin(), mb->groups.end(), group) != mb->groups.end()) return {};
-  // The backlog goes first, while the module is not yet a member: a message sent to the group
-  // meanwhile is kept behind it instead of overtaking it.
-  if (const auto bl = backlogs_.find(group); bl != backlogs_.end() && !bl->second.queue.empty()) {
-    hand_over(group, bl->second, *mb);
-    if (mb->closed) return {};  // removed, or the bus shut down, while taking it
-  }
   mb->groups.push_back(group);
-  auto& members = groups_[std::move(group)];
-  members.push_back(mb);
+  groups_[group].push_back(mb);
+  // The backlog goes first, in slices from the loop: group messages for the module meanwhile
+  // are appended to it instead of overtaking it (send_to_group).
+  if (const auto bl = backlogs_.find(group);
+      bl != backlogs_.end() && !bl->second.queue.empty() && !bl->second.receiver) {
+    backlog& b = bl->second;
+    b.receiver = mb;
+    b.handed = 0;
+    mb->receiving.push_back(group);
+    log_->info("group_backlog_hand_over group={} module={} messages={} bytes={}", group, mb->name,
+               b.queue.size(), b.queue.bytes());
+    post_slice(bl->first, b);
+  }
   return {};
 }
 
 void bus::declare_group(std::string group) {
   if (stopped_ || options_.group_backlog == 0) return;
-  backlogs_.try_emplace(std::move(group), options_.group_backlog);
+  backlogs_.try_emplace(std::move(group), options_.group_backlog, options_.group_backlog_bytes,
+                        options_.budget);
+}
+
+void bus::resume(std::string_view module) {
+  const auto it = modules_.find(module);
+  if (it == modules_.end()) return;
+  for (const auto& g : it->second->receiving) {
+    if (const auto bl = backlogs_.find(g); bl != backlogs_.end() && bl->second.paused) {
+      post_slice(bl->first, bl->second);
+    }
+  }
 }
 
 void bus::remove_module(std::string_view name) {
@@ -116,6 +140,10 @@ void bus::remove_module(std::string_view name) {
   if (it == modules_.end()) return;
   mailbox_ptr mb = it->second;
   modules_.erase(it);
+  for (const auto& g : mb->receiving) {
+    if (const auto bl = backlogs_.find(g); bl != backlogs_.end()) stop_hand_over(g, bl->second);
+  }
+  mb->receiving.clear();
   for (const auto& g : mb->groups) {
     const auto git = groups_.find(g);
     if (git == groups_.end()) continue;
@@ -147,7 +175,8 @@ std::vector<module_info> bus::modules() const {
   std::vector<module_info> out;
   out.reserve(modules_.size());
   for (const auto& [name, mb] : modules_) {
-    out.push_back({name, mb->groups, static_cast<bool>(mb->remote), mb->queue.size(), mb->refused});
+    out.push_back({name, mb->groups, static_cast<bool>(mb->remote), mb->queue.size(),
+                   mb->queue.bytes(), mb->refused, mb->receiving});
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
@@ -167,6 +196,16 @@ std::size_t bus::backlog_size(std::string_view group) const {
   return it == backlogs_.end() ? 0 : it->second.queue.size();
 }
 
+std::size_t bus::backlog_bytes(std::string_view group) const {
+  const auto it = backlogs_.find(group);
+  return it == backlogs_.end() ? 0 : it->second.queue.bytes();
+}
+
+bool bus::handing_over(std::string_view group) const {
+  const auto it = backlogs_.find(group);
+  return it != backlogs_.end() && it->second.receiver != nullptr;
+}
+
 std::vector<std::string> bus::groups() const {
   std::vector<std::string> out;
   for (const auto& [name, members] : groups_)
@@ -178,72 +217,197 @@ std::vector<std::string> bus::groups() const {
 // --- delivery --------------------------------------------------------------------------------
 
 std::error_code bus::deliver(mailbox& mb, message&& msg) {
+  if (mb.closed) return err(bus_errc::no_route);  // removed while a group send went on
   if (mb.remote) {
-    if (auto ec = mb.remote(std::move(msg))) {
-      if (ec == bus_errc::queue_full) {
-        ++stats_.queue_full;
-        ++mb.refused;
-        warn_full(mb);
-      }
-      return ec;
+    if (auto ec = mb.remote(std::move(msg))) return refused(mb, ec, 0, refusal::none);
+  } else {
+    const std::size_t bytes = approximate_size(msg);
+    if (const auto r = mb.queue.push(std::move(msg), bytes); r != refusal::none) {
+      return refused(mb, err(r == refusal::budget ? bus_errc::memory_budget : bus_errc::queue_full),
+                     bytes, r);
     }
-  } else if (!mb.queue.push(std::move(msg))) {
-    ++stats_.queue_full;
-    ++mb.refused;
-    warn_full(mb);
-    return err(bus_errc::queue_full);
-  } else if (mb.waiters > 0 && !mb.wake_posted) {
-    // One wake-up per burst: the woken receiver drains the queue before it waits again.
-    mb.wake_posted = true;
-    mb.signal.cancel_one();
+    notify(mb);
   }
   ++stats_.delivered;
   return {};
 }
 
-void bus::warn_full(mailbox& mb) {
-  ++mb.refused_since_warning;
+void bus::notify(mailbox& mb) {
+  if (mb.waiters > 0 && !mb.wake_posted) {
+    // One wake-up per burst: the woken receiver drains the queue before it waits again.
+    mb.wake_posted = true;
+    mb.signal.cancel_one();
+  }
+}
+
+std::optional<std::uint64_t> bus::due(warning_limit& w) {
+  ++w.since_last;
   const auto now = clock_.now();
-  if (mb.quiet_until && now < *mb.quiet_until) return;
-  log_->warn("inbox_full module={} capacity={} refused={} refused_total={}", mb.name,
-             mb.queue.capacity(), mb.refused_since_warning, mb.refused);
-  mb.refused_since_warning = 0;
-  mb.quiet_until = now + full_warning_interval;
+  if (w.quiet_until && now < *w.quiet_until) return std::nullopt;
+  w.quiet_until = now + warning_interval;
+  return std::exchange(w.since_last, 0);
+}
+
+std::error_code bus::refused(mailbox& mb, std::error_code ec, std::size_t bytes, refusal why) {
+  ++mb.refused;
+  if (ec == bus_errc::queue_full) {
+    ++stats_.queue_full;
+  } else if (ec == bus_errc::memory_budget) {
+    ++stats_.memory_budget;
+  } else if (ec == bus_errc::too_large) {
+    ++stats_.too_large;
+  } else {
+    return ec;  // the module is going away (no_route); nothing more to say
+  }
+  const auto count = due(mb.warning);
+  if (!count) return ec;
+  if (mb.remote) {
+    // The connection logs the details (sizes, limits) itself.
+    log_->warn("remote_module_refused module={} reason=\"{}\" refused={} refused_total={}", mb.name,
+               ec.message(), *count, mb.refused);
+  } else if (ec == bus_errc::memory_budget) {
+    log_->warn(
+        "inbox_refused module={} reason=\"memory budget exhausted\" bytes={} budget_used={} "
+        "budget_limit={} refused={} refused_total={}",
+        mb.name, bytes, budget_used(options_.budget), budget_limit(options_.budget), *count,
+        mb.refused);
+  } else {
+    log_->warn(
+        "inbox_full module={} limit={} messages={}/{} bytes={}/{} message_bytes={} refused={} "
+        "refused_total={}",
+        mb.name, describe(why), mb.queue.size(), mb.queue.capacity(), mb.queue.bytes(),
+        mb.queue.byte_limit(), bytes, *count, mb.refused);
+  }
+  return ec;
+}
+
+std::optional<message> bus::take(mailbox& mb) {
+  if (mb.queue.empty()) return std::nullopt;
+  message m = mb.queue.pop().msg;  // its charge is released here
+  // A hand-over paused for room goes on once the inbox is half empty.
+  if (!mb.receiving.empty() && mb.queue.size() <= mb.queue.capacity() / 2 &&
+      mb.queue.bytes() <= mb.queue.byte_limit() / 2) {
+    for (const auto& g : mb.receiving) {
+      if (const auto bl = backlogs_.find(g); bl != backlogs_.end() && bl->second.paused) {
+        post_slice(bl->first, bl->second);
+      }
+    }
+  }
+  return m;
 }
 
 expected<std::size_t, std::error_code> bus::keep(std::string_view group, backlog& bl,
                                                  message&& msg) {
   const bool was_empty = bl.queue.empty();
-  if (bl.queue.push(std::move(msg))) {
+  const std::size_t bytes = approximate_size(msg);
+  const auto r = bl.queue.push(std::move(msg), bytes);
+  if (r == refusal::none) {
     ++stats_.backlogged;
     if (was_empty) log_->debug("group_backlog_started group={}", group);
     return std::size_t{0};
   }
-  ++stats_.queue_full;
   ++bl.refused;
-  ++bl.refused_since_warning;
-  const auto now = clock_.now();
-  if (!bl.quiet_until || now >= *bl.quiet_until) {
-    log_->warn("group_backlog_full group={} capacity={} refused={} refused_total={}", group,
-               bl.queue.capacity(), bl.refused_since_warning, bl.refused);
-    bl.refused_since_warning = 0;
-    bl.quiet_until = now + full_warning_interval;
+  const bool budget = r == refusal::budget;
+  ++(budget ? stats_.memory_budget : stats_.queue_full);
+  if (const auto count = due(bl.warning)) {
+    if (budget) {
+      log_->warn(
+          "group_backlog_refused group={} reason=\"memory budget exhausted\" bytes={} "
+          "budget_used={} budget_limit={} refused={} refused_total={}",
+          group, bytes, budget_used(options_.budget), budget_limit(options_.budget), *count,
+          bl.refused);
+    } else {
+      log_->warn(
+          "group_backlog_full group={} limit={} messages={}/{} bytes={}/{} message_bytes={} "
+          "refused={} refused_total={}",
+          group, describe(r), bl.queue.size(), bl.queue.capacity(), bl.queue.bytes(),
+          bl.queue.byte_limit(), bytes, *count, bl.refused);
+    }
   }
-  return fail(err(bus_errc::queue_full));
+  return fail(err(budget ? bus_errc::memory_budget : bus_errc::queue_full));
 }
 
-void bus::hand_over(const std::string& group, backlog& bl, mailbox& mb) {
-  std::size_t handed = 0;
-  // One at a time, checking after each: a remote sink may remove its module or shut the bus
-  // down (destroying `bl`) while it takes a message. What it never saw stays kept.
-  while (!stopped_ && !mb.closed && !bl.queue.empty()) {
-    (void)deliver(mb, bl.queue.pop());  // a refusal is counted there, like any other
-    ++handed;
-  }
+void bus::post_slice(const std::string& group, backlog& bl) {
+  bl.paused = false;
+  if (bl.slice_posted) return;
+  bl.slice_posted = true;
+  asio::post(executor_, [alive = std::weak_ptr<bool>(alive_), this, group] {
+    if (const auto token = alive.lock(); token && *token) hand_over_slice(group);
+  });
+}
+
+void bus::hand_over_slice(const std::string& group) {
   if (stopped_) return;
-  if (bl.queue.empty()) bl.queue = bounded_queue<message>(bl.queue.capacity());  // free storage
-  log_->debug("group_backlog_handed_over group={} module={} messages={} left={}", group, mb.name,
-              handed, bl.queue.size());
+  const auto it = backlogs_.find(group);
+  if (it == backlogs_.end()) return;
+  backlog& bl = it->second;
+  bl.slice_posted = false;
+  const mailbox_ptr mb = bl.receiver;
+  if (!mb || bl.paused) return;  // it left (the rest waits for the next member), or is full
+  std::size_t messages = 0;
+  std::size_t bytes = 0;
+  while (!bl.queue.empty()) {
+    if (messages >= options_.hand_over_slice ||
+        (messages > 0 && bytes >= options_.hand_over_slice_bytes)) {
+      post_slice(group, bl);  // the rest in a later turn: other work runs in between
+      return;
+    }
+    const std::size_t n = bl.queue.front().bytes;
+    if (!mb->remote) {
+      // Only what the inbox has room for; take() resumes once the module has caught up.
+      if (mb->queue.room_for(n) != refusal::none) {
+        bl.paused = true;
+        return;
+      }
+      (void)mb->queue.push(bl.queue.pop());  // its budget charge moves along with it
+      notify(*mb);
+      ++stats_.delivered;
+      ++bl.handed;
+    } else {
+      auto e = bl.queue.pop();
+      e.charge.reset();  // the sink charges what it keeps, in its own form
+      const auto ec = mb->remote(std::move(e.msg));
+      if (stopped_) return;  // the sink shut the bus down: `bl` is gone
+      if (ec == bus_errc::queue_full) {
+        // Not a refusal: the module is slower than the backlog. The message goes back in
+        // front (its bytes are still held) until the sink calls resume().
+        if (options_.budget != nullptr) {
+          options_.budget->force_charge(e.bytes);
+          e.charge = budget_charge(options_.budget, e.bytes);
+        }
+        bl.queue.push_front(std::move(e));
+        if (bl.receiver == mb) bl.paused = true;
+        return;
+      }
+      if (ec) {
+        (void)refused(*mb, ec, e.bytes, refusal::none);  // dropped for good, counted and logged
+      } else {
+        ++stats_.delivered;
+        ++bl.handed;
+      }
+      if (bl.receiver != mb) return;  // removed while taking it: the rest stays kept
+    }
+    ++messages;
+    bytes += n;
+  }
+  finish_hand_over(group, bl);
+}
+
+void bus::finish_hand_over(const std::string& group, backlog& bl) {
+  const mailbox_ptr mb = std::move(bl.receiver);
+  bl.receiver.reset();
+  bl.paused = false;
+  std::erase(mb->receiving, group);
+  bl.queue.clear();  // frees the storage
+  log_->info("group_backlog_handed_over group={} module={} messages={}", group, mb->name,
+             bl.handed);
+}
+
+void bus::stop_hand_over(const std::string& group, backlog& bl) {
+  log_->info("group_backlog_hand_over_stopped group={} module={} handed={} left={}", group,
+             bl.receiver ? bl.receiver->name : std::string(), bl.handed, bl.queue.size());
+  bl.receiver.reset();
+  bl.paused = false;
 }
 
 void bus::close(mailbox& mb) {
@@ -266,17 +430,17 @@ expected<void, std::error_code> bus::send(std::string_view module, message msg) 
 
 expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group, message msg) {
   if (stopped_) return fail(err(bus_errc::cancelled));
+  const auto bl = backlogs_.find(group);
   const auto it = groups_.find(group);
   if (it == groups_.end() || it->second.empty()) {
-    if (const auto bl = backlogs_.find(group); bl != backlogs_.end()) {
-      return keep(group, bl->second, std::move(msg));
-    }
+    if (bl != backlogs_.end()) return keep(group, bl->second, std::move(msg));
     ++stats_.no_route;
     log_->debug("no_route group={} operation={}", group, msg.route.operation);
     return fail(err(bus_errc::no_route));
   }
-  // A remote sink may unregister a module while we deliver: then work on a copy of the list.
-  // Local inboxes cannot, so the common case (local members only) copies nothing.
+  // A remote sink may unregister a module, or shut the bus down, while we deliver: then work on
+  // a copy of the list. Local inboxes cannot, so the common case (local members only) copies
+  // nothing.
   const auto& current = it->second;
   const bool any_remote = std::any_of(current.begin(), current.end(),
                                       [](const mailbox_ptr& mb) { return mb->remote != nullptr; });
@@ -285,15 +449,23 @@ expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group
   const std::vector<mailbox_ptr>& members = any_remote ? copy : current;
   std::size_t taken = 0;
   std::error_code first_error;
-  for (std::size_t i = 0; i < members.size(); ++i) {
+  for (std::size_t i = 0; i < members.size() && !stopped_; ++i) {
     const bool last = i + 1 == members.size();
-    auto ec = last ? deliver(*members[i], std::move(msg)) : deliver(*members[i], message(msg));
+    message m = last ? std::move(msg) : message(msg);
+    std::error_code ec;
+    if (bl != backlogs_.end() && bl->second.receiver == members[i]) {
+      // Still receiving the backlog: this message goes behind it.
+      if (auto kept = keep(group, bl->second, std::move(m)); !kept) ec = kept.error();
+    } else {
+      ec = deliver(*members[i], std::move(m));
+    }
     if (ec) {
       if (!first_error) first_error = ec;
     } else {
       ++taken;
     }
   }
+  if (stopped_ && taken == 0) return fail(err(bus_errc::cancelled));
   if (taken == 0) return fail(first_error);
   return taken;
 }
@@ -304,13 +476,12 @@ awaitable<expected<message, std::error_code>> bus::receive(std::string_view modu
   if (it == modules_.end() || it->second->remote) co_return fail(err(bus_errc::no_route));
   const mailbox_ptr mb = it->second;  // keeps the inbox alive while this coroutine waits
   for (;;) {
-    if (!mb->queue.empty()) {
-      message m = mb->queue.pop();
+    if (auto m = take(*mb)) {
       if (!mb->queue.empty() && mb->waiters > 0 && !mb->wake_posted) {
         mb->wake_posted = true;  // pass the wake-up on to the next waiting receiver
         mb->signal.cancel_one();
       }
-      co_return m;
+      co_return std::move(*m);
     }
     if (mb->closed) co_return fail(err(bus_errc::cancelled));
     ++mb->waiters;
@@ -322,8 +493,8 @@ awaitable<expected<message, std::error_code>> bus::receive(std::string_view modu
 
 std::optional<message> bus::try_receive(std::string_view module) {
   const auto it = modules_.find(module);
-  if (it == modules_.end() || it->second->queue.empty()) return std::nullopt;
-  return it->second->queue.pop();
+  if (it == modules_.end()) return std::nullopt;
+  return take(*it->second);
 }
 
 // --- requests --------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 // The module bus: beehive's channel context (KubeEdge beehive pkg/core/context) on one event
 // loop, with the gaps closed:
 //  - FIFO per sender->receiver pair (beehive spawns a goroutine per group send and loses order);
-//  - bounded inboxes that never block: a full inbox refuses the message with queue_full and
-//    counts it, where beehive blocks the sender or piles up goroutines;
+//  - inboxes bounded in messages and bytes, charged to the daemon's memory budget, that never
+//    block: a full inbox refuses the message with queue_full (memory_budget when the budget is
+//    used up) and counts it, where beehive blocks the sender or piles up goroutines;
 //  - unknown modules and empty groups fail at once with no_route instead of waiting out a timeout;
 //  - a declared group keeps a bounded backlog while it has no member and hands it, in order, to
-//    the first module that joins (beehive drops such messages);
+//    the first module that joins (beehive drops such messages): a slice per turn of the loop,
+//    and only as fast as the module takes it, so neither the loop nor memory suffers;
 //  - a request is registered before it is delivered, so a fast response can never be lost, and a
 //    response is queued for its requester instead of being dropped when nobody waits at that
 //    instant; a response after the deadline is dropped and counted;
@@ -25,12 +27,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bus/bounded_queue.hpp"
 #include "bus/bus_error.hpp"
 #include "bus/message.hpp"
+#include "bus/message_queue.hpp"
 #include "common/asio.hpp"
 #include "common/clock.hpp"
 #include "common/expected.hpp"
+#include "common/memory_budget.hpp"
 
 namespace spdlog {
 class logger;
@@ -42,12 +45,26 @@ struct bus_options {
   std::size_t inbox_capacity = 1024;                           ///< beehive ChannelSizeDefault
   clock::duration default_timeout = std::chrono::seconds(30);  ///< beehive MessageTimeoutDefault
   std::size_t group_backlog = 0;  ///< messages kept per declared group with no member; 0: none
+  /// Bytes (approximate_size) a local module's inbox may hold; see message_queue.hpp.
+  std::size_t inbox_bytes = std::size_t{16} * 1024 * 1024;
+  /// Bytes (approximate_size) a declared group's backlog may hold.
+  std::size_t group_backlog_bytes = std::size_t{32} * 1024 * 1024;
+  /// The daemon's memory budget, charged for every message kept in an inbox or a backlog; null:
+  /// none. Must outlive the bus.
+  memory_budget* budget = nullptr;
+  /// At most this many messages, and about this many bytes, of a backlog are handed to a joining
+  /// module per turn of the loop (at least one message).
+  std::size_t hand_over_slice = 64;
+  std::size_t hand_over_slice_bytes = std::size_t{1024} * 1024;
 };
 
 /// Totals since construction. Every refused or lost message is counted somewhere here.
 struct bus_stats {
   std::uint64_t delivered = 0;       ///< messages queued into an inbox or taken by a remote sink
-  std::uint64_t queue_full = 0;      ///< messages refused because the destination was full
+  std::uint64_t queue_full = 0;      ///< refused: the inbox, outbound queue or group backlog was
+                                     ///< at its message or byte limit
+  std::uint64_t memory_budget = 0;   ///< refused: the memory budget was used up
+  std::uint64_t too_large = 0;       ///< refused by a remote module's sink as too large to send
   std::uint64_t no_route = 0;        ///< sends to an unknown module or an undeclared empty group
   std::uint64_t backlogged = 0;      ///< messages kept in a group backlog for a later member
   std::uint64_t timeouts = 0;        ///< sync requests that reached their deadline
@@ -56,16 +73,21 @@ struct bus_stats {
 };
 
 /// Delivery into a module outside this process (a remote module on a socket). Called on the loop
-/// thread with each message for that module; returns bus_errc::queue_full (or another error)
-/// when the message cannot be taken now, an empty error_code when it was taken.
+/// thread with each message for that module; returns an empty error_code when the message was
+/// taken, else the reason: bus_errc::queue_full when it cannot be taken now (then the sink must
+/// leave the message as it was, and call bus::resume() once it has room again, so that a group
+/// backlog being handed to it goes on), memory_budget, too_large or another error when it is
+/// refused for good.
 using remote_sink = std::function<std::error_code(message&&)>;
 
 struct module_info {
   std::string name;
   std::vector<std::string> groups;
   bool remote = false;
-  std::size_t queued = 0;     ///< messages waiting in the inbox (local modules)
-  std::uint64_t refused = 0;  ///< messages refused because the inbox was full
+  std::size_t queued = 0;              ///< messages waiting in the inbox (local modules)
+  std::size_t queued_bytes = 0;        ///< their approximate_size() in total
+  std::uint64_t refused = 0;           ///< messages refused: inbox or sink full, budget, too large
+  std::vector<std::string> receiving;  ///< groups whose backlog is being handed to it
 };
 
 class bus {
@@ -91,12 +113,22 @@ class bus {
   /// A module that joins a group with a backlog receives the backlog first (see declare_group).
   expected<void, std::error_code> join_group(std::string_view module, std::string group);
 
-  /// Makes `group` keep up to options().group_backlog messages while it has no member, instead
-  /// of refusing them with no_route. The first module to join it (add_module,
-  /// add_remote_module, join_group) receives them right away, in order, each through its inbox
-  /// or sink as any other message; what it cannot take is refused and counted as queue_full.
+  /// Makes `group` keep up to options().group_backlog messages (and group_backlog_bytes) while
+  /// it has no member, instead of refusing them with no_route. The first module to join it
+  /// (add_module, add_remote_module, join_group) becomes a member at once and receives the
+  /// backlog in order, after join_group() returns: a slice per turn of the loop (hand_over_slice
+  /// messages or hand_over_slice_bytes), and only while its inbox has room for the next one (a
+  /// remote module: until its sink says queue_full, then again from resume()). Group messages
+  /// for it meanwhile are appended to the backlog, behind the older ones; a group request
+  /// reaches it directly. A message its sink refuses for good (too_large, memory_budget) is
+  /// counted and dropped. If it leaves first, the rest stays for the next module that joins.
   /// Idempotent; does nothing when group_backlog is 0 or after shutdown().
   void declare_group(std::string group);
+
+  /// Tells the bus that remote module `module`'s sink has room again after a queue_full: a
+  /// backlog hand-over paused for it goes on (in a later turn of the loop). Cheap; does nothing
+  /// when nothing waits for it.
+  void resume(std::string_view module);
 
   /// Unregisters a module: its queued messages are discarded, a receive() waiting on it completes
   /// with `cancelled`, and pending requests addressed to it fail with `module_removed`.
@@ -108,18 +140,23 @@ class bus {
   [[nodiscard]] std::vector<std::string> groups() const;
   /// Messages waiting in `group`'s backlog; 0 for a group that was not declared.
   [[nodiscard]] std::size_t backlog_size(std::string_view group) const;
+  /// Their approximate_size() in total.
+  [[nodiscard]] std::size_t backlog_bytes(std::string_view group) const;
+  /// True while `group`'s backlog is being handed to a module.
+  [[nodiscard]] bool handing_over(std::string_view group) const;
 
   // --- messaging -----------------------------------------------------------------------------
 
   /// Queues `msg` for `module` (beehive Send), never blocking.
-  /// Errors: no_route, queue_full, cancelled.
+  /// Errors: no_route, queue_full, memory_budget, too_large (remote), cancelled.
   expected<void, std::error_code> send(std::string_view module, message msg);
 
   /// Queues a copy of `msg` for every member of `group` (beehive SendToGroup), never blocking.
   /// Returns how many members took it; members with a full inbox are skipped and counted.
-  /// A declared group with no member keeps `msg` in its backlog and returns 0.
-  /// Errors: no_route (no such group or no member, not declared), queue_full (backlog full), or
-  /// the first error when no member took it.
+  /// A declared group with no member keeps `msg` in its backlog and returns 0; a member still
+  /// receiving the group's backlog takes it behind the backlog (the backlog keeps it for it).
+  /// Errors: no_route (no such group or no member, not declared), queue_full (backlog full),
+  /// memory_budget, or the first error when no member took it.
   expected<std::size_t, std::error_code> send_to_group(std::string_view group, message msg);
 
   /// Takes the oldest message of `module`'s inbox, waiting until one arrives (beehive Receive).
@@ -152,7 +189,7 @@ class bus {
   expected<void, std::error_code> send_resp(message response, std::string_view responder = {});
 
   /// Fails every pending request with `cancelled`, closes every inbox, discards every backlog
-  /// and refuses further work.
+  /// (a hand-over in progress stops) and refuses further work.
   void shutdown();
 
   [[nodiscard]] const bus_stats& stats() const noexcept { return stats_; }
@@ -162,12 +199,21 @@ class bus {
  private:
   struct mailbox;
   struct pending_request;
+  /// Rate limit of one warning: at most one line per interval, with the count since the last.
+  struct warning_limit {
+    std::uint64_t since_last = 0;
+    std::optional<clock::time_point> quiet_until;
+  };
   struct backlog {
-    explicit backlog(std::size_t capacity) : queue(capacity) {}
-    bounded_queue<message> queue;
+    backlog(std::size_t capacity, std::size_t bytes, memory_budget* budget)
+        : queue(capacity, bytes, budget) {}
+    message_queue queue;
+    std::shared_ptr<mailbox> receiver;  // the module it is being handed to, if any
+    bool slice_posted = false;          // a hand_over_slice() is on its way
+    bool paused = false;                // waiting for the receiver to make room
+    std::uint64_t handed = 0;           // messages handed to the receiver so far
     std::uint64_t refused = 0;
-    std::uint64_t refused_since_warning = 0;
-    std::optional<clock::time_point> quiet_until;  // rate limit of the backlog_full warning
+    warning_limit warning;
   };
   struct string_hash {
     using is_transparent = void;
@@ -183,6 +229,12 @@ class bus {
   expected<void, std::error_code> register_module(std::string name, std::string group,
                                                   remote_sink sink);
   std::error_code deliver(mailbox& mb, message&& msg);
+  /// Counts and (rate-limited) logs a message `mb` did not take; returns `ec`.
+  std::error_code refused(mailbox& mb, std::error_code ec, std::size_t bytes, refusal why);
+  /// Wakes a receive() waiting on `mb` after a push.
+  static void notify(mailbox& mb);
+  /// Takes the oldest message of a local inbox; resumes a hand-over paused for room.
+  std::optional<message> take(mailbox& mb);
   void close(mailbox& mb);
   expected<request_ptr, std::error_code> begin_request(message& msg, duration timeout,
                                                        std::vector<std::string> awaiting);
@@ -190,9 +242,13 @@ class bus {
   static awaitable<void> wait(const request_ptr& req);
   void schedule_wake(clock::time_point at);
   void on_wake(clock::time_point armed);
-  void warn_full(mailbox& mb);
+  /// Counts one event for `w`; the count since the last line when a line is due now.
+  std::optional<std::uint64_t> due(warning_limit& w);
   expected<std::size_t, std::error_code> keep(std::string_view group, backlog& bl, message&& msg);
-  void hand_over(const std::string& group, backlog& bl, mailbox& mb);
+  void post_slice(const std::string& group, backlog& bl);
+  void hand_over_slice(const std::string& group);
+  void finish_hand_over(const std::string& group, backlog& bl);
+  void stop_hand_over(const std::string& group, backlog& bl);
 
   asio::any_io_executor executor_;
   clock& clock_;

@@ -14,7 +14,8 @@ class bus_category_impl final : public std::error_category {
       case bus_errc::no_route:
         return "no route: unknown module or empty group";
       case bus_errc::queue_full:
-        return "destination inbox is full";
+        return "queue full: the destination's inbox, outbound queue or group backlog is at its "
+               "message or byte limit";
       case bus_errc::timeout:
         return "timed out waiting for a response";
       case bus_errc::cancelled:
@@ -29,6 +30,10 @@ class bus_category_impl final : public std::error_category {
         return "a request with this message id is already pending";
       case bus_errc::invalid_message:
         return "invalid message for this operation";
+      case bus_errc::memory_budget:
+        return "memory budget exhausted: the daemon holds as many queued bytes as it may";
+      case bus_errc::too_large:
+        return "message too large for the destination";
     }
     return "unknown bus error";
   }

@@ -8,7 +8,8 @@ namespace ebus::bus {
 
 enum class bus_errc : int {
   no_route = 1,        ///< no module of that name, or a group without members
-  queue_full,          ///< the destination inbox is at capacity; the message was not queued
+  queue_full,          ///< the destination's queue (inbox, group backlog or a remote module's
+                       ///< outbound queue) is at its message or byte limit; not queued
   timeout,             ///< no (complete) response before the deadline
   cancelled,           ///< the bus shut down, or the inbox was closed while waiting
   module_removed,      ///< the destination left the bus while a request to it was pending
@@ -16,6 +17,9 @@ enum class bus_errc : int {
   no_pending_request,  ///< a response whose parent_msg_id matches no waiting request
   duplicate_request,   ///< a sync request reused the id of one still pending
   invalid_message,     ///< a message the operation cannot accept (e.g. response without parent id)
+  memory_budget,       ///< the daemon's memory budget is used up; the message was not kept
+  too_large,           ///< larger than the destination can ever take (e.g. once encoded for a
+                       ///< remote module, over its per-message limit); not delivered
 };
 
 [[nodiscard]] const std::error_category& bus_category() noexcept;

@@ -36,7 +36,44 @@ class uuid_source {
   std::array<std::uint64_t, 4> s_{};
 };
 
+// Bytes held by a JSON value: one node per value, plus its strings and, for objects, a tree node
+// per member.
+std::size_t json_size(const nlohmann::json& v) noexcept {
+  constexpr std::size_t node = sizeof(nlohmann::json);
+  constexpr std::size_t member = 4 * sizeof(void*);  // a std::map node's links and colour
+  switch (v.type()) {
+    case nlohmann::json::value_t::string:
+      return node + v.get_ref<const std::string&>().size();
+    case nlohmann::json::value_t::binary:
+      return node + v.get_binary().size();
+    case nlohmann::json::value_t::array: {
+      std::size_t n = node;
+      for (const auto& e : v)
+        n += json_size(e);
+      return n;
+    }
+    case nlohmann::json::value_t::object: {
+      std::size_t n = node;
+      for (const auto& [key, value] : v.items())
+        n += member + sizeof(std::string) + key.size() + json_size(value);
+      return n;
+    }
+    default:
+      return node;
+  }
+}
+
 }  // namespace
+
+std::size_t approximate_size(const message& m) noexcept {
+  const auto& h = m.header;
+  const auto& r = m.route;
+  std::size_t n = message_overhead + h.id.size() + h.parent_id.size() + h.resource_version.size() +
+                  h.type.size() + r.source.size() + r.destination.size() + r.group.size() +
+                  r.operation.size() + r.resource.size() + m.content.bytes().size();
+  if (m.content.type() == content::kind::json) n += json_size(m.content.json_value());
+  return n;
+}
 
 content content::json(nlohmann::json value) {
   if (value.is_null()) return {};

@@ -2,6 +2,7 @@
 // The beehive message envelope (KubeEdge staging/src/github.com/kubeedge/beehive/pkg/core/model):
 // header + route + content, with beehive's constructors. The JSON form lives in message_json.hpp.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -84,6 +85,14 @@ struct message {
 
   friend bool operator==(const message&, const message&) = default;
 };
+
+/// Bytes a message is charged for while it waits in a queue (an inbox, a group backlog): its
+/// strings, its content (a JSON value by its nodes) and a fixed overhead for the envelope and the
+/// queue slot. An estimate of what it holds in memory, the same for equal messages.
+[[nodiscard]] std::size_t approximate_size(const message& m) noexcept;
+
+/// The fixed part of approximate_size(): what an empty message costs in a queue.
+inline constexpr std::size_t message_overhead = sizeof(message) + 64;
 
 /// A fresh lower-case UUID v4 string (36 characters).
 [[nodiscard]] std::string new_uuid();

@@ -27,7 +27,10 @@ mqtt::broker::broker_options broker_options_of(const config::eventbus_config& eb
   o.slow_subscriber_timeout = eb.slow_subscriber_timeout;
   o.packet_timeout = eb.packet_timeout;
   o.max_retained_messages = eb.max_retained_messages;
-  o.max_retained_bytes = eb.max_retained_bytes;
+  // Retained messages never take more than half the budget, so they cannot starve live traffic.
+  o.max_retained_bytes = eb.max_memory_bytes == 0
+                             ? eb.max_retained_bytes
+                             : std::min(eb.max_retained_bytes, eb.max_memory_bytes / 2);
   o.max_subscriptions_per_client = eb.max_subscriptions_per_client;
   o.max_topic_length = eb.max_topic_length;
   o.max_topic_levels = eb.max_topic_levels;
@@ -55,7 +58,8 @@ mqtt::broker::broker_options broker_options_of(const config::eventbus_config& eb
 
 // KubeEdge's generated ids: "hub-client-sub-" / "hub-client-pub-" + the Unix time in seconds,
 // shared by both clients and kept for every reconnect.
-mqtt::client::external_options external_options_of(const config::eventbus_config& eb) {
+mqtt::client::external_options external_options_of(const config::eventbus_config& eb,
+                                                   memory_budget& budget) {
   const auto seconds = unix_millis() / 1000;
   mqtt::client::external_options o;
   o.url = eb.server_external;
@@ -73,17 +77,24 @@ mqtt::client::external_options external_options_of(const config::eventbus_config
   o.reconnect_min = eb.reconnect_min;
   o.reconnect_max = eb.reconnect_max;
   o.buffer_size = eb.external_buffer_size;
+  o.buffer_bytes = eb.external_buffer_bytes;
+  o.budget = &budget;
   return o;
 }
 
-bus::bus_options bus_options_of(const config::daemon_config& cfg) {
+bus::bus_options bus_options_of(const config::daemon_config& cfg, memory_budget& budget) {
   bus::bus_options o;
   o.group_backlog = cfg.eventbus.group_backlog_size;
+  o.group_backlog_bytes = cfg.eventbus.group_backlog_bytes;
+  o.inbox_bytes = cfg.eventbus.module_inbox_bytes;
+  o.budget = &budget;
   return o;
 }
 
-remote::socket_options socket_options_of(const config::eventbus_config& eb) {
+remote::socket_options socket_options_of(const config::eventbus_config& eb, memory_budget& budget) {
   remote::socket_options o;
+  o.outbound_bytes = eb.module_socket_outbound_bytes;
+  o.budget = &budget;
   o.seqpacket_path = eb.module_socket;
   o.stream_path = eb.module_stream_socket;
   o.max_connections = eb.module_socket_max_connections;
@@ -111,7 +122,7 @@ app::app(asio::io_context& io, config::daemon_config cfg)
       log_(log::get("daemon")),
       budget_(std::make_unique<memory_budget>(cfg_.eventbus.max_memory_bytes)),
       clock_(std::make_unique<asio_clock>(io.get_executor())),
-      bus_(std::make_unique<bus::bus>(io.get_executor(), *clock_, bus_options_of(cfg_))),
+      bus_(std::make_unique<bus::bus>(io.get_executor(), *clock_, bus_options_of(cfg_, *budget_))),
       modules_(std::make_unique<bus::module_manager>(*bus_)) {}
 
 app::~app() = default;
@@ -130,7 +141,11 @@ expected<void, std::string> app::start() {
 
   std::vector<std::string> stored;
   if (enabled) {
-    auto opened = eventbus::persisted_topics::open(cfg_.data_source);
+    eventbus::persisted_options store_options;
+    store_options.writer.max_pending = eb.store_queue_size;
+    store_options.writer.max_pending_bytes = eb.store_queue_bytes;
+    store_options.writer.shutdown_timeout = eb.store_shutdown_timeout;
+    auto opened = eventbus::persisted_topics::open(cfg_.data_source, std::move(store_options));
     if (!opened) return fail(fmt::format("database.dataSource: {}", opened.error()));
     store_ = std::move(opened->store);
     stored = std::move(opened->topics);
@@ -142,7 +157,7 @@ expected<void, std::string> app::start() {
   }
   if (use_external) {
     external_ = std::make_unique<mqtt::client::external_broker>(
-        io_.get_executor(), external_options_of(eb),
+        io_.get_executor(), external_options_of(eb, *budget_),
         [this](std::string_view topic, std::string_view payload) {
           if (eventbus_ != nullptr) eventbus_->on_mqtt_message(topic, payload);
         });
@@ -156,6 +171,11 @@ expected<void, std::string> app::start() {
     opts.node_name = cfg_.node_name;
     opts.qos = static_cast<mqtt::codec::qos_level>(eb.qos);
     opts.retain = eb.retain;
+    opts.max_subscriptions = eb.max_runtime_subscriptions;
+    opts.max_subscription_bytes = eb.max_runtime_subscription_bytes;
+    opts.max_packet_size = eb.max_packet_size;
+    opts.max_topic_length = eb.max_topic_length;
+    opts.max_topic_levels = eb.max_topic_levels;
     auto module = std::make_unique<eventbus::eventbus_module>(
         *bus_, *clock_, std::move(opts), internal_ ? &internal_->core() : nullptr, external_.get(),
         store_.get());
@@ -181,8 +201,8 @@ expected<void, std::string> app::start() {
     return fail(fmt::format("modules: {}", running.error().message()));
   }
   if (!eb.module_socket.empty() || !eb.module_stream_socket.empty()) {
-    sockets_ =
-        std::make_unique<remote::socket_server>(io_.get_executor(), *bus_, socket_options_of(eb));
+    sockets_ = std::make_unique<remote::socket_server>(io_.get_executor(), *bus_,
+                                                       socket_options_of(eb, *budget_));
     if (auto listening = sockets_->start(); !listening) {
       return fail(fmt::format("modules.eventBus.moduleSocket: {}", listening.error()));
     }

@@ -1,8 +1,11 @@
 #include "eventbus/command.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "bus/message_json.hpp"
+#include "common/log.hpp"
 #include "eventbus/topics.hpp"
 #include "mqtt/topic/topic.hpp"
 
@@ -38,35 +41,58 @@ std::string_view json_type(const nlohmann::json& v) {
   return "null";
 }
 
-expected<command, rejection> parse_filter_command(bus::message& m, bool subscribe) {
+// Length and levels first: a huge topic is refused before anything walks it.
+expected<void, rejection> check_bounds(std::string_view what, std::string_view topic,
+                                       const command_limits& limits) {
+  if (topic.size() > limits.max_topic_length) {
+    return invalid(fmt::format("{} '{}' is too long: {} bytes, the limit is {}", what,
+                               log::escape(topic), topic.size(), limits.max_topic_length));
+  }
+  const auto levels = static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1;
+  if (levels > limits.max_topic_levels) {
+    return invalid(fmt::format("{} '{}' has too many levels: {}, the limit is {}", what,
+                               log::escape(topic), levels, limits.max_topic_levels));
+  }
+  return {};
+}
+
+expected<command, rejection> parse_filter_command(bus::message& m, bool subscribe,
+                                                  const command_limits& limits) {
   std::string& filter = m.route.resource;
+  if (auto ok = check_bounds("topic filter", filter, limits); !ok) {
+    return fail(std::move(ok.error()));
+  }
   if (auto parsed = mqtt::topic::parse_filter(filter); !parsed) {
-    return invalid(
-        fmt::format("topic filter '{}' is invalid: {}", filter, parsed.error().message()));
+    return invalid(fmt::format("topic filter '{}' is invalid: {}", log::escape(filter),
+                               parsed.error().message()));
   }
   if (subscribe) return subscribe_command{std::move(filter)};
   return unsubscribe_command{std::move(filter)};
 }
 
-expected<void, rejection> check_topic_name(std::string_view topic) {
+expected<void, rejection> check_topic_name(std::string_view topic, const command_limits& limits) {
+  if (auto ok = check_bounds("topic", topic, limits); !ok) return fail(std::move(ok.error()));
   if (auto parsed = mqtt::topic::parse_name(topic); !parsed) {
-    return invalid(fmt::format("topic '{}' is invalid: {}", topic, parsed.error().message()));
+    return invalid(
+        fmt::format("topic '{}' is invalid: {}", log::escape(topic), parsed.error().message()));
   }
   return {};
 }
 
-expected<command, rejection> parse_publish(bus::message& m) {
+expected<command, rejection> parse_publish(bus::message& m, const command_limits& limits) {
   const auto k = m.content.type();
   if (k != bus::content::kind::text && k != bus::content::kind::binary) {
     return invalid(fmt::format("publish content must be bytes or a string, got {}", kind_name(k)));
   }
-  if (auto ok = check_topic_name(m.route.resource); !ok) return fail(std::move(ok.error()));
+  if (auto ok = check_topic_name(m.route.resource, limits); !ok) {
+    return fail(std::move(ok.error()));
+  }
   return publish_command{std::move(m.route.resource), m.content.bytes()};
 }
 
 // Content {"message": {"topic": "...", ...}}: the inner object is published as JSON, encoded
 // as Go encodes a map (sorted keys), on its own topic.
-expected<command, rejection> parse_message(const bus::message& m) {
+expected<command, rejection> parse_message(const bus::message& m, const command_limits& limits) {
   if (m.content.type() != bus::content::kind::json || !m.content.json_value().is_object()) {
     return invalid(
         fmt::format("message content must be an object, got {}", kind_name(m.content.type())));
@@ -83,7 +109,7 @@ expected<command, rejection> parse_message(const bus::message& m) {
                                topic == body->end() ? "nothing" : json_type(*topic)));
   }
   const auto& name = topic->get_ref<const std::string&>();
-  if (auto ok = check_topic_name(name); !ok) return fail(std::move(ok.error()));
+  if (auto ok = check_topic_name(name, limits); !ok) return fail(std::move(ok.error()));
   publish_command out{name, {}};
   bus::append_go_json(out.payload, *body);
   return out;
@@ -93,8 +119,8 @@ expected<command, rejection> parse_message(const bus::message& m) {
 // quoted base64 string (Go's json.Marshal of the content value).
 expected<command, rejection> parse_get_result(const bus::message& m, std::string_view node_name) {
   if (m.route.resource != auth_info_resource) {
-    return invalid(
-        fmt::format("get_result resource must be 'auth_info', got '{}'", m.route.resource));
+    return invalid(fmt::format("get_result resource must be 'auth_info', got '{}'",
+                               log::escape(m.route.resource)));
   }
   publish_command out{auth_info_result_topic(node_name), {}};
   switch (m.content.type()) {
@@ -118,15 +144,16 @@ expected<command, rejection> parse_get_result(const bus::message& m, std::string
 
 }  // namespace
 
-expected<command, rejection> parse_command(bus::message&& m, std::string_view node_name) {
+expected<command, rejection> parse_command(bus::message&& m, std::string_view node_name,
+                                           const command_limits& limits) {
   const std::string_view op = m.route.operation;
-  if (op == operation::subscribe) return parse_filter_command(m, true);
-  if (op == operation::unsubscribe) return parse_filter_command(m, false);
-  if (op == operation::publish) return parse_publish(m);
-  if (op == operation::message) return parse_message(m);
+  if (op == operation::subscribe) return parse_filter_command(m, true, limits);
+  if (op == operation::unsubscribe) return parse_filter_command(m, false, limits);
+  if (op == operation::publish) return parse_publish(m, limits);
+  if (op == operation::message) return parse_message(m, limits);
   if (op == operation::get_result) return parse_get_result(m, node_name);
   return fail(rejection{rejection::kind::unknown_operation,
-                        fmt::format("operation '{}' is not handled by eventbus", op)});
+                        fmt::format("operation '{}' is not handled by eventbus", log::escape(op))});
 }
 
 }  // namespace ebus::eventbus

@@ -3,6 +3,8 @@
 // era). Parsing is separate from acting so that every malformed input is rejected with a
 // reason before anything is published, subscribed or stored.
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -51,8 +53,16 @@ struct rejection {
   std::string reason;
 };
 
+/// Bounds on what a bus message may ask for, checked before the topic is parsed.
+struct command_limits {
+  std::size_t max_topic_length = 65535;  ///< bytes of a topic name or filter
+  std::size_t max_topic_levels = 128;    ///< levels ('/'-separated parts) of a topic or filter
+};
+
 /// Interprets `m`. `node_name` fills the get_result topic. `m` is consumed (content moved out).
+/// Topics and filters in the reasons are escaped and cut (printable.hpp).
 [[nodiscard]] expected<command, rejection> parse_command(bus::message&& m,
-                                                         std::string_view node_name);
+                                                         std::string_view node_name,
+                                                         const command_limits& limits = {});
 
 }  // namespace ebus::eventbus

@@ -11,7 +11,19 @@
 //  mqttRetain), to the external broker (QoS 1, retain false), or both, following the mode; and
 //  subscribe / unsubscribe, persisted in sub_topics.
 //
-// Bad input never stops the loop: it is logged with the reason, counted, and skipped.
+// Subscriptions: a subscribe or unsubscribe changes the interests at once and is written to
+// sub_topics through the store thread (persisted_topics.hpp). It is confirmed only once the write
+// has committed: a sync request is answered then, and a `query` is answered only after every
+// write made before it has committed (or failed). When a write fails (or cannot be queued), the
+// sender gets an error and the interests go back to what sub_topics holds, so memory and disk
+// agree. Run-time subscriptions are capped (max_subscriptions, max_subscription_bytes).
+//
+// Answers: a sync request gets a response (null content) when it succeeded, an error message
+// otherwise. A request that was not sync gets an error message when it failed, if its
+// route.source is a module on the bus (remote tools such as eventbus-ctl read them).
+//
+// Bad input never stops the loop: it is logged with the reason (client strings escaped and cut),
+// counted, and skipped.
 //
 // Thread safety: loop thread only.
 
@@ -19,11 +31,13 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "bus/module.hpp"
 #include "common/clock.hpp"
+#include "common/expected.hpp"
 #include "mqtt/codec/packet.hpp"
 
 namespace spdlog {
@@ -47,6 +61,17 @@ struct eventbus_options {
   std::string node_name;                                              ///< for get_result
   mqtt::codec::qos_level qos = mqtt::codec::qos_level::at_most_once;  ///< mqttQOS
   bool retain = false;                                                ///< mqttRetain
+  /// Run-time subscriptions (stored ones loaded at start included); a subscribe of a new filter
+  /// beyond this is refused. Stored rows beyond it are not loaded (and stay in sub_topics).
+  std::size_t max_subscriptions = 10000;
+  /// Total bytes of the run-time subscriptions' filters, likewise.
+  std::size_t max_subscription_bytes = std::size_t{1024} * 1024;
+  /// Largest MQTT PUBLISH packet (fixed header included) a bus publish may produce, at the QoS
+  /// it is sent with; bigger ones are refused. The broker's mqttMaxPacketSize. 0: no limit.
+  std::size_t max_packet_size = std::size_t{1024} * 1024;
+  /// Bounds on topics and filters in bus messages (command.hpp).
+  std::size_t max_topic_length = 65535;
+  std::size_t max_topic_levels = 128;
 };
 
 /// Totals since start. Every message that is not delivered is counted somewhere here.
@@ -60,9 +85,17 @@ struct eventbus_stats {
   std::uint64_t published_external = 0;  ///< bus messages handed to the external publisher
   std::uint64_t subscribes = 0;
   std::uint64_t unsubscribes = 0;
-  std::uint64_t rejected = 0;  ///< bus messages with bad input
+  std::uint64_t rejected = 0;  ///< bus messages with bad input (topic too long included)
   std::uint64_t ignored = 0;   ///< bus messages with an operation eventbus does not handle
   std::uint64_t queries = 0;   ///< query requests answered
+  std::uint64_t subscriptions_refused = 0;  ///< subscribes refused by max_subscriptions / bytes
+  std::uint64_t publishes_too_large = 0;    ///< publishes refused by max_packet_size
+  std::uint64_t publishes_refused = 0;      ///< publishes the external client refused (buffer)
+  std::uint64_t store_refused = 0;          ///< (un)subscribes refused: store queue full or closed
+  std::uint64_t store_failed = 0;           ///< (un)subscribes whose write failed; rolled back
+  std::uint64_t stored_skipped = 0;         ///< stored rows not loaded at start (beyond the caps)
+  std::uint64_t confirmed = 0;              ///< sync requests answered with a response
+  std::uint64_t errors_returned = 0;        ///< error messages sent back to senders
 };
 
 class eventbus_module final : public bus::module {
@@ -95,12 +128,37 @@ class eventbus_module final : public bus::module {
   [[nodiscard]] const std::unordered_set<std::string>& subscriptions() const noexcept {
     return dynamic_;
   }
+  /// Bytes of their filters.
+  [[nodiscard]] std::size_t subscription_bytes() const noexcept { return dynamic_bytes_; }
+
+  /// Size of the MQTT PUBLISH packet for `topic` and `payload` at `qos`, fixed header included.
+  [[nodiscard]] static std::size_t publish_packet_size(std::size_t topic_bytes,
+                                                       std::size_t payload_bytes,
+                                                       mqtt::codec::qos_level qos) noexcept;
 
  private:
+  /// A warning that repeats at most once per interval, with the count of what it left out.
+  struct rate_limit {
+    clock::time_point next{};
+    std::uint64_t suppressed = 0;
+  };
+  /// Writes of one filter not yet reported, and the filter's state in sub_topics.
+  struct unconfirmed_filter {
+    std::size_t writes = 0;
+    bool stored = false;  ///< present after the last write that committed (or before the first)
+  };
+
   void answer_query(const bus::message& request);
-  void subscribe(std::string filter);
-  void unsubscribe(const std::string& filter);
-  void publish(std::string topic, std::string payload);
+  void subscribe(std::string filter, const bus::message& request);
+  void unsubscribe(const std::string& filter, const bus::message& request);
+  expected<void, std::string> publish(std::string topic, std::string payload);
+  bool store_write(const std::string& filter, bool insert, const bus::message& request);
+  void on_stored(const std::string& filter, bool insert, const expected<void, std::string>& result,
+                 const bus::message& request);
+  void set_interest(const std::string& filter, bool present);
+  void confirm(const bus::message& request);
+  void refuse(const bus::message& request, const std::string& reason);
+  bool allow_warning(rate_limit& limit);
   void warn_undelivered(std::string_view group, std::error_code ec);
 
   bus::bus& bus_;
@@ -112,10 +170,17 @@ class eventbus_module final : public bus::module {
   std::shared_ptr<spdlog::logger> log_;
   std::unordered_set<std::string> fixed_;
   std::unordered_set<std::string> dynamic_;
+  std::size_t dynamic_bytes_ = 0;
+  std::unordered_map<std::string, unconfirmed_filter> unconfirmed_;
   eventbus_stats stats_;
   clock::time_point next_undelivered_warning_{};
   clock::time_point next_rejected_warning_{};
   std::uint64_t undelivered_since_warning_ = 0;
+  rate_limit cap_warning_;
+  rate_limit size_warning_;
+  rate_limit store_warning_;
+  // Store outcomes and barriers arrive later on the loop; they check this first.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace ebus::eventbus

@@ -1,5 +1,6 @@
 #include "remote/client.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <utility>
 
 #include "bus/message_json.hpp"
+#include "remote/sizing.hpp"
 
 namespace ebus::remote {
 namespace {
@@ -17,7 +19,8 @@ namespace {
 using clock = std::chrono::steady_clock;
 
 constexpr std::size_t read_chunk = std::size_t{64} * 1024;
-constexpr int max_packet_buffer = 4 * 1024 * 1024;
+/// What the send buffer is sized for: the daemon's default moduleSocketMaxMessageBytes and '\n'.
+constexpr std::size_t max_packet_bytes = std::size_t{4} * 1024 * 1024 + 1;
 
 std::string errno_text(int err) {
   return std::strerror(err);
@@ -71,14 +74,13 @@ expected<bus_client, std::string> bus_client::connect(const std::string& path,
     ::close(fd);
     return fail("cannot connect to " + path + ": " + errno_text(err) + connect_hint(err, stream));
   }
-  if (!stream) {
-    // A SEQPACKET message must fit the send buffer; the kernel caps this at wmem_max, as it
-    // does for the daemon, so both sides get the same limit.
-    const int size = max_packet_buffer;
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-  }
+  // A SEQPACKET message must fit the send buffer: sized as the daemon sizes its own
+  // (SO_SNDBUFFORCE as root, else SO_SNDBUF up to net.core.wmem_max).
+  const std::size_t packet_limit =
+      stream ? 0 : size_packet_send_buffer(fd, max_packet_bytes).packet_limit;
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   bus_client client(fd, stream, name, timeout);
+  client.packet_limit_ = packet_limit;
 
   auto reg = bus::new_message();
   bus::build_router(reg, name, {}, "module", "add");
@@ -118,6 +120,7 @@ bus_client::bus_client(int fd, bool stream, std::string name, std::chrono::milli
 bus_client::bus_client(bus_client&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       stream_(other.stream_),
+      packet_limit_(other.packet_limit_),
       name_(std::move(other.name_)),
       io_timeout_(other.io_timeout_),
       registration_(std::move(other.registration_)),
@@ -129,6 +132,7 @@ bus_client& bus_client::operator=(bus_client&& other) noexcept {
     close();
     fd_ = std::exchange(other.fd_, -1);
     stream_ = other.stream_;
+    packet_limit_ = other.packet_limit_;
     name_ = std::move(other.name_);
     io_timeout_ = other.io_timeout_;
     registration_ = std::move(other.registration_);
@@ -151,6 +155,12 @@ expected<void, std::string> bus_client::send(const bus::message& m) {
   if (fd_ < 0) return fail(std::string("the connection is closed"));
   std::string data = bus::to_json(m);
   data += '\n';  // beehive writes one after each packet; the stream socket needs it
+  const auto too_large = [&] {
+    return fail(
+        std::to_string(data.size() - 1) + " bytes exceed the SEQPACKET per-packet limit of " +
+        std::to_string(packet_limit_ > 0 ? packet_limit_ - 1 : 0) + "; use the stream socket");
+  };
+  if (!stream_ && data.size() > packet_limit_) return too_large();
   const auto deadline = clock::now() + io_timeout_;
   std::size_t done = 0;
   while (done < data.size()) {
@@ -170,9 +180,10 @@ expected<void, std::string> bus_client::send(const bus::message& m) {
       }
       continue;
     }
-    if (err == EMSGSIZE) {
-      return fail("a message of " + std::to_string(data.size()) +
-                  " bytes is larger than the socket allows");
+    if (err == EMSGSIZE || (!stream_ && (err == ENOBUFS || err == ENOMEM))) {
+      // The kernel's limit on one packet's memory, below what the buffer admits.
+      packet_limit_ = std::min(packet_limit_, data.size() - 1);
+      return too_large();
     }
     close();
     return fail(err == EPIPE || err == ECONNRESET ? std::string("the daemon closed the connection")

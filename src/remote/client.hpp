@@ -10,6 +10,7 @@
 // Thread safety: none; one thread uses a client at a time.
 
 #include <chrono>
+#include <cstddef>
 #include <deque>
 #include <optional>
 #include <string>
@@ -44,7 +45,9 @@ class bus_client {
   ~bus_client();  // closes the connection: the daemon unregisters the module
 
   /// Writes `m` as one packet (one line on the stream socket). Waits for room in the socket
-  /// buffer at most as long as the connect timeout. Error when the connection is gone.
+  /// buffer at most as long as the connect timeout. Error when the connection is gone, or when
+  /// `m` is larger than one SEQPACKET packet may be ("N bytes exceed the SEQPACKET per-packet
+  /// limit of M; use the stream socket").
   expected<void, std::string> send(const bus::message& m);
 
   /// The next message, from those kept by request() first; nullopt when none arrived within
@@ -75,6 +78,7 @@ class bus_client {
 
   int fd_ = -1;
   bool stream_ = false;
+  std::size_t packet_limit_ = 0;  // largest SEQPACKET packet, '\n' included
   std::string name_;
   std::chrono::milliseconds io_timeout_;
   nlohmann::json registration_;

@@ -122,6 +122,10 @@ std::string error_reason(std::error_code ec) {
       return "duplicate_request";
     case bus::bus_errc::invalid_message:
       return "invalid_message";
+    case bus::bus_errc::memory_budget:
+      return "memory_budget";
+    case bus::bus_errc::too_large:
+      return "too_large";
   }
   return ec.message();
 }

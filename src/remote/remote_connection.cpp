@@ -14,6 +14,7 @@
 
 #include "bus/message_json.hpp"
 #include "common/log.hpp"
+#include "remote/sizing.hpp"
 #include "remote/socket_server.hpp"
 
 namespace ebus::remote {
@@ -26,9 +27,7 @@ constexpr std::size_t read_chunk = 64 * 1024;
 constexpr std::size_t write_batch_messages = 64;
 constexpr std::size_t write_batch_bytes = 256 * 1024;
 constexpr std::size_t max_tracked_requests = 4096;
-// Linux refuses a SEQPACKET message larger than the send buffer minus this much
-// (unix_dgram_sendmsg).
-constexpr std::size_t packet_overhead = 32;
+constexpr auto warning_interval = std::chrono::seconds(10);
 constexpr std::string_view newline = "\n";
 
 /// What an error message about `m` needs: its id and resource (beehive NewErrorMessage).
@@ -46,20 +45,24 @@ std::string peer_of(int fd) {
   return "pid:" + std::to_string(cred.pid);
 }
 
-/// Raises the send buffer so that messages up to `wanted` bytes fit into one packet, and returns
-/// the largest JSON message the socket can then send (the kernel may cap the buffer).
-std::size_t packet_send_limit(remote_connection::packet_socket& s, std::size_t wanted) {
-  std::error_code ec;
-  const std::size_t request =
-      std::min<std::size_t>(wanted + newline.size() + packet_overhead + 1024,
-                            static_cast<std::size_t>(std::numeric_limits<int>::max() / 2));
-  s.set_option(asio::socket_base::send_buffer_size(static_cast<int>(request)), ec);
-  asio::socket_base::send_buffer_size actual;
-  s.get_option(actual, ec);
-  if (ec || actual.value() <= 0) return wanted;
-  const auto size = static_cast<std::size_t>(actual.value());
-  if (size <= packet_overhead + newline.size()) return 0;
-  return std::min(wanted, size - packet_overhead - newline.size());
+/// Raises the send buffer so that messages up to the server's limit fit into one packet, and
+/// returns the largest JSON message the socket can then send: the kernel may cap the buffer, and
+/// limits one packet's memory (the server's probe found that).
+std::size_t packet_send_limit(remote_connection::packet_socket& s, const socket_server& server) {
+  const auto sized =
+      size_packet_send_buffer(s.native_handle(), server.options().max_message_bytes + 1);
+  const std::size_t buffer_limit = sized.packet_limit > 0 ? sized.packet_limit - 1 : 0;
+  return std::min(buffer_limit, server.packet_limit());
+}
+
+std::string too_large_reason(std::size_t bytes, std::size_t limit, std::size_t max_message_bytes,
+                             bool packet) {
+  if (packet && limit < max_message_bytes && bytes <= max_message_bytes) {
+    return fmt::format(
+        "{} bytes exceed the SEQPACKET per-packet limit of {}; use the stream socket", bytes,
+        limit);
+  }
+  return fmt::format("{} bytes exceed max_message_bytes ({})", bytes, max_message_bytes);
 }
 }  // namespace
 
@@ -68,8 +71,7 @@ remote_connection::remote_connection(packet_socket socket, bus::bus& b, socket_s
       bus_(b),
       server_(owner),
       log_(log::get("remote")),
-      max_out_(
-          packet_send_limit(std::get<packet_socket>(socket_), owner.options().max_message_bytes)),
+      max_out_(packet_send_limit(std::get<packet_socket>(socket_), owner)),
       wake_signal_(std::get<packet_socket>(socket_).get_executor(),
                    std::chrono::steady_clock::time_point::max()),
       peer_(peer_of(std::get<packet_socket>(socket_).native_handle())) {}
@@ -126,6 +128,9 @@ void remote_connection::close(std::string_view reason) {
     log_->debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
   }
   queue_.clear();
+  for (auto& o : batch_)
+    o.charge.reset();  // the write in progress still needs the text, not the budget
+  queued_bytes_ = 0;
   requests_.clear();
   request_order_.clear();
   std::visit(
@@ -239,10 +244,11 @@ bool remote_connection::on_registration(bus::message&& m) {
     groups.emplace(g, bus_.group_members(g));
   auto reply = bus::new_response(m, bus::content::json(registration_content(modules, groups)));
   reply.route.destination = name_;
-  // Ahead of a group backlog that add_remote_module may already have queued: the client reads
-  // its registration reply first.
-  queue_.push_front(bus::to_json(reply));
-  wake();
+  // Ahead of anything the bus may already have queued: the client reads its registration reply
+  // first.
+  auto text = bus::to_json(reply);
+  auto charge = forced_charge(text.size());
+  enqueue(std::move(text), std::move(charge), true);
   log_->info("registered module={} group={} peer={}", name_, r->group, peer_);
   return true;
 }
@@ -250,7 +256,9 @@ bool remote_connection::on_registration(bus::message&& m) {
 void remote_connection::refuse(const bus::message& request, std::string reason) {
   log_->info("registration_refused peer={} module=\"{}\" reason=\"{}\"", peer_,
              request.route.source, reason);
-  queue_.push_back(bus::to_json(bus::new_error(request, reason)));
+  auto text = bus::to_json(bus::new_error(request, reason));
+  auto charge = forced_charge(text.size());
+  enqueue(std::move(text), std::move(charge));
   ++server_.stats_.errors_returned;
   close_reason_ = "registration refused: " + reason;
   close_after_flush_ = true;
@@ -360,19 +368,78 @@ awaitable<void> remote_connection::forward_request(std::weak_ptr<remote_connecti
 
 std::error_code remote_connection::deliver(bus::message&& m) {
   if (closed_) return bus::make_error_code(bus::bus_errc::no_route);
-  if (queued() >= server_.options().outbound_capacity) {
+  const auto& o = server_.options();
+  if (queued() >= o.outbound_capacity || queued_bytes_ >= o.outbound_bytes) {
+    // `m` stays as it was: a group backlog being handed over keeps it for resume().
+    resume_wanted_ = true;
     return bus::make_error_code(bus::bus_errc::queue_full);
   }
   m.route.destination = name_;
   std::string text = bus::to_json(m);
   if (text.size() > max_out_) {
-    log_->debug("message_too_large module={} bytes={} limit={}", name_, text.size(), max_out_);
-    return bus::make_error_code(bus::bus_errc::invalid_message);
+    undeliverable(stats_.too_large, server_.stats_.too_large,
+                  too_large_reason(text.size(), max_out_, o.max_message_bytes,
+                                   std::holds_alternative<packet_socket>(socket_)));
+    return bus::make_error_code(bus::bus_errc::too_large);
+  }
+  budget_charge charge;
+  if (!budget_charge::try_make(o.budget, text.size(), charge)) {
+    undeliverable(stats_.memory_budget, server_.stats_.memory_budget,
+                  fmt::format("memory budget exhausted: {} bytes, {} of {} in use", text.size(),
+                              o.budget->used(), o.budget->limit()));
+    return bus::make_error_code(bus::bus_errc::memory_budget);
   }
   if (m.header.sync && !m.header.id.empty()) track_request(m.header.id);
-  queue_.push_back(std::move(text));
-  wake();
+  enqueue(std::move(text), std::move(charge));
   return {};
+}
+
+void remote_connection::enqueue(std::string text, budget_charge charge, bool front) {
+  queued_bytes_ += text.size();
+  if (front) {
+    queue_.push_front({std::move(text), std::move(charge)});
+  } else {
+    queue_.push_back({std::move(text), std::move(charge)});
+  }
+  wake();
+}
+
+budget_charge remote_connection::forced_charge(std::size_t bytes) {
+  memory_budget* budget = server_.options().budget;
+  if (budget == nullptr) return {};
+  budget->force_charge(bytes);
+  return {budget, bytes};
+}
+
+void remote_connection::undeliverable(std::uint64_t& counter, std::uint64_t& total,
+                                      std::string_view reason) {
+  ++counter;
+  ++total;
+  ++undeliverable_since_warning_;
+  const auto now = std::chrono::steady_clock::now();
+  if (quiet_until_ && now < *quiet_until_) return;
+  log_->warn(
+      "message_undeliverable module={} peer={} reason=\"{}\" count={} too_large_total={} "
+      "memory_budget_total={} dropped_total={}",
+      name_, peer_, reason, undeliverable_since_warning_, stats_.too_large, stats_.memory_budget,
+      stats_.dropped);
+  undeliverable_since_warning_ = 0;
+  quiet_until_ = now + warning_interval;
+}
+
+void remote_connection::resume_bus() {
+  const auto& o = server_.options();
+  if (!resume_wanted_ || !registered_ || closed_ || queued() > o.outbound_capacity / 2 ||
+      queued_bytes_ > o.outbound_bytes / 2) {
+    return;
+  }
+  resume_wanted_ = false;
+  bus_.resume(name_);
+}
+
+connection_info remote_connection::info() const {
+  return {name_,    peer_, std::holds_alternative<packet_socket>(socket_), queued(), queued_bytes_,
+          max_out_, stats_};
 }
 
 void remote_connection::track_request(const std::string& id) {
@@ -387,14 +454,24 @@ void remote_connection::track_request(const std::string& id) {
 bool remote_connection::queue_reply(bus::message&& m) {
   m.route.destination = name_;
   std::string text = bus::to_json(m);
-  if (text.size() > max_out_ || queued() >= server_.options().outbound_capacity) {
-    ++server_.stats_.messages_dropped;
-    log_->debug("reply_dropped module={} parent_msg_id={} operation={} bytes={} queued={}", name_,
-                m.header.parent_id, m.route.operation, text.size(), queued());
+  const auto& o = server_.options();
+  std::string reason;
+  budget_charge charge;
+  if (text.size() > max_out_) {
+    reason = too_large_reason(text.size(), max_out_, o.max_message_bytes,
+                              std::holds_alternative<packet_socket>(socket_));
+  } else if (queued() >= o.outbound_capacity || queued_bytes_ >= o.outbound_bytes) {
+    reason = fmt::format("outbound queue full ({} messages, {} bytes)", queued(), queued_bytes_);
+  } else if (!budget_charge::try_make(o.budget, text.size(), charge)) {
+    reason = fmt::format("memory budget exhausted: {} bytes", text.size());
+  }
+  if (!reason.empty()) {
+    undeliverable(
+        stats_.dropped, server_.stats_.messages_dropped,
+        fmt::format("{} to {} dropped: {}", m.route.operation, m.header.parent_id, reason));
     return false;
   }
-  queue_.push_back(std::move(text));
-  wake();
+  enqueue(std::move(text), std::move(charge));
   return true;
 }
 
@@ -403,7 +480,6 @@ void remote_connection::queue_error(const bus::message& about, std::string reaso
 }
 
 awaitable<void> remote_connection::writer() {
-  std::vector<std::string> batch;
   std::vector<asio::const_buffer> buffers;
   std::vector<iovec> iov;
   std::vector<mmsghdr> headers;
@@ -420,34 +496,38 @@ awaitable<void> remote_connection::writer() {
       continue;
     }
     // Taken out of the queue while written: the queue may change meanwhile (push_front).
-    batch.clear();
+    batch_.clear();
     std::size_t bytes = 0;
-    while (!queue_.empty() && batch.size() < write_batch_messages &&
-           (batch.empty() || bytes + queue_.front().size() <= write_batch_bytes)) {
-      bytes += queue_.front().size() + newline.size();
-      batch.push_back(std::move(queue_.front()));
+    std::size_t batch_bytes = 0;  // text only, as counted in queued_bytes_
+    while (!queue_.empty() && batch_.size() < write_batch_messages &&
+           (batch_.empty() || bytes + queue_.front().text.size() <= write_batch_bytes)) {
+      bytes += queue_.front().text.size() + newline.size();
+      batch_bytes += queue_.front().text.size();
+      batch_.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
-    in_flight_ = batch.size();
+    in_flight_ = batch_.size();
     std::error_code ec;
     std::size_t written = 0;
     if (auto* packets = std::get_if<packet_socket>(&socket_)) {
       // One packet per message (the packet boundary is the message boundary), many packets
       // per system call.
-      iov.resize(batch.size() * 2);
-      headers.assign(batch.size(), mmsghdr{});
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        iov[2 * i] = {batch[i].data(), batch[i].size()};
+      iov.resize(batch_.size() * 2);
+      headers.assign(batch_.size(), mmsghdr{});
+      for (std::size_t i = 0; i < batch_.size(); ++i) {
+        iov[2 * i] = {batch_[i].text.data(), batch_[i].text.size()};
         iov[2 * i + 1] = {const_cast<char*>(newline.data()), newline.size()};
         headers[i].msg_hdr.msg_iov = &iov[2 * i];
         headers[i].msg_hdr.msg_iovlen = 2;
       }
-      while (written < batch.size() && !closed_) {
+      while (written < batch_.size() && !closed_) {
         const int n =
             ::sendmmsg(packets->native_handle(), headers.data() + written,
-                       static_cast<unsigned>(batch.size() - written), MSG_DONTWAIT | MSG_NOSIGNAL);
+                       static_cast<unsigned>(batch_.size() - written), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
           written += static_cast<std::size_t>(n);
+          stats_.messages_out += static_cast<std::size_t>(n);
+          server_.stats_.messages_out += static_cast<std::size_t>(n);
           continue;
         }
         const int err = errno;
@@ -460,11 +540,14 @@ awaitable<void> remote_connection::writer() {
           }
           continue;
         }
-        if (err == EMSGSIZE) {
-          // The kernel refused this packet's size after all; the client loses this one only.
-          ++server_.stats_.messages_dropped;
-          log_->warn("message_dropped module={} peer={} bytes={} error=\"{}\"", name_, peer_,
-                     batch[written].size(), std::system_category().message(err));
+        if (err == EMSGSIZE || err == ENOBUFS || err == ENOMEM) {
+          // The kernel refused this packet (its size, or the memory for it); the client loses
+          // this one only.
+          const std::size_t size = batch_[written].text.size();
+          undeliverable(stats_.dropped, server_.stats_.messages_dropped,
+                        fmt::format("the kernel refused a SEQPACKET packet of {} bytes: {}; use "
+                                    "the stream socket",
+                                    size + newline.size(), std::system_category().message(err)));
           ++written;
           continue;
         }
@@ -473,22 +556,28 @@ awaitable<void> remote_connection::writer() {
       }
     } else {
       buffers.clear();
-      for (const auto& text : batch) {
-        buffers.push_back(asio::buffer(text));
+      for (const auto& o : batch_) {
+        buffers.push_back(asio::buffer(o.text));
         buffers.push_back(asio::buffer(newline));
       }
       auto [e, n] = co_await asio::async_write(std::get<stream_socket>(socket_), buffers,
                                                as_tuple(use_awaitable));
       ec = e;
-      if (!ec) written = batch.size();
+      if (!ec) {
+        written = batch_.size();
+        stats_.messages_out += written;
+        server_.stats_.messages_out += written;
+      }
     }
     in_flight_ = 0;
-    if (closed_) co_return;
+    if (closed_) co_return;  // close() released the budget and the byte count
+    queued_bytes_ -= batch_bytes;
+    batch_.clear();  // releases their budget
     if (ec) {
       close("write failed: " + ec.message());
       co_return;
     }
-    server_.stats_.messages_out += written;
+    resume_bus();
   }
 }
 

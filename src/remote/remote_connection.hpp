@@ -1,11 +1,15 @@
 #pragma once
 // One client of the module sockets: a reader coroutine decodes its messages (registration first,
 // then sends, requests and responses, docs/REMOTE.md), a writer coroutine writes what the bus
-// delivers to the remote module from a bounded queue. The bus's remote_sink only queues, so a
-// client that stops reading fills its own queue and senders get queue_full; the loop never
-// waits on a client. Requests the client sends with header.sync run as coroutines of their own,
-// holding only a weak reference, so the reader keeps reading and a close never waits for them;
-// at most outbound_capacity of them at a time, more are answered with queue_full.
+// delivers to the remote module from a queue bounded in messages and bytes, each message's
+// encoded bytes charged to the memory budget until written. The bus's remote_sink only queues,
+// so a client that stops reading fills its own queue and senders get queue_full; the loop never
+// waits on a client. Once the queue drains below half after a queue_full, the connection calls
+// bus::resume(), so a group backlog handed to it goes on at the client's pace. A message over
+// the client's per-message limit once encoded is refused (too_large), counted and logged. Requests
+// the client sends with header.sync run as coroutines of their own, holding only a weak reference,
+// so the reader keeps reading and a close never waits for them; at most outbound_capacity of them
+// at a time, more are answered with queue_full.
 //
 // Thread safety: loop thread only.
 
@@ -13,6 +17,7 @@
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -20,16 +25,16 @@
 
 #include "bus/bus.hpp"
 #include "common/asio.hpp"
+#include "common/memory_budget.hpp"
 #include "remote/frame.hpp"
 #include "remote/registration.hpp"
+#include "remote/socket_server.hpp"
 
 namespace spdlog {
 class logger;
 }
 
 namespace ebus::remote {
-
-class socket_server;
 
 class remote_connection final : public std::enable_shared_from_this<remote_connection> {
  public:
@@ -51,6 +56,8 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
 
   /// The registered module name; empty before registration.
   [[nodiscard]] const std::string& module() const noexcept { return name_; }
+
+  [[nodiscard]] connection_info info() const;
 
  private:
   awaitable<void> read_packets(packet_socket& socket);
@@ -74,6 +81,14 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
   void protocol_error(std::string_view what);
   void refuse(const bus::message& request, std::string reason);
   void track_request(const std::string& id);
+  /// Appends (or, `front`, prepends) an encoded message holding `charge`, and wakes the writer.
+  void enqueue(std::string text, budget_charge charge, bool front = false);
+  /// A charge for bytes that must be queued whatever the budget says (small protocol replies).
+  budget_charge forced_charge(std::size_t bytes);
+  /// Counts and (rate-limited) logs a message the client will never get, with the reason.
+  /// `counter` (this connection's) and `total` (the server's) are the counters it goes into.
+  void undeliverable(std::uint64_t& counter, std::uint64_t& total, std::string_view reason);
+  void resume_bus();
   void wake();
   void spawn(awaitable<void> task, const char* name);
   [[nodiscard]] std::size_t queued() const noexcept { return queue_.size() + in_flight_; }
@@ -86,8 +101,17 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
   asio::steady_timer wake_signal_;
   std::string peer_;  // for the log: the client's process id
   std::string name_;
-  std::deque<std::string> queue_;       // encoded messages, without the '\n'
-  std::size_t in_flight_ = 0;           // messages taken from queue_ by a write in progress
+  struct outgoing {
+    std::string text;  // encoded message, without the '\n'
+    budget_charge charge;
+  };
+  std::deque<outgoing> queue_;
+  std::vector<outgoing> batch_;   // taken from queue_ by the write in progress
+  std::size_t in_flight_ = 0;     // messages in batch_ not written yet
+  std::size_t queued_bytes_ = 0;  // text bytes in queue_ and batch_
+  connection_stats stats_;
+  std::uint64_t undeliverable_since_warning_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> quiet_until_;  // undeliverable warning
   std::size_t requests_in_flight_ = 0;  // the client's sync requests waiting in the bus
   // Ids of requests the bus delivered to this module: a message whose parent_msg_id is one of
   // them is a response. Bounded; the oldest ids are forgotten first.
@@ -98,6 +122,7 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
   bool close_after_flush_ = false;  // registration refused: write the error, then close
   bool closed_ = false;
   bool writer_waiting_ = false;
+  bool resume_wanted_ = false;  // refused a message with queue_full: call bus::resume() later
 };
 
 }  // namespace ebus::remote

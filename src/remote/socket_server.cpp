@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <system_error>
 #include <unistd.h>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "bus/message_json.hpp"
 #include "common/log.hpp"
 #include "remote/remote_connection.hpp"
+#include "remote/sizing.hpp"
 
 namespace ebus::remote {
 
@@ -63,6 +65,8 @@ socket_server::socket_server(asio::any_io_executor executor, bus::bus& b, socket
       log_(log::get("remote")) {
   if (options_.max_message_bytes == 0) options_.max_message_bytes = 1;
   if (options_.outbound_capacity == 0) options_.outbound_capacity = 1;
+  if (options_.outbound_bytes == 0) options_.outbound_bytes = 1;
+  packet_limit_ = options_.max_message_bytes;
 }
 
 socket_server::~socket_server() {
@@ -88,6 +92,7 @@ expected<void, std::string> socket_server::start() {
     }
   }
   if (packet_acceptor_) {
+    size_packets();
     spawn_accept_loop(accept_loop(*packet_acceptor_, options_.seqpacket_path),
                       options_.seqpacket_path);
   }
@@ -147,6 +152,36 @@ expected<void, std::string> socket_server::listen(const std::string& path, bool 
   bound_.push_back({path, st.st_dev, st.st_ino});
   log_->info("listening path={} type={}", path, type_name);
   return {};
+}
+
+void socket_server::size_packets() {
+  const std::size_t wanted = options_.max_message_bytes;
+  const auto probe = probe_packet_limit(wanted + 1);  // with its '\n'
+  if (probe.packet_limit == 0) {
+    // Each connection still sizes its own buffer; the kernel refuses what it cannot send.
+    packet_limit_ = wanted;
+    log_->warn("seqpacket_limit unknown: no socket pair to measure it ({})",
+               std::system_category().message(errno));
+    return;
+  }
+  packet_limit_ = probe.packet_limit - 1;
+  log_->info("seqpacket_limit message_bytes={} max_message_bytes={} send_buffer={}", packet_limit_,
+             wanted, probe.forced ? "SO_SNDBUFFORCE" : "SO_SNDBUF");
+  if (packet_limit_ < wanted) {
+    log_->warn(
+        "seqpacket_limit message_bytes={} max_message_bytes={}: a larger message cannot be sent "
+        "to a SEQPACKET client and is refused (too_large); such clients should use the stream "
+        "socket{}",
+        packet_limit_, wanted, probe.forced ? "" : " (or run as root, or raise net.core.wmem_max)");
+  }
+}
+
+std::vector<connection_info> socket_server::connections() const {
+  std::vector<connection_info> out;
+  out.reserve(connections_.size());
+  for (const auto& [ptr, c] : connections_)
+    out.push_back(c->info());
+  return out;
 }
 
 void socket_server::spawn_accept_loop(awaitable<void> loop, const std::string& path) {

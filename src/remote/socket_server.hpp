@@ -17,6 +17,7 @@
 #include "bus/bus.hpp"
 #include "common/asio.hpp"
 #include "common/expected.hpp"
+#include "common/memory_budget.hpp"
 
 namespace spdlog {
 class logger;
@@ -31,9 +32,16 @@ struct socket_options {
   std::string stream_path;           ///< SOCK_STREAM socket file; "" = off
   std::size_t max_connections = 64;  ///< both sockets together; one more is refused
   /// Largest message accepted or sent (JSON bytes, without the '\n'); a larger one received
-  /// closes the connection, a larger one to send is refused to the sender (invalid_message).
+  /// closes the connection, a larger one to send is refused to the sender (too_large), counted
+  /// and logged. required_message_bytes() (sizing.hpp) says what MQTT messages need. On the
+  /// SEQPACKET socket the kernel's per-packet limit may be lower (packet_limit()).
   std::size_t max_message_bytes = 4 * 1024 * 1024;
-  std::size_t outbound_capacity = 1024;           ///< messages queued to one client
+  std::size_t outbound_capacity = 1024;  ///< messages queued to one client
+  /// Bytes of encoded messages queued to one client, those being written included. A client
+  /// takes a message while below both bounds, so it holds at most this plus one message.
+  std::size_t outbound_bytes = std::size_t{16} * 1024 * 1024;
+  /// Charged with every queued message's encoded bytes; null: none. Must outlive the server.
+  memory_budget* budget = nullptr;
   std::chrono::milliseconds sync_timeout{30000};  ///< requests sent on behalf of a client
 };
 
@@ -49,6 +57,30 @@ struct socket_stats {
   /// Messages to a client dropped after the bus handed them over: responses and error messages
   /// that found its queue full or were too large, and packets the kernel refused.
   std::uint64_t messages_dropped = 0;
+  /// Messages the bus offered a client that were over its per-message limit once encoded
+  /// (max_message_bytes, or packet_limit() on SEQPACKET): refused with too_large, live or from
+  /// a group backlog.
+  std::uint64_t too_large = 0;
+  /// Messages the bus offered a client that the memory budget had no room for (memory_budget).
+  std::uint64_t memory_budget = 0;
+};
+
+/// One client's own counters since it connected (the totals are in socket_stats).
+struct connection_stats {
+  std::uint64_t messages_out = 0;   ///< messages written to it
+  std::uint64_t too_large = 0;      ///< refused as over its per-message limit
+  std::uint64_t memory_budget = 0;  ///< refused for the memory budget
+  std::uint64_t dropped = 0;        ///< replies dropped, packets the kernel refused
+};
+
+struct connection_info {
+  std::string module;  ///< "" before registration
+  std::string peer;    ///< "pid:<n>"
+  bool seqpacket = false;
+  std::size_t queued = 0;        ///< messages waiting to be written, or being written
+  std::size_t queued_bytes = 0;  ///< their encoded bytes
+  std::size_t max_message = 0;   ///< largest message it can be sent
+  connection_stats stats;
 };
 
 class socket_server {
@@ -69,6 +101,12 @@ class socket_server {
 
   [[nodiscard]] const socket_stats& stats() const noexcept { return stats_; }
   [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
+  /// Every connection, in no particular order.
+  [[nodiscard]] std::vector<connection_info> connections() const;
+  /// The largest message (without its '\n') one SEQPACKET packet can carry to a client, at most
+  /// max_message_bytes: set by start(), which logs it (the kernel's send-buffer cap, raised with
+  /// SO_SNDBUFFORCE where allowed, and its limit on one packet's memory).
+  [[nodiscard]] std::size_t packet_limit() const noexcept { return packet_limit_; }
   [[nodiscard]] const socket_options& options() const noexcept { return options_; }
 
  private:
@@ -80,6 +118,8 @@ class socket_server {
   template <class Acceptor>
   awaitable<void> accept_loop(Acceptor& acceptor, std::string path);
   void refuse(int fd);
+  /// Finds and logs packet_limit_.
+  void size_packets();
   void spawn_accept_loop(awaitable<void> loop, const std::string& path);
   void on_closed(remote_connection* c);
   void remove_files();
@@ -101,6 +141,7 @@ class socket_server {
   std::uint64_t refused_since_warning_ = 0;
   std::optional<std::chrono::steady_clock::time_point> quiet_until_;  // refusal warning limit
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::size_t packet_limit_ = 0;
   bool started_ = false;
   bool stopped_ = false;
   socket_stats stats_;

@@ -148,8 +148,8 @@ TEST_P(module_sockets, json_that_is_not_a_beehive_message_closes_the_connection)
 }
 
 TEST_P(module_sockets, a_message_over_the_size_limit_closes_the_connection) {
-  start("    moduleSocketMaxMessageBytes: 4096\n");
-  const auto out = client("oversized", {"8192"});
+  start("    mqttMaxPacketSize: 64\n    moduleSocketMaxMessageBytes: 70000\n");
+  const auto out = client("oversized", {"100000"});
   EXPECT_NE(out.find("closed\n"), std::string::npos) << out;
   EXPECT_EQ(line_value(out, "second"), "response") << out;
 }

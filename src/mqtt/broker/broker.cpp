@@ -19,7 +19,12 @@ constexpr std::size_t max_logged_topic = 256;
 }  // namespace
 
 broker::broker(broker_options options, clock& clk)
-    : options_(std::move(options)), clock_(clk), log_(log::get("mqtt.broker")) {}
+    : options_(std::move(options)),
+      clock_(clk),
+      log_(log::get("mqtt.broker")),
+      receive_share_(
+          options_.budget != nullptr ? std::max<std::size_t>(options_.budget->limit() / 4, 1) : 0) {
+}
 
 broker::~broker() = default;
 

@@ -98,6 +98,16 @@ class broker {
   [[nodiscard]] message_ptr make_message(std::string topic, std::string payload,
                                          codec::qos_level qos, bool retain);
 
+  /// Receive buffers grown for large packets may hold at most a quarter of the budget, so that
+  /// half-sent packets cannot starve message traffic; charge them here, then to the budget.
+  [[nodiscard]] memory_budget* receive_share() noexcept {
+    return options_.budget != nullptr ? &receive_share_ : nullptr;
+  }
+
+  /// True at most once every 10 s per kind of per-connection warning: a flood of connections
+  /// must not flood the log.
+  [[nodiscard]] bool connection_warning_allowed() { return should_warn(next_connection_warning_); }
+
   /// Why a topic name or filter is refused by the limits, or empty when it is within them.
   [[nodiscard]] std::string_view check_topic(std::string_view topic) const noexcept;
 
@@ -183,6 +193,8 @@ class broker {
   clock::time_point next_drop_warning_{};
   clock::time_point next_retained_warning_{};
   clock::time_point next_refusal_warning_{};
+  clock::time_point next_connection_warning_{};
+  memory_budget receive_share_;
 };
 
 }  // namespace ebus::mqtt::broker

@@ -34,7 +34,8 @@ connection::connection(asio::ip::tcp::socket socket, broker& core, server& owner
       deadline_(socket_.get_executor()),
       resume_signal_(socket_.get_executor()),
       flow_(std::make_shared<flow_waiter>()),
-      receive_charge_(core.options().budget, 0) {
+      receive_charge_(core.options().budget, 0),
+      receive_share_charge_(core.receive_share(), 0) {
   std::error_code ec;
   const auto ep = socket_.remote_endpoint(ec);
   peer_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -135,19 +136,26 @@ awaitable<void> connection::reader() {
 
 bool connection::charge_receive_buffer() {
   // The everyday buffer (one read) is part of a connection's fixed cost; what a large packet
-  // makes it grow to is charged.
+  // makes it grow to is charged, first to the receive buffers' share, then to the budget.
   const std::size_t extra = decoder_.capacity() > 2 * read_chunk ? decoder_.capacity() : 0;
   auto* budget = broker_.options().budget;
-  if (extra > receive_charge_.bytes() && budget != nullptr &&
-      !budget->fits(extra - receive_charge_.bytes())) {
-    ++broker_.mutable_stats().budget_disconnects;
-    log_->warn(
-        "connection_closed reason=memory_budget client_id=\"{}\" peer={} buffer={} "
-        "used={} limit={}",
-        log::escape(client_id_), peer_, decoder_.capacity(), budget->used(), budget->limit());
-    close("memory budget spent while receiving a large packet");
-    return false;
+  auto* share = broker_.receive_share();
+  if (extra > receive_charge_.bytes() && budget != nullptr && share != nullptr) {
+    const std::size_t growth = extra - receive_charge_.bytes();
+    if (!share->fits(growth) || !budget->fits(growth)) {
+      ++broker_.mutable_stats().budget_disconnects;
+      if (broker_.connection_warning_allowed()) {
+        log_->warn(
+            "connection_closed reason=memory_budget client_id=\"{}\" peer={} buffer={} "
+            "receive_buffers={} receive_share={} used={} limit={} closed_total={}",
+            log::escape(client_id_), peer_, decoder_.capacity(), share->used(), share->limit(),
+            budget->used(), budget->limit(), broker_.stats().budget_disconnects);
+      }
+      close("memory budget spent while receiving a large packet");
+      return false;
+    }
   }
+  receive_share_charge_.resize(extra);
   receive_charge_.resize(extra);
   return true;
 }
@@ -226,9 +234,13 @@ awaitable<void> connection::watchdog() {
     }
     if (partial_since_ && now >= *partial_since_ + broker_.options().packet_timeout) {
       ++broker_.mutable_stats().packet_timeouts;
-      log_->info("packet_timeout client_id=\"{}\" peer={} buffered={} timeout_ms={}",
-                 log::escape(client_id_), peer_, decoder_.buffered(),
-                 broker_.options().packet_timeout.count());
+      if (broker_.connection_warning_allowed()) {
+        log_->warn(
+            "packet_timeout client_id=\"{}\" peer={} buffered={} timeout_ms={} "
+            "closed_total={}",
+            log::escape(client_id_), peer_, decoder_.buffered(),
+            broker_.options().packet_timeout.count(), broker_.stats().packet_timeouts);
+      }
       close("packet not completed within the packet timeout");
       co_return;
     }
@@ -392,6 +404,13 @@ void connection::on_publish(codec::publish&& p) {
       // connection, when there may be room [MQTT-4.4.0-1].
       if (qos == qos_level::exactly_once) session_->release_qos2(id);
       ++broker_.mutable_stats().budget_disconnects;
+      if (broker_.connection_warning_allowed()) {
+        log_->warn(
+            "connection_closed reason=memory_budget client_id=\"{}\" peer={} qos={} "
+            "detail=\"message not acknowledged; the client resends it\" closed_total={}",
+            log::escape(client_id_), peer_, static_cast<int>(qos),
+            broker_.stats().budget_disconnects);
+      }
       close("memory budget spent: QoS 1/2 message not acknowledged");
       return;
     }
@@ -446,6 +465,7 @@ void connection::finish(std::string_view reason) {
   resume_signal_.cancel();
   flow_->on_clear = nullptr;
   receive_charge_.reset();
+  receive_share_charge_.reset();
   server_.on_closed(this);
 }
 

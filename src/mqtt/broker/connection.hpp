@@ -74,7 +74,8 @@ class connection final : public client_link, public std::enable_shared_from_this
   asio::steady_timer deadline_;
   asio::steady_timer resume_signal_;  // cancelled when held-back publishing may go on
   std::shared_ptr<flow_waiter> flow_;
-  budget_charge receive_charge_;
+  budget_charge receive_charge_;        // to the memory budget
+  budget_charge receive_share_charge_;  // to the receive buffers' share of it
   session* session_ = nullptr;
   std::optional<codec::will_message> will_;
   std::string client_id_;

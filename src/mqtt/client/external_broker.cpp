@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log.hpp"
+#include "common/memory_budget.hpp"
 #include "mqtt/client/mosquitto_connection.hpp"
 
 namespace ebus::mqtt::client {
@@ -92,6 +93,13 @@ expected<broker_address, std::string> parse_url(std::string_view url) {
 struct buffered_publish {
   std::string topic;
   std::string payload;
+  budget_charge charge;
+};
+
+// Given to libmosquitto, which keeps a copy until the PUBACK.
+struct in_flight_publish {
+  std::size_t bytes = 0;
+  budget_charge charge;
 };
 
 }  // namespace
@@ -107,22 +115,22 @@ struct external_broker::impl {
   expected<void, std::string> start();
   void subscribe(std::string filter);
   void unsubscribe(std::string_view filter);
-  void publish(std::string_view topic, std::string_view payload);
+  expected<void, std::string> publish(std::string_view topic, std::string_view payload);
   void stop(std::chrono::milliseconds timeout, std::function<void()> done);
 
-  [[nodiscard]] std::size_t pending() const noexcept { return in_flight_ + backlog_.size(); }
+  [[nodiscard]] std::size_t pending() const noexcept { return in_flight_.size() + backlog_.size(); }
 
   connection_settings settings_for(const broker_address& address, std::string name,
                                    std::string client_id) const;
-  void send(std::string_view topic, std::string_view payload);
+  void send(std::string_view topic, std::string_view payload, budget_charge charge);
   void flush_backlog();
   void send_subscribe(const std::string& filter);
   void on_pub_connected();
   void on_sub_connected();
   void on_published(int mid);
   void on_subscribed(int mid, std::span<const int> granted);
-  void drop(std::string_view why, std::string_view topic);
-  void reject(std::string_view topic, std::size_t bytes, const std::string& why);
+  std::string drop(std::string why, std::string_view topic);
+  std::string reject(std::string_view topic, std::size_t bytes, const std::string& why);
   void post_finish_stop();
   void finish_stop();
 
@@ -137,7 +145,8 @@ struct external_broker::impl {
   // connection. Kept here rather than in libmosquitto, which would send one made during the
   // CONNECT/CONNACK exchange before those it resends after the CONNACK.
   std::deque<buffered_publish> backlog_;
-  std::size_t in_flight_ = 0;  // given to libmosquitto, not yet acknowledged
+  std::unordered_map<int, in_flight_publish> in_flight_;  // by mid: not yet acknowledged
+  std::size_t pending_bytes_ = 0;  // topic + payload of backlog_ and in_flight_
   std::chrono::steady_clock::time_point last_drop_warning_{};
   std::chrono::steady_clock::time_point last_reject_warning_{};
   std::vector<std::function<void()>> on_stopped_;
@@ -191,6 +200,7 @@ expected<void, std::string> external_broker::impl::start() {
     return fail(std::string("reconnect delays must satisfy 0 < min <= max"));
   }
   if (options_.buffer_size == 0) return fail(std::string("buffer_size must be at least 1"));
+  if (options_.buffer_bytes == 0) return fail(std::string("buffer_bytes must be at least 1"));
 
   auto sub = mosquitto_connection::create(
       executor_, settings_for(*address, "sub", options_.sub_client_id),
@@ -203,7 +213,7 @@ expected<void, std::string> external_broker::impl::start() {
        .message =
            [this](std::string_view topic, std::string_view payload) {
              ++stats_.received;
-             log_->debug("message topic=\"{}\" bytes={}", topic, payload.size());
+             log_->debug("message topic=\"{}\" bytes={}", log::escape(topic), payload.size());
              if (on_message_) on_message_(topic, payload);
            },
        .published = nullptr,
@@ -244,7 +254,8 @@ void external_broker::impl::subscribe(std::string filter) {
   if (mosquitto_sub_topic_check2(filter.data(), filter.size()) != MOSQ_ERR_SUCCESS ||
       mosquitto_validate_utf8(filter.data(), static_cast<int>(filter.size())) != MOSQ_ERR_SUCCESS) {
     ++stats_.subscribe_failures;
-    log_->error("subscribe_failed filter=\"{}\" reason=\"invalid topic filter\"", filter);
+    log_->error("subscribe_failed filter=\"{}\" reason=\"invalid topic filter\"",
+                log::escape(filter));
     return;
   }
   if (std::find(filters_.begin(), filters_.end(), filter) != filters_.end()) return;
@@ -257,7 +268,7 @@ void external_broker::impl::unsubscribe(std::string_view filter) {
   if (it == filters_.end()) return;
   if (sub_ && sub_->connected()) {
     if (const int rc = sub_->unsubscribe(*it); rc != MOSQ_ERR_SUCCESS) {
-      log_->debug("unsubscribe_not_sent filter=\"{}\" reason=\"{}\"", *it,
+      log_->debug("unsubscribe_not_sent filter=\"{}\" reason=\"{}\"", log::escape(*it),
                   mosquitto_connection::describe(rc));
     }
   }
@@ -269,10 +280,10 @@ void external_broker::impl::send_subscribe(const std::string& filter) {
   const int rc = sub_->subscribe(filter, mid);
   if (rc == MOSQ_ERR_SUCCESS) {
     subacks_due_.emplace(mid, filter);
-    log_->debug("subscribe filter=\"{}\" mid={}", filter, mid);
+    log_->debug("subscribe filter=\"{}\" mid={}", log::escape(filter), mid);
   } else if (rc != MOSQ_ERR_NO_CONN) {  // lost meanwhile: subscribed again on reconnect
     ++stats_.subscribe_failures;
-    log_->error("subscribe_failed filter=\"{}\" reason=\"{}\"", filter,
+    log_->error("subscribe_failed filter=\"{}\" reason=\"{}\"", log::escape(filter),
                 mosquitto_connection::describe(rc));
   }
 }
@@ -290,66 +301,87 @@ void external_broker::impl::on_subscribed(int mid, std::span<const int> granted)
   const bool refused = std::any_of(granted.begin(), granted.end(), [](int q) { return q > 2; });
   if (refused) {
     ++stats_.subscribe_failures;
-    log_->error("subscribe_refused filter=\"{}\": the broker answered SUBACK 0x80", it->second);
+    log_->error("subscribe_refused filter=\"{}\": the broker answered SUBACK 0x80",
+                log::escape(it->second));
   } else {
-    log_->debug("subscribed filter=\"{}\" qos={}", it->second, granted.empty() ? -1 : granted[0]);
+    log_->debug("subscribed filter=\"{}\" qos={}", log::escape(it->second),
+                granted.empty() ? -1 : granted[0]);
   }
   subacks_due_.erase(it);
 }
 
-void external_broker::impl::publish(std::string_view topic, std::string_view payload) {
-  if (stopping_) {
-    drop("stopping", topic);
-    return;
-  }
-  if (pending() >= options_.buffer_size) {
-    drop("buffer full", topic);
-    return;
-  }
+expected<void, std::string> external_broker::impl::publish(std::string_view topic,
+                                                           std::string_view payload) {
+  if (stopping_) return fail(drop("the external broker client is stopping", topic));
   // Checked now, so that a buffered message cannot fail later, out of sight of the caller.
   if (mosquitto_pub_topic_check2(topic.data(), topic.size()) != MOSQ_ERR_SUCCESS ||
       mosquitto_validate_utf8(topic.data(), static_cast<int>(topic.size())) != MOSQ_ERR_SUCCESS ||
       payload.size() > max_payload) {
-    reject(topic, payload.size(), "invalid topic or payload too large");
-    return;
+    return fail(reject(topic, payload.size(), "invalid topic or payload too large"));
+  }
+  const std::size_t bytes = topic.size() + payload.size();
+  if (pending() >= options_.buffer_size ||
+      bytes > options_.buffer_bytes - std::min(pending_bytes_, options_.buffer_bytes)) {
+    ++stats_.dropped_buffer_full;
+    return fail(drop("buffer full: " + std::to_string(pending()) + " messages / " +
+                         std::to_string(pending_bytes_) + " bytes (limits " +
+                         std::to_string(options_.buffer_size) + " / " +
+                         std::to_string(options_.buffer_bytes) + ")",
+                     topic));
+  }
+  budget_charge charge;
+  if (!budget_charge::try_make(options_.budget, bytes, charge)) {
+    ++stats_.dropped_budget;
+    return fail(drop("memory budget: " + std::to_string(bytes) + " bytes do not fit (" +
+                         std::to_string(options_.budget->used()) + " of " +
+                         std::to_string(options_.budget->limit()) + " bytes in use)",
+                     topic));
   }
   ++stats_.published;
+  pending_bytes_ += bytes;
   if (pub_ && pub_->connected() && backlog_.empty()) {
-    send(topic, payload);
+    send(topic, payload, std::move(charge));
   } else {
-    backlog_.push_back({std::string(topic), std::string(payload)});
+    backlog_.push_back({std::string(topic), std::string(payload), std::move(charge)});
   }
+  return {};
 }
 
-void external_broker::impl::send(std::string_view topic, std::string_view payload) {
+void external_broker::impl::send(std::string_view topic, std::string_view payload,
+                                 budget_charge charge) {
+  const std::size_t bytes = topic.size() + payload.size();
   int mid = 0;
   const int rc = pub_->publish(topic, payload, mid);
   // NO_CONN: the connection went down before we heard of it; libmosquitto keeps the message and
   // sends it after the next CONNACK.
   if (rc == MOSQ_ERR_SUCCESS || rc == MOSQ_ERR_NO_CONN) {
-    ++in_flight_;
-    log_->debug("publish topic=\"{}\" bytes={} mid={}", topic, payload.size(), mid);
+    in_flight_[mid] = in_flight_publish{bytes, std::move(charge)};
+    log_->debug("publish topic=\"{}\" bytes={} mid={}", log::escape(topic), payload.size(), mid);
     return;
   }
-  reject(topic, payload.size(), mosquitto_connection::describe(rc));
+  pending_bytes_ -= std::min(pending_bytes_, bytes);
+  (void)reject(topic, payload.size(), mosquitto_connection::describe(rc));
 }
 
-void external_broker::impl::reject(std::string_view topic, std::size_t bytes,
-                                   const std::string& why) {
+std::string external_broker::impl::reject(std::string_view topic, std::size_t bytes,
+                                          const std::string& why) {
   ++stats_.rejected;
   if (rate_limited_warning(last_reject_warning_)) {
-    log_->warn("publish_rejected topic=\"{}\" bytes={} reason=\"{}\" rejected={}", topic, bytes,
-               why, stats_.rejected);
+    log_->warn("publish_rejected topic=\"{}\" bytes={} reason=\"{}\" rejected={}",
+               log::escape(topic), bytes, why, stats_.rejected);
   } else {
-    log_->debug("publish_rejected topic=\"{}\" bytes={} reason=\"{}\"", topic, bytes, why);
+    log_->debug("publish_rejected topic=\"{}\" bytes={} reason=\"{}\"", log::escape(topic), bytes,
+                why);
   }
+  return why;
 }
 
 void external_broker::impl::flush_backlog() {
   if (!backlog_.empty()) log_->debug("flush_backlog messages={}", backlog_.size());
   while (!backlog_.empty() && pub_->connected()) {
-    send(backlog_.front().topic, backlog_.front().payload);
+    auto next = std::move(backlog_.front());
     backlog_.pop_front();
+    send(next.topic, next.payload, std::move(next.charge));
   }
 }
 
@@ -361,20 +393,27 @@ void external_broker::impl::on_pub_connected() {
 }
 
 void external_broker::impl::on_published(int mid) {
-  if (in_flight_ > 0) --in_flight_;
+  if (const auto it = in_flight_.find(mid); it != in_flight_.end()) {
+    pending_bytes_ -= std::min(pending_bytes_, it->second.bytes);
+    in_flight_.erase(it);  // releases its budget charge
+  }
   ++stats_.acknowledged;
   log_->trace("puback mid={}", mid);
   if (stopping_ && !stopped_ && pending() == 0) post_finish_stop();
 }
 
-void external_broker::impl::drop(std::string_view why, std::string_view topic) {
+std::string external_broker::impl::drop(std::string why, std::string_view topic) {
   ++stats_.dropped;
   if (rate_limited_warning(last_drop_warning_)) {
-    log_->warn("publish_dropped reason=\"{}\" topic=\"{}\" pending={} buffer_size={} dropped={}",
-               why, topic, pending(), options_.buffer_size, stats_.dropped);
+    log_->warn(
+        "publish_dropped reason=\"{}\" topic=\"{}\" pending={} pending_bytes={} dropped={} "
+        "buffer_full={} budget={}",
+        why, log::escape(topic), pending(), pending_bytes_, stats_.dropped,
+        stats_.dropped_buffer_full, stats_.dropped_budget);
   } else {
-    log_->debug("publish_dropped reason=\"{}\" topic=\"{}\"", why, topic);
+    log_->debug("publish_dropped reason=\"{}\" topic=\"{}\"", why, log::escape(topic));
   }
+  return why;
 }
 
 void external_broker::impl::stop(std::chrono::milliseconds timeout, std::function<void()> done) {
@@ -411,12 +450,19 @@ void external_broker::impl::finish_stop() {
     stopped_ = true;
     stop_timer_.cancel();
     if (pending() != 0) {
-      log_->warn("stop_timeout unacknowledged={}: these publishes are lost", pending());
+      stats_.lost_at_stop += pending();
+      log_->warn("stop_timeout unacknowledged={} bytes={}: these publishes are lost", pending(),
+                 pending_bytes_);
     }
     if (sub_) sub_->disconnect();
     if (pub_) pub_->disconnect();
-    log_->info("stopped received={} published={} acknowledged={} dropped={}", stats_.received,
-               stats_.published, stats_.acknowledged, stats_.dropped);
+    log_->info(
+        "stopped received={} published={} acknowledged={} dropped={} (buffer_full={} budget={} "
+        "stopping={}) rejected={} lost={}",
+        stats_.received, stats_.published, stats_.acknowledged, stats_.dropped,
+        stats_.dropped_buffer_full, stats_.dropped_budget,
+        stats_.dropped - stats_.dropped_buffer_full - stats_.dropped_budget, stats_.rejected,
+        stats_.lost_at_stop);
   }
   // Last: a callback may destroy this object.
   auto callbacks = std::move(on_stopped_);
@@ -444,8 +490,9 @@ void external_broker::unsubscribe(std::string_view filter) {
   impl_->unsubscribe(filter);
 }
 
-void external_broker::publish(std::string_view topic, std::string_view payload) {
-  impl_->publish(topic, payload);
+expected<void, std::string> external_broker::publish(std::string_view topic,
+                                                     std::string_view payload) {
+  return impl_->publish(topic, payload);
 }
 
 void external_broker::stop(std::chrono::milliseconds timeout, std::function<void()> done) {
@@ -462,6 +509,10 @@ bool external_broker::pub_connected() const noexcept {
 
 std::size_t external_broker::pending() const noexcept {
   return impl_->pending();
+}
+
+std::size_t external_broker::pending_bytes() const noexcept {
+  return impl_->pending_bytes_;
 }
 
 const external_stats& external_broker::stats() const noexcept {

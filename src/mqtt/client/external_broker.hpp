@@ -7,8 +7,9 @@
 //    exponential backoff; the rest of the daemon runs meanwhile;
 //  - after every (re)connect of the subscriber, every topic given to subscribe() is subscribed
 //    again (QoS 1), in the order given;
-//  - publishes made while the publisher is disconnected are kept, up to buffer_size messages not
-//    yet acknowledged, and sent after reconnect; beyond that new ones are dropped and counted.
+//  - publishes made while the publisher is disconnected are kept, up to buffer_size messages and
+//    buffer_bytes bytes not yet acknowledged (and within the memory budget, when one is given),
+//    and sent after reconnect; beyond that new ones are refused with the reason and counted.
 //    They go out in the order published. A message in flight when a connection drops is sent
 //    again (DUP set) after the reconnect, so delivery is at least once.
 //
@@ -24,6 +25,10 @@
 
 #include "common/asio.hpp"
 #include "common/expected.hpp"
+
+namespace ebus {
+class memory_budget;
+}
 
 namespace ebus::mqtt::client {
 
@@ -47,18 +52,25 @@ struct external_options {
   /// Publishes accepted but not yet acknowledged by the broker (in flight or waiting for a
   /// connection). A publish beyond this is dropped and counted.
   std::size_t buffer_size = 10000;
+  /// Their bytes (topic + payload) at most; a publish beyond is dropped and counted.
+  std::size_t buffer_bytes = std::size_t{16} * 1024 * 1024;
+  /// The daemon-wide budget the same bytes are charged to; null: none. Must outlive the client.
+  memory_budget* budget = nullptr;
 };
 
 struct external_stats {
-  std::uint64_t sub_connects = 0;        ///< successful CONNACKs of the subscriber
-  std::uint64_t pub_connects = 0;        ///< successful CONNACKs of the publisher
-  std::uint64_t connection_losses = 0;   ///< either client lost its connection
-  std::uint64_t received = 0;            ///< messages delivered to the message handler
-  std::uint64_t published = 0;           ///< publishes accepted (sent or buffered)
-  std::uint64_t acknowledged = 0;        ///< PUBACKs received
-  std::uint64_t dropped = 0;             ///< publishes refused because the buffer was full
-  std::uint64_t subscribe_failures = 0;  ///< SUBACK 0x80 or a failed SUBSCRIBE
-  std::uint64_t rejected = 0;            ///< publishes refused: invalid topic or payload too large
+  std::uint64_t sub_connects = 0;       ///< successful CONNACKs of the subscriber
+  std::uint64_t pub_connects = 0;       ///< successful CONNACKs of the publisher
+  std::uint64_t connection_losses = 0;  ///< either client lost its connection
+  std::uint64_t received = 0;           ///< messages delivered to the message handler
+  std::uint64_t published = 0;          ///< publishes accepted (sent or buffered)
+  std::uint64_t acknowledged = 0;       ///< PUBACKs received
+  std::uint64_t dropped = 0;  ///< publishes refused: buffer full, memory budget or stopping
+  std::uint64_t dropped_buffer_full = 0;  ///< of those: buffer_size or buffer_bytes reached
+  std::uint64_t dropped_budget = 0;       ///< of those: the memory budget refused the bytes
+  std::uint64_t lost_at_stop = 0;         ///< accepted, still unacknowledged when stop() gave up
+  std::uint64_t subscribe_failures = 0;   ///< SUBACK 0x80 or a failed SUBSCRIBE
+  std::uint64_t rejected = 0;             ///< publishes refused: invalid topic or payload too large
 };
 
 class external_broker {
@@ -83,8 +95,9 @@ class external_broker {
   /// Removes `filter` from the list and unsubscribes it now when connected.
   void unsubscribe(std::string_view filter);
 
-  /// Publishes with QoS 1, retain false; buffered while disconnected (see buffer_size).
-  void publish(std::string_view topic, std::string_view payload);
+  /// Publishes with QoS 1, retain false; buffered while disconnected (see buffer_size). Fails,
+  /// with the reason, for a publish that is dropped or rejected (and counted).
+  expected<void, std::string> publish(std::string_view topic, std::string_view payload);
 
   /// Waits up to `timeout` for buffered publishes to be acknowledged, then disconnects both
   /// clients; the callback runs on the loop thread when done (never from inside stop()). Neither
@@ -93,8 +106,9 @@ class external_broker {
 
   [[nodiscard]] bool sub_connected() const noexcept;
   [[nodiscard]] bool pub_connected() const noexcept;
-  /// Publishes accepted and not yet acknowledged.
+  /// Publishes accepted and not yet acknowledged, and their bytes.
   [[nodiscard]] std::size_t pending() const noexcept;
+  [[nodiscard]] std::size_t pending_bytes() const noexcept;
   [[nodiscard]] const external_stats& stats() const noexcept;
 
  private:

@@ -48,5 +48,19 @@ TEST(bounded_queue, clear_empties_the_queue) {
   EXPECT_EQ(q.pop(), 42);
 }
 
+TEST(bounded_queue, push_front_puts_an_element_back_in_front_even_when_full) {
+  bounded_queue<int> q(2);
+  ASSERT_TRUE(q.push(1));
+  ASSERT_TRUE(q.push(2));
+  const int first = q.pop();
+  ASSERT_TRUE(q.push(3));  // full again
+  q.push_front(int{first});
+  EXPECT_EQ(q.size(), 3u);
+  EXPECT_EQ(q.front(), 1);
+  EXPECT_EQ(q.pop(), 1);
+  EXPECT_EQ(q.pop(), 2);
+  EXPECT_EQ(q.pop(), 3);
+}
+
 }  // namespace
 }  // namespace ebus::bus

@@ -2,6 +2,9 @@
 // SendToGroupSync) on one io_context with a manual clock: no threads, no sleeps.
 #include "bus/bus.hpp"
 
+#include <algorithm>
+#include <optional>
+
 #include <gtest/gtest.h>
 
 #include "ebus_test/manual_clock.hpp"
@@ -23,7 +26,15 @@ message msg(std::string resource, std::string op = "update") {
 
 class bus_fixture : public ::testing::Test {
  protected:
-  explicit bus_fixture(bus_options opts = {}) : b(io.get_executor(), clk, opts) {}
+  /// With `budget_limit`, the bus charges `budget` (0: unlimited, to measure what is held).
+  explicit bus_fixture(bus_options opts = {}, std::optional<std::size_t> budget_limit = {})
+      : budget(budget_limit.value_or(0)),
+        b(io.get_executor(), clk, with_budget(opts, budget_limit ? &budget : nullptr)) {}
+
+  static bus_options with_budget(bus_options opts, memory_budget* m) {
+    opts.budget = m;
+    return opts;
+  }
 
   // Answers every request that arrives in `module` with "<resource>:answer", forever.
   void spawn_responder(const std::string& module) {
@@ -41,6 +52,7 @@ class bus_fixture : public ::testing::Test {
 
   asio::io_context io;
   test::manual_clock clk;
+  memory_budget budget;  // outlives the bus
   bus b;
 };
 
@@ -512,10 +524,11 @@ TEST_F(with_backlog, declared_group_keeps_messages_until_a_module_is_added_to_it
   EXPECT_TRUE(b.groups().empty());  // a backlog is not a member
 
   ASSERT_TRUE(b.add_module("twin", "twin"));
+  EXPECT_EQ(b.group_members("twin"), (std::vector<std::string>{"twin"}));
+  drain(io);  // handed over from the loop
   EXPECT_EQ(b.backlog_size("twin"), 0u);
   EXPECT_EQ(drain_resources(b, "twin"), (std::vector<std::string>{"1", "2", "3"}));
   EXPECT_EQ(b.stats().delivered, 3u);
-  EXPECT_EQ(b.group_members("twin"), (std::vector<std::string>{"twin"}));
 }
 
 TEST_F(with_backlog, backlog_goes_to_a_module_that_joins_the_group_later) {
@@ -525,6 +538,7 @@ TEST_F(with_backlog, backlog_goes_to_a_module_that_joins_the_group_later) {
   ASSERT_TRUE(b.send_to_group("twin", msg("b")));
   EXPECT_FALSE(b.try_receive("devicetwin"));
   ASSERT_TRUE(b.join_group("devicetwin", "twin"));
+  drain(io);
   EXPECT_EQ(drain_resources(b, "devicetwin"), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(b.backlog_size("twin"), 0u);
 }
@@ -538,6 +552,7 @@ TEST_F(with_backlog, backlog_goes_to_a_remote_module_sink_in_order) {
     taken.push_back(m.route.resource);
     return std::error_code{};
   }));
+  drain(io);
   EXPECT_EQ(taken, (std::vector<std::string>{"x", "y", "z"}));
   EXPECT_EQ(b.backlog_size("hub"), 0u);
   EXPECT_EQ(b.stats().delivered, 3u);
@@ -554,6 +569,7 @@ TEST_F(with_backlog, full_backlog_refuses_with_queue_full_and_counts) {
   EXPECT_EQ(b.stats().backlogged, 3u);
   EXPECT_EQ(b.backlog_size("twin"), 3u);
   ASSERT_TRUE(b.add_module("twin", "twin"));
+  drain(io);
   EXPECT_EQ(drain_resources(b, "twin"), (std::vector<std::string>{"1", "2", "3"}));
 }
 
@@ -595,7 +611,8 @@ TEST_F(with_backlog, member_receives_the_backlog_before_newer_messages) {
   const auto sent = b.send_to_group("twin", msg("new"));
   ASSERT_TRUE(sent);
   EXPECT_EQ(*sent, 1u);
-  EXPECT_EQ(b.stats().backlogged, 2u);
+  EXPECT_EQ(b.stats().backlogged, 3u);  // behind the two still being handed over
+  drain(io);
   EXPECT_EQ(drain_resources(b, "twin"), (std::vector<std::string>{"old1", "old2", "new"}));
 }
 
@@ -607,6 +624,7 @@ TEST_F(with_backlog, group_keeps_again_after_its_last_member_leaves) {
   ASSERT_TRUE(kept);
   EXPECT_EQ(*kept, 0u);
   ASSERT_TRUE(b.add_module("twin", "twin"));
+  drain(io);
   EXPECT_EQ(drain_resources(b, "twin"), (std::vector<std::string>{"while away"}));
 }
 
@@ -620,31 +638,50 @@ TEST_F(with_backlog, group_request_to_an_empty_declared_group_fails_with_no_rout
   EXPECT_EQ(b.pending_requests(), 0u);
 }
 
-TEST_F(small_inbox_with_backlog, what_the_first_member_cannot_take_is_refused_and_counted) {
+TEST_F(small_inbox_with_backlog, a_small_inbox_takes_the_backlog_as_it_drains_refusing_nothing) {
   b.declare_group("twin");
   for (const char* r : {"1", "2", "3"})
     ASSERT_TRUE(b.send_to_group("twin", msg(r)));
   ASSERT_TRUE(b.add_module("twin", "twin"));
-  EXPECT_EQ(b.stats().queue_full, 1u);
-  EXPECT_EQ(b.modules()[0].refused, 1u);
+  drain(io);
+  EXPECT_EQ(b.modules()[0].queued, 2u);  // as much as the inbox holds
+  EXPECT_EQ(b.backlog_size("twin"), 1u);
+  EXPECT_EQ(b.try_receive("twin")->route.resource, "1");
+  drain(io);
+  EXPECT_EQ(drain_resources(b, "twin"), (std::vector<std::string>{"2", "3"}));
+  drain(io);
   EXPECT_EQ(b.backlog_size("twin"), 0u);
-  EXPECT_EQ(drain_resources(b, "twin"), (std::vector<std::string>{"1", "2"}));
+  EXPECT_FALSE(b.handing_over("twin"));
+  EXPECT_EQ(b.stats().queue_full, 0u);
+  EXPECT_EQ(b.modules()[0].refused, 0u);
 }
 
-TEST_F(with_backlog, refusals_of_a_remote_sink_during_hand_over_are_counted) {
+TEST_F(with_backlog, a_remote_sink_that_is_full_pauses_the_hand_over_until_resume) {
   b.declare_group("hub");
   for (const char* r : {"1", "2", "3"})
     ASSERT_TRUE(b.send_to_group("hub", msg(r)));
   std::vector<std::string> taken;
+  std::size_t room = 1;
   ASSERT_TRUE(b.add_remote_module("remote", "hub", [&](message&& m) {
-    if (!taken.empty()) return make_error_code(bus_errc::queue_full);
+    if (room == 0) return make_error_code(bus_errc::queue_full);  // `m` left as it was
+    --room;
     taken.push_back(m.route.resource);
     return std::error_code{};
   }));
+  drain(io);
   EXPECT_EQ(taken, (std::vector<std::string>{"1"}));
-  EXPECT_EQ(b.stats().queue_full, 2u);
-  EXPECT_EQ(b.stats().delivered, 1u);
+  EXPECT_EQ(b.backlog_size("hub"), 2u);
+  drain(io);  // nothing moves without resume()
+  EXPECT_EQ(taken.size(), 1u);
+  room = 10;
+  b.resume("remote");
+  EXPECT_EQ(taken.size(), 1u);  // from the loop, not inside resume()
+  drain(io);
+  EXPECT_EQ(taken, (std::vector<std::string>{"1", "2", "3"}));
+  EXPECT_EQ(b.stats().queue_full, 0u);
+  EXPECT_EQ(b.stats().delivered, 3u);
   EXPECT_EQ(b.backlog_size("hub"), 0u);
+  EXPECT_FALSE(b.handing_over("hub"));
 }
 
 TEST_F(with_backlog, a_remote_module_removed_during_hand_over_leaves_the_rest_kept) {
@@ -657,11 +694,13 @@ TEST_F(with_backlog, a_remote_module_removed_during_hand_over_leaves_the_rest_ke
     b.remove_module("remote");  // the connection broke while writing
     return std::error_code{};
   }));
+  drain(io);
   EXPECT_EQ(taken, (std::vector<std::string>{"1"}));
   EXPECT_FALSE(b.has_module("remote"));
   EXPECT_TRUE(b.group_members("hub").empty());
   EXPECT_EQ(b.backlog_size("hub"), 2u);
   ASSERT_TRUE(b.add_module("next", "hub"));
+  drain(io);
   EXPECT_EQ(drain_resources(b, "next"), (std::vector<std::string>{"2", "3"}));
 }
 
@@ -677,6 +716,7 @@ TEST_F(with_backlog, a_group_send_during_hand_over_stays_behind_the_backlog) {
     taken.push_back(m.route.resource);
     return std::error_code{};
   }));
+  drain(io);
   EXPECT_EQ(taken, (std::vector<std::string>{"1", "2", "during"}));
 }
 
@@ -690,8 +730,362 @@ TEST_F(with_backlog, shutdown_by_a_sink_during_hand_over_stops_it) {
     b.shutdown();
     return std::error_code{};
   }));
+  drain(io);
   EXPECT_EQ(calls, 1u);
   EXPECT_EQ(b.backlog_size("hub"), 0u);
+}
+
+// --- byte bounds and the memory budget -------------------------------------------------------
+
+message sized(std::string resource, std::size_t payload) {
+  auto m = msg(std::move(resource));
+  m.content = content::text(std::string(payload, 'p'));
+  return m;
+}
+
+class bounded : public bus_fixture {
+ protected:
+  static constexpr std::size_t kib = 1024;
+  bounded()
+      : bus_fixture(bus_options{.inbox_capacity = 100,
+                                .group_backlog = 100,
+                                .inbox_bytes = 10 * kib,
+                                .group_backlog_bytes = 10 * kib},
+                    0) {}
+};
+
+TEST_F(bounded, a_full_inbox_by_bytes_refuses_with_queue_full_and_counts) {
+  ASSERT_TRUE(b.add_module("hub"));
+  int taken = 0;
+  expected<void, std::error_code> sent;
+  while ((sent = b.send("hub", sized(std::to_string(taken), kib)))) {
+    ++taken;
+  }
+  EXPECT_EQ(sent.error(), bus_errc::queue_full);
+  EXPECT_GT(taken, 5);
+  EXPECT_LT(taken, 10);  // each message is more than its payload
+  const auto info = b.modules()[0];
+  EXPECT_EQ(info.queued, static_cast<std::size_t>(taken));
+  EXPECT_LE(info.queued_bytes, 10 * kib);
+  EXPECT_EQ(info.refused, 1u);
+  EXPECT_EQ(b.stats().queue_full, 1u);
+  EXPECT_EQ(b.stats().memory_budget, 0u);
+  EXPECT_EQ(budget.used(), info.queued_bytes);
+  // A small message still fits where a large one did not.
+  EXPECT_TRUE(b.send("hub", sized("small", 0)));
+}
+
+TEST_F(bounded, one_message_larger_than_the_inbox_is_taken_by_an_empty_inbox_only) {
+  ASSERT_TRUE(b.add_module("hub"));
+  ASSERT_TRUE(b.send("hub", sized("big", 20 * kib)));
+  EXPECT_EQ(b.send("hub", sized("next", 0)).error(), bus_errc::queue_full);
+  EXPECT_EQ(b.try_receive("hub")->route.resource, "big");
+  EXPECT_TRUE(b.send("hub", sized("next", 0)));
+}
+
+TEST_F(bounded, a_full_group_backlog_by_bytes_refuses_with_queue_full) {
+  b.declare_group("hub");
+  int kept = 0;
+  expected<std::size_t, std::error_code> sent;
+  while ((sent = b.send_to_group("hub", sized(std::to_string(kept), kib)))) {
+    ++kept;
+  }
+  EXPECT_EQ(sent.error(), bus_errc::queue_full);
+  EXPECT_NE(sent.error().message().find("group backlog"), std::string::npos);
+  EXPECT_EQ(b.backlog_size("hub"), static_cast<std::size_t>(kept));
+  EXPECT_LE(b.backlog_bytes("hub"), 10 * kib);
+  EXPECT_EQ(budget.used(), b.backlog_bytes("hub"));
+  EXPECT_EQ(b.stats().queue_full, 1u);
+}
+
+TEST_F(bus_fixture, approximate_size_counts_strings_content_and_a_fixed_overhead) {
+  message empty;
+  EXPECT_EQ(approximate_size(empty), message_overhead);
+  auto m = sized("r", 1000);
+  EXPECT_GE(approximate_size(m), message_overhead + 1000 + 1);
+  EXPECT_EQ(approximate_size(m), approximate_size(message(m)));
+  message j;
+  j.content = content::json(nlohmann::json{{"key", std::string(500, 'v')}, {"n", 1}});
+  EXPECT_GT(approximate_size(j), message_overhead + 500 + 3);
+}
+
+class budgeted : public bus_fixture {
+ protected:
+  budgeted()
+      : bus_fixture(bus_options{.inbox_capacity = 1000,
+                                .group_backlog = 1000,
+                                .inbox_bytes = 1 << 20,
+                                .group_backlog_bytes = 1 << 20},
+                    8 * 1024) {}
+};
+
+TEST_F(budgeted, a_message_the_budget_cannot_hold_is_refused_with_memory_budget) {
+  ASSERT_TRUE(b.add_module("hub"));
+  int taken = 0;
+  expected<void, std::error_code> sent;
+  while ((sent = b.send("hub", sized(std::to_string(taken), 1024)))) {
+    ++taken;
+  }
+  EXPECT_EQ(sent.error(), bus_errc::memory_budget);
+  EXPECT_GT(taken, 3);
+  EXPECT_EQ(b.stats().memory_budget, 1u);
+  EXPECT_EQ(b.stats().queue_full, 0u);
+  EXPECT_EQ(b.modules()[0].refused, 1u);
+  EXPECT_EQ(budget.refusals(), 1u);
+
+  b.declare_group("twin");
+  EXPECT_EQ(b.send_to_group("twin", sized("kept", 1024)).error(), bus_errc::memory_budget);
+  EXPECT_EQ(b.stats().memory_budget, 2u);
+}
+
+TEST_F(budgeted, the_budget_is_released_exactly_as_messages_are_received) {
+  ASSERT_TRUE(b.add_module("hub"));
+  ASSERT_TRUE(b.add_module("edged"));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(b.send("hub", sized(std::to_string(i), 100 + static_cast<std::size_t>(i))));
+    ASSERT_TRUE(b.send("edged", sized(std::to_string(i), 7)));
+  }
+  EXPECT_GT(budget.used(), 0u);
+  const auto mods = b.modules();
+  EXPECT_EQ(budget.used(), mods[0].queued_bytes + mods[1].queued_bytes);
+  auto got = spawn(io, b.receive("hub"));
+  drain(io);
+  ASSERT_TRUE(got->has_value() && got->value());
+  (void)drain_resources(b, "hub");
+  EXPECT_EQ(budget.used(), b.modules()[0].queued_bytes);  // edged's only
+  b.remove_module("edged");                               // its inbox is discarded
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST_F(budgeted, shutdown_releases_what_inboxes_and_backlogs_held) {
+  ASSERT_TRUE(b.add_module("hub"));
+  b.declare_group("twin");
+  ASSERT_TRUE(b.send("hub", sized("a", 100)));
+  ASSERT_TRUE(b.send_to_group("twin", sized("b", 100)));
+  EXPECT_GT(budget.used(), 0u);
+  b.shutdown();
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+// --- hand-over in slices ---------------------------------------------------------------------
+
+class sliced : public bus_fixture {
+ protected:
+  explicit sliced(std::size_t inbox_capacity = 1000)
+      : bus_fixture(
+            bus_options{
+                .inbox_capacity = inbox_capacity, .group_backlog = 1000, .hand_over_slice = 10},
+            0) {}
+
+  void fill_backlog(int n) {
+    b.declare_group("hub");
+    for (int i = 0; i < n; ++i)
+      ASSERT_TRUE(b.send_to_group("hub", msg(std::to_string(i))));
+  }
+
+  static std::vector<std::string> numbers(int from, int to) {
+    std::vector<std::string> out;
+    for (int i = from; i < to; ++i)
+      out.push_back(std::to_string(i));
+    return out;
+  }
+
+  /// Runs one handler of the loop.
+  void one_turn() {
+    io.restart();
+    ASSERT_EQ(io.poll_one(), 1u);
+  }
+};
+
+TEST_F(sliced, the_backlog_is_handed_over_a_slice_per_turn_of_the_loop) {
+  fill_backlog(35);
+  ASSERT_TRUE(b.add_module("edgehub", "hub"));
+  EXPECT_TRUE(b.handing_over("hub"));
+  EXPECT_EQ(b.modules()[0].queued, 0u);  // nothing yet: join_group returns at once
+  EXPECT_EQ(b.modules()[0].receiving, (std::vector<std::string>{"hub"}));
+  one_turn();
+  EXPECT_EQ(b.modules()[0].queued, 10u);
+  EXPECT_EQ(b.backlog_size("hub"), 25u);
+  one_turn();
+  EXPECT_EQ(b.modules()[0].queued, 20u);
+  drain(io);
+  EXPECT_EQ(drain_resources(b, "edgehub"), numbers(0, 35));
+  EXPECT_FALSE(b.handing_over("hub"));
+  EXPECT_TRUE(b.modules()[0].receiving.empty());
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST_F(sliced, a_slice_is_also_bounded_in_bytes) {
+  b.declare_group("hub");
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(b.send_to_group("hub", sized(std::to_string(i), 600 * 1024)));
+  ASSERT_TRUE(b.add_module("edgehub", "hub"));
+  one_turn();
+  EXPECT_EQ(b.modules()[0].queued, 2u);  // the second one reaches the slice's 1 MiB
+  drain(io);
+  EXPECT_EQ(drain_resources(b, "edgehub"), numbers(0, 5));
+}
+
+TEST_F(sliced, group_messages_during_the_hand_over_go_behind_the_backlog) {
+  fill_backlog(25);
+  ASSERT_TRUE(b.add_module("edgehub", "hub"));
+  one_turn();
+  const auto sent = b.send_to_group("hub", msg("25"));
+  ASSERT_TRUE(sent);
+  EXPECT_EQ(*sent, 1u);  // the member takes it, behind the backlog
+  EXPECT_EQ(b.backlog_size("hub"), 16u);
+  one_turn();
+  ASSERT_TRUE(b.send_to_group("hub", msg("26")));
+  drain(io);
+  ASSERT_TRUE(b.send_to_group("hub", msg("27")));  // hand-over done: straight to the inbox
+  EXPECT_EQ(b.backlog_size("hub"), 0u);
+  EXPECT_EQ(drain_resources(b, "edgehub"), numbers(0, 28));
+}
+
+TEST_F(sliced, a_direct_send_and_a_group_request_do_not_wait_for_the_backlog) {
+  fill_backlog(35);
+  ASSERT_TRUE(b.add_module("edgehub", "hub"));
+  one_turn();
+  ASSERT_TRUE(b.send("edgehub", msg("direct")));
+  auto reply = spawn(io, b.send_to_group_sync("hub", msg("question"), 5s));
+  one_turn();
+  one_turn();  // the next slice, and the request's coroutine
+  auto got = drain_resources(b, "edgehub");
+  ASSERT_EQ(got.size(), 22u);
+  EXPECT_EQ(got[10], "direct");
+  EXPECT_NE(std::find(got.begin(), got.end(), "question"), got.end());
+  EXPECT_EQ(b.backlog_size("hub"), 15u);  // the request did not wait for these
+  b.shutdown();
+  drain(io);
+}
+
+TEST_F(sliced, a_module_joining_during_the_hand_over_gets_new_messages_only) {
+  fill_backlog(25);
+  ASSERT_TRUE(b.add_module("first", "hub"));
+  one_turn();
+  ASSERT_TRUE(b.add_module("second", "hub"));
+  const auto sent = b.send_to_group("hub", msg("new"));
+  ASSERT_TRUE(sent);
+  EXPECT_EQ(*sent, 2u);
+  drain(io);
+  auto first = numbers(0, 25);
+  first.push_back("new");
+  EXPECT_EQ(drain_resources(b, "first"), first);
+  EXPECT_EQ(drain_resources(b, "second"), (std::vector<std::string>{"new"}));
+}
+
+class sliced_small_inbox : public sliced {
+ protected:
+  sliced_small_inbox() : sliced(8) {}
+};
+
+TEST_F(sliced_small_inbox, the_hand_over_waits_for_room_and_goes_on_as_the_module_receives) {
+  fill_backlog(30);
+  ASSERT_TRUE(b.add_module("edgehub", "hub"));
+  drain(io);
+  EXPECT_EQ(b.modules()[0].queued, 8u);  // full, and nothing refused
+  EXPECT_EQ(b.backlog_size("hub"), 22u);
+  std::vector<std::string> got;
+  for (int i = 0; i < 3; ++i)
+    got.push_back(b.try_receive("edgehub")->route.resource);
+  drain(io);
+  EXPECT_EQ(b.modules()[0].queued, 5u);  // not half empty yet: still waiting
+  got.push_back(b.try_receive("edgehub")->route.resource);
+  drain(io);
+  EXPECT_EQ(b.modules()[0].queued, 8u);  // refilled
+  // A receiver that waits takes the rest as it comes.
+  while (got.size() < 30) {
+    auto m = spawn(io, b.receive("edgehub"));
+    drain(io);
+    ASSERT_TRUE(m->has_value() && m->value());
+    got.push_back(m->value()->route.resource);
+  }
+  EXPECT_EQ(got, numbers(0, 30));
+  EXPECT_EQ(b.stats().queue_full, 0u);
+  EXPECT_EQ(b.stats().delivered, 30u);
+  EXPECT_FALSE(b.handing_over("hub"));
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST_F(sliced, a_member_leaving_mid_hand_over_leaves_the_rest_for_the_next) {
+  fill_backlog(25);
+  ASSERT_TRUE(b.add_module("edgehub", "hub"));
+  one_turn();
+  EXPECT_EQ(drain_resources(b, "edgehub"), numbers(0, 10));
+  b.remove_module("edgehub");
+  EXPECT_FALSE(b.handing_over("hub"));
+  drain(io);  // the slice already posted finds nobody to hand to
+  EXPECT_EQ(b.backlog_size("hub"), 15u);
+  ASSERT_TRUE(b.send_to_group("hub", msg("25")));  // no member: kept behind the rest
+  ASSERT_TRUE(b.add_module("restarted", "hub"));
+  drain(io);
+  EXPECT_EQ(drain_resources(b, "restarted"), numbers(10, 26));
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST_F(sliced, shutdown_mid_hand_over_stops_it_and_releases_everything) {
+  fill_backlog(25);
+  ASSERT_TRUE(b.add_module("edgehub", "hub"));
+  one_turn();
+  EXPECT_GT(budget.used(), 0u);
+  b.shutdown();
+  drain(io);
+  EXPECT_EQ(b.backlog_size("hub"), 0u);
+  EXPECT_EQ(budget.used(), 0u);
+  EXPECT_EQ(b.stats().delivered, 10u);
+}
+
+TEST_F(sliced, destroying_the_bus_mid_hand_over_leaves_nothing_behind) {
+  auto other = std::make_unique<bus>(io.get_executor(), clk,
+                                     bus_options{.group_backlog = 10, .budget = &budget});
+  other->declare_group("hub");
+  ASSERT_TRUE(other->send_to_group("hub", msg("kept")));
+  ASSERT_TRUE(other->add_module("edgehub", "hub"));
+  other.reset();  // the slice already posted must not touch it
+  drain(io);
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST_F(sliced, a_remote_module_takes_the_backlog_as_fast_as_its_sink_has_room) {
+  fill_backlog(40);
+  std::vector<std::string> taken;
+  std::size_t room = 15;
+  ASSERT_TRUE(b.add_remote_module("edgehub", "hub", [&](message&& m) {
+    if (room == 0) return make_error_code(bus_errc::queue_full);
+    --room;
+    taken.push_back(std::move(m.route.resource));
+    return std::error_code{};
+  }));
+  drain(io);
+  EXPECT_EQ(taken.size(), 15u);
+  EXPECT_EQ(b.backlog_size("hub"), 25u);
+  EXPECT_EQ(budget.used(), b.backlog_bytes("hub"));  // the one put back is still charged
+  ASSERT_TRUE(b.send_to_group("hub", msg("40")));    // still behind the backlog
+  while (taken.size() < 41) {
+    room = 7;
+    b.resume("edgehub");
+    drain(io);
+  }
+  EXPECT_EQ(taken, numbers(0, 41));
+  EXPECT_EQ(b.stats().queue_full, 0u);
+  EXPECT_FALSE(b.handing_over("hub"));
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST_F(sliced, what_a_remote_sink_refuses_for_good_is_counted_and_the_rest_goes_on) {
+  fill_backlog(5);
+  std::vector<std::string> taken;
+  ASSERT_TRUE(b.add_remote_module("edgehub", "hub", [&](message&& m) {
+    if (m.route.resource == "2") return make_error_code(bus_errc::too_large);
+    taken.push_back(std::move(m.route.resource));
+    return std::error_code{};
+  }));
+  drain(io);
+  EXPECT_EQ(taken, (std::vector<std::string>{"0", "1", "3", "4"}));
+  EXPECT_EQ(b.stats().too_large, 1u);
+  EXPECT_EQ(b.stats().delivered, 4u);
+  EXPECT_EQ(b.modules()[0].refused, 1u);
+  EXPECT_EQ(budget.used(), 0u);
 }
 
 }  // namespace

@@ -1,6 +1,10 @@
 // The Asio-free rules of the module sockets (docs/REMOTE.md): line framing, SEQPACKET packets,
-// registration requests, destinations and the registration response.
+// registration requests, destinations, the registration response and message sizes.
+#include <cstdint>
+#include <limits>
 #include <string>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -9,6 +13,7 @@
 #include "bus/message_json.hpp"
 #include "remote/frame.hpp"
 #include "remote/registration.hpp"
+#include "remote/sizing.hpp"
 
 namespace ebus::remote {
 namespace {
@@ -247,6 +252,108 @@ TEST(error_reason, bus_errors_use_their_names) {
   EXPECT_EQ(error_reason(bus_errc::no_pending_request), "no_pending_request");
   EXPECT_EQ(error_reason(std::make_error_code(std::errc::timed_out)),
             std::make_error_code(std::errc::timed_out).message());
+}
+
+TEST(error_reason, names_the_budget_and_size_refusals) {
+  EXPECT_EQ(error_reason(bus::bus_errc::memory_budget), "memory_budget");
+  EXPECT_EQ(error_reason(bus::bus_errc::too_large), "too_large");
+}
+
+// --- message sizes ---------------------------------------------------------------------------
+
+/// The beehive message the EventBus makes of an MQTT message, with every optional field at its
+/// largest and every byte of topic and payload at its costliest in JSON.
+bus::message worst_case(std::size_t max_mqtt_packet, bool twin) {
+  // A PUBLISH holds a fixed header (at least 2 bytes) and the topic's length (2 bytes).
+  const std::size_t content = max_mqtt_packet - 4;
+  const std::size_t topic_bytes = content / 8;
+  std::string topic(topic_bytes, '\x01');  // control characters: "\u0001"
+  std::string payload;
+  payload.reserve(content - topic_bytes);
+  for (std::size_t i = 0; payload.size() < content - topic_bytes; ++i) {
+    payload += "\x01\xff<"[i % 3];  // "\u0001", invalid UTF-8 as "\ufffd", "\u003c"
+  }
+  bus::message m;
+  m.header.id = bus::new_uuid();
+  m.header.parent_id = bus::new_uuid();
+  m.header.timestamp = std::numeric_limits<std::int64_t>::min();
+  m.header.sync = true;
+  m.header.type = "unixpacket";
+  m.route.source = "eventbus";
+  m.route.destination = std::string(max_name_length, 'd');
+  m.route.group = "user";
+  m.route.operation = twin ? "response" : "upload";
+  m.route.resource = twin ? bus::base64_url(topic) : topic;
+  m.content = bus::content::text(std::move(payload));
+  return m;
+}
+
+TEST(required_message_bytes, covers_the_worst_case_encoding_of_an_mqtt_message) {
+  for (const std::size_t packet : {std::size_t{64}, std::size_t{1024}, std::size_t{1} << 20}) {
+    for (const bool twin : {false, true}) {
+      const auto encoded = bus::to_json(worst_case(packet, twin)).size();
+      const auto required = required_message_bytes(packet);
+      EXPECT_LE(encoded, required) << "packet " << packet << (twin ? " twin" : " hub");
+      if (!twin) {
+        EXPECT_LE(required - encoded, envelope_bytes) << "packet " << packet;  // not far above
+      }
+    }
+  }
+}
+
+TEST(required_message_bytes, is_six_times_the_packet_plus_the_envelope_and_saturates) {
+  EXPECT_EQ(required_message_bytes(1000000), 6000000 + envelope_bytes);
+  EXPECT_EQ(required_message_bytes(std::numeric_limits<std::size_t>::max()),
+            std::numeric_limits<std::size_t>::max());
+}
+
+class socket_pair {
+ public:
+  socket_pair() {
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds_) != 0) fds_[0] = fds_[1] = -1;
+  }
+  socket_pair(const socket_pair&) = delete;
+  socket_pair& operator=(const socket_pair&) = delete;
+  ~socket_pair() {
+    for (const int fd : fds_)
+      if (fd >= 0) ::close(fd);
+  }
+  [[nodiscard]] int sender() const { return fds_[0]; }
+  [[nodiscard]] int receiver() const { return fds_[1]; }
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
+int send_buffer_of(int fd) {
+  int size = 0;
+  socklen_t length = sizeof size;
+  ::getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &length);
+  return size;
+}
+
+TEST(packet_limit, a_socket_sized_for_a_packet_sends_one_of_the_probed_size) {
+  constexpr std::size_t wanted = 256 * 1024;
+  const auto probe = probe_packet_limit(wanted);
+  ASSERT_GT(probe.packet_limit, 0u);
+  EXPECT_LE(probe.packet_limit, wanted);
+  socket_pair pair;
+  ASSERT_GE(pair.sender(), 0);
+  const auto sized = size_packet_send_buffer(pair.sender(), wanted);
+  EXPECT_EQ(sized.forced, probe.forced);
+  EXPECT_GE(sized.packet_limit, probe.packet_limit);
+  const std::string packet(probe.packet_limit, 'x');
+  EXPECT_EQ(::send(pair.sender(), packet.data(), packet.size(), MSG_DONTWAIT),
+            static_cast<ssize_t>(packet.size()));
+}
+
+TEST(packet_limit, a_buffer_already_large_enough_is_left_alone) {
+  socket_pair pair;
+  ASSERT_GE(pair.sender(), 0);
+  const int before = send_buffer_of(pair.sender());
+  const auto sized = size_packet_send_buffer(pair.sender(), 1000);
+  EXPECT_EQ(sized.packet_limit, 1000u);
+  EXPECT_EQ(send_buffer_of(pair.sender()), before);
 }
 
 }  // namespace

@@ -2,12 +2,14 @@
 // clients on plain POSIX sockets in the test thread, every wait bounded by poll() deadlines.
 #include "remote/socket_server.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <poll.h>
@@ -21,11 +23,15 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 
 #include "bus/bus.hpp"
 #include "bus/message_json.hpp"
 #include "common/asio.hpp"
 #include "common/asio_clock.hpp"
+#include "common/log.hpp"
+#include "common/memory_budget.hpp"
+#include "remote/sizing.hpp"
 
 namespace ebus::remote {
 namespace {
@@ -247,16 +253,16 @@ class peer {
           until - std::chrono::steady_clock::now());
       pollfd p{fd_, POLLIN, 0};
       if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return {};
-      std::vector<char> chunk(8 * 1024 * 1024);
-      const auto n = ::recv(fd_, chunk.data(), chunk.size(), 0);
+      if (!chunk_) chunk_ = std::make_unique_for_overwrite<char[]>(chunk_size);
+      const auto n = ::recv(fd_, chunk_.get(), chunk_size, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return {reading::status::closed, {}};
       if (!stream_) {
-        std::string packet(chunk.data(), static_cast<std::size_t>(n));
+        std::string packet(chunk_.get(), static_cast<std::size_t>(n));
         if (!packet.empty() && packet.back() == '\n') packet.pop_back();
         return {reading::status::data, std::move(packet)};
       }
-      buffer_.append(chunk.data(), static_cast<std::size_t>(n));
+      buffer_.append(chunk_.get(), static_cast<std::size_t>(n));
     }
   }
 
@@ -298,6 +304,8 @@ class peer {
   int fd_ = -1;
   bool stream_;
   std::string buffer_;
+  static constexpr std::size_t chunk_size = std::size_t{8} * 1024 * 1024;
+  std::unique_ptr<char[]> chunk_;  // one read, allocated once
   std::string last_id_;
 };
 
@@ -313,6 +321,35 @@ bus::message make_message(std::string destination, std::string content, bool syn
 std::string text_of(const bus::message& m) {
   return m.content.bytes();
 }
+
+/// Captures what one logger writes while it lives. Made before the harness (whose loop thread
+/// logs) and destroyed after it.
+class captured_log {
+ public:
+  explicit captured_log(const std::string& logger) : logger_(log::get(logger)) {
+    sink_->set_pattern("%v");
+    logger_->sinks().push_back(sink_);
+  }
+  captured_log(const captured_log&) = delete;
+  captured_log& operator=(const captured_log&) = delete;
+  ~captured_log() { logger_->sinks().pop_back(); }
+
+  /// True when a line contains every one of `parts`.
+  [[nodiscard]] bool has(std::initializer_list<std::string_view> parts) const {
+    for (const auto& line : sink_->last_formatted()) {
+      if (std::all_of(parts.begin(), parts.end(),
+                      [&](std::string_view p) { return line.find(p) != std::string::npos; })) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  std::shared_ptr<spdlog::logger> logger_;
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_ =
+      std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+};
 
 // Every behaviour on both sockets: false = SEQPACKET, true = stream.
 class remote_module : public ::testing::TestWithParam<bool> {
@@ -725,7 +762,13 @@ TEST_P(remote_module, message_too_large_for_the_client_is_refused_to_the_sender)
   const auto sent =
       h.call([&] { return h.bus().send("remote", make_message("", std::string(2000, 'x'))); });
   ASSERT_FALSE(sent);
-  EXPECT_EQ(sent.error(), bus_errc::invalid_message);
+  EXPECT_EQ(sent.error(), bus_errc::too_large);
+  EXPECT_EQ(h.stats().too_large, 1u);
+  EXPECT_EQ(h.call([&] { return h.bus().stats().too_large; }), 1u);
+  const auto connections = h.call([&] { return h.server().connections(); });
+  ASSERT_EQ(connections.size(), 1u);
+  EXPECT_EQ(connections[0].stats.too_large, 1u);
+  EXPECT_EQ(connections[0].module, "remote");
   EXPECT_EQ(p.receive_raw(100ms).state, reading::status::timeout);
 }
 
@@ -863,6 +906,197 @@ TEST(socket_server, stop_unregisters_every_remote_module_and_closes_clients) {
   EXPECT_FALSE(h.call([&] { return h.bus().has_module("a") || h.bus().has_module("b"); }));
   EXPECT_TRUE(a.closed_by_daemon());
   EXPECT_TRUE(b.closed_by_daemon());
+}
+
+// --- bounds, hand-over pacing, message sizes -------------------------------------------------
+
+TEST_P(remote_module, a_large_backlog_reaches_a_slow_reader_completely_and_in_order) {
+  memory_budget budget;  // unlimited: measures what is held
+  socket_options options;
+  options.outbound_capacity = 16;
+  options.outbound_bytes = 256 * 1024;
+  options.budget = &budget;
+  harness h(options, bus::bus_options{.group_backlog = 1000, .budget = &budget});
+  constexpr int count = 300;
+  const std::string payload(16 * 1024, 'p');
+  ASSERT_TRUE(h.call([&] {
+    h.bus().declare_group("hub");
+    for (int i = 0; i < count; ++i) {
+      if (!h.bus().send_to_group("hub", make_message("", std::to_string(i) + ":" + payload))) {
+        return false;
+      }
+    }
+    return true;
+  }));
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("edgehub", "hub").route.operation, "response");
+  std::size_t most_queued = 0;
+  std::size_t most_queued_bytes = 0;
+  bool behind = false;  // seen the backlog still being handed over while reading
+  for (int i = 0; i < count; ++i) {
+    if (i % 20 == 0) {
+      std::this_thread::sleep_for(2ms);  // a slow reader: the daemon's queue fills meanwhile
+      const auto c = h.call([&] { return h.server().connections(); });
+      ASSERT_EQ(c.size(), 1u);
+      most_queued = std::max(most_queued, c[0].queued);
+      most_queued_bytes = std::max(most_queued_bytes, c[0].queued_bytes);
+      behind = behind || h.call([&] { return h.bus().backlog_size("hub") > 0; });
+    }
+    const auto m = p.receive();
+    ASSERT_EQ(text_of(m), std::to_string(i) + ":" + payload) << "message " << i;
+  }
+  EXPECT_TRUE(behind);
+  EXPECT_LE(most_queued, options.outbound_capacity);
+  EXPECT_LE(most_queued_bytes, options.outbound_bytes + payload.size() + 1024);
+  EXPECT_EQ(p.receive_raw(100ms).state, reading::status::timeout);
+  EXPECT_FALSE(h.call([&] { return h.bus().handing_over("hub"); }));
+  const auto s = h.call([&] { return h.bus().stats(); });
+  EXPECT_EQ(s.delivered, static_cast<std::uint64_t>(count));
+  EXPECT_EQ(s.queue_full, 0u);
+  EXPECT_EQ(s.too_large, 0u);
+  // Everything written: nothing is held any more.
+  EXPECT_TRUE(eventually([&] { return h.call([&] { return budget.used(); }) == 0; }));
+}
+
+TEST_P(remote_module, outbound_queue_is_bounded_in_bytes_and_charged_to_the_budget) {
+  memory_budget budget;
+  socket_options options;
+  options.outbound_capacity = 100000;
+  options.outbound_bytes = 64 * 1024;
+  options.budget = &budget;
+  harness h(options);
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote").route.operation, "response");
+  const std::string payload(4096, 'p');
+  int accepted = 0;
+  std::error_code refusal;
+  for (int i = 0; i < 100000 && !refusal; ++i) {
+    const auto sent = h.call(
+        [&] { return h.bus().send("remote", make_message("", std::to_string(i) + payload)); });
+    if (sent) {
+      ++accepted;
+    } else {
+      refusal = sent.error();
+    }
+    if (i % 16 == 0) std::this_thread::sleep_for(1ms);  // let the writer fill the socket
+  }
+  EXPECT_EQ(refusal, bus_errc::queue_full);
+  const auto [c, used] = h.call([&] { return std::pair{h.server().connections(), budget.used()}; });
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_LE(c[0].queued_bytes, options.outbound_bytes + payload.size() + 1024);
+  EXPECT_EQ(used, c[0].queued_bytes);
+  for (int i = 0; i < accepted; ++i) {
+    const auto m = p.receive();
+    ASSERT_EQ(text_of(m), std::to_string(i) + payload);
+  }
+  EXPECT_TRUE(eventually([&] { return h.call([&] { return budget.used(); }) == 0; }));
+}
+
+TEST_P(remote_module, closing_releases_what_the_outbound_queue_held) {
+  memory_budget budget;
+  socket_options options;
+  options.budget = &budget;
+  harness h(options);
+  ASSERT_TRUE(h.start());
+  auto p = std::make_unique<peer>(h.path(stream()), stream());
+  ASSERT_EQ(p->register_as("remote").route.operation, "response");
+  const std::string payload(64 * 1024, 'p');
+  for (int i = 0; i < 200; ++i) {  // more than the kernel takes: some stay queued
+    if (!h.call([&] { return h.bus().send("remote", make_message("", payload)).has_value(); })) {
+      break;
+    }
+  }
+  p.reset();
+  EXPECT_TRUE(eventually([&] { return h.connections() == 0; }));
+  EXPECT_EQ(h.call([&] { return budget.used(); }), 0u);
+}
+
+TEST_P(remote_module, a_backlog_message_too_large_for_the_client_is_counted_with_its_reason) {
+  captured_log log("remote");
+  socket_options options;
+  options.max_message_bytes = 1024;
+  harness h(options, bus::bus_options{.group_backlog = 10});
+  ASSERT_TRUE(h.call([&] {
+    h.bus().declare_group("twin");
+    return h.bus().send_to_group("twin", make_message("", "small-1")).has_value() &&
+           h.bus().send_to_group("twin", make_message("", std::string(2000, 'x'))).has_value() &&
+           h.bus().send_to_group("twin", make_message("", "small-2")).has_value();
+  }));
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("devicetwin", "twin").route.operation, "response");
+  EXPECT_EQ(text_of(p.receive()), "small-1");
+  EXPECT_EQ(text_of(p.receive()), "small-2");
+  EXPECT_EQ(p.receive_raw(100ms).state, reading::status::timeout);
+  EXPECT_EQ(h.stats().too_large, 1u);
+  EXPECT_EQ(h.call([&] { return h.bus().stats().too_large; }), 1u);
+  EXPECT_EQ(h.call([&] { return h.server().connections(); })[0].stats.too_large, 1u);
+  EXPECT_TRUE(log.has(
+      {"message_undeliverable", "module=devicetwin", "bytes exceed max_message_bytes (1024)"}));
+}
+
+TEST_P(remote_module, an_mqtt_payload_of_control_bytes_fits_required_message_bytes) {
+  // 100,000 bytes of 0x01 become 600,000 bytes of "\u0001" escapes in JSON.
+  constexpr std::size_t payload_bytes = 100000;
+  const std::string topic = "$hw/events/upload/sensor";
+  socket_options options;
+  options.max_message_bytes = required_message_bytes(payload_bytes + topic.size() + 4);
+  harness h(options, bus::bus_options{.group_backlog = 10});
+  const std::string payload(payload_bytes, '\x01');
+  ASSERT_TRUE(h.call([&] {
+    h.bus().declare_group("hub");
+    auto m = bus::new_message();
+    bus::build_router(m, "eventbus", "user", topic, "upload");
+    m.content = bus::content::text(payload);
+    return h.bus().send_to_group("hub", std::move(m)).has_value();
+  }));
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("edgehub", "hub").route.operation, "response");
+  const auto m = p.receive();
+  EXPECT_EQ(text_of(m), payload);
+  EXPECT_EQ(h.stats().too_large, 0u);
+}
+
+TEST(socket_server, a_message_over_the_seqpacket_packet_limit_is_refused_with_the_reason) {
+  captured_log log("remote");
+  socket_options options;
+  options.max_message_bytes = std::size_t{64} * 1024 * 1024;
+  harness h(options);
+  ASSERT_TRUE(h.start());
+  const std::size_t limit = h.call([&] { return h.server().packet_limit(); });
+  ASSERT_GT(limit, 0u);
+  if (limit >= options.max_message_bytes) {
+    GTEST_SKIP() << "this kernel takes SEQPACKET packets of " << options.max_message_bytes;
+  }
+  EXPECT_TRUE(log.has({"seqpacket_limit", "use the stream socket"}));
+  peer packets(h.path(false), false);
+  peer lines(h.path(true), true);
+  ASSERT_EQ(packets.register_as("packets").route.operation, "response");
+  ASSERT_EQ(lines.register_as("lines").route.operation, "response");
+  const std::string big(limit + 1000, 'x');
+  const auto refused = h.call([&] { return h.bus().send("packets", make_message("", big)); });
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), bus_errc::too_large);
+  EXPECT_TRUE(log.has({"message_undeliverable", "module=packets",
+                       "exceed the SEQPACKET per-packet limit of " + std::to_string(limit),
+                       "use the stream socket"}));
+  const auto info = h.call([&] { return h.server().connections(); });
+  for (const auto& c : info) {
+    EXPECT_EQ(c.max_message, c.seqpacket ? limit : options.max_message_bytes) << c.module;
+  }
+  // The same message goes through the stream socket.
+  ASSERT_TRUE(h.call([&] { return h.bus().send("lines", make_message("", big)).has_value(); }));
+  EXPECT_EQ(text_of(lines.receive()), big);
+  // And one just under the limit through SEQPACKET.
+  auto fits = make_message("", "");
+  fits.route.destination = "packets";
+  fits.content = bus::content::text(std::string(limit - bus::to_json(fits).size(), 'y'));
+  ASSERT_EQ(bus::to_json(fits).size(), limit);
+  ASSERT_TRUE(h.call([&] { return h.bus().send("packets", bus::message(fits)).has_value(); }));
+  EXPECT_EQ(packets.receive().content, fits.content);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 using ::testing::UnorderedElementsAreArray;
 
@@ -326,6 +327,66 @@ TEST_F(topic_store_test, a_moved_store_keeps_working_and_the_moved_from_one_repo
   const auto moved = third.list();
   ASSERT_TRUE(moved);
   EXPECT_THAT(*moved, UnorderedElementsAre("a", "b"));
+}
+
+TEST_F(topic_store_test, apply_writes_a_batch_in_one_transaction) {
+  auto store = open_ok(db_path);
+  ASSERT_TRUE(store.insert("gone"));
+  const std::vector<topic_write> batch = {{topic_write::kind::insert, "a"},
+                                          {topic_write::kind::insert, "b"},
+                                          {topic_write::kind::remove, "gone"},
+                                          {topic_write::kind::insert, "a"}};
+  const auto before = store.commits();
+  ASSERT_TRUE(store.apply(batch));
+  EXPECT_EQ(store.commits(), before + 1);
+  const auto topics = store.list();
+  ASSERT_TRUE(topics);
+  EXPECT_THAT(*topics, UnorderedElementsAre("a", "b"));
+  ASSERT_TRUE(store.apply({}));
+  EXPECT_EQ(store.commits(), before + 1);  // an empty batch is no transaction
+}
+
+TEST_F(topic_store_test, apply_is_all_or_nothing) {
+  auto store = open_ok(db_path);
+  ASSERT_TRUE(store.insert("kept"));
+  {
+    raw_db raw(db_path);  // a write that fails in the middle of the batch
+    raw.exec(R"(CREATE TRIGGER refuse BEFORE INSERT ON sub_topics WHEN NEW.topic = 'bad'
+                BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END)");
+  }
+  const std::vector<topic_write> batch = {{topic_write::kind::insert, "a"},
+                                          {topic_write::kind::remove, "kept"},
+                                          {topic_write::kind::insert, "bad"},
+                                          {topic_write::kind::insert, "c"}};
+  const auto applied = store.apply(batch);
+  ASSERT_FALSE(applied);
+  EXPECT_THAT(applied.error(), HasSubstr("refused by trigger"));
+  EXPECT_THAT(applied.error(), HasSubstr(db_path.string()));
+  EXPECT_THAT(applied.error(), Not(HasSubstr("bad")));  // no client text in errors
+  auto topics = store.list();
+  ASSERT_TRUE(topics);
+  EXPECT_THAT(*topics, UnorderedElementsAre("kept"));
+  // The connection is usable again: no transaction was left open.
+  ASSERT_TRUE(store.insert("after"));
+  topics = store.list();
+  ASSERT_TRUE(topics);
+  EXPECT_THAT(*topics, UnorderedElementsAre("kept", "after"));
+}
+
+TEST_F(topic_store_test, a_write_waits_for_a_lock_only_as_long_as_give_up_allows) {
+  auto opened = topic_store::open(db_path.string(), std::chrono::hours(1));
+  ASSERT_TRUE(opened) << opened.error();
+  auto store = std::move(*opened);
+  bool asked = false;
+  store.set_give_up([&] { return std::exchange(asked, true); });  // gives up on the second ask
+  raw_db edgecore(db_path);
+  edgecore.exec("BEGIN EXCLUSIVE");
+  const auto refused = store.insert("t");
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(refused.error(), HasSubstr("locked"));
+  EXPECT_TRUE(asked);
+  edgecore.exec("COMMIT");
+  EXPECT_TRUE(store.insert("t"));
 }
 
 }  // namespace

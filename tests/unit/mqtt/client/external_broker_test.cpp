@@ -12,6 +12,7 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 
 #include "common/log.hpp"
+#include "common/memory_budget.hpp"
 #include "ebus_test/mosquitto_broker.hpp"
 #include "ebus_test/process.hpp"
 #include "mqtt/client/mosquitto_connection.hpp"
@@ -332,6 +333,49 @@ TEST_F(external_broker_test, full_buffer_drops_new_publishes_and_counts_them) {
   EXPECT_EQ(ext->stats().dropped, 3U);
 }
 
+TEST_F(external_broker_test, buffer_bytes_and_the_memory_budget_bound_the_backlog) {
+  mosquitto_broker broker({.start = false});
+  captured_log log;
+  const std::string payload(40, 'x');
+
+  auto o = options_for(broker, "bytes");
+  o.buffer_bytes = 100;
+  auto ext = start(o);
+  EXPECT_TRUE(ext->publish("b/1", payload));  // 43 bytes
+  EXPECT_TRUE(ext->publish("b/2", payload));  // 86
+  const auto full = ext->publish("b/3", payload);
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error(), "buffer full: 2 messages / 86 bytes (limits 10000 / 100)");
+  EXPECT_TRUE(ext->publish("b/4", "small"));  // 8 more still fit: 94
+  EXPECT_EQ(ext->pending(), 3U);
+  EXPECT_EQ(ext->pending_bytes(), 94U);
+  EXPECT_EQ(ext->stats().dropped, 1U);
+  EXPECT_EQ(ext->stats().dropped_buffer_full, 1U);
+  EXPECT_EQ(ext->stats().dropped_budget, 0U);
+  EXPECT_EQ(log.lines_starting_with("warning publish_dropped reason=\"buffer full: 2 messages"),
+            1U);
+
+  memory_budget budget(50);  // outlives the client that charges it
+  auto b = options_for(broker, "budget");
+  b.budget = &budget;
+  auto charged = start(b);
+  EXPECT_TRUE(charged->publish("c/1", payload));
+  EXPECT_EQ(budget.used(), 43U);
+  const auto over = charged->publish("c/2", payload);
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error(), "memory budget: 43 bytes do not fit (43 of 50 bytes in use)");
+  EXPECT_EQ(charged->stats().dropped_budget, 1U);
+  EXPECT_EQ(charged->stats().dropped, 1U);
+
+  // Sent once the broker is up; the PUBACKs release the bytes and the budget.
+  broker.start();
+  ASSERT_TRUE(run_until([&] { return ext->pending() == 0 && charged->pending() == 0; }));
+  EXPECT_EQ(ext->pending_bytes(), 0U);
+  EXPECT_EQ(charged->pending_bytes(), 0U);
+  EXPECT_EQ(budget.used(), 0U);
+  EXPECT_TRUE(charged->publish("c/2", payload));
+}
+
 TEST_F(external_broker_test, subscribe_and_unsubscribe_while_connected_and_disconnected) {
   mosquitto_broker broker;
   auto ext = start_connected(options_for(broker, "subs"));
@@ -546,6 +590,12 @@ TEST_F(external_broker_test, start_reports_invalid_options) {
   EXPECT_NE(error_of(o).find("same"), std::string::npos) << error_of(o);
   o.pub_client_id = "";
   EXPECT_NE(error_of(o).find("must not be empty"), std::string::npos) << error_of(o);
+
+  o = external_options{};
+  o.sub_client_id = "s";
+  o.pub_client_id = "p";
+  o.buffer_bytes = 0;
+  EXPECT_NE(error_of(o).find("buffer_bytes must be at least 1"), std::string::npos) << error_of(o);
 }
 
 // CA, server and client certificates made with the openssl CLI (EC keys: fast).
@@ -668,7 +718,9 @@ TEST_F(external_broker_test, stop_flushes_pending_publishes_then_disconnects) {
   EXPECT_TRUE(broker.wait_for_output("Client stop-pub disconnected.")) << broker.output();
   EXPECT_TRUE(broker.wait_for_output("Client stop-sub disconnected.")) << broker.output();
 
-  ext->publish("stop/out", "after stop");
+  const auto after = ext->publish("stop/out", "after stop");
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error(), "the external broker client is stopping");
   EXPECT_EQ(ext->stats().dropped, 1U);
   bool again = false;
   ext->stop(1s, [&] { again = true; });
@@ -686,6 +738,8 @@ TEST_F(external_broker_test, stop_gives_up_after_the_timeout_when_the_broker_is_
   ASSERT_TRUE(run_until([&] { return done; }));
   EXPECT_GE(std::chrono::steady_clock::now() - before, 300ms);
   EXPECT_EQ(ext->pending(), 2U);
+  EXPECT_EQ(ext->stats().lost_at_stop, 2U);  // in the summary, apart from the dropped ones
+  EXPECT_EQ(ext->stats().dropped, 0U);
 }
 
 TEST_F(external_broker_test, destruction_without_stop_cancels_everything) {

@@ -10,6 +10,8 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdexcept>
+#include <string_view>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
@@ -139,6 +141,46 @@ void stop_process(pid_t pid) {
   ::kill(pid, SIGTERM);
   int st = 0;
   ::waitpid(pid, &st, 0);
+}
+
+memory_usage process_memory(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  memory_usage m;
+  std::string line;
+  auto field = [&line](std::string_view key, std::uint64_t& out) {
+    if (line.compare(0, key.size(), key) == 0) out = std::stoull(line.substr(key.size()));
+  };
+  while (std::getline(in, line)) {
+    field("VmRSS:", m.vm_rss_kib);
+    field("RssAnon:", m.rss_anon_kib);
+    field("VmHWM:", m.vm_hwm_kib);
+  }
+  return m;
+}
+
+std::uint64_t raise_open_file_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) throw std::runtime_error("getrlimit failed");
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) throw std::runtime_error("setrlimit failed");
+  }
+  return lim.rlim_cur;
+}
+
+void write_mosquitto_config(const std::string& path, std::uint16_t port) {
+  std::ofstream c(path);
+  // allow_anonymous is required once a listener is configured (mosquitto 2.0); log_type none
+  // keeps logging out of the numbers. Nothing else is set.
+  c << "listener " << port << " 127.0.0.1\nallow_anonymous true\nlog_type none\n";
+  if (!c) throw std::runtime_error("cannot write " + path);
+}
+
+void set_send_timeout(int fd, std::chrono::milliseconds timeout) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 }  // namespace ebus::bench

@@ -3,6 +3,7 @@
 // blocking MQTT clients on our codec, so that both brokers get exactly the same byte stream,
 // and child-process helpers.
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <sys/types.h>
@@ -31,5 +32,21 @@ double process_cpu_seconds(pid_t pid);
 pid_t spawn(std::vector<std::string> argv);
 /// SIGTERM and wait.
 void stop_process(pid_t pid);
+
+/// Memory of a process from /proc/<pid>/status, in KiB (0 where a field is missing).
+struct memory_usage {
+  std::uint64_t vm_rss_kib = 0;    ///< VmRSS: resident now
+  std::uint64_t rss_anon_kib = 0;  ///< RssAnon: resident anonymous memory (heap, stacks)
+  std::uint64_t vm_hwm_kib = 0;    ///< VmHWM: peak resident since the process started
+};
+memory_usage process_memory(pid_t pid);
+/// Raises this process's RLIMIT_NOFILE soft limit to its hard limit (children started afterwards
+/// inherit it); returns the new soft limit.
+std::uint64_t raise_open_file_limit();
+/// Writes a mosquitto configuration with one listener on 127.0.0.1:port and every limit at its
+/// default (max_queued_messages 1000, max_inflight_messages 20, no memory_limit).
+void write_mosquitto_config(const std::string& path, std::uint16_t port);
+/// Sets SO_SNDTIMEO, so that a send to a broker that stopped reading fails instead of hanging.
+void set_send_timeout(int fd, std::chrono::milliseconds timeout);
 
 }  // namespace ebus::bench

@@ -12,6 +12,7 @@
 #include "eventbus/persisted_topics.hpp"
 #include "eventbus/routing.hpp"
 #include "eventbus/topics.hpp"
+#include "mqtt/broker/application_message.hpp"
 #include "mqtt/broker/broker.hpp"
 #include "mqtt/client/external_broker.hpp"
 
@@ -48,13 +49,7 @@ eventbus_module::~eventbus_module() {
 
 std::size_t eventbus_module::publish_packet_size(std::size_t topic_bytes, std::size_t payload_bytes,
                                                  mqtt::codec::qos_level qos) noexcept {
-  // Topic length prefix, topic, packet identifier (QoS 1, 2), payload.
-  const std::size_t remaining =
-      2 + topic_bytes + (qos == mqtt::codec::qos_level::at_most_once ? 0 : 2) + payload_bytes;
-  std::size_t length_bytes = 1;
-  for (std::size_t r = remaining; r >= 128 && length_bytes < 8; r /= 128)
-    ++length_bytes;
-  return 1 + length_bytes + remaining;
+  return mqtt::broker::publish_packet_size(topic_bytes, payload_bytes, qos);
 }
 
 void eventbus_module::install(const std::vector<std::string>& persisted) {

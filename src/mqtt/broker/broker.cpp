@@ -166,14 +166,17 @@ message_ptr broker::make_message(std::string topic, std::string payload, qos_lev
 
 std::string_view broker::check_topic(std::string_view topic) const noexcept {
   if (topic.size() > options_.max_topic_length) return "longer than max_topic_length";
-  if (static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1 >
-      options_.max_topic_levels) {
+  // A topic has at most size() + 1 levels: short topics need no count.
+  if (topic.size() >= options_.max_topic_levels &&
+      static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1 >
+          options_.max_topic_levels) {
     return "more levels than max_topic_levels";
   }
   return {};
 }
 
-broker::publish_result broker::publish(message_ptr msg, const std::shared_ptr<flow_waiter>& from) {
+broker::publish_result broker::publish(message_ptr msg, const std::shared_ptr<flow_waiter>& from,
+                                       const session* self) {
   if (const auto why = check_topic(msg->topic); !why.empty()) {
     ++stats_.messages_refused_topic;
     if (should_warn(next_refusal_warning_)) {
@@ -183,7 +186,7 @@ broker::publish_result broker::publish(message_ptr msg, const std::shared_ptr<fl
     return publish_result::refused;
   }
   ++stats_.messages_received;
-  const bool held = route(msg, from);
+  const bool held = route(msg, from, self);
   if (interceptor_ && interested_in(msg->topic)) {
     ++stats_.intercepted;
     interceptor_(msg);
@@ -202,7 +205,7 @@ expected<void, std::error_code> broker::inject(std::string topic, std::string pa
   auto msg = make_message(std::move(topic), std::move(payload), qos, retain);
   if (!msg) return fail(std::make_error_code(std::errc::not_enough_memory));
   ++stats_.messages_injected;
-  route(msg, nullptr);
+  route(msg, nullptr, nullptr);
   return {};
 }
 
@@ -239,7 +242,8 @@ void broker::retain(const message_ptr& msg) {
   retained_.store(std::move(*name), msg);  // replaces [MQTT-3.3.1-5]
 }
 
-bool broker::route(const message_ptr& msg, const std::shared_ptr<flow_waiter>& from) {
+bool broker::route(const message_ptr& msg, const std::shared_ptr<flow_waiter>& from,
+                   const session* self) {
   if (msg->retain) retain(msg);
 
   // Overlapping subscriptions of one client get one copy at the highest granted QoS.
@@ -261,7 +265,7 @@ bool broker::route(const message_ptr& msg, const std::shared_ptr<flow_waiter>& f
   for (const auto& [s, granted] : matches_) {
     // Live forwards carry RETAIN 0 [MQTT-3.3.1-9]; delivered QoS is min [MQTT-3.8.4-6].
     const auto result = s->enqueue(msg, std::min(msg->qos, granted), false, now);
-    if (result == session::enqueue_result::queued_over_limit && from) {
+    if (result == session::enqueue_result::queued_over_limit && from && s != self) {
       s->hold(from);
       held = true;
     }

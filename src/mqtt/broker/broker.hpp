@@ -98,14 +98,15 @@ class broker {
   [[nodiscard]] message_ptr make_message(std::string topic, std::string payload,
                                          codec::qos_level qos, bool retain);
 
-  /// Receive buffers grown for large packets may hold at most a quarter of the budget, so that
-  /// half-sent packets cannot starve message traffic; charge them here, then to the budget.
+  /// Connection buffers grown for large packets or unread acknowledgements may hold at most a
+  /// quarter of the budget, so that half-sent packets cannot starve message traffic; charge
+  /// them here, then to the budget.
   [[nodiscard]] memory_budget* receive_share() noexcept {
     return options_.budget != nullptr ? &receive_share_ : nullptr;
   }
 
-  /// True at most once every 10 s per kind of per-connection warning: a flood of connections
-  /// must not flood the log.
+  /// True at most once every 10 s for per-connection warnings: a flood of connections must not
+  /// flood the log (the counters keep the totals).
   [[nodiscard]] bool connection_warning_allowed() { return should_warn(next_connection_warning_); }
 
   /// Why a topic name or filter is refused by the limits, or empty when it is within them.
@@ -119,7 +120,10 @@ class broker {
   /// Routes a PUBLISH (or will) accepted from a client: retained store, subscribers, and the
   /// interception hook when the topic matches the interest tree. `from`, the publisher's flow
   /// state, is registered with every subscriber over its limit (see session::hold).
-  publish_result publish(message_ptr msg, const std::shared_ptr<flow_waiter>& from = {});
+  /// `self`, the publisher's own session, never holds it: a held connection is not read, so it
+  /// could not read the acknowledgements its own queue waits for.
+  publish_result publish(message_ptr msg, const std::shared_ptr<flow_waiter>& from = {},
+                         const session* self = nullptr);
 
   /// Adds subscriptions; returns the SUBACK return codes and queues matching retained
   /// messages with RETAIN set [MQTT-3.3.1-8]. Invalid filters get 0x80 [MQTT-3.8.4-1].
@@ -165,7 +169,7 @@ class broker {
   void expire_sessions();
 
  private:
-  bool route(const message_ptr& msg, const std::shared_ptr<flow_waiter>& from);
+  bool route(const message_ptr& msg, const std::shared_ptr<flow_waiter>& from, const session* self);
   void retain(const message_ptr& msg);
   /// Counts one enqueue outcome and applies the overflow policy's consequences.
   void account(session& s, session::enqueue_result result);

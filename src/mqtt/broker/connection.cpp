@@ -17,6 +17,7 @@ using codec::qos_level;
 namespace {
 constexpr std::size_t read_chunk = 16 * 1024;
 constexpr std::size_t write_batch = 64 * 1024;
+constexpr std::size_t everyday_control = 16 * 1024;
 
 template <class... F>
 struct overloaded : F... {
@@ -122,7 +123,7 @@ awaitable<void> connection::reader() {
       if (next_deadline() < deadline_.expiry()) deadline_.expires_at(next_deadline());
     }
     auto space = decoder_.prepare(read_chunk);
-    if (!charge_receive_buffer()) continue;
+    if (!charge_buffers()) continue;
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
                                                     as_tuple(use_awaitable));
     if (ec || closing_) {
@@ -134,10 +135,13 @@ awaitable<void> connection::reader() {
   }
 }
 
-bool connection::charge_receive_buffer() {
-  // The everyday buffer (one read) is part of a connection's fixed cost; what a large packet
-  // makes it grow to is charged, first to the receive buffers' share, then to the budget.
-  const std::size_t extra = decoder_.capacity() > 2 * read_chunk ? decoder_.capacity() : 0;
+bool connection::charge_buffers() {
+  // Everyday buffers (one read, a few acknowledgements) are part of a connection's fixed cost;
+  // what a large packet or unread acknowledgements make them grow to is charged, first to the
+  // connection buffers' share of the budget, then to the budget.
+  const std::size_t control = control_.capacity() + out_control_.capacity();
+  const std::size_t extra = (decoder_.capacity() > 2 * read_chunk ? decoder_.capacity() : 0) +
+                            (control > everyday_control ? control : 0);
   auto* budget = broker_.options().budget;
   auto* share = broker_.receive_share();
   if (extra > receive_charge_.bytes() && budget != nullptr && share != nullptr) {
@@ -151,7 +155,7 @@ bool connection::charge_receive_buffer() {
             log::escape(client_id_), peer_, decoder_.capacity(), share->used(), share->limit(),
             budget->used(), budget->limit(), broker_.stats().budget_disconnects);
       }
-      close("memory budget spent while receiving a large packet");
+      close("memory budget spent on this connection's buffers");
       return false;
     }
   }
@@ -259,6 +263,7 @@ void connection::queue_control(const codec::packet& p) {
     close("client does not read its acknowledgements");
     return;
   }
+  if (!charge_buffers()) return;
   wake();
 }
 
@@ -416,7 +421,7 @@ void connection::on_publish(codec::publish&& p) {
     }
     // A refused topic (over the limits) is still acknowledged, as 3.1.1 allows for a message
     // the server will not deliver; it is counted and logged by the broker.
-    (void)broker_.publish(std::move(msg), flow_);
+    (void)broker_.publish(std::move(msg), flow_, session_);
   }
   switch (qos) {
     case qos_level::at_most_once:

@@ -45,9 +45,9 @@ class connection final : public client_link, public std::enable_shared_from_this
   awaitable<void> watchdog();
   /// Waits until no subscriber holds this publisher back, or slow_subscriber_timeout.
   awaitable<void> wait_for_subscribers();
-  /// Charges the receive buffer beyond its everyday size to the memory budget; false (and the
-  /// connection closing) when the budget is spent.
-  bool charge_receive_buffer();
+  /// Charges the receive and acknowledgement buffers beyond their everyday size to the memory
+  /// budget; false (and the connection closing) when the budget is spent.
+  bool charge_buffers();
   /// The watchdog's next deadline: CONNECT timeout, packet timeout or keep-alive.
   [[nodiscard]] std::chrono::steady_clock::time_point next_deadline() const;
 
@@ -75,7 +75,7 @@ class connection final : public client_link, public std::enable_shared_from_this
   asio::steady_timer resume_signal_;  // cancelled when held-back publishing may go on
   std::shared_ptr<flow_waiter> flow_;
   budget_charge receive_charge_;        // to the memory budget
-  budget_charge receive_share_charge_;  // to the receive buffers' share of it
+  budget_charge receive_share_charge_;  // to the connection buffers' share of it
   session* session_ = nullptr;
   std::optional<codec::will_message> will_;
   std::string client_id_;

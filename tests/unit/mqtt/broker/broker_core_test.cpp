@@ -1044,6 +1044,25 @@ TEST(broker_bounds, a_publisher_is_held_by_a_subscriber_over_its_limit_and_relea
   EXPECT_EQ(f.core.stats().deliveries_dropped, 0u);
 }
 
+TEST(broker_bounds, a_publisher_is_never_held_by_its_own_subscription) {
+  // A held connection is not read, so it could never read the acknowledgements its own queue
+  // waits for.
+  auto o = limits();
+  o.session_queue_size = 2;
+  o.slow_subscriber_timeout = std::chrono::seconds(2);
+  fixture f(o);
+  client echo;
+  connect_ok(f.core, echo, "echo", true);
+  subscribe(f.core, echo, "t", q1);
+  auto publisher = std::make_shared<flow_waiter>();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(f.core.publish(make_message("t", std::to_string(i), q1), publisher, echo.s),
+              broker::publish_result::routed);
+  }
+  EXPECT_EQ(publisher->blocking, 0u);
+  EXPECT_EQ(received(echo).size(), 4u) << "queued up to the hard limit like an injection";
+}
+
 TEST(broker_bounds, a_subscriber_stuck_past_the_timeout_drops_and_publishers_go_on) {
   auto o = limits();
   o.session_queue_size = 2;

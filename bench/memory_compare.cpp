@@ -1,0 +1,457 @@
+// Resident memory of the embedded broker (broker_server, at the defaults of broker_options) and
+// of Debian's mosquitto (one loopback listener, every limit at its default), in the same run,
+// each scenario on a freshly started broker:
+//
+//   (a) one client publishes N retained messages of B bytes (QoS 0) on distinct topics
+//       (default 20,000 x 64 KiB), then a PINGREQ; RSS is read once the PINGRESP is back
+//   (b) C connections (default 1,000) each CONNECT, then send the first half of a PUBLISH of
+//       P bytes (default 512 KiB) and stop there; RSS is read 2 s after the last byte went out
+//
+//   memory_compare [--retained N] [--retained-bytes B] [--connections C] [--packet-bytes P]
+//                  [--mosquitto PATH] [--server PATH]
+//
+// Memory comes from /proc/<pid>/status of the broker: VmRSS and RssAnon after the scenario, and
+// the peaks, sampled every 10 ms (VmHWM for RSS, which also catches what falls between samples).
+// (a) then subscribes to 10 of the topics, spread over the range, to show how many retained
+// messages the broker really kept. Only 127.0.0.1; every wait is bounded.
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fcntl.h>
+#include <filesystem>
+#include <optional>
+#include <poll.h>
+#include <stdexcept>
+#include <string>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+#include <variant>
+#include <vector>
+
+#include "load_client.hpp"
+#include "mqtt/codec/decoder.hpp"
+#include "mqtt/codec/encoder.hpp"
+
+namespace {
+
+using namespace ebus::bench;
+namespace codec = ebus::mqtt::codec;
+using steady = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr auto io_timeout = 20s;  // one blocking send or receive
+constexpr auto phase_limit = 20s;
+constexpr auto settle = 2s;
+constexpr std::size_t retained_sample = 10;
+
+double mib(std::uint64_t kib) {
+  return static_cast<double>(kib) / 1024.0;
+}
+
+// Samples a process's memory every 10 ms on its own thread and keeps the peaks.
+class memory_sampler {
+ public:
+  explicit memory_sampler(pid_t pid) : pid_(pid) {
+    thread_ = std::thread([this] {
+      while (!done_.load()) {
+        sample();
+        std::this_thread::sleep_for(10ms);
+      }
+    });
+  }
+  memory_sampler(const memory_sampler&) = delete;
+  memory_sampler& operator=(const memory_sampler&) = delete;
+  ~memory_sampler() { stop(); }
+
+  void stop() {
+    if (thread_.joinable()) {
+      done_.store(true);
+      thread_.join();
+      sample();
+    }
+  }
+  [[nodiscard]] std::uint64_t peak_rss_kib() const { return peak_rss_.load(); }
+  [[nodiscard]] std::uint64_t peak_anon_kib() const { return peak_anon_.load(); }
+
+ private:
+  void sample() {
+    const auto m = process_memory(pid_);
+    peak_rss_.store(std::max({peak_rss_.load(), m.vm_rss_kib, m.vm_hwm_kib}));
+    peak_anon_.store(std::max(peak_anon_.load(), m.rss_anon_kib));
+  }
+
+  pid_t pid_;
+  std::atomic<bool> done_{false};
+  std::atomic<std::uint64_t> peak_rss_{0};
+  std::atomic<std::uint64_t> peak_anon_{0};
+  std::thread thread_;
+};
+
+void set_receive_timeout(int fd, std::chrono::seconds timeout) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count());
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+struct measurement {
+  memory_usage before;
+  memory_usage after;
+  std::uint64_t peak_rss_kib = 0;
+  std::uint64_t peak_anon_kib = 0;
+  double seconds = 0;
+  std::string note;
+};
+
+// --- (a) retained messages -----------------------------------------------------------------------
+
+std::string retained_topic(std::size_t i) {
+  return "mem/retained/" + std::to_string(i);
+}
+
+// Publishes the retained messages; returns how many went out before the connection failed.
+std::size_t publish_retained(std::uint16_t port, std::size_t count, std::size_t bytes,
+                             std::string& note) {
+  const int fd = mqtt_connect(port, "mem-retain");
+  set_send_timeout(fd, io_timeout);
+  set_receive_timeout(fd, io_timeout);
+  const std::string payload(bytes, 'r');
+  std::string batch;
+  std::size_t sent = 0;
+  try {
+    for (std::size_t i = 0; i < count; ++i) {
+      codec::encode_publish(batch, retained_topic(i), payload, codec::qos_level::at_most_once, true,
+                            false, 0);
+      if (batch.size() >= std::size_t{256} * 1024 || i + 1 == count) {
+        send_all(fd, batch);
+        batch.clear();
+        sent = i + 1;
+      }
+    }
+    // The broker handles one connection's packets in order: the PINGRESP comes after every
+    // PUBLISH before it was processed.
+    codec::encode(codec::pingreq{}, batch);
+    send_all(fd, batch);
+    codec::decoder dec;
+    while (!std::holds_alternative<codec::pingresp>(read_packet(fd, dec))) {
+    }
+  } catch (const std::exception& e) {
+    note = "publisher failed after " + std::to_string(sent) + " messages: " + e.what();
+  }
+  mqtt_close(fd);
+  return sent;
+}
+
+// How many of `retained_sample` topics spread over [0, count) have a retained message.
+std::size_t retained_present(std::uint16_t port, std::size_t count) {
+  const int fd = mqtt_connect(port, "mem-check");
+  set_send_timeout(fd, io_timeout);
+  set_receive_timeout(fd, 1s);
+  codec::subscribe sub{1, {}};
+  const std::size_t n = std::min(retained_sample, count);
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t i = n == 1 ? 0 : k * (count - 1) / (n - 1);
+    sub.subscriptions.push_back({retained_topic(i), codec::qos_level::at_most_once});
+  }
+  std::string out;
+  codec::encode(sub, out);
+  std::size_t found = 0;
+  try {
+    send_all(fd, out);
+    codec::decoder dec;
+    const auto deadline = steady::now() + 3s;
+    while (found < n && steady::now() < deadline) {
+      const auto p = read_packet(fd, dec);
+      if (const auto* m = std::get_if<codec::publish>(&p); m != nullptr && m->retain) ++found;
+    }
+  } catch (const std::exception&) {
+    // receive timeout: nothing more is coming
+  }
+  mqtt_close(fd);
+  return found;
+}
+
+measurement retained_scenario(std::uint16_t port, pid_t pid, std::size_t count, std::size_t bytes) {
+  measurement m;
+  m.before = process_memory(pid);
+  memory_sampler sampler(pid);
+  const auto start = steady::now();
+  const auto sent = publish_retained(port, count, bytes, m.note);
+  m.seconds = std::chrono::duration<double>(steady::now() - start).count();
+  m.after = process_memory(pid);
+  sampler.stop();
+  m.peak_rss_kib = sampler.peak_rss_kib();
+  m.peak_anon_kib = sampler.peak_anon_kib();
+  const auto present = retained_present(port, sent);
+  if (!m.note.empty()) m.note += "; ";
+  m.note += "retained kept: " + std::to_string(present) + " of " +
+            std::to_string(std::min(retained_sample, sent)) + " sampled topics";
+  return m;
+}
+
+// --- (b) connections with half a packet ---------------------------------------------------------
+
+measurement half_packet_scenario(std::uint16_t port, pid_t pid, std::size_t connections,
+                                 std::size_t packet_bytes) {
+  measurement m;
+  m.before = process_memory(pid);
+  // A QoS 0 PUBLISH of exactly packet_bytes: type byte, remaining length, topic, payload.
+  const std::string topic = "mem/big";
+  std::string packet;
+  std::size_t payload = packet_bytes - 1 - 4 - 2 - topic.size();
+  for (int attempt = 0; attempt < 2; ++attempt) {  // the length field may take fewer bytes
+    packet.clear();
+    codec::encode_publish(packet, topic, std::string(payload, 'b'), codec::qos_level::at_most_once,
+                          false, false, 0);
+    payload += packet_bytes - packet.size();
+  }
+  const std::size_t half = packet.size() / 2;
+
+  memory_sampler sampler(pid);
+  const auto start = steady::now();
+  std::vector<int> fds;
+  std::string refused;
+  for (std::size_t i = 0; i < connections; ++i) {
+    try {
+      fds.push_back(mqtt_connect(port, "mem-half-" + std::to_string(i)));
+    } catch (const std::exception& e) {
+      refused = "connection " + std::to_string(i) + " failed: " + e.what();
+      break;
+    }
+  }
+  for (const int fd : fds)
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+
+  // Writes the first half on every connection, as far as the broker reads it.
+  std::vector<std::size_t> done(fds.size(), 0);
+  std::size_t failed = 0;
+  std::size_t finished = 0;
+  const auto deadline = steady::now() + phase_limit;
+  std::vector<pollfd> polls;
+  std::vector<std::size_t> index;
+  while (finished + failed < fds.size() && steady::now() < deadline) {
+    polls.clear();
+    index.clear();
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (done[i] < half) {
+        polls.push_back({fds[i], POLLOUT, 0});
+        index.push_back(i);
+      }
+    }
+    if (::poll(polls.data(), polls.size(), 100) <= 0) continue;
+    for (std::size_t k = 0; k < polls.size(); ++k) {
+      if (polls[k].revents == 0) continue;
+      const std::size_t i = index[k];
+      const auto n = ::send(fds[i], packet.data() + done[i], half - done[i], MSG_NOSIGNAL);
+      if (n > 0) {
+        done[i] += static_cast<std::size_t>(n);
+        if (done[i] == half) ++finished;
+      } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        done[i] = half;  // closed by the broker
+        ++failed;
+      }
+    }
+  }
+  std::this_thread::sleep_for(settle);
+  m.seconds = std::chrono::duration<double>(steady::now() - start).count();
+  m.after = process_memory(pid);
+  sampler.stop();
+  m.peak_rss_kib = sampler.peak_rss_kib();
+  m.peak_anon_kib = sampler.peak_anon_kib();
+
+  // Connections the broker has closed by now.
+  std::size_t closed = 0;
+  for (const int fd : fds) {
+    pollfd p{fd, POLLIN, 0};
+    char byte = 0;
+    if (::poll(&p, 1, 0) > 0 && ::recv(fd, &byte, 1, MSG_DONTWAIT) <= 0) ++closed;
+  }
+  std::uint64_t bytes = 0;
+  for (const auto d : done)
+    bytes += d;
+  m.note =
+      std::to_string(fds.size()) + " connected, " + std::to_string(finished) + " sent their half, ";
+  char written[48];
+  std::snprintf(written, sizeof written, "%.1f MiB written",
+                static_cast<double>(bytes) / 1048576.0);
+  m.note += written;
+  m.note += ", closed by the broker: " + std::to_string(failed + closed);
+  if (!refused.empty()) m.note += "; " + refused;
+  for (const int fd : fds)
+    ::close(fd);
+  return m;
+}
+
+// --- running a broker ---------------------------------------------------------------------------
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "ebus-memory-compare-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path = tmpl;
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+struct broker_process {
+  pid_t pid = 0;
+  std::uint16_t port = 0;
+  broker_process(const broker_process&) = delete;
+  broker_process& operator=(const broker_process&) = delete;
+  broker_process(std::vector<std::string> argv, std::uint16_t p)
+      : pid(spawn(std::move(argv))), port(p) {
+    mqtt_close(mqtt_connect(port, "mem-ready"));  // waits until it accepts
+  }
+  ~broker_process() { stop_process(pid); }
+};
+
+void print_row(const char* scenario, const char* broker, const measurement& m) {
+  std::printf("%-34s %-10s %9.1f %10.1f %10.1f %10.1f %10.1f %7.1f\n", scenario, broker,
+              mib(m.before.vm_rss_kib), mib(m.after.vm_rss_kib), mib(m.after.rss_anon_kib),
+              mib(m.peak_rss_kib), mib(m.peak_anon_kib), m.seconds);
+}
+
+std::string ratio(std::uint64_t ours, std::uint64_t theirs) {
+  if (theirs == 0) return "n/a";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2fx",
+                static_cast<double>(ours) / static_cast<double>(theirs));
+  return text;
+}
+
+int run(int argc, char** argv) {
+  std::size_t retained = 20000;
+  std::size_t retained_bytes = std::size_t{64} * 1024;
+  std::size_t connections = 1000;
+  std::size_t packet_bytes = std::size_t{512} * 1024;
+  std::string mosquitto = "/usr/sbin/mosquitto";
+  std::string server = std::string(EBUS_BENCH_DIR) + "/broker_server";
+  for (int i = 1; i < argc; i += 2) {
+    const std::string key = argv[i];
+    if (i + 1 == argc) throw std::runtime_error("option " + key + " needs a value");
+    const std::string value = argv[i + 1];
+    if (key == "--retained") {
+      retained = std::stoul(value);
+    } else if (key == "--retained-bytes") {
+      retained_bytes = std::stoul(value);
+    } else if (key == "--connections") {
+      connections = std::stoul(value);
+    } else if (key == "--packet-bytes") {
+      packet_bytes = std::stoul(value);
+    } else if (key == "--mosquitto") {
+      mosquitto = value;
+    } else if (key == "--server") {
+      server = value;
+    } else {
+      throw std::runtime_error("unknown option " + key);
+    }
+  }
+  if (retained == 0 || connections == 0 || packet_bytes < 64) {
+    throw std::runtime_error("--retained and --connections must be positive, --packet-bytes >= 64");
+  }
+  // Our 1,000 sockets plus the broker's (it inherits the limit).
+  const auto files = raise_open_file_limit();
+  if (files < connections + 64) {
+    throw std::runtime_error("RLIMIT_NOFILE hard limit " + std::to_string(files) +
+                             " is too low for " + std::to_string(connections) + " connections");
+  }
+
+  temp_dir dir;
+  const auto conf = (dir.path / "mosquitto.conf").string();
+  auto start_mosquitto = [&] {
+    const auto port = free_port();
+    write_mosquitto_config(conf, port);
+    return std::make_unique<broker_process>(std::vector<std::string>{mosquitto, "-c", conf}, port);
+  };
+  auto start_eventbus = [&] {
+    const auto port = free_port();
+    return std::make_unique<broker_process>(std::vector<std::string>{server, std::to_string(port)},
+                                            port);
+  };
+
+  std::printf(
+      "Resident memory of each broker, a fresh process per scenario and broker; eventbus at "
+      "broker_options\ndefaults, mosquitto with one listener and default limits. MiB; peak = "
+      "highest sample (10 ms)\nor VmHWM.\n\n");
+  std::printf("%-34s %-10s %9s %10s %10s %10s %10s %7s\n", "scenario", "broker", "RSS start",
+              "RSS after", "anon after", "peak RSS", "peak anon", "secs");
+
+  char name_a[96];
+  std::snprintf(name_a, sizeof name_a, "(a) %zu retained x %zu KiB", retained,
+                retained_bytes / 1024);
+  char name_b[96];
+  std::snprintf(name_b, sizeof name_b, "(b) %zu conns x half of %zu KiB", connections,
+                packet_bytes / 1024);
+
+  std::vector<std::string> notes;
+  auto report = [&](const char* name, const measurement& ours, const measurement& theirs) {
+    print_row(name, "eventbus", ours);
+    print_row("", "mosquitto", theirs);
+    std::printf("%-34s ratio eventbus/mosquitto: peak RSS %s, peak anon %s, RSS after %s\n", "",
+                ratio(ours.peak_rss_kib, theirs.peak_rss_kib).c_str(),
+                ratio(ours.peak_anon_kib, theirs.peak_anon_kib).c_str(),
+                ratio(ours.after.vm_rss_kib, theirs.after.vm_rss_kib).c_str());
+    std::fflush(stdout);
+    notes.push_back(std::string(name) + ", eventbus: " + ours.note);
+    notes.push_back(std::string(name) + ", mosquitto: " + theirs.note);
+  };
+
+  {
+    measurement theirs;
+    measurement ours;
+    {
+      const auto b = start_mosquitto();
+      theirs = retained_scenario(b->port, b->pid, retained, retained_bytes);
+    }
+    {
+      const auto b = start_eventbus();
+      ours = retained_scenario(b->port, b->pid, retained, retained_bytes);
+    }
+    report(name_a, ours, theirs);
+  }
+  {
+    measurement theirs;
+    measurement ours;
+    {
+      const auto b = start_eventbus();
+      ours = half_packet_scenario(b->port, b->pid, connections, packet_bytes);
+    }
+    {
+      const auto b = start_mosquitto();
+      theirs = half_packet_scenario(b->port, b->pid, connections, packet_bytes);
+    }
+    report(name_b, ours, theirs);
+  }
+
+  std::printf(
+      "\nretained payload sent in (a): %.1f MiB; half packets in (b): %.1f MiB\n",
+      static_cast<double>(retained) * static_cast<double>(retained_bytes) / 1048576.0,
+      static_cast<double>(connections) * (static_cast<double>(packet_bytes) / 2.0) / 1048576.0);
+  std::printf("\nNOTES:\n");
+  for (const auto& n : notes)
+    std::printf("  %s\n", n.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "memory_compare: %s\n", e.what());
+    return 1;
+  }
+}

@@ -149,7 +149,7 @@ const session* broker::find_session(std::string_view client_id) const {
   return it == sessions_.end() ? nullptr : it->second.get();
 }
 
-message_ptr broker::make_message(std::string topic, std::string payload, qos_level qos,
+message_ptr broker::make_message(std::string&& topic, std::string&& payload, qos_level qos,
                                  bool retain) {
   budget_charge charge;
   if (!budget_charge::try_make(options_.budget, footprint(topic.size(), payload.size()), charge)) {
@@ -160,8 +160,9 @@ message_ptr broker::make_message(std::string topic, std::string payload, qos_lev
     }
     return nullptr;
   }
-  return std::make_shared<const application_message>(
-      application_message{std::move(topic), std::move(payload), qos, retain, std::move(charge)});
+  // Built in place: the strings move once, from the decoded packet into the shared message.
+  return std::make_shared<const application_message>(std::move(topic), std::move(payload), qos,
+                                                     retain, std::move(charge));
 }
 
 std::string_view broker::check_topic(std::string_view topic) const noexcept {

@@ -95,7 +95,7 @@ class broker {
 
   /// A message to route, its bytes charged to the memory budget; null (counted) when the budget
   /// is spent.
-  [[nodiscard]] message_ptr make_message(std::string topic, std::string payload,
+  [[nodiscard]] message_ptr make_message(std::string&& topic, std::string&& payload,
                                          codec::qos_level qos, bool retain);
 
   /// Connection buffers grown for large packets or unread acknowledgements may hold at most a

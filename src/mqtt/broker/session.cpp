@@ -9,12 +9,8 @@ namespace ebus::mqtt::broker {
 using codec::qos_level;
 
 namespace {
-// Bookkeeping of one queued entry (the deque slot and its share of the deque's blocks), charged
-// to the budget besides the message itself, which is charged once however many queues hold it.
-constexpr std::size_t entry_overhead = 48;
-
 std::size_t entry_bytes(const application_message& m) noexcept {
-  return m.topic.size() + m.payload.size() + entry_overhead;
+  return m.topic.size() + m.payload.size() + session::entry_overhead;
 }
 }  // namespace
 
@@ -51,17 +47,6 @@ void session::detach(clock::time_point now) noexcept {
 
 bool session::slow(clock::time_point now) const noexcept {
   return over_limit_since_ && now - *over_limit_since_ >= options_.slow_subscriber_timeout;
-}
-
-bool session::charge_entry() {
-  if (options_.budget != nullptr && !options_.budget->fits(entry_overhead)) return false;
-  entries_charge_.resize(entries_charge_.bytes() + entry_overhead);
-  return true;
-}
-
-void session::release_entry() noexcept {
-  entries_charge_.resize(entries_charge_.bytes() -
-                         std::min(entries_charge_.bytes(), entry_overhead));
 }
 
 std::optional<session::enqueue_result> session::overflow(bool qos0, std::size_t bytes) {
@@ -175,7 +160,7 @@ bool session::has_sendable() const noexcept {
   return head->qos == qos_level::at_most_once || inflight_.size() < options_.max_inflight;
 }
 
-void session::write(std::string& out, queued_message& q) {
+inline void session::write(std::string& out, queued_message& q) {
   const auto& m = *q.msg;
   if (q.qos == qos_level::at_most_once) {
     codec::encode_publish(out, m.topic, m.payload, q.qos, q.retain, false, 0);

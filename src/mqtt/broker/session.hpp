@@ -59,6 +59,11 @@ class session {
     disconnect,         ///< refused; the overflow policy disconnects the subscriber
   };
 
+  /// Bookkeeping of one queued entry (the deque slot and its share of the deque's blocks),
+  /// charged to the budget besides the message, which is charged once however many queues
+  /// hold it.
+  static constexpr std::size_t entry_overhead = 48;
+
   session(std::string client_id, bool clean, const broker_options& options);
   session(const session&) = delete;
   session& operator=(const session&) = delete;
@@ -149,8 +154,14 @@ class session {
   std::optional<enqueue_result> overflow(bool qos0, std::size_t bytes);
   void drained() noexcept;
   void release_waiters() noexcept;
-  bool charge_entry();
-  void release_entry() noexcept;
+  bool charge_entry() noexcept {
+    if (options_.budget != nullptr && !options_.budget->fits(entry_overhead)) return false;
+    entries_charge_.resize(entries_charge_.bytes() + entry_overhead);
+    return true;
+  }
+  void release_entry() noexcept {
+    entries_charge_.resize(entries_charge_.bytes() - entry_overhead);
+  }
   void write(std::string& out, queued_message& q);
 
   std::string client_id_;

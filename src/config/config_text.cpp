@@ -167,7 +167,7 @@ modules:
     mqttSlowSubscriberTimeoutMilliseconds: {slow_subscriber_timeout}
     # Seconds a packet has to arrive whole once its first byte is in.
     mqttPacketTimeoutSeconds: {packet_timeout}
-    # Retained messages kept, and their bytes (topic + payload).
+    # Retained messages kept, and their bytes (topic + payload + 160 bytes each).
     mqttMaxRetainedMessages: {max_retained_messages}
     mqttMaxRetainedBytes: {max_retained_bytes}
     # Subscriptions one client may hold.

@@ -106,6 +106,27 @@ TEST(flow_control, every_retained_message_reaches_a_new_wildcard_subscriber) {
   EXPECT_TRUE(round_trip(*sub, "ret-after")) << "live traffic flows after the retained set";
 }
 
+TEST(flow_control, a_hundred_thousand_retained_topics_all_reach_a_hash_subscriber) {
+  // As with mosquitto: the whole retained set, at the default limits, paced by the writer.
+  broker_harness h;
+  auto pub = connect_peer(h.port(), "retainer");
+  constexpr int topics = 100000;
+  std::string batch;
+  for (int i = 0; i < topics; ++i) {
+    auto p = make_publish("all/" + std::to_string(i), "v", qos0);
+    p.retain = true;
+    codec::encode(p, batch);
+  }
+  pub->send_raw(batch);
+  ASSERT_TRUE(synced(*pub));
+  auto sub = connect_peer(h.port(), "everything");
+  ASSERT_TRUE(subscribed(*sub, "#", qos0));
+  EXPECT_EQ(receive_acked(*sub, topics).size(), static_cast<std::size_t>(topics));
+  const auto st = stats(h);
+  EXPECT_EQ(st.retained_refused, 0u);
+  EXPECT_EQ(st.deliveries_dropped, 0u);
+}
+
 TEST(flow_control, a_publisher_held_by_a_stuck_subscriber_goes_on_after_the_timeout) {
   broker_harness h(
       {.session_queue_size = 10, .slow_subscriber_timeout = std::chrono::milliseconds(300)});

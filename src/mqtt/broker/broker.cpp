@@ -16,6 +16,13 @@ using codec::qos_level;
 namespace {
 constexpr auto warning_interval = std::chrono::seconds(10);
 constexpr std::size_t max_logged_topic = 256;
+
+// What one retained message costs the store: topic and payload, plus the tree node and entry
+// that hold it (so that many tiny messages are bounded by bytes too).
+constexpr std::size_t retained_entry_overhead = 160;
+std::size_t retained_footprint(const application_message& m) noexcept {
+  return m.topic.size() + m.payload.size() + retained_entry_overhead;
+}
 }  // namespace
 
 broker::broker(broker_options options, clock& clk)
@@ -213,7 +220,7 @@ expected<void, std::error_code> broker::inject(std::string topic, std::string pa
 void broker::retain(const message_ptr& msg) {
   if (msg->payload.empty()) {
     if (const auto* old = retained_.find(msg->topic)) {
-      retained_bytes_ -= (*old)->topic.size() + (*old)->payload.size();
+      retained_bytes_ -= retained_footprint(**old);
       retained_.erase(msg->topic);  // [MQTT-3.3.1-10]
     }
     return;
@@ -221,8 +228,8 @@ void broker::retain(const message_ptr& msg) {
   auto name = topic::parse_name(msg->topic);
   if (!name) return;
   const auto* old = retained_.find(msg->topic);
-  const std::size_t old_bytes = old != nullptr ? (*old)->topic.size() + (*old)->payload.size() : 0;
-  const std::size_t new_bytes = msg->topic.size() + msg->payload.size();
+  const std::size_t old_bytes = old != nullptr ? retained_footprint(**old) : 0;
+  const std::size_t new_bytes = retained_footprint(*msg);
   const bool count_ok = old != nullptr || retained_.size() < options_.max_retained_messages;
   const bool bytes_ok = retained_bytes_ - old_bytes + new_bytes <= options_.max_retained_bytes;
   if (!count_ok || !bytes_ok) {

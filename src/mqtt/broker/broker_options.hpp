@@ -51,8 +51,9 @@ struct broker_options {
   std::chrono::milliseconds slow_subscriber_timeout = std::chrono::seconds(2);
   /// A packet must be complete this long after its first byte arrived (slow-loris bound).
   std::chrono::milliseconds packet_timeout = std::chrono::seconds(30);
-  /// Retained messages: count and bytes (topic + payload). A new one past either is refused.
-  std::size_t max_retained_messages = 10000;
+  /// Retained messages: count and bytes (topic + payload + 160 bytes of store bookkeeping each).
+  /// A new one past either is refused.
+  std::size_t max_retained_messages = 100000;
   std::size_t max_retained_bytes = std::size_t{64} * 1024 * 1024;
   /// Subscriptions one client may hold; more get SUBACK 0x80.
   std::size_t max_subscriptions_per_client = 1000;

@@ -109,7 +109,7 @@ TEST(config_defaults, default_config_uses_the_host_name_and_the_documented_defau
   EXPECT_EQ(c.eventbus.module_socket_max_message_bytes, 8388608u);
   EXPECT_EQ(c.eventbus.max_memory_bytes, 268435456u);
   EXPECT_EQ(c.eventbus.session_queue_bytes, 16777216u);
-  EXPECT_EQ(c.eventbus.max_retained_messages, 10000u);
+  EXPECT_EQ(c.eventbus.max_retained_messages, 100000u);
   EXPECT_EQ(c.eventbus.packet_timeout, std::chrono::seconds(30));
   EXPECT_EQ(c.eventbus.group_backlog_size, 1000u);
   EXPECT_THAT(validate(c), IsEmpty());

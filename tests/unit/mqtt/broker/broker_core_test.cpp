@@ -849,7 +849,7 @@ namespace {
 broker_options limits() {
   broker_options o;
   o.max_retained_messages = 3;
-  o.max_retained_bytes = 1000;
+  o.max_retained_bytes = 1400;  // topic + payload + 160 bytes of bookkeeping each
   o.max_subscriptions_per_client = 2;
   o.max_topic_length = 16;
   o.max_topic_levels = 3;
@@ -880,12 +880,12 @@ TEST(broker_bounds, a_new_retained_message_past_the_count_is_refused_but_still_r
 
 TEST(broker_bounds, retained_bytes_are_bounded_and_the_old_message_stays) {
   fixture f(limits());
-  publish(f.core, "big", std::string(900, 'a'), q0, true);
-  publish(f.core, "big2", std::string(200, 'b'), q0, true);  // 900 + 204 > 1000
+  publish(f.core, "big", std::string(900, 'a'), q0, true);   // 3 + 900 + 160 = 1063
+  publish(f.core, "big2", std::string(200, 'b'), q0, true);  // + 364 > 1400: refused
   EXPECT_EQ(f.core.retained_count(), 1u);
-  publish(f.core, "big", std::string(990, 'c'), q0, true);  // replacement: 993 fits
-  EXPECT_EQ(f.core.retained_bytes(), 993u);
-  publish(f.core, "big", std::string(1000, 'd'), q0, true);  // 1003 does not
+  publish(f.core, "big", std::string(990, 'c'), q0, true);  // replacement: 1153 fits
+  EXPECT_EQ(f.core.retained_bytes(), 1153u);
+  publish(f.core, "big", std::string(1300, 'd'), q0, true);  // 1463 does not
   EXPECT_EQ(f.core.stats().retained_refused, 2u);
   client sub;
   connect_ok(f.core, sub, "sub", true);
@@ -893,6 +893,16 @@ TEST(broker_bounds, retained_bytes_are_bounded_and_the_old_message_stays) {
   const auto got = received(sub);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].payload, std::string(990, 'c'));
+}
+
+TEST(broker_bounds, many_tiny_retained_messages_are_bounded_by_bytes_too) {
+  auto o = limits();
+  o.max_retained_messages = 1000;
+  fixture f(o);
+  for (int i = 0; i < 20; ++i)
+    publish(f.core, std::to_string(i), "v", q0, true);  // 1 or 2 + 1 + 160 bytes each
+  EXPECT_EQ(f.core.retained_count(), 8u) << "1400 bytes hold 8 entries of 162-163 bytes";
+  EXPECT_EQ(f.core.stats().retained_refused, 12u);
 }
 
 TEST(broker_bounds, subscriptions_past_the_per_client_cap_get_0x80) {

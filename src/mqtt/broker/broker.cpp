@@ -183,7 +183,8 @@ std::string_view broker::check_topic(std::string_view topic) const noexcept {
   return {};
 }
 
-broker::publish_result broker::publish(message_ptr msg, const std::shared_ptr<flow_waiter>& from,
+broker::publish_result broker::publish(const message_ptr& msg,
+                                       const std::shared_ptr<flow_waiter>& from,
                                        const session* self) {
   if (const auto why = check_topic(msg->topic); !why.empty()) {
     ++stats_.messages_refused_topic;

@@ -122,7 +122,7 @@ class broker {
   /// state, is registered with every subscriber over its limit (see session::hold).
   /// `self`, the publisher's own session, never holds it: a held connection is not read, so it
   /// could not read the acknowledgements its own queue waits for.
-  publish_result publish(message_ptr msg, const std::shared_ptr<flow_waiter>& from = {},
+  publish_result publish(const message_ptr& msg, const std::shared_ptr<flow_waiter>& from = {},
                          const session* self = nullptr);
 
   /// Adds subscriptions; returns the SUBACK return codes and queues matching retained

@@ -15,9 +15,9 @@ using asio::experimental::as_tuple;
 using codec::qos_level;
 
 namespace {
-constexpr std::size_t read_chunk = 16 * 1024;
-constexpr std::size_t write_batch = 64 * 1024;
-constexpr std::size_t everyday_control = 16 * 1024;
+constexpr std::size_t read_chunk = std::size_t{16} * 1024;
+constexpr std::size_t write_batch = std::size_t{64} * 1024;
+constexpr std::size_t everyday_control = std::size_t{16} * 1024;
 
 template <class... F>
 struct overloaded : F... {

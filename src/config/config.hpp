@@ -79,7 +79,7 @@ struct eventbus_config {
   /// mqttSlowSubscriberTimeoutMilliseconds
   std::chrono::milliseconds slow_subscriber_timeout{2000};
   std::chrono::milliseconds packet_timeout{30000};                 ///< mqttPacketTimeoutSeconds
-  std::size_t max_retained_messages = 100000;  ///< mqttMaxRetainedMessages
+  std::size_t max_retained_messages = 100000;                      ///< mqttMaxRetainedMessages
   std::size_t max_retained_bytes = std::size_t{64} * 1024 * 1024;  ///< mqttMaxRetainedBytes
   std::size_t max_subscriptions_per_client = 1000;  ///< mqttMaxSubscriptionsPerClient
   std::size_t max_topic_length = 4096;              ///< mqttMaxTopicLength

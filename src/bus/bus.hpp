@@ -53,9 +53,10 @@ struct bus_options {
   /// none. Must outlive the bus.
   memory_budget* budget = nullptr;
   /// At most this many messages, and about this many bytes, of a backlog are handed to a joining
-  /// module per turn of the loop (at least one message).
-  std::size_t hand_over_slice = 64;
-  std::size_t hand_over_slice_bytes = std::size_t{1024} * 1024;
+  /// module per turn of the loop (at least one message). Small slices keep the loop turns short, so
+  /// MQTT clients are answered between them.
+  std::size_t hand_over_slice = 16;
+  std::size_t hand_over_slice_bytes = std::size_t{128} * 1024;
 };
 
 /// Totals since construction. Every refused or lost message is counted somewhere here.

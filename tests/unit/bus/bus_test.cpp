@@ -918,10 +918,10 @@ TEST_F(sliced, the_backlog_is_handed_over_a_slice_per_turn_of_the_loop) {
 TEST_F(sliced, a_slice_is_also_bounded_in_bytes) {
   b.declare_group("hub");
   for (int i = 0; i < 5; ++i)
-    ASSERT_TRUE(b.send_to_group("hub", sized(std::to_string(i), 600 * 1024)));
+    ASSERT_TRUE(b.send_to_group("hub", sized(std::to_string(i), 100 * 1024)));
   ASSERT_TRUE(b.add_module("edgehub", "hub"));
   one_turn();
-  EXPECT_EQ(b.modules()[0].queued, 2u);  // the second one reaches the slice's 1 MiB
+  EXPECT_EQ(b.modules()[0].queued, 2u);  // the second one reaches the slice's 128 KiB
   drain(io);
   EXPECT_EQ(drain_resources(b, "edgehub"), numbers(0, 5));
 }

@@ -43,25 +43,15 @@ class memory_budget {
   [[nodiscard]] bool fits(std::size_t n) const noexcept {
     return limit_ == 0 || (n <= limit_ && used_ <= limit_ - n);
   }
-  /// True while less than `fraction_percent` of the budget is in use (for resume thresholds).
-  [[nodiscard]] bool below(unsigned fraction_percent) const noexcept {
-    return limit_ == 0 || used_ < limit_ / 100 * fraction_percent;
-  }
-
   [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
   [[nodiscard]] std::size_t used() const noexcept { return used_; }
-  [[nodiscard]] std::size_t peak() const noexcept { return peak_; }
   [[nodiscard]] std::uint64_t refusals() const noexcept { return refusals_; }
 
  private:
-  void add(std::size_t n) noexcept {
-    used_ += n;
-    if (used_ > peak_) peak_ = used_;
-  }
+  void add(std::size_t n) noexcept { used_ += n; }
 
   std::size_t limit_;
   std::size_t used_ = 0;
-  std::size_t peak_ = 0;
   std::uint64_t refusals_ = 0;
 };
 

@@ -12,9 +12,9 @@
 #include "eventbus/persisted_topics.hpp"
 #include "eventbus/routing.hpp"
 #include "eventbus/topics.hpp"
-#include "mqtt/broker/application_message.hpp"
 #include "mqtt/broker/broker.hpp"
 #include "mqtt/client/external_broker.hpp"
+#include "mqtt/codec/encoder.hpp"
 
 namespace ebus::eventbus {
 namespace {
@@ -45,11 +45,6 @@ eventbus_module::eventbus_module(bus::bus& b, clock& clk, eventbus_options optio
 
 eventbus_module::~eventbus_module() {
   if (internal_ != nullptr) internal_->set_interceptor(nullptr);
-}
-
-std::size_t eventbus_module::publish_packet_size(std::size_t topic_bytes, std::size_t payload_bytes,
-                                                 mqtt::codec::qos_level qos) noexcept {
-  return mqtt::broker::publish_packet_size(topic_bytes, payload_bytes, qos);
 }
 
 void eventbus_module::install(const std::vector<std::string>& persisted) {
@@ -365,7 +360,7 @@ expected<void, std::string> eventbus_module::publish(std::string topic, std::str
   if (external_ != nullptr && qos == mqtt::codec::qos_level::at_most_once) {
     qos = mqtt::codec::qos_level::at_least_once;
   }
-  if (const auto size = publish_packet_size(topic.size(), payload.size(), qos);
+  if (const auto size = mqtt::codec::publish_size(topic.size(), payload.size(), qos);
       options_.max_packet_size != 0 && size > options_.max_packet_size) {
     ++stats_.publishes_too_large;
     auto reason = fmt::format(

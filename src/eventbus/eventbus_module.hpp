@@ -131,11 +131,6 @@ class eventbus_module final : public bus::module {
   /// Bytes of their filters.
   [[nodiscard]] std::size_t subscription_bytes() const noexcept { return dynamic_bytes_; }
 
-  /// Size of the MQTT PUBLISH packet for `topic` and `payload` at `qos`, fixed header included.
-  [[nodiscard]] static std::size_t publish_packet_size(std::size_t topic_bytes,
-                                                       std::size_t payload_bytes,
-                                                       mqtt::codec::qos_level qos) noexcept;
-
  private:
   /// A warning that repeats at most once per interval, with the count of what it left out.
   struct rate_limit {

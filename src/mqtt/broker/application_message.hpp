@@ -28,16 +28,4 @@ using message_ptr = std::shared_ptr<const application_message>;
   return topic_size + payload_size + sizeof(application_message) + 32;
 }
 
-/// Size of the PUBLISH packet that carries a message, fixed header included.
-[[nodiscard]] inline std::size_t publish_packet_size(std::size_t topic_size,
-                                                     std::size_t payload_size,
-                                                     codec::qos_level qos) noexcept {
-  const std::size_t remaining =
-      2 + topic_size + (qos == codec::qos_level::at_most_once ? 0 : 2) + payload_size;
-  std::size_t length_bytes = 1;
-  for (std::size_t r = remaining; r >= 128; r /= 128)
-    ++length_bytes;
-  return 1 + length_bytes + remaining;
-}
-
 }  // namespace ebus::mqtt::broker

@@ -6,6 +6,7 @@
 
 #include "common/log.hpp"
 #include "mqtt/codec/codec_error.hpp"
+#include "mqtt/codec/encoder.hpp"
 #include "mqtt/topic/topic.hpp"
 
 namespace ebus::mqtt::broker {
@@ -208,7 +209,7 @@ expected<void, std::error_code> broker::inject(std::string topic, std::string pa
   if (auto name = topic::parse_name(topic); !name) return fail(name.error());
   if (!check_topic(topic).empty())
     return fail(codec::make_error_code(codec::codec_errc::topic_name_invalid));
-  if (publish_packet_size(topic.size(), payload.size(), qos) > options_.max_packet_size) {
+  if (codec::publish_size(topic.size(), payload.size(), qos) > options_.max_packet_size) {
     return fail(codec::make_error_code(codec::codec_errc::packet_too_large));
   }
   auto msg = make_message(std::move(topic), std::move(payload), qos, retain);

@@ -160,7 +160,6 @@ class broker {
   [[nodiscard]] std::size_t retained_count() const noexcept { return retained_.size(); }
   [[nodiscard]] std::size_t retained_bytes() const noexcept { return retained_bytes_; }
   [[nodiscard]] std::size_t persistent_session_count() const noexcept { return persistent_; }
-  [[nodiscard]] clock& time() noexcept { return clock_; }
   [[nodiscard]] const session* find_session(std::string_view client_id) const;
 
   /// Discards offline persistent sessions older than session_expiry. Runs on every CONNECT and

@@ -164,6 +164,11 @@ void encode(const connack& p, std::string& out) {
   w.u8(static_cast<std::uint8_t>(p.return_code));
 }
 
+std::size_t publish_size(std::size_t topic_size, std::size_t payload_size, qos_level qos) noexcept {
+  const std::size_t body = 2 + topic_size + (qos == qos_level::at_most_once ? 0 : 2) + payload_size;
+  return 1 + varint_size(body) + body;
+}
+
 void encode_publish(std::string& out, std::string_view topic, std::string_view payload,
                     qos_level qos, bool retain, bool dup, std::uint16_t packet_id) {
   const bool has_id = qos != qos_level::at_most_once;

@@ -37,6 +37,11 @@ void encode(const disconnect& p, std::string& out);
 void encode_publish(std::string& out, std::string_view topic, std::string_view payload,
                     qos_level qos, bool retain, bool dup, std::uint16_t packet_id);
 
+/// Number of bytes encode_publish() appends for a topic and payload of these sizes at `qos`, fixed
+/// header included: what a PUBLISH weighs against a maximum packet size.
+[[nodiscard]] std::size_t publish_size(std::size_t topic_size, std::size_t payload_size,
+                                       qos_level qos) noexcept;
+
 /// Number of bytes encode() appends for `p`, fixed header included.
 [[nodiscard]] std::size_t encoded_size(const packet& p) noexcept;
 

@@ -367,20 +367,6 @@ TEST_F(eventbus_module_test, stored_rows_beyond_the_cap_are_skipped_at_start_and
   EXPECT_EQ(raw_db(db_path).topics().size(), 5U);
 }
 
-TEST_F(eventbus_module_test, publish_packet_size_is_the_encoded_publish_size) {
-  using mqtt::codec::qos_level;
-  for (const std::size_t payload :
-       {0UL, 1UL, 120UL, 123UL, 124UL, 16000UL, 16380UL, 16381UL, 2'097'000UL, 2'097'200UL}) {
-    for (const auto qos : {qos_level::at_most_once, qos_level::at_least_once}) {
-      std::string out;
-      mqtt::codec::encode_publish(out, "a/b", std::string(payload, 'x'), qos, false, false,
-                                  qos == qos_level::at_most_once ? 0 : 1);
-      EXPECT_EQ(eventbus_module::publish_packet_size(3, payload, qos), out.size())
-          << payload << " bytes at QoS " << static_cast<int>(qos);
-    }
-  }
-}
-
 TEST_F(eventbus_module_test, a_publish_over_the_maximum_packet_size_is_refused_to_its_sender) {
   eventbus_options o;
   o.max_packet_size = 100;  // QoS 0: 1 + 1 + 2 + topic + payload

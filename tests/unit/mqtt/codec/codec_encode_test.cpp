@@ -110,5 +110,19 @@ TEST(Encode, ConnectFlagsFollowThePresentFields) {
             0x26);
 }
 
+TEST(codec_encode, publish_size_is_what_encode_publish_appends) {
+  // Remaining Length boundaries of one to four bytes, with and without a packet identifier.
+  for (const std::size_t payload :
+       {0UL, 1UL, 120UL, 123UL, 124UL, 16000UL, 16380UL, 16381UL, 2'097'000UL, 2'097'200UL}) {
+    for (const auto qos : {qos_level::at_most_once, qos_level::at_least_once}) {
+      std::string out;
+      encode_publish(out, "a/b", std::string(payload, 'x'), qos, false, false,
+                     qos == qos_level::at_most_once ? 0 : 1);
+      EXPECT_EQ(publish_size(3, payload, qos), out.size())
+          << payload << " bytes at QoS " << static_cast<int>(qos);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ebus::mqtt::codec::test

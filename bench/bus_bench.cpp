@@ -156,6 +156,23 @@ void encode_twin_message(benchmark::State& state) {
 }
 BENCHMARK(encode_twin_message);
 
+// A 1 MB upload payload to JSON, the largest thing encoded on the loop: printable text (arg 0)
+// or control bytes, six bytes out for each (arg 1).
+void encode_large_text_message(benchmark::State& state) {
+  message m = twin_message();
+  m.content =
+      content::text(std::string(std::size_t{1000} * 1000, state.range(0) == 0 ? 'x' : '\x01'));
+  std::string out;
+  for (auto _ : state) {
+    out.clear();
+    ebus::bus::encode_json(m, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(m.content.bytes().size()));
+}
+BENCHMARK(encode_large_text_message)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
 void decode_twin_message(benchmark::State& state) {
   const std::string text = ebus::bus::to_json(twin_message());
   for (auto _ : state) {

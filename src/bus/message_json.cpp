@@ -1,9 +1,11 @@
 #include "bus/message_json.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <simdjson.h>
 
@@ -17,12 +19,47 @@ namespace {
 constexpr char hex_digits[] = "0123456789abcdef";
 constexpr int max_json_depth = 128;
 
-void append_unicode_escape(std::string& out, unsigned code) {
-  out += "\\u";
-  out += hex_digits[(code >> 12) & 0xF];
-  out += hex_digits[(code >> 8) & 0xF];
-  out += hex_digits[(code >> 4) & 0xF];
-  out += hex_digits[code & 0xF];
+// Go's escape of each ASCII byte (length 0: written as it is): the short forms for quote,
+// backslash, \n, \r and \t, \u00XX for other controls and for <, > and & (HTML safety).
+struct go_escape {
+  std::array<char, 6> text{};
+  std::uint8_t length = 0;
+};
+
+constexpr std::array<go_escape, 128> make_ascii_escapes() {
+  std::array<go_escape, 128> t{};
+  for (unsigned c = 0; c < 128; ++c) {
+    const auto short_form = [&](char e) { t[c] = {{'\\', e, 0, 0, 0, 0}, 2}; };
+    if (c == '"' || c == '\\') {
+      short_form(static_cast<char>(c));
+    } else if (c == '\n') {
+      short_form('n');
+    } else if (c == '\r') {
+      short_form('r');
+    } else if (c == '\t') {
+      short_form('t');
+    } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+      t[c] = {{'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 0xF]}, 6};
+    }
+  }
+  return t;
+}
+constexpr std::array<go_escape, 128> ascii_escapes = make_ascii_escapes();
+
+// 16 bytes compared at once: SSE2 on x86-64, NEON on ARM (GCC and Clang vector extensions).
+using byte_block = signed char __attribute__((vector_size(16)));
+constexpr std::size_t block_size = sizeof(byte_block);
+
+// Whether any of the 16 bytes at `p` is a control, non-ASCII (negative as a signed char), or
+// one of " \ < > &.
+bool block_needs_escape(const unsigned char* p) {
+  byte_block v;  // NOLINT(cppcoreguidelines-pro-type-member-init): filled by memcpy
+  std::memcpy(&v, p, sizeof v);
+  const byte_block hit =
+      (v < 0x20) | (v == '"') | (v == '\\') | (v == '<') | (v == '>') | (v == '&');
+  std::uint64_t halves[2];
+  std::memcpy(halves, &hit, sizeof halves);
+  return (halves[0] | halves[1]) != 0;
 }
 
 // Length of the well-formed UTF-8 sequence starting at s[i], or 0 if it is not well formed
@@ -306,60 +343,61 @@ void append_base64_with(std::string& out, std::string_view bytes, const char* al
 }  // namespace
 
 void append_go_string(std::string& out, std::string_view s) {
+  const auto* in = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  out.reserve(out.size() + n + 2);
   out += '"';
-  std::size_t run_start = 0;  // copy unescaped runs in one append
+  // Escaped bytes are gathered here and appended in blocks; clean runs go straight to `out`.
+  std::array<char, 1024> buf;  // NOLINT(cppcoreguidelines-pro-type-member-init): written first
+  std::size_t b = 0;
+  const auto flush = [&] {
+    out.append(buf.data(), b);
+    b = 0;
+  };
   std::size_t i = 0;
-  const auto flush = [&](std::size_t upto) { out.append(s.data() + run_start, upto - run_start); };
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&') {
+  while (i < n) {
+    std::size_t j = i;
+    while (n - j >= block_size && !block_needs_escape(in + j))
+      j += block_size;
+    if (j > i) {
+      flush();
+      out.append(s.data() + i, j - i);
+      i = j;
+    }
+    // The block that stopped the scan (or the tail), byte by byte.
+    const std::size_t block_end = std::min(n, i + block_size);
+    while (i < block_end) {
+      if (b > buf.size() - 8) flush();
+      const unsigned char c = in[i];
+      if (c < 0x80) {
+        const go_escape& e = ascii_escapes[c];
+        if (e.length == 0) {
+          buf[b++] = static_cast<char>(c);
+        } else {
+          std::memcpy(buf.data() + b, e.text.data(), e.text.size());
+          b += e.length;
+        }
         ++i;
         continue;
       }
-      flush(i);
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        default:
-          append_unicode_escape(out, c);
-          break;  // <, >, & and other controls
+      const std::size_t len = utf8_sequence_length(s, i);
+      if (len == 0) {
+        std::memcpy(buf.data() + b, "\\ufffd", 6);
+        b += 6;
+        ++i;
+      } else if (len == 3 && c == 0xE2 && in[i + 1] == 0x80 && (in[i + 2] & 0xFE) == 0xA8) {
+        // U+2028 and U+2029 are escaped for JavaScript safety.
+        std::memcpy(buf.data() + b, in[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
+        b += 6;
+        i += 3;
+      } else {
+        std::memcpy(buf.data() + b, in + i, len);
+        b += len;
+        i += len;
       }
-      run_start = ++i;
-      continue;
     }
-    const std::size_t len = utf8_sequence_length(s, i);
-    if (len == 0) {
-      flush(i);
-      out += "\\ufffd";
-      run_start = ++i;
-      continue;
-    }
-    // U+2028 and U+2029 (E2 80 A8/A9) are escaped for JavaScript safety.
-    if (len == 3 && c == 0xE2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-        (static_cast<unsigned char>(s[i + 2]) & 0xFE) == 0xA8) {
-      flush(i);
-      append_unicode_escape(out, 0x2028u + (static_cast<unsigned char>(s[i + 2]) & 1u));
-      i += 3;
-      run_start = i;
-      continue;
-    }
-    i += len;
   }
-  flush(i);
+  flush();
   out += '"';
 }
 

@@ -4,6 +4,8 @@
 
 #include <fstream>
 #include <map>
+#include <random>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -140,6 +142,108 @@ TEST(go_string, keeps_valid_multibyte_utf8_and_replaces_each_invalid_byte) {
   append_go_string(out,
                    "\xc3\xa9\xf0\x9f\x98\x80|\xc0\xaf|\xed\xa0\x80");  // é, 😀, overlong, surrogate
   EXPECT_EQ(out, "\"\xc3\xa9\xf0\x9f\x98\x80|\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd\"");
+}
+
+// Go's rules one byte at a time, written plainly: the reference for the word-at-a-time encoder.
+std::string go_string_reference(std::string_view s) {
+  std::string out = "\"";
+  const auto hex = [&](unsigned v) {
+    constexpr char digits[] = "0123456789abcdef";
+    out += "\\u";
+    for (int shift = 12; shift >= 0; shift -= 4)
+      out += digits[(v >> shift) & 0xF];
+  };
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const auto at = [&](std::size_t k) {
+      return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u;
+    };
+    const auto cont = [&](std::size_t k) { return (at(k) & 0xC0) == 0x80; };
+    if (c < 0x80) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\r') {
+        out += "\\r";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+        hex(c);
+      } else {
+        out += static_cast<char>(c);
+      }
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    if (c >= 0xC2 && c <= 0xDF && cont(i + 1)) len = 2;
+    if (c >= 0xE0 && c <= 0xEF && cont(i + 1) && cont(i + 2) && !(c == 0xE0 && at(i + 1) < 0xA0) &&
+        !(c == 0xED && at(i + 1) >= 0xA0)) {
+      len = 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4 && cont(i + 1) && cont(i + 2) && cont(i + 3) &&
+        !(c == 0xF0 && at(i + 1) < 0x90) && !(c == 0xF4 && at(i + 1) >= 0x90)) {
+      len = 4;
+    }
+    if (len == 0) {
+      out += "\\ufffd";
+      ++i;
+    } else if (len == 3 && c == 0xE2 && at(i + 1) == 0x80 &&
+               (at(i + 2) == 0xA8 || at(i + 2) == 0xA9)) {
+      hex(0x2028u + (at(i + 2) & 1u));
+      i += 3;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out + "\"";
+}
+
+TEST(go_string, word_at_a_time_encoding_matches_byte_by_byte_rules_at_every_offset) {
+  // Pieces that stop the 8-byte scan, placed at every alignment and in long runs (past the
+  // encoder's 1 KiB escape block).
+  const std::vector<std::string> pieces = {"a",
+                                           "abcdefgh",
+                                           "\"",
+                                           "\\",
+                                           "<",
+                                           ">",
+                                           "&",
+                                           "\n",
+                                           "\x01",
+                                           "\x1f",
+                                           "\x7f",
+                                           " ",
+                                           "\xc3\xa9",
+                                           "\xf0\x9f\x98\x80",
+                                           "\xe2\x80\xa8",
+                                           "\xe2\x80\xa9",
+                                           "\xe2\x80\xa7",
+                                           "\xff",
+                                           "\xc0\xaf",
+                                           "\xed\xa0\x80",
+                                           "\xe2\x80",
+                                           std::string(1, '\0')};
+  std::mt19937 rng(20261203);
+  for (int round = 0; round < 2000; ++round) {
+    std::string s;
+    const std::size_t target = rng() % (round < 1000 ? 40 : 4000);
+    while (s.size() < target) {
+      const auto& p = pieces[rng() % pieces.size()];
+      s += (rng() % 4 == 0) ? std::string(rng() % 70, 'x') : p;
+    }
+    std::string out = "prefix";
+    append_go_string(out, s);
+    ASSERT_EQ(out, "prefix" + go_string_reference(s)) << "round " << round;
+  }
+  std::string controls(5000, '\x01');  // the worst case: six bytes out for each byte in
+  std::string out;
+  append_go_string(out, controls);
+  EXPECT_EQ(out.size(), 6 * controls.size() + 2);
+  EXPECT_EQ(out, go_string_reference(controls));
 }
 
 TEST(go_json, floats_use_go_formatting) {

@@ -9,7 +9,7 @@
 
 namespace {
 
-// Exit status for a configuration that cannot be used (nothing was started).
+// Exit status for a command line or configuration that cannot be used (nothing was started).
 constexpr int bad_config_status = 2;
 
 void print_issue(std::FILE* out, std::string_view what, const ebus::config::config_issue& issue) {
@@ -37,7 +37,14 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", opts.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   app.set_version_flag("--version", std::string(EBUS_VERSION));
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; CLI11's own codes for errors (105, 109, ...) mean nothing
+    // to a service manager: a bad command line is a bad configuration.
+    const int status = app.exit(e);
+    return status == 0 ? 0 : bad_config_status;
+  }
 
   if (print_default || print_min) {
     const auto text =
@@ -51,6 +58,8 @@ int main(int argc, char** argv) {
   } else {
     auto loaded = ebus::config::load_config(config_file);
     if (!loaded) {
+      for (const auto& issue : loaded.error().warnings)
+        print_issue(stderr, "config warning", issue);
       for (const auto& issue : loaded.error())
         print_issue(stderr, "config error", issue);
       std::fprintf(stderr, "%s: %zu error(s), not started\n", config_file.c_str(),

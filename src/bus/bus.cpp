@@ -92,7 +92,7 @@ expected<void, std::error_code> bus::register_module(std::string name, std::stri
   if (modules_.contains(name)) return fail(err(bus_errc::duplicate_module));
   auto mb = std::make_shared<mailbox>(name, executor_, options_, std::move(sink));
   modules_.emplace(name, std::move(mb));
-  log_->debug("module_added name={} group={}", name, group);
+  log_->debug("module_added name={} group={}", log::escape(name), log::escape(group));
   if (!group.empty()) return join_group(name, std::move(group));
   return {};
 }
@@ -112,8 +112,8 @@ expected<void, std::error_code> bus::join_group(std::string_view module, std::st
     b.receiver = mb;
     b.handed = 0;
     mb->receiving.push_back(group);
-    log_->info("group_backlog_hand_over group={} module={} messages={} bytes={}", group, mb->name,
-               b.queue.size(), b.queue.bytes());
+    log_->info("group_backlog_hand_over group={} module={} messages={} bytes={}",
+               log::escape(group), log::escape(mb->name), b.queue.size(), b.queue.bytes());
     post_slice(bl->first, b);
   }
   return {};
@@ -164,7 +164,7 @@ void bus::remove_module(std::string_view name) {
     ++stats_.cancelled;
     complete(*req, err(bus_errc::module_removed));
   }
-  log_->debug("module_removed name={} failed_requests={}", mb->name, orphans.size());
+  log_->debug("module_removed name={} failed_requests={}", log::escape(mb->name), orphans.size());
 }
 
 bool bus::has_module(std::string_view name) const {
@@ -263,19 +263,19 @@ std::error_code bus::refused(mailbox& mb, std::error_code ec, std::size_t bytes,
   if (!count) return ec;
   if (mb.remote) {
     // The connection logs the details (sizes, limits) itself.
-    log_->warn("remote_module_refused module={} reason=\"{}\" refused={} refused_total={}", mb.name,
-               ec.message(), *count, mb.refused);
+    log_->warn("remote_module_refused module={} reason=\"{}\" refused={} refused_total={}",
+               log::escape(mb.name), ec.message(), *count, mb.refused);
   } else if (ec == bus_errc::memory_budget) {
     log_->warn(
         "inbox_refused module={} reason=\"memory budget exhausted\" bytes={} budget_used={} "
         "budget_limit={} refused={} refused_total={}",
-        mb.name, bytes, budget_used(options_.budget), budget_limit(options_.budget), *count,
-        mb.refused);
+        log::escape(mb.name), bytes, budget_used(options_.budget), budget_limit(options_.budget),
+        *count, mb.refused);
   } else {
     log_->warn(
         "inbox_full module={} limit={} messages={}/{} bytes={}/{} message_bytes={} refused={} "
         "refused_total={}",
-        mb.name, describe(why), mb.queue.size(), mb.queue.capacity(), mb.queue.bytes(),
+        log::escape(mb.name), describe(why), mb.queue.size(), mb.queue.capacity(), mb.queue.bytes(),
         mb.queue.byte_limit(), bytes, *count, mb.refused);
   }
   return ec;
@@ -303,7 +303,7 @@ expected<std::size_t, std::error_code> bus::keep(std::string_view group, backlog
   const auto r = bl.queue.push(std::move(msg), bytes);
   if (r == refusal::none) {
     ++stats_.backlogged;
-    if (was_empty) log_->debug("group_backlog_started group={}", group);
+    if (was_empty) log_->debug("group_backlog_started group={}", log::escape(group));
     return std::size_t{0};
   }
   ++bl.refused;
@@ -314,13 +314,13 @@ expected<std::size_t, std::error_code> bus::keep(std::string_view group, backlog
       log_->warn(
           "group_backlog_refused group={} reason=\"memory budget exhausted\" bytes={} "
           "budget_used={} budget_limit={} refused={} refused_total={}",
-          group, bytes, budget_used(options_.budget), budget_limit(options_.budget), *count,
-          bl.refused);
+          log::escape(group), bytes, budget_used(options_.budget), budget_limit(options_.budget),
+          *count, bl.refused);
     } else {
       log_->warn(
           "group_backlog_full group={} limit={} messages={}/{} bytes={}/{} message_bytes={} "
           "refused={} refused_total={}",
-          group, describe(r), bl.queue.size(), bl.queue.capacity(), bl.queue.bytes(),
+          log::escape(group), describe(r), bl.queue.size(), bl.queue.capacity(), bl.queue.bytes(),
           bl.queue.byte_limit(), bytes, *count, bl.refused);
     }
   }
@@ -399,13 +399,14 @@ void bus::finish_hand_over(const std::string& group, backlog& bl) {
   bl.paused = false;
   std::erase(mb->receiving, group);
   bl.queue.clear();  // frees the storage
-  log_->info("group_backlog_handed_over group={} module={} messages={}", group, mb->name,
-             bl.handed);
+  log_->info("group_backlog_handed_over group={} module={} messages={}", log::escape(group),
+             log::escape(mb->name), bl.handed);
 }
 
 void bus::stop_hand_over(const std::string& group, backlog& bl) {
-  log_->info("group_backlog_hand_over_stopped group={} module={} handed={} left={}", group,
-             bl.receiver ? bl.receiver->name : std::string(), bl.handed, bl.queue.size());
+  log_->info("group_backlog_hand_over_stopped group={} module={} handed={} left={}",
+             log::escape(group), log::escape(bl.receiver ? bl.receiver->name : std::string()),
+             bl.handed, bl.queue.size());
   bl.receiver.reset();
   bl.paused = false;
 }
@@ -421,7 +422,8 @@ expected<void, std::error_code> bus::send(std::string_view module, message msg) 
   const auto it = modules_.find(module);
   if (it == modules_.end()) {
     ++stats_.no_route;
-    log_->debug("no_route module={} operation={}", module, msg.route.operation);
+    log_->debug("no_route module={} operation={}", log::escape(module),
+                log::escape(msg.route.operation));
     return fail(err(bus_errc::no_route));
   }
   if (auto ec = deliver(*it->second, std::move(msg))) return fail(ec);
@@ -435,7 +437,8 @@ expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group
   if (it == groups_.end() || it->second.empty()) {
     if (bl != backlogs_.end()) return keep(group, bl->second, std::move(msg));
     ++stats_.no_route;
-    log_->debug("no_route group={} operation={}", group, msg.route.operation);
+    log_->debug("no_route group={} operation={}", log::escape(group),
+                log::escape(msg.route.operation));
     return fail(err(bus_errc::no_route));
   }
   // A remote sink may unregister a module, or shut the bus down, while we deliver: then work on
@@ -585,16 +588,22 @@ expected<void, std::error_code> bus::send_resp(message response, std::string_vie
   const auto it = pending_.find(response.header.parent_id);
   if (it == pending_.end()) {
     ++stats_.late_responses;
-    log_->debug("late_response parent_msg_id={} source={}", response.header.parent_id,
-                response.route.source);
+    log_->debug("late_response parent_msg_id={} source={}", log::escape(response.header.parent_id),
+                log::escape(response.route.source));
     return fail(err(bus_errc::no_pending_request));
   }
   const request_ptr req = it->second;
   if (!responder.empty()) {
-    if (const auto who = std::find(req->awaiting.begin(), req->awaiting.end(), responder);
-        who != req->awaiting.end()) {
-      req->awaiting.erase(who);
+    const auto who = std::find(req->awaiting.begin(), req->awaiting.end(), responder);
+    if (who == req->awaiting.end()) {
+      // A second answer from one member, or one from a module the request never went to: it
+      // must not stand in for a member that has not answered.
+      ++stats_.late_responses;
+      log_->debug("unexpected_response parent_msg_id={} responder={}",
+                  log::escape(response.header.parent_id), log::escape(responder));
+      return fail(err(bus_errc::no_pending_request));
     }
+    req->awaiting.erase(who);
   }
   req->replies.push_back(std::move(response));
   if (req->replies.size() >= req->awaited) complete(*req, {});
@@ -622,9 +631,9 @@ void bus::on_wake(clock::time_point armed) {
     }
     const request_ptr req = it->second;
     ++stats_.timeouts;
-    log_->debug("request_timeout msg_id={} waiting_for={} answered={}/{}", req->id,
-                req->awaiting.empty() ? std::string() : req->awaiting.front(), req->replies.size(),
-                req->awaited);
+    log_->debug("request_timeout msg_id={} waiting_for={} answered={}/{}", log::escape(req->id),
+                log::escape(req->awaiting.empty() ? std::string() : req->awaiting.front()),
+                req->replies.size(), req->awaited);
     complete(*req, err(bus_errc::timeout));
   }
   if (!deadlines_.empty()) schedule_wake(deadlines_.begin()->first);

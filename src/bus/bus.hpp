@@ -69,7 +69,8 @@ struct bus_stats {
   std::uint64_t no_route = 0;        ///< sends to an unknown module or an undeclared empty group
   std::uint64_t backlogged = 0;      ///< messages kept in a group backlog for a later member
   std::uint64_t timeouts = 0;        ///< sync requests that reached their deadline
-  std::uint64_t late_responses = 0;  ///< responses that matched no pending request
+  std::uint64_t late_responses = 0;  ///< responses that matched no pending request, or came
+                                     ///< from a module the request was not waiting for
   std::uint64_t cancelled = 0;       ///< sync requests failed by shutdown or module removal
 };
 
@@ -183,10 +184,13 @@ class bus {
       std::string_view group, message msg, duration timeout = {});
 
   /// Hands a response to the request it answers (matched by parent_msg_id; beehive SendResp).
-  /// `responder`, the answering module's name, lets a group request that is still waiting for
-  /// other members fail at once when one of them leaves, without failing it for a member that
-  /// has already answered.
-  /// Errors: invalid_message (no parent id), no_pending_request (late or unknown; counted).
+  /// `responder`, the answering module's name, counts one answer per module: a request takes
+  /// an answer only from a module it still waits for (a member answering twice does not complete
+  /// a group request), and a group request still waiting for other members fails at once when
+  /// one of them leaves, without failing it for a member that has already answered. An empty
+  /// `responder` (a caller that cannot name itself) counts as an answer from any module.
+  /// Errors: invalid_message (no parent id), no_pending_request (late, unknown, or from a module
+  /// the request is not waiting for; counted).
   expected<void, std::error_code> send_resp(message response, std::string_view responder = {});
 
   /// Fails every pending request with `cancelled`, closes every inbox, discards every backlog

@@ -20,7 +20,9 @@ constexpr char hex_digits[] = "0123456789abcdef";
 constexpr int max_json_depth = 128;
 
 // Go's escape of each ASCII byte (length 0: written as it is): the short forms for quote,
-// backslash, \n, \r and \t, \u00XX for other controls and for <, > and & (HTML safety).
+// backslash, \b, \f, \n, \r and \t, \u00XX for other controls and for <, > and & (HTML safety).
+// \b and \f follow Go 1.22 and later, which current KubeEdge builds with (Go 1.23); Go 1.21 and
+// earlier, like the v1.1-era golden vectors, wrote \u0008 and \u000c. Decoding takes both.
 struct go_escape {
   std::array<char, 6> text{};
   std::uint8_t length = 0;
@@ -32,6 +34,10 @@ constexpr std::array<go_escape, 128> make_ascii_escapes() {
     const auto short_form = [&](char e) { t[c] = {{'\\', e, 0, 0, 0, 0}, 2}; };
     if (c == '"' || c == '\\') {
       short_form(static_cast<char>(c));
+    } else if (c == '\b') {
+      short_form('b');
+    } else if (c == '\f') {
+      short_form('f');
     } else if (c == '\n') {
       short_form('n');
     } else if (c == '\r') {

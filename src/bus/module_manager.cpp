@@ -42,18 +42,27 @@ expected<void, std::error_code> module_manager::start_all(const asio::any_io_exe
     asio::co_spawn(executor, m->run(bus_),
                    [name = m->name(), log, state = state_](const std::exception_ptr& e) {
                      --state->running;
-                     if (!e) {
+                     if (!e && (state->stopping || state->owner == nullptr)) {
                        log->debug("module_finished name={}", name);
                        return;
                      }
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const std::exception& ex) {
-                       log->error("module_failed name={} error={}", name, ex.what());
-                     } catch (...) {
-                       log->error("module_failed name={} error=unknown", name);
+                     std::string what = "returned before it was stopped";
+                     if (e) {
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                         what = "threw: " + log::escape(ex.what(), 1024);
+                       } catch (...) {
+                         what = "threw an unknown exception";
+                       }
                      }
                      if (state->owner != nullptr) state->owner->remove_module(name);
+                     const auto line = fmt::format("module {} {}", name, what);
+                     if (state->on_failure) {
+                       state->on_failure(line);
+                     } else {
+                       log->error("module_failed {}; unregistered", line);
+                     }
                    });
     log->info("module_started name={} group={}", m->name(), m->group());
   }
@@ -61,6 +70,7 @@ expected<void, std::error_code> module_manager::start_all(const asio::any_io_exe
 }
 
 void module_manager::stop_all() {
+  state_->stopping = true;
   while (!started_.empty()) {
     module* m = started_.back();
     started_.pop_back();

@@ -32,6 +32,8 @@ struct tls_config {
 
 struct eventbus_config {
   // --- KubeEdge keys (modules.eventBus) -------------------------------------------------------
+  /// false: broker-only mode, the embedded broker alone on server_internal (no eventbus module,
+  /// no routing, no store), in place of a KubeEdge node's mosquitto.
   bool enable = true;
   mqtt_mode mode = mqtt_mode::internal;  ///< mqttMode
   std::uint8_t qos = 0;                  ///< mqttQOS: QoS of injected internal publishes
@@ -105,7 +107,8 @@ struct eventbus_config {
 struct daemon_config {
   eventbus_config eventbus;
   /// Node name used in topics (modules.edged.hostnameOverride; v1.1: edgehub.controller.node-id).
-  /// Defaults to the host name, as edgecore does.
+  /// Defaults to the host name as edgecore derives it (node_name_from_host()); a lowercase
+  /// RFC 1123 subdomain.
   std::string node_name;
   /// SQLite file holding sub_topics (database.dataSource).
   std::string data_source = "/var/lib/kubeedge/edgecore.db";

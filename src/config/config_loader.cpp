@@ -1,7 +1,9 @@
 #include "config/config_loader.hpp"
 
+#include <array>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <fcntl.h>
 #include <limits>
@@ -117,6 +119,147 @@ int_parse parse_decimal(std::string_view s, std::int64_t& out) {
   return int_parse::ok;
 }
 
+// --- Go's reading of a plain scalar into a string field ---------------------------------------
+// edgecore reads its file with sigs.k8s.io/yaml: go-yaml v2 resolves a plain scalar with YAML 1.1
+// rules, and a number or boolean that lands in a Go string field is written back as Go prints it
+// (ints in decimal, floats with FormatFloat(v, 'g', -1, 32), booleans as true/false). Anything
+// else, and every quoted scalar, stays as written.
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? (go-yaml's yamlStyleFloat).
+bool yaml_style_float(std::string_view s) {
+  std::size_t i = 0;
+  const auto digits = [&] {
+    const std::size_t from = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+      ++i;
+    return i > from;
+  };
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  } else {
+    if (!digits()) return false;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      digits();
+    }
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (!digits()) return false;
+  }
+  return i == s.size();
+}
+
+// Go's strconv.ParseUint(s, 0, 64) without sign: 0x, 0o, 0b prefixes, a leading 0 for octal.
+std::optional<std::uint64_t> go_parse_uint(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  int base = 10;
+  if (s.front() == '0') {
+    const char p = s.size() >= 3 ? ascii_lower(s[1]) : '\0';
+    if (p == 'b' || p == 'o' || p == 'x') {
+      base = p == 'b' ? 2 : p == 'o' ? 8 : 16;
+      s.remove_prefix(2);
+    } else {
+      base = 8;
+      s.remove_prefix(1);
+      if (s.empty()) return 0;
+    }
+  }
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n, base);
+  if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+  return n;
+}
+
+// Go's FormatFloat(v, 'g', -1, 32): the shortest digits of the float32, in %e form when the
+// exponent is below -4 or at least 6 (21 for integers would be %v; this is 'g').
+std::string go_format_float32(double v) {
+  const auto f = static_cast<float>(v);
+  if (std::isnan(f)) return "NaN";
+  if (std::isinf(f)) return f > 0 ? "+Inf" : "-Inf";
+  std::array<char, 64> buf{};
+  auto r = std::to_chars(buf.data(), buf.data() + buf.size(), f, std::chars_format::scientific);
+  const std::string sci(buf.data(), r.ptr);
+  const int exponent = std::stoi(sci.substr(sci.find('e') + 1));
+  if (exponent < -4 || exponent >= 6) return sci;
+  r = std::to_chars(buf.data(), buf.data() + buf.size(), f, std::chars_format::fixed);
+  return std::string(buf.data(), r.ptr);
+}
+
+std::optional<std::string> go_string_of_plain_scalar(std::string_view in) {
+  static constexpr std::array<std::string_view, 11> trues = {
+      "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"};
+  static constexpr std::array<std::string_view, 11> falses = {
+      "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"};
+  for (const auto t : trues) {
+    if (in == t) return "true";
+  }
+  for (const auto f : falses) {
+    if (in == f) return "false";
+  }
+  for (const auto inf : {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"}) {
+    if (in == inf) return "+Inf";
+  }
+  for (const auto inf : {"-.inf", "-.Inf", "-.INF"}) {
+    if (in == inf) return "-Inf";
+  }
+  for (const auto nan : {".nan", ".NaN", ".NAN"}) {
+    if (in == nan) return "NaN";
+  }
+  if (in.empty()) return std::nullopt;
+  const char first = in.front();
+  const auto parse_double = [](std::string_view text) -> std::optional<double> {
+    double d = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
+    // Out of range is an error for Go too (ParseFloat returns ErrRange): the text stays.
+    if (ec != std::errc{} || end != text.data() + text.size() || std::isinf(d)) {
+      return std::nullopt;
+    }
+    return d;
+  };
+  if (first == '.') {
+    if (!yaml_style_float(in)) return std::nullopt;
+    if (const auto d = parse_double(in)) return go_format_float32(*d);
+    return std::nullopt;
+  }
+  if (!(first == '+' || first == '-' || (first >= '0' && first <= '9'))) return std::nullopt;
+  std::string plain;
+  for (const char c : in) {
+    if (c != '_') plain += c;
+  }
+  // A timestamp (2001-12-14) stays text when read into a string; it never parses as a number.
+  std::string_view digits = plain;
+  const bool negative = !digits.empty() && digits.front() == '-';
+  if (!digits.empty() && (digits.front() == '-' || digits.front() == '+')) digits.remove_prefix(1);
+  if (const auto n = go_parse_uint(digits)) {
+    if (!negative) return std::to_string(*n);  // int64, or uint64 beyond it
+    constexpr auto int64_magnitude = std::uint64_t{1} << 63;
+    if (*n <= int64_magnitude) return *n == 0 ? std::string("0") : "-" + std::to_string(*n);
+  }
+  if (yaml_style_float(plain)) {
+    // from_chars takes no leading '+'.
+    std::string_view text = plain;
+    if (text.front() == '+') text.remove_prefix(1);
+    if (const auto d = parse_double(text)) return go_format_float32(*d);
+    return std::nullopt;
+  }
+  if (plain.starts_with("0b") || plain.starts_with("-0b")) {
+    // Binary without Go's base-0 prefix rules (go-yaml's own branch); from_chars takes no sign.
+    const bool minus = plain.front() == '-';
+    const std::string_view bits = std::string_view(plain).substr(minus ? 3 : 2);
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), n, 2);
+    if (ec == std::errc{} && end == bits.data() + bits.size() && !bits.empty() &&
+        n <= (std::uint64_t{1} << 63) - (minus ? 0 : 1)) {
+      return minus && n != 0 ? "-" + std::to_string(n) : std::to_string(n);
+    }
+  }
+  return std::nullopt;
+}
+
 // One key of a mapping, found by name: the path as written in the file, and its value.
 struct entry {
   std::string path;
@@ -178,7 +321,8 @@ class loader {
   std::optional<std::string> old_mqtt_path_;
   /// Canonical path -> where the v1.1 layout set it, until the current layout overrides it.
   std::map<std::string, std::string, std::less<>> old_written_;
-  /// Out-of-range values daemon_config cannot hold; errors only when the eventbus is enabled.
+  /// Out-of-range values daemon_config cannot hold; errors when the key is in use (the eventbus
+  /// keys when it is enabled, the embedded broker's always).
   std::map<std::string, config_issue, std::less<>> deferred_;
 };
 
@@ -272,6 +416,8 @@ void loader::read_bool(const entry* e, const char* canonical, bool& out) {
 }
 
 // Any scalar is taken as text, quoted or not: `hostnameOverride: 1234` means the name "1234".
+// An unquoted number or boolean is read as edgecore reads it (go_string_of_plain_scalar), with a
+// warning when that is not the text as written: `0x1F` is "31", `yes` is "true".
 void loader::read_string(const entry* e, const char* canonical, std::string& out) {
   if (e == nullptr || e->value.IsNull()) return;
   if (!e->value.IsScalar()) {
@@ -279,6 +425,16 @@ void loader::read_string(const entry* e, const char* canonical, std::string& out
     return;
   }
   out = e->value.Scalar();
+  if (e->value.Tag() == plain_tag) {
+    if (auto go = go_string_of_plain_scalar(out); go && *go != out) {
+      // Secrets are never repeated in messages.
+      const bool secret = std::string_view(canonical) == key::password;
+      warnings_.push_back({e->path, "an unquoted number or boolean, read as edgecore reads it" +
+                                        (secret ? std::string() : ": " + quoted(*go)) +
+                                        "; quote the value to keep the text as written"});
+      out = std::move(*go);
+    }
+  }
   set(canonical, *e);
 }
 
@@ -558,6 +714,11 @@ void loader::tls(const YAML::Node& map, const std::string& path) {
 
 void loader::finish() {
   const auto& eb = cfg_.eventbus;
+  // The queue size serves the embedded broker, which runs in broker-only mode too.
+  if (const auto it = deferred_.find(key::session_queue_size);
+      it != deferred_.end() && !eb.enable) {
+    errors_.push_back(std::move(it->second));
+  }
   if (eb.enable) {
     for (auto& [canonical, issue] : deferred_)
       errors_.push_back(std::move(issue));
@@ -587,28 +748,33 @@ std::string syntax_error(const YAML::Exception& e) {
 
 }  // namespace
 
-expected<loaded_config, std::vector<config_issue>> parse_config(std::string_view yaml) {
+expected<loaded_config, config_errors> parse_config(std::string_view yaml) {
   std::optional<YAML::Node> root;
   try {
     root.emplace(YAML::Load(std::string(yaml)));
   } catch (const YAML::Exception& e) {
-    return fail(std::vector<config_issue>{{"", syntax_error(e)}});
+    return fail(config_errors(std::vector<config_issue>{{"", syntax_error(e)}}));
   }
   loader l(default_config());
   try {
     l.load(*root);
   } catch (const YAML::Exception& e) {
     // yaml-cpp throws on misuse of its node API; a bug here must not take the daemon down.
-    return fail(std::vector<config_issue>{{"", std::string("internal error: ") + e.what()}});
+    return fail(
+        config_errors(std::vector<config_issue>{{"", std::string("internal error: ") + e.what()}}));
   }
-  if (!l.errors_.empty()) return fail(std::move(l.errors_));
+  if (!l.errors_.empty()) {
+    config_errors failed(std::move(l.errors_));
+    failed.warnings = std::move(l.warnings_);
+    return fail(std::move(failed));
+  }
   return loaded_config{std::move(l.cfg_), std::move(l.warnings_)};
 }
 
-expected<loaded_config, std::vector<config_issue>> load_config(const std::string& file) {
+expected<loaded_config, config_errors> load_config(const std::string& file) {
   const auto cannot = [&](int err) {
-    return fail(std::vector<config_issue>{
-        {"", "cannot read '" + file + "': " + std::generic_category().message(err)}});
+    return fail(config_errors(std::vector<config_issue>{
+        {"", "cannot read '" + file + "': " + std::generic_category().message(err)}}));
   };
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return cannot(errno);

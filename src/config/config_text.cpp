@@ -13,13 +13,18 @@
 namespace ebus::config {
 namespace {
 
-// edgecore's fallback when the host name cannot be read.
+// edgecore's fallback when the host name cannot be read or is no valid node name
+// (KubeEdge constants.DefaultHostnameOverride).
 constexpr const char* fallback_node_name = "default-edge-node";
 
 std::string host_name() {
   std::array<char, 256> buf{};
-  if (::gethostname(buf.data(), buf.size() - 1) != 0 || buf[0] == '\0') return fallback_node_name;
+  if (::gethostname(buf.data(), buf.size() - 1) != 0) return {};
   return buf.data();
+}
+
+bool is_go_space(char c) {
+  return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
 bool is_plain_safe(const std::string& s) {
@@ -90,9 +95,12 @@ database:
   dataSource: {data_source}
 modules:
   edged:
-    # Node name used in topics; defaults to the host name.
+    # Node name used in topics (a lowercase RFC 1123 subdomain); defaults to the host name,
+    # trimmed and lower-cased, or default-edge-node when that is not a valid name, as edgecore.
     hostnameOverride: {node_name}
   eventBus:
+    # false: broker-only mode, in place of the mosquitto of a KubeEdge node. The embedded broker
+    # runs on mqttServerInternal whatever mqttMode says, and nothing is routed to modules.
     enable: {enable}
     # 0: embedded broker only, 1: embedded and external broker, 2: external broker only.
     # edgecore's default is 2, which needs a running external broker; ours is 0.
@@ -137,7 +145,8 @@ modules:
     # Delay before reconnecting to the external broker: from min, doubling up to max.
     mqttReconnectMinMilliseconds: {reconnect_min}
     mqttReconnectMaxMilliseconds: {reconnect_max}
-    # Keepalive of the connections to the external broker (0 to 65535; 0: none).
+    # Keepalive of the connections to the external broker: 0 (none) or 5 to 65535 (libmosquitto
+    # refuses 1 to 4).
     mqttKeepAliveSeconds: {keepalive}
     # The module bus serves other processes whether or not the eventbus is enabled, so the
     # keys below apply, and are checked, even with enable: false.
@@ -203,7 +212,9 @@ modules:
   edged:
     hostnameOverride: {node_name}
   eventBus:
-    enable: {enable}
+    # false, as in edgecore's minimal file: only the embedded broker runs, on
+    # mqttServerInternal, with no routing to modules. true: the EventBus, in mqttMode.
+    enable: false
     # 0: embedded broker only, 1: both, 2: external broker only (edgecore's default, which
     # needs a running external broker).
     mqttMode: {mode}
@@ -268,9 +279,23 @@ std::string render(const char* text, const daemon_config& d) {
 
 }  // namespace
 
+std::string node_name_from_host(std::string_view host) {
+  // k8s.io/component-helpers nodeutil.GetHostname, then KubeEdge util.GetHostname.
+  while (!host.empty() && is_go_space(host.front()))
+    host.remove_prefix(1);
+  while (!host.empty() && is_go_space(host.back()))
+    host.remove_suffix(1);
+  std::string name(host);
+  for (char& c : name) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  if (name.empty() || node_name_problem(name)) return fallback_node_name;
+  return name;
+}
+
 daemon_config default_config() {
   daemon_config c;
-  c.node_name = host_name();
+  c.node_name = node_name_from_host(host_name());
   return c;
 }
 

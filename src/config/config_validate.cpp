@@ -32,6 +32,31 @@ std::string keepalive_message(std::int64_t value) {
 
 }  // namespace detail
 
+std::optional<std::string> node_name_problem(std::string_view name) {
+  // k8s.io/apimachinery IsDNS1123Subdomain, as ValidateNodeName applies it; the texts are its own.
+  constexpr std::size_t max_subdomain = 253;
+  if (name.size() > max_subdomain) {
+    return "must be no more than " + std::to_string(max_subdomain) + " characters";
+  }
+  const auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  bool valid = !name.empty();
+  std::size_t label_start = 0;
+  for (std::size_t i = 0; valid && i <= name.size(); ++i) {
+    if (i == name.size() || name[i] == '.') {
+      // A label: [a-z0-9]([-a-z0-9]*[a-z0-9])?
+      valid = i > label_start && alnum(name[label_start]) && alnum(name[i - 1]);
+      label_start = i + 1;
+    } else {
+      valid = alnum(name[i]) || name[i] == '-';
+    }
+  }
+  if (valid) return std::nullopt;
+  return std::string(
+      "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+      "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+      "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')");
+}
+
 namespace {
 
 // The largest remaining length MQTT can encode; below 64 bytes even a CONNECT may not fit.
@@ -52,6 +77,23 @@ std::size_t module_message_bytes_for(std::size_t max_packet_size) {
 
 std::string quote(std::string_view s) {
   return "'" + std::string(s) + "'";
+}
+
+// The same for a value that may hold control characters (a node name from the file).
+std::string quote_escaped(std::string_view s) {
+  std::string out = "'";
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) {
+      constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[u >> 4];
+      out += hex[u & 0xF];
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
 }
 
 bool has_space_or_control(std::string_view s) {
@@ -175,27 +217,36 @@ std::vector<config_issue> validate(const daemon_config& cfg) {
   const auto add = [&](const char* path, std::string message) {
     out.push_back({path, std::move(message)});
   };
+  const auto positive = [&](const char* path, std::size_t value) {
+    if (value == 0) add(path, detail::positive_message(0));
+  };
   const auto& e = cfg.eventbus;
-  // Like edgecore, a disabled eventbus is not checked: its values are never used.
+  // The embedded broker runs in modes 0 and 1, and alone when the eventbus is disabled
+  // (broker-only mode): its keys are checked in every case, as they may all be in use. The
+  // eventbus keys are not checked when it is disabled, as in edgecore.
+  const bool internal = !e.enable || e.mode == mqtt_mode::internal || e.mode == mqtt_mode::both;
+  const bool external = e.enable && (e.mode == mqtt_mode::both || e.mode == mqtt_mode::external);
   if (e.enable) {
     if (e.mode != mqtt_mode::internal && e.mode != mqtt_mode::both &&
         e.mode != mqtt_mode::external) {
       add(key::mode, detail::mode_message(static_cast<std::int64_t>(e.mode)));
     }
     if (e.qos > 2) add(key::qos, "must be 0, 1 or 2, got " + std::to_string(e.qos));
-    if (e.session_queue_size == 0) add(key::session_queue_size, detail::positive_message(0));
-    if (e.max_packet_size < min_packet_size || e.max_packet_size > max_mqtt_packet_size) {
-      add(key::max_packet_size, "must be between 64 and 268435455 (the largest MQTT packet), got " +
-                                    std::to_string(e.max_packet_size));
-    }
-    if (e.max_connections == 0) add(key::max_connections, detail::positive_message(0));
-    if (e.max_inflight == 0 || e.max_inflight > 65535) {
-      add(key::max_inflight,
-          "must be between 1 and 65535 (MQTT packet ids), got " + std::to_string(e.max_inflight));
-    }
-    if (e.connect_timeout.count() <= 0) {
-      add(key::connect_timeout, detail::positive_message(e.connect_timeout.count() / 1000));
-    }
+  }
+  if (e.session_queue_size == 0) add(key::session_queue_size, detail::positive_message(0));
+  if (e.max_packet_size < min_packet_size || e.max_packet_size > max_mqtt_packet_size) {
+    add(key::max_packet_size, "must be between 64 and 268435455 (the largest MQTT packet), got " +
+                                  std::to_string(e.max_packet_size));
+  }
+  if (e.max_connections == 0) add(key::max_connections, detail::positive_message(0));
+  if (e.max_inflight == 0 || e.max_inflight > 65535) {
+    add(key::max_inflight,
+        "must be between 1 and 65535 (MQTT packet ids), got " + std::to_string(e.max_inflight));
+  }
+  if (e.connect_timeout.count() <= 0) {
+    add(key::connect_timeout, detail::positive_message(e.connect_timeout.count() / 1000));
+  }
+  if (e.enable) {
     if (e.external_buffer_size == 0) add(key::external_buffer_size, detail::positive_message(0));
     if (e.reconnect_min.count() <= 0) {
       add(key::reconnect_min, detail::positive_message(e.reconnect_min.count()));
@@ -207,29 +258,27 @@ std::vector<config_issue> validate(const daemon_config& cfg) {
     if (e.keepalive_seconds != 0 && e.keepalive_seconds < 5) {
       add(key::keepalive, detail::keepalive_message(e.keepalive_seconds));
     }
-    const bool internal = e.mode == mqtt_mode::internal || e.mode == mqtt_mode::both;
-    const bool external = e.mode == mqtt_mode::both || e.mode == mqtt_mode::external;
-    if (internal) {
-      if (auto problem = check_url(e.server_internal, url_role::listen)) {
-        add(key::server_internal, std::move(*problem));
-      }
+  }
+  if (internal) {
+    if (auto problem = check_url(e.server_internal, url_role::listen)) {
+      add(key::server_internal, std::move(*problem));
     }
-    if (external) {
-      if (auto problem = check_url(e.server_external, url_role::connect)) {
-        add(key::server_external, std::move(*problem));
-      }
-      if (!e.sub_client_id.empty() && e.sub_client_id == e.pub_client_id) {
-        add(key::pub_client_id, "must differ from mqttSubClientID " + quote(e.sub_client_id) +
-                                    ": the broker would disconnect one client whenever the other "
-                                    "connects");
-      }
-      if (e.tls.enable) {
-        const std::array files{std::pair{key::tls_ca_file, &e.tls.ca_file},
-                               std::pair{key::tls_cert_file, &e.tls.cert_file},
-                               std::pair{key::tls_key_file, &e.tls.private_key_file}};
-        for (const auto& [path, file] : files) {
-          if (auto problem = unreadable(*file)) add(path, std::move(*problem));
-        }
+  }
+  if (external) {
+    if (auto problem = check_url(e.server_external, url_role::connect)) {
+      add(key::server_external, std::move(*problem));
+    }
+    if (!e.sub_client_id.empty() && e.sub_client_id == e.pub_client_id) {
+      add(key::pub_client_id, "must differ from mqttSubClientID " + quote(e.sub_client_id) +
+                                  ": the broker would disconnect one client whenever the other "
+                                  "connects");
+    }
+    if (e.tls.enable) {
+      const std::array files{std::pair{key::tls_ca_file, &e.tls.ca_file},
+                             std::pair{key::tls_cert_file, &e.tls.cert_file},
+                             std::pair{key::tls_key_file, &e.tls.private_key_file}};
+      for (const auto& [path, file] : files) {
+        if (auto problem = unreadable(*file)) add(path, std::move(*problem));
       }
     }
   }
@@ -257,45 +306,43 @@ std::vector<config_issue> validate(const daemon_config& cfg) {
             std::to_string(max_module_message_bytes) + ", got " +
             std::to_string(e.module_socket_max_message_bytes));
   }
-  const auto positive = [&](const char* path, std::size_t value) {
-    if (value == 0) add(path, detail::positive_message(0));
-  };
   const bool packet_size_valid =
       e.max_packet_size >= min_packet_size && e.max_packet_size <= max_mqtt_packet_size;
   const bool message_bytes_valid = e.module_socket_max_message_bytes >= min_module_message_bytes &&
                                    e.module_socket_max_message_bytes <= max_module_message_bytes;
+  // Memory and the embedded broker's bounds.
+  if (e.max_memory_bytes != 0 && e.max_memory_bytes < min_memory_bytes) {
+    add(key::max_memory_bytes, "must be 0 (unlimited) or at least " +
+                                   std::to_string(min_memory_bytes) + " (16 MiB), got " +
+                                   std::to_string(e.max_memory_bytes));
+  }
+  if (packet_size_valid && e.session_queue_bytes < e.max_packet_size) {
+    add(key::session_queue_bytes, "must be at least mqttMaxPacketSize (" +
+                                      std::to_string(e.max_packet_size) +
+                                      "), or the largest message could never be queued, got " +
+                                      std::to_string(e.session_queue_bytes));
+  }
+  if (e.slow_subscriber_timeout.count() <= 0) {
+    add(key::slow_subscriber_timeout, detail::positive_message(e.slow_subscriber_timeout.count()));
+  }
+  if (e.packet_timeout.count() <= 0) {
+    add(key::packet_timeout, detail::positive_message(e.packet_timeout.count() / 1000));
+  }
+  positive(key::max_retained_messages, e.max_retained_messages);
+  if (packet_size_valid && e.max_retained_bytes < e.max_packet_size) {
+    add(key::max_retained_bytes, "must be at least mqttMaxPacketSize (" +
+                                     std::to_string(e.max_packet_size) + "), got " +
+                                     std::to_string(e.max_retained_bytes));
+  }
+  positive(key::max_subscriptions_per_client, e.max_subscriptions_per_client);
+  if (e.max_topic_length == 0 || e.max_topic_length > 65535) {
+    add(key::max_topic_length,
+        "must be between 1 and 65535 (the MQTT limit), got " + std::to_string(e.max_topic_length));
+  }
+  positive(key::max_topic_levels, e.max_topic_levels);
+  positive(key::max_persistent_sessions, e.max_persistent_sessions);
+  // Routing, the external buffer and the store: the eventbus only.
   if (e.enable) {
-    if (e.max_memory_bytes != 0 && e.max_memory_bytes < min_memory_bytes) {
-      add(key::max_memory_bytes, "must be 0 (unlimited) or at least " +
-                                     std::to_string(min_memory_bytes) + " (16 MiB), got " +
-                                     std::to_string(e.max_memory_bytes));
-    }
-    if (packet_size_valid && e.session_queue_bytes < e.max_packet_size) {
-      add(key::session_queue_bytes, "must be at least mqttMaxPacketSize (" +
-                                        std::to_string(e.max_packet_size) +
-                                        "), or the largest message could never be queued, got " +
-                                        std::to_string(e.session_queue_bytes));
-    }
-    if (e.slow_subscriber_timeout.count() <= 0) {
-      add(key::slow_subscriber_timeout,
-          detail::positive_message(e.slow_subscriber_timeout.count()));
-    }
-    if (e.packet_timeout.count() <= 0) {
-      add(key::packet_timeout, detail::positive_message(e.packet_timeout.count() / 1000));
-    }
-    positive(key::max_retained_messages, e.max_retained_messages);
-    if (packet_size_valid && e.max_retained_bytes < e.max_packet_size) {
-      add(key::max_retained_bytes, "must be at least mqttMaxPacketSize (" +
-                                       std::to_string(e.max_packet_size) + "), got " +
-                                       std::to_string(e.max_retained_bytes));
-    }
-    positive(key::max_subscriptions_per_client, e.max_subscriptions_per_client);
-    if (e.max_topic_length == 0 || e.max_topic_length > 65535) {
-      add(key::max_topic_length, "must be between 1 and 65535 (the MQTT limit), got " +
-                                     std::to_string(e.max_topic_length));
-    }
-    positive(key::max_topic_levels, e.max_topic_levels);
-    positive(key::max_persistent_sessions, e.max_persistent_sessions);
     if (packet_size_valid && e.external_buffer_bytes < e.max_packet_size) {
       add(key::external_buffer_bytes, "must be at least mqttMaxPacketSize (" +
                                           std::to_string(e.max_packet_size) + "), got " +
@@ -337,6 +384,10 @@ std::vector<config_issue> validate(const daemon_config& cfg) {
   }
   if (cfg.node_name.empty()) {
     add(key::node_name, "must not be empty: it is the node name used in topics");
+  } else if (auto problem = node_name_problem(cfg.node_name)) {
+    // edgecore refuses the same names (ValidateModuleEdged); a name with '/', '+' or '#' would
+    // also break the topics it goes into.
+    add(key::node_name, "invalid node name " + quote_escaped(cfg.node_name) + ": " + *problem);
   }
   if (cfg.data_source.empty()) {
     add(key::data_source, "must not be empty: it names the SQLite file holding sub_topics");

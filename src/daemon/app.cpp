@@ -1,5 +1,9 @@
 #include "daemon/app.hpp"
 
+#include <algorithm>
+#include <iterator>
+#include <sys/resource.h>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -114,7 +118,19 @@ std::string_view mode_name(mqtt_mode m) {
   return "external";
 }
 
+/// Appends ` name=value` for a counter that is not zero.
+void add_counter(std::string& line, std::string_view name, std::uint64_t value) {
+  if (value == 0) return;
+  fmt::format_to(std::back_inserter(line), "{}{}={}", line.empty() ? "" : " ", name, value);
+}
+
 }  // namespace
+
+std::size_t app::descriptor_reserve(const config::daemon_config& cfg) noexcept {
+  const auto& eb = cfg.eventbus;
+  const bool sockets = !eb.module_socket.empty() || !eb.module_stream_socket.empty();
+  return base_descriptor_reserve + (sockets ? eb.module_socket_max_connections : 0);
+}
 
 app::app(asio::io_context& io, config::daemon_config cfg)
     : io_(io),
@@ -136,7 +152,8 @@ expected<void, std::string> app::start() {
   started_ = true;
   const auto& eb = cfg_.eventbus;
   const bool enabled = eb.enable;
-  const bool use_internal = enabled && eb.mode != mqtt_mode::external;
+  // Disabled: broker-only mode, the embedded broker alone (in place of a node's mosquitto).
+  const bool use_internal = !enabled || eb.mode != mqtt_mode::external;
   const bool use_external = enabled && eb.mode != mqtt_mode::internal;
 
   std::vector<std::string> stored;
@@ -188,21 +205,26 @@ expected<void, std::string> app::start() {
   extra_modules_.clear();
 
   if (internal_) {
+    internal_->reserve_descriptors(descriptor_reserve(cfg_));
+    internal_->on_failure([this](const std::string& what) { report_failure(what); });
     if (auto listening = internal_->start(); !listening) {
       return fail(fmt::format("modules.eventBus.mqttServerInternal: {}", listening.error()));
     }
+    check_descriptor_limit();
   }
   if (external_) {
     if (auto connecting = external_->start(); !connecting) {
       return fail(fmt::format("modules.eventBus.mqttServerExternal: {}", connecting.error()));
     }
   }
+  modules_->on_failure([this](const std::string& what) { report_failure(what); });
   if (auto running = modules_->start_all(io_.get_executor()); !running) {
     return fail(fmt::format("modules: {}", running.error().message()));
   }
   if (!eb.module_socket.empty() || !eb.module_stream_socket.empty()) {
     sockets_ = std::make_unique<remote::socket_server>(io_.get_executor(), *bus_,
                                                        socket_options_of(eb, *budget_));
+    sockets_->on_failure([this](const std::string& what) { report_failure(what); });
     if (auto listening = sockets_->start(); !listening) {
       return fail(fmt::format("modules.eventBus.moduleSocket: {}", listening.error()));
     }
@@ -213,10 +235,7 @@ expected<void, std::string> app::start() {
 std::string app::describe() const {
   const auto& eb = cfg_.eventbus;
   std::string line = fmt::format("mode={}", eb.enable ? mode_name(eb.mode) : "disabled");
-  if (internal_) {
-    const auto ep = internal_->local_endpoint();
-    line += fmt::format(" mqtt=tcp://{}:{}", ep.address().to_string(), ep.port());
-  }
+  if (internal_) line += fmt::format(" mqtt={}", internal_->local_url());
   if (external_) line += fmt::format(" external={}", eb.server_external);
   if (sockets_) {
     if (!eb.module_socket.empty()) line += fmt::format(" socket={}", eb.module_socket);
@@ -225,6 +244,138 @@ std::string app::describe() const {
     }
   }
   line += fmt::format(" node={} modules={}", cfg_.node_name, modules_->size());
+  return line;
+}
+
+void app::report_failure(const std::string& what) {
+  if (failed_ || stopping_) return;
+  failed_ = true;
+  if (on_failure_) {
+    on_failure_(what);
+  } else {
+    log_->critical("failed {}", what);
+  }
+}
+
+void app::check_descriptor_limit() const {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return;
+  const auto& eb = cfg_.eventbus;
+  const auto reserve = descriptor_reserve(cfg_);
+  const auto soft = static_cast<std::uint64_t>(lim.rlim_cur);
+  if (eb.max_connections + reserve <= soft) return;
+  log_->warn(
+      "fd_limit_low soft={} hard={} mqttMaxConnections={} reserve={} (module connections + {}): "
+      "MQTT connections on descriptors from {} up are answered CONNACK 0x03 (server "
+      "unavailable); raise the limit (systemd LimitNOFILE=, ulimit -n) to at least {}",
+      soft, lim.rlim_max == RLIM_INFINITY ? std::string("unlimited") : std::to_string(lim.rlim_max),
+      eb.max_connections, reserve, base_descriptor_reserve,
+      internal_->descriptor_ceiling().value_or(0), eb.max_connections + reserve);
+}
+
+std::string app::counters() const {
+  std::string line;
+  if (internal_) {
+    const auto& s = internal_->core().stats();
+    add_counter(line, "mqtt.connections_accepted", s.connections_accepted);
+    add_counter(line, "mqtt.connections_refused", s.connections_refused);
+    const auto& l = internal_->stats();
+    add_counter(line, "mqtt.refused_max_connections", l.refused_max_connections);
+    add_counter(line, "mqtt.refused_fd_reserve", l.refused_fd_reserve);
+    add_counter(line, "mqtt.accept_errors", l.accept_errors);
+    add_counter(line, "mqtt.refused_sessions_max_persistent", s.sessions_refused);
+    add_counter(line, "mqtt.protocol_errors", s.protocol_errors);
+    add_counter(line, "mqtt.messages_received", s.messages_received);
+    add_counter(line, "mqtt.messages_injected", s.messages_injected);
+    add_counter(line, "mqtt.intercepted", s.intercepted);
+    add_counter(line, "mqtt.deliveries_queued", s.deliveries_queued);
+    add_counter(line, "mqtt.retained_walks", s.retained_walks);
+    add_counter(line, "mqtt.deliveries_dropped", s.deliveries_dropped);
+    add_counter(line, "mqtt.dropped_queue_full", s.dropped_queue_full);
+    add_counter(line, "mqtt.dropped_offline_qos0", s.dropped_offline_qos0);
+    add_counter(line, "mqtt.dropped_memory_budget", s.dropped_budget);
+    add_counter(line, "mqtt.refused_messages_memory_budget", s.messages_refused_budget);
+    add_counter(line, "mqtt.refused_messages_topic_limits", s.messages_refused_topic);
+    add_counter(line, "mqtt.refused_retained_store_full", s.retained_refused);
+    add_counter(line, "mqtt.refused_subscriptions_limits", s.subscriptions_refused);
+    add_counter(line, "mqtt.disconnected_slow_subscriber", s.slow_disconnects);
+    add_counter(line, "mqtt.disconnected_packet_timeout", s.packet_timeouts);
+    add_counter(line, "mqtt.disconnected_memory_budget", s.budget_disconnects);
+    add_counter(line, "mqtt.publishers_held", s.publishers_held);
+    add_counter(line, "mqtt.sessions_expired", s.sessions_expired);
+  }
+  const auto& b = bus_->stats();
+  add_counter(line, "bus.delivered", b.delivered);
+  add_counter(line, "bus.backlogged", b.backlogged);
+  add_counter(line, "bus.refused_queue_full", b.queue_full);
+  add_counter(line, "bus.refused_memory_budget", b.memory_budget);
+  add_counter(line, "bus.refused_too_large", b.too_large);
+  add_counter(line, "bus.refused_no_route", b.no_route);
+  add_counter(line, "bus.request_timeouts", b.timeouts);
+  add_counter(line, "bus.requests_cancelled", b.cancelled);
+  add_counter(line, "bus.late_responses_dropped", b.late_responses);
+  if (sockets_) {
+    const auto& r = sockets_->stats();
+    add_counter(line, "remote.accepted", r.accepted);
+    add_counter(line, "remote.refused_max_connections", r.refused);
+    add_counter(line, "remote.registered", r.registered);
+    add_counter(line, "remote.closed_protocol_error", r.closed_protocol);
+    add_counter(line, "remote.messages_in", r.messages_in);
+    add_counter(line, "remote.messages_out", r.messages_out);
+    add_counter(line, "remote.errors_returned", r.errors_returned);
+    add_counter(line, "remote.dropped_replies_or_kernel_refused", r.messages_dropped);
+    add_counter(line, "remote.refused_too_large", r.too_large);
+    add_counter(line, "remote.refused_memory_budget", r.memory_budget);
+  }
+  if (external_) {
+    const auto& x = external_->stats();
+    add_counter(line, "external.sub_connects", x.sub_connects);
+    add_counter(line, "external.pub_connects", x.pub_connects);
+    add_counter(line, "external.connection_losses", x.connection_losses);
+    add_counter(line, "external.received", x.received);
+    add_counter(line, "external.published", x.published);
+    add_counter(line, "external.acknowledged", x.acknowledged);
+    add_counter(line, "external.dropped_buffer_full", x.dropped_buffer_full);
+    add_counter(line, "external.dropped_memory_budget", x.dropped_budget);
+    add_counter(line, "external.dropped_stopping",
+                x.dropped - std::min(x.dropped, x.dropped_buffer_full + x.dropped_budget));
+    add_counter(line, "external.lost_unacknowledged_at_stop", x.lost_at_stop);
+    add_counter(line, "external.rejected_invalid", x.rejected);
+    add_counter(line, "external.subscribe_failures", x.subscribe_failures);
+  }
+  if (eventbus_ != nullptr) {
+    const auto& e = eventbus_->stats();
+    add_counter(line, "eventbus.to_twin", e.to_twin);
+    add_counter(line, "eventbus.to_hub", e.to_hub);
+    add_counter(line, "eventbus.backlogged", e.backlogged);
+    add_counter(line, "eventbus.dropped_no_member", e.no_member);
+    add_counter(line, "eventbus.dropped_inbox_full", e.refused);
+    add_counter(line, "eventbus.published_internal", e.published_internal);
+    add_counter(line, "eventbus.published_external", e.published_external);
+    add_counter(line, "eventbus.subscribes", e.subscribes);
+    add_counter(line, "eventbus.unsubscribes", e.unsubscribes);
+    add_counter(line, "eventbus.queries", e.queries);
+    add_counter(line, "eventbus.confirmed", e.confirmed);
+    add_counter(line, "eventbus.rejected_bad_input", e.rejected);
+    add_counter(line, "eventbus.ignored_unknown_operation", e.ignored);
+    add_counter(line, "eventbus.refused_subscription_limits", e.subscriptions_refused);
+    add_counter(line, "eventbus.refused_publish_too_large", e.publishes_too_large);
+    add_counter(line, "eventbus.refused_publish_external_buffer", e.publishes_refused);
+    add_counter(line, "eventbus.refused_store_queue", e.store_refused);
+    add_counter(line, "eventbus.store_write_failed", e.store_failed);
+    add_counter(line, "eventbus.stored_rows_skipped", e.stored_skipped);
+    add_counter(line, "eventbus.errors_returned", e.errors_returned);
+  }
+  if (store_) {
+    const auto w = store_->stats();
+    add_counter(line, "store.writes_committed", w.committed);
+    add_counter(line, "store.writes_refused", w.refused);
+    add_counter(line, "store.writes_failed", w.failed);
+    add_counter(line, "store.writes_abandoned_at_stop", w.abandoned);
+    add_counter(line, "store.transactions", w.transactions);
+    add_counter(line, "store.transactions_failed", w.failed_transactions);
+  }
+  add_counter(line, "memory_budget.refusals", budget_->refusals());
   return line;
 }
 
@@ -239,6 +390,8 @@ void app::stop(std::chrono::milliseconds flush_timeout, std::function<void()> do
     if (store_) store_->close();
     bus_->shutdown();
     clock_->cancel_all();  // deadlines of requests the shutdown just failed
+    const auto totals = counters();
+    log_->info("final_counters {}", totals.empty() ? "(all zero)" : totals);
     if (done) done();
   };
   if (external_) {

@@ -4,6 +4,11 @@
 // io_context owned by the caller, so tests can run a whole node in-process next to real
 // clients, and the daemon (daemon.hpp) adds only signals and the exit code.
 //
+// A part that fails while running and cannot recover (a listener whose accept loop ended, a
+// module whose run() threw or returned) is reported once to the failure handler: the node can
+// no longer do its whole job, and a restart is the cure. At the end of stop() one line lists
+// every counter that is not zero (final_counters), so drop totals are always in the log.
+//
 // Thread safety: loop thread only, except construction and start() before the loop runs.
 
 #include <chrono>
@@ -47,6 +52,14 @@ namespace ebus::daemon {
 
 class app {
  public:
+  /// Descriptors kept free for everything but MQTT connections besides the module sockets'
+  /// connections: store (database and journal), external clients, listeners, the loop's own.
+  static constexpr std::size_t base_descriptor_reserve = 32;
+
+  /// The descriptors below the soft RLIMIT_NOFILE that MQTT connections never take:
+  /// base_descriptor_reserve plus moduleSocketMaxConnections when a module socket is on.
+  [[nodiscard]] static std::size_t descriptor_reserve(const config::daemon_config& cfg) noexcept;
+
   app(asio::io_context& io, config::daemon_config cfg);
   app(const app&) = delete;
   app& operator=(const app&) = delete;
@@ -54,6 +67,12 @@ class app {
 
   /// Adds a module to start with the others; call before start().
   void add_module(std::unique_ptr<bus::module> m);
+
+  /// Receives one line naming the part that failed and why; called on the loop, at most once,
+  /// never after stop() began. Set before start().
+  void on_failure(std::function<void(const std::string& what)> handler) {
+    on_failure_ = std::move(handler);
+  }
 
   /// Opens the topic store, installs the interests, starts the embedded broker (modes 0 and 1),
   /// the external clients (modes 1 and 2, in the background), every module, and the module
@@ -68,13 +87,18 @@ class app {
   /// The line logged when ready: mode, URLs and module count.
   [[nodiscard]] std::string describe() const;
 
+  /// Every counter of the node that is not zero, as space-separated `part.counter=value`
+  /// (mqtt, bus, remote, external, eventbus, store), each named after what it counts; "" when
+  /// all are zero. Logged by stop() as `final_counters ...`.
+  [[nodiscard]] std::string counters() const;
+
   [[nodiscard]] const config::daemon_config& config() const noexcept { return cfg_; }
   /// The memory budget (maxMemoryBytes) every part of the node charges.
   [[nodiscard]] const memory_budget& budget() const noexcept { return *budget_; }
   [[nodiscard]] bus::bus& message_bus() noexcept { return *bus_; }
   /// Null when the module is disabled.
   [[nodiscard]] eventbus::eventbus_module* eventbus() noexcept { return eventbus_; }
-  /// Null in mode 2 or when disabled.
+  /// Null in mode 2 (the embedded broker runs alone when the eventbus is disabled).
   [[nodiscard]] mqtt::broker::server* internal_broker() noexcept { return internal_.get(); }
   /// Null in mode 0 or when disabled.
   [[nodiscard]] mqtt::client::external_broker* external_broker() noexcept {
@@ -84,6 +108,10 @@ class app {
   [[nodiscard]] remote::socket_server* module_sockets() noexcept { return sockets_.get(); }
 
  private:
+  void report_failure(const std::string& what);
+  /// Warns (one line) when the soft RLIMIT_NOFILE cannot hold every connection allowed.
+  void check_descriptor_limit() const;
+
   asio::io_context& io_;
   config::daemon_config cfg_;
   std::shared_ptr<spdlog::logger> log_;
@@ -99,6 +127,8 @@ class app {
   std::unique_ptr<remote::socket_server> sockets_;
   eventbus::eventbus_module* eventbus_ = nullptr;  // owned by modules_
   std::vector<std::unique_ptr<bus::module>> extra_modules_;
+  std::function<void(const std::string&)> on_failure_;
+  bool failed_ = false;
   bool started_ = false;
   bool stopping_ = false;
 };

@@ -360,13 +360,23 @@ expected<void, std::string> eventbus_module::publish(std::string topic, std::str
   if (external_ != nullptr && qos == mqtt::codec::qos_level::at_most_once) {
     qos = mqtt::codec::qos_level::at_least_once;
   }
+  // Whatever the configured limit (0: none), MQTT cannot encode a larger packet: the encoder
+  // would refuse it on the way out, after this sender had been told it was published.
+  const bool configured = options_.max_packet_size != 0 &&
+                          options_.max_packet_size < mqtt::codec::max_packet_size_limit;
+  const std::size_t limit =
+      configured ? options_.max_packet_size : mqtt::codec::max_packet_size_limit;
   if (const auto size = mqtt::codec::publish_size(topic.size(), payload.size(), qos);
-      options_.max_packet_size != 0 && size > options_.max_packet_size) {
+      size > limit) {
     ++stats_.publishes_too_large;
     auto reason = fmt::format(
-        "publish on '{}' refused: the MQTT packet would be {} bytes, more than the maximum packet "
-        "size of {} bytes",
-        log::escape(topic), size, options_.max_packet_size);
+        fmt::runtime(
+            configured
+                ? "publish on '{}' refused: the MQTT packet would be {} bytes, more than the "
+                  "maximum packet size of {} bytes"
+                : "publish on '{}' refused: the MQTT packet would be {} bytes, more than the "
+                  "largest packet MQTT can encode ({} bytes)"),
+        log::escape(topic), size, limit);
     if (allow_warning(size_warning_)) {
       log_->warn("publish_too_large reason=\"{}\" refused={} not_logged={}", reason,
                  stats_.publishes_too_large, std::exchange(size_warning_.suppressed, 0));

@@ -67,7 +67,8 @@ struct eventbus_options {
   /// Total bytes of the run-time subscriptions' filters, likewise.
   std::size_t max_subscription_bytes = std::size_t{1024} * 1024;
   /// Largest MQTT PUBLISH packet (fixed header included) a bus publish may produce, at the QoS
-  /// it is sent with; bigger ones are refused. The broker's mqttMaxPacketSize. 0: no limit.
+  /// it is sent with; bigger ones are refused. The broker's mqttMaxPacketSize. 0: no limit but
+  /// MQTT's own (codec::max_packet_size_limit), which applies whatever this says.
   std::size_t max_packet_size = std::size_t{1024} * 1024;
   /// Bounds on topics and filters in bus messages (command.hpp).
   std::size_t max_topic_length = 65535;

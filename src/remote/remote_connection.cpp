@@ -29,6 +29,24 @@ constexpr std::size_t write_batch_bytes = 256 * 1024;
 constexpr std::size_t max_tracked_requests = 4096;
 constexpr auto warning_interval = std::chrono::seconds(10);
 constexpr std::string_view newline = "\n";
+// Content larger than this is encoded on the server's encoder thread: a 1 MB payload of control
+// bytes takes milliseconds to write as JSON (six bytes out for each), longer than the MQTT
+// clients served by the same loop should wait for their PINGRESP.
+constexpr std::size_t inline_encode_limit = 64 * 1024;
+
+/// At least as large as to_json(m).size(): each string byte becomes at most six ("\u0001"),
+/// bytes become base64, and the keys, timestamp and punctuation fit in the constant.
+std::size_t encoded_size_bound(const bus::message& m) {
+  const auto& h = m.header;
+  const auto& r = m.route;
+  const std::size_t strings = h.id.size() + h.parent_id.size() + h.resource_version.size() +
+                              h.type.size() + r.source.size() + r.destination.size() +
+                              r.group.size() + r.operation.size() + r.resource.size();
+  const std::size_t n = m.content.bytes().size();
+  const std::size_t content =
+      m.content.type() == bus::content::kind::binary ? (n + 2) / 3 * 4 : 6 * n;
+  return 6 * strings + content + 512;
+}
 
 /// What an error message about `m` needs: its id and resource (beehive NewErrorMessage).
 bus::message stub_of(const bus::message& m) {
@@ -255,7 +273,7 @@ bool remote_connection::on_registration(bus::message&& m) {
 
 void remote_connection::refuse(const bus::message& request, std::string reason) {
   log_->info("registration_refused peer={} module=\"{}\" reason=\"{}\"", peer_,
-             request.route.source, reason);
+             log::escape(request.route.source), log::escape(reason));
   auto text = bus::to_json(bus::new_error(request, reason));
   auto charge = forced_charge(text.size());
   enqueue(std::move(text), std::move(charge));
@@ -375,6 +393,10 @@ std::error_code remote_connection::deliver(bus::message&& m) {
     return bus::make_error_code(bus::bus_errc::queue_full);
   }
   m.route.destination = name_;
+  if (m.content.type() != bus::content::kind::json &&
+      m.content.bytes().size() > inline_encode_limit) {
+    return deliver_encoded_later(std::move(m));
+  }
   std::string text = bus::to_json(m);
   if (text.size() > max_out_) {
     undeliverable(stats_.too_large, server_.stats_.too_large,
@@ -394,12 +416,74 @@ std::error_code remote_connection::deliver(bus::message&& m) {
   return {};
 }
 
+std::error_code remote_connection::deliver_encoded_later(bus::message&& m) {
+  const auto& o = server_.options();
+  // The content alone is a lower bound of the encoding: what is surely too large is refused now.
+  const std::size_t least = m.content.type() == bus::content::kind::binary
+                                ? (m.content.bytes().size() + 2) / 3 * 4
+                                : m.content.bytes().size();
+  if (least > max_out_) {
+    undeliverable(stats_.too_large, server_.stats_.too_large,
+                  too_large_reason(least, max_out_, o.max_message_bytes,
+                                   std::holds_alternative<packet_socket>(socket_)));
+    return bus::make_error_code(bus::bus_errc::too_large);
+  }
+  // Counted and charged at the most the encoding can take, corrected once it is known.
+  const std::size_t bound = encoded_size_bound(m);
+  budget_charge charge;
+  if (!budget_charge::try_make(o.budget, bound, charge)) {
+    undeliverable(stats_.memory_budget, server_.stats_.memory_budget,
+                  fmt::format("memory budget exhausted: up to {} bytes, {} of {} in use", bound,
+                              o.budget->used(), o.budget->limit()));
+    return bus::make_error_code(bus::bus_errc::memory_budget);
+  }
+  if (m.header.sync && !m.header.id.empty()) track_request(m.header.id);
+  auto job = std::make_shared<encoding>();
+  queued_bytes_ += bound;
+  queue_.push_back({{}, std::move(charge), bound, job});
+  asio::post(server_.encoder(),
+             [job, m = std::move(m), weak = weak_from_this(), loop = server_.executor_]() mutable {
+               job->text = bus::to_json(m);
+               m = {};  // freed here, not on the loop
+               asio::post(loop, [weak = std::move(weak), job = std::move(job)] {
+                 if (const auto self = weak.lock()) self->encoded(*job);
+               });
+             });
+  return {};
+}
+
+void remote_connection::encoded(encoding& job) {
+  if (closed_) return;
+  // Entries waiting for their encoding are never in batch_: the writer stops in front of them.
+  const auto it = std::find_if(queue_.begin(), queue_.end(),
+                               [&](const outgoing& e) { return e.job.get() == &job; });
+  if (it == queue_.end()) return;
+  std::string text = std::move(job.text);
+  queued_bytes_ -= it->bytes;
+  if (text.size() > max_out_) {
+    const auto& o = server_.options();
+    undeliverable(stats_.too_large, server_.stats_.too_large,
+                  too_large_reason(text.size(), max_out_, o.max_message_bytes,
+                                   std::holds_alternative<packet_socket>(socket_)));
+    queue_.erase(it);
+  } else {
+    it->charge.resize(text.size());  // smaller than the bound it was charged at
+    it->bytes = text.size();
+    it->text = std::move(text);
+    it->job.reset();
+    queued_bytes_ += it->bytes;
+  }
+  wake();
+  resume_bus();
+}
+
 void remote_connection::enqueue(std::string text, budget_charge charge, bool front) {
   queued_bytes_ += text.size();
+  const std::size_t bytes = text.size();
   if (front) {
-    queue_.push_front({std::move(text), std::move(charge)});
+    queue_.push_front({std::move(text), std::move(charge), bytes, nullptr});
   } else {
-    queue_.push_back({std::move(text), std::move(charge)});
+    queue_.push_back({std::move(text), std::move(charge), bytes, nullptr});
   }
   wake();
 }
@@ -485,8 +569,8 @@ awaitable<void> remote_connection::writer() {
   std::vector<mmsghdr> headers;
   for (;;) {
     if (closed_) co_return;
-    if (queue_.empty()) {
-      if (close_after_flush_) {
+    if (queue_.empty() || queue_.front().job) {  // nothing, or the next is still encoding
+      if (close_after_flush_ && queue_.empty()) {
         close(close_reason_);
         co_return;
       }
@@ -498,11 +582,11 @@ awaitable<void> remote_connection::writer() {
     // Taken out of the queue while written: the queue may change meanwhile (push_front).
     batch_.clear();
     std::size_t bytes = 0;
-    std::size_t batch_bytes = 0;  // text only, as counted in queued_bytes_
-    while (!queue_.empty() && batch_.size() < write_batch_messages &&
+    std::size_t batch_bytes = 0;  // as counted in queued_bytes_
+    while (!queue_.empty() && !queue_.front().job && batch_.size() < write_batch_messages &&
            (batch_.empty() || bytes + queue_.front().text.size() <= write_batch_bytes)) {
       bytes += queue_.front().text.size() + newline.size();
-      batch_bytes += queue_.front().text.size();
+      batch_bytes += queue_.front().bytes;
       batch_.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }

@@ -60,6 +60,7 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
   [[nodiscard]] connection_info info() const;
 
  private:
+  struct encoding;
   awaitable<void> read_packets(packet_socket& socket);
   awaitable<void> read_lines(stream_socket& socket);
   awaitable<void> writer();
@@ -74,6 +75,10 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
   void on_response(bus::message&& m);
   /// The remote_sink: queues a message for the client; never blocks.
   std::error_code deliver(bus::message&& m);
+  /// deliver() for large content: queued now, in order, and encoded off the loop; the writer
+  /// stops in front of it until encoded() has its text.
+  std::error_code deliver_encoded_later(bus::message&& m);
+  void encoded(encoding& job);
   /// Queues a response or error message for the client; false when it was dropped (and
   /// counted) because it does not fit: the client is not reading.
   bool queue_reply(bus::message&& m);
@@ -101,14 +106,20 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
   asio::steady_timer wake_signal_;
   std::string peer_;  // for the log: the client's process id
   std::string name_;
+  // A message being encoded on the server's encoder thread; its text comes back on the loop.
+  struct encoding {
+    std::string text;
+  };
   struct outgoing {
     std::string text;  // encoded message, without the '\n'
     budget_charge charge;
+    std::size_t bytes = 0;          // as counted in queued_bytes_: the text, or a bound of it
+    std::shared_ptr<encoding> job;  // set while the text is being encoded
   };
   std::deque<outgoing> queue_;
   std::vector<outgoing> batch_;   // taken from queue_ by the write in progress
   std::size_t in_flight_ = 0;     // messages in batch_ not written yet
-  std::size_t queued_bytes_ = 0;  // text bytes in queue_ and batch_
+  std::size_t queued_bytes_ = 0;  // `bytes` of queue_ and batch_
   connection_stats stats_;
   std::uint64_t undeliverable_since_warning_ = 0;
   std::optional<std::chrono::steady_clock::time_point> quiet_until_;  // undeliverable warning

@@ -49,12 +49,42 @@ std::error_code open_acceptor(Acceptor& acceptor, const Endpoint& endpoint) {
   std::error_code ec;
   acceptor.open(endpoint.protocol(), ec);
   if (ec) return ec;
-  // Linux takes the socket file's mode from the socket at bind: set it first, so that the file
-  // never exists with a wider mode. The chmod after bind covers other systems.
-  (void)::fchmod(acceptor.native_handle(), 0600);
+  // bind() creates the socket file with the umask applied: with 0177 it is born 0600, so it is
+  // never reachable by others, not even for an instant. The umask is process-wide; this runs
+  // during start-up, before the loop runs, when no other thread creates files (the store
+  // thread waits for its first write, which only the loop can make).
+  const mode_t previous = ::umask(0177);
   acceptor.bind(endpoint, ec);
+  ::umask(previous);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   return ec;
+}
+
+/// Like mqtt::broker::classify_accept_error: true for the errors after which accepting goes on.
+/// `pause` is set for a shortage of descriptors or memory.
+bool passing_accept_error(const std::error_code& ec, bool& pause) {
+  pause = false;
+  // Asio reports errno values in its own category ("asio.system").
+  if (ec.category() != asio::error::get_system_category() &&
+      ec.category() != std::system_category()) {
+    return false;
+  }
+  switch (ec.value()) {
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+      pause = true;
+      return true;
+    case ECONNABORTED:
+    case EPROTO:
+    case EPERM:
+    case EINTR:
+    case EAGAIN:
+      return true;
+    default:
+      return false;
+  }
 }
 }  // namespace
 
@@ -144,10 +174,10 @@ expected<void, std::string> socket_server::listen(const std::string& path, bool 
   }
   if (ec) return fail("cannot listen on module socket '" + path + "': " + ec.message());
   struct stat st {};
-  if (::chmod(path.c_str(), 0600) != 0 || ::stat(path.c_str(), &st) != 0) {
+  if (::lstat(path.c_str(), &st) != 0) {
     ec = last_error();
     bound_.push_back({path, 0, 0});
-    return fail("cannot set mode 0600 on module socket '" + path + "': " + ec.message());
+    return fail("cannot stat module socket '" + path + "': " + ec.message());
   }
   bound_.push_back({path, st.st_dev, st.st_ino});
   log_->info("listening path={} type={}", path, type_name);
@@ -185,14 +215,36 @@ std::vector<connection_info> socket_server::connections() const {
 }
 
 void socket_server::spawn_accept_loop(awaitable<void> loop, const std::string& path) {
-  asio::co_spawn(executor_, std::move(loop), [log = log_, path](const std::exception_ptr& e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      log->critical("accept_loop_failed path={} error={}", path, ex.what());
-    }
-  });
+  asio::co_spawn(executor_, std::move(loop),
+                 [this, alive = alive_, path](const std::exception_ptr& e) {
+                   if (!e || !*alive) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     report_failure("module socket " + path + ": accept loop failed: " + ex.what());
+                   } catch (...) {
+                     report_failure("module socket " + path + ": accept loop failed");
+                   }
+                 });
+}
+
+void socket_server::note_accept_error(const std::string& path, const std::error_code& ec) {
+  ++accept_errors_;
+  const auto now = std::chrono::steady_clock::now();
+  if (accept_quiet_until_ && now < *accept_quiet_until_) return;
+  accept_quiet_until_ = now + refusal_warning_interval;
+  log_->warn("accept_failed path={} error=\"{}\" errors={}: still accepting", path, ec.message(),
+             std::exchange(accept_errors_, 0));
+}
+
+void socket_server::report_failure(const std::string& line) {
+  if (failed_ || stopped_) return;
+  failed_ = true;
+  if (on_failure_) {
+    on_failure_(line);
+  } else {
+    log_->critical("listener_failed {}; no longer accepting connections", line);
+  }
 }
 
 template <class Acceptor>
@@ -202,11 +254,17 @@ awaitable<void> socket_server::accept_loop(Acceptor& acceptor, std::string path)
     auto [ec, socket] = co_await acceptor.async_accept(as_tuple(use_awaitable));
     if (!*alive || stopped_ || ec == asio::error::operation_aborted) co_return;
     if (ec) {
-      // Transient (EMFILE, ECONNABORTED, ...): keep accepting after a pause.
-      log_->warn("accept_failed path={} error={}", path, ec.message());
-      asio::steady_timer pause(executor_, std::chrono::milliseconds(100));
-      co_await pause.async_wait(as_tuple(use_awaitable));
-      if (!*alive || stopped_) co_return;
+      bool pause = false;
+      if (!passing_accept_error(ec, pause)) {
+        report_failure("module socket " + path + ": accept failed: " + ec.message());
+        co_return;
+      }
+      note_accept_error(path, ec);
+      if (pause) {
+        asio::steady_timer timer(executor_, std::chrono::milliseconds(100));
+        co_await timer.async_wait(as_tuple(use_awaitable));
+        if (!*alive || stopped_) co_return;
+      }
       continue;
     }
     if (connections_.size() >= options_.max_connections) {

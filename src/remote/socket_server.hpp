@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -99,6 +100,13 @@ class socket_server {
   /// waiting for it fail with module_removed) and removes the socket files. Idempotent.
   void stop();
 
+  /// Where an accept loop that ends on an error other than a passing one (descriptors, memory:
+  /// retried after a pause) or on an exception is reported, once, with a line naming the path;
+  /// without a handler it is logged (critical). Called on the loop.
+  void on_failure(std::function<void(const std::string&)> handler) {
+    on_failure_ = std::move(handler);
+  }
+
   [[nodiscard]] const socket_stats& stats() const noexcept { return stats_; }
   [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
   /// Every connection, in no particular order.
@@ -108,6 +116,10 @@ class socket_server {
   /// SO_SNDBUFFORCE where allowed, and its limit on one packet's memory).
   [[nodiscard]] std::size_t packet_limit() const noexcept { return packet_limit_; }
   [[nodiscard]] const socket_options& options() const noexcept { return options_; }
+  /// Where connections encode large messages, off the loop (one thread, shared).
+  [[nodiscard]] asio::thread_pool::executor_type encoder() noexcept {
+    return encoder_.get_executor();
+  }
 
  private:
   friend class remote_connection;
@@ -123,6 +135,8 @@ class socket_server {
   void spawn_accept_loop(awaitable<void> loop, const std::string& path);
   void on_closed(remote_connection* c);
   void remove_files();
+  void note_accept_error(const std::string& path, const std::error_code& ec);
+  void report_failure(const std::string& line);
 
   struct socket_file {
     std::string path;
@@ -140,11 +154,16 @@ class socket_server {
   std::unordered_map<remote_connection*, std::shared_ptr<remote_connection>> connections_;
   std::uint64_t refused_since_warning_ = 0;
   std::optional<std::chrono::steady_clock::time_point> quiet_until_;  // refusal warning limit
+  std::function<void(const std::string&)> on_failure_;
+  std::uint64_t accept_errors_ = 0;  // since the last accept warning
+  std::optional<std::chrono::steady_clock::time_point> accept_quiet_until_;
+  bool failed_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::size_t packet_limit_ = 0;
   bool started_ = false;
   bool stopped_ = false;
   socket_stats stats_;
+  asio::thread_pool encoder_{1};  // last: joined before anything else of the server goes
 };
 
 }  // namespace ebus::remote

@@ -11,11 +11,13 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "ebus_test/broker_harness.hpp"
+#include "ebus_test/manual_clock.hpp"
 #include "ebus_test/mqtt_peer.hpp"
 #include "mqtt/codec/encoder.hpp"
 
@@ -207,6 +209,35 @@ inline ::testing::AssertionResult round_trip(mqtt_peer& p, const std::string& to
 /// A snapshot of the broker's counters, read on the loop thread.
 inline mqtt::broker::broker_stats stats(broker_harness& h) {
   return h.call([](mqtt::broker::server& s) { return s.core().stats(); });
+}
+
+/// Moves a harness's manual clock forward, on the loop thread: the deadlines that fall due
+/// (CONNECT timeout, keep-alive, ...) run inside the call.
+inline void advance(broker_harness& h, manual_clock& clk, clock::duration d) {
+  h.call([&clk, d](mqtt::broker::server&) { clk.advance(d); });
+}
+
+/// Waits until the broker holds `n` connections. A peer's TCP connect returns before the accept
+/// loop has seen it; a CONNECT timeout runs from the accept, so tests on a manual clock wait for
+/// it before moving time.
+inline ::testing::AssertionResult connection_count_is(broker_harness& h, std::size_t n) {
+  const auto until = std::chrono::steady_clock::now() + close_bound;
+  for (;;) {
+    const auto count = h.call([](mqtt::broker::server& s) { return s.connection_count(); });
+    if (count == n) return ::testing::AssertionSuccess();
+    if (std::chrono::steady_clock::now() >= until) {
+      return ::testing::AssertionFailure() << count << " connections, not " << n;
+    }
+    std::this_thread::yield();
+  }
+}
+
+/// True while the session of `client_id` exists and is attached to a connection.
+inline bool online(broker_harness& h, const std::string& client_id) {
+  return h.call([&client_id](mqtt::broker::server& s) {
+    const auto* session = s.core().find_session(client_id);
+    return session != nullptr && session->online();
+  });
 }
 
 /// Waits until the broker has handled everything `p` sent before: a PINGREQ is answered only

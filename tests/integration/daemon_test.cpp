@@ -1,5 +1,10 @@
 // The eventbus binary as a user runs it: starts on its defaults, says when it is ready, stops
 // cleanly on SIGTERM and SIGINT, and refuses a bad configuration before starting anything.
+//
+// The defaults put the database and the module sockets under /var and the broker on port 1884.
+// Tests never touch those: "the defaults" here are the defaults with the database and the
+// sockets in a temporary directory and the broker on a free port (local_defaults), so the suite
+// runs in parallel and as any user.
 #include <csignal>
 #include <fstream>
 
@@ -14,8 +19,54 @@ namespace {
 
 const std::string daemon_path = built_program("apps/eventbus/eventbus");
 
-TEST(daemon, starts_with_no_arguments_logs_ready_and_exits_zero_on_sigterm) {
-  process p({daemon_path});
+void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+/// The default configuration with every path and port a test must not share moved into a
+/// temporary directory and onto a free port of 127.0.0.1.
+class local_defaults {
+ public:
+  local_defaults() {
+    write_file(config_path(), "database:\n  dataSource: " + data_source() +
+                                  "\nmodules:\n  eventBus:\n    mqttServerInternal: " + url() +
+                                  "\n    moduleSocket: " + socket() +
+                                  "\n    moduleStreamSocket: " + stream_socket() + "\n");
+  }
+
+  [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+  [[nodiscard]] std::string url() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] std::string data_source() const { return (dir_.path() / "edgecore.db").string(); }
+  [[nodiscard]] std::string socket() const { return (dir_.path() / "eventbus.sock").string(); }
+  [[nodiscard]] std::string stream_socket() const {
+    return (dir_.path() / "eventbus-stream.sock").string();
+  }
+  [[nodiscard]] std::filesystem::path config_path() const { return dir_.path() / "edgecore.yaml"; }
+  /// The daemon on this configuration.
+  [[nodiscard]] std::vector<std::string> argv() const {
+    return {daemon_path, "--config", config_path().string()};
+  }
+
+ private:
+  temp_dir dir_;
+  std::uint16_t port_ = free_port();
+};
+
+/// `yaml` with the value of the first `key:` line replaced.
+std::string with_value(std::string yaml, const std::string& key, const std::string& value) {
+  const auto at = yaml.find(key + ": ");
+  if (at == std::string::npos) {
+    ADD_FAILURE() << "no " << key << " in\n" << yaml;
+    return yaml;
+  }
+  const auto start = at + key.size() + 2;
+  yaml.replace(start, yaml.find('\n', at) - start, value);
+  return yaml;
+}
+
+TEST(daemon, starts_on_its_defaults_logs_ready_and_exits_zero_on_sigterm) {
+  local_defaults defaults;
+  process p(defaults.argv());
   ASSERT_TRUE(p.wait_for_output("ready")) << p.output();
   p.signal(SIGTERM);
   const auto status = p.wait();
@@ -24,14 +75,16 @@ TEST(daemon, starts_with_no_arguments_logs_ready_and_exits_zero_on_sigterm) {
   EXPECT_NE(p.output().find("stopped"), std::string::npos) << p.output();
 }
 
-TEST(daemon, default_start_accepts_mosquitto_clients_on_127_0_0_1_1884) {
-  process d({daemon_path});
+TEST(daemon, defaults_accept_mosquitto_clients_on_127_0_0_1) {
+  local_defaults defaults;
+  const auto port = std::to_string(defaults.port());
+  process d(defaults.argv());
   ASSERT_TRUE(d.wait_for_output("ready")) << d.output();
-  ASSERT_NE(d.output().find("tcp://127.0.0.1:1884"), std::string::npos) << d.output();
-  process sub({"stdbuf", "-oL", "mosquitto_sub", "-p", "1884", "-t", "$hw/events/device/+/+/twin/+",
+  ASSERT_NE(d.output().find(defaults.url()), std::string::npos) << d.output();
+  process sub({"stdbuf", "-oL", "mosquitto_sub", "-p", port, "-t", "$hw/events/device/+/+/twin/+",
                "-C", "1", "-W", "10", "-d", "-F", "%t %p"});
   ASSERT_TRUE(sub.wait_for_output("SUBACK")) << sub.output();
-  process pub({"mosquitto_pub", "-p", "1884", "-t", "$hw/events/device/default/led1/twin/update",
+  process pub({"mosquitto_pub", "-p", port, "-t", "$hw/events/device/default/led1/twin/update",
                "-q", "1", "-m", R"({"event_id":"e1"})"});
   ASSERT_EQ(pub.wait(), 0) << pub.output();
   ASSERT_EQ(sub.wait(), 0) << sub.output();
@@ -43,7 +96,8 @@ TEST(daemon, default_start_accepts_mosquitto_clients_on_127_0_0_1_1884) {
 }
 
 TEST(daemon, exits_zero_on_sigint) {
-  process p({daemon_path});
+  local_defaults defaults;
+  process p(defaults.argv());
   ASSERT_TRUE(p.wait_for_output("ready")) << p.output();
   p.signal(SIGINT);
   const auto status = p.wait();
@@ -67,10 +121,6 @@ TEST(daemon, refuses_an_unknown_log_level_with_a_clear_message) {
   EXPECT_NE(p.output().find("loud"), std::string::npos) << p.output();
 }
 
-void write_file(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
-
 /// Runs the daemon to its end; returns (status, output).
 std::pair<int, std::string> run_daemon(std::vector<std::string> args) {
   args.insert(args.begin(), daemon_path);
@@ -88,22 +138,21 @@ TEST(daemon, defaultconfig_prints_a_complete_file_that_starts_the_daemon) {
         "eventBusTLS:", "dataSource:", "hostnameOverride:"}) {
     EXPECT_NE(yaml.find(key), std::string::npos) << key << "\n" << yaml;
   }
-  temp_dir dir;
-  std::string edited = yaml;
-  const std::string db_key = "dataSource: ";
-  const auto at = edited.find(db_key);
-  ASSERT_NE(at, std::string::npos);
-  edited.replace(at + db_key.size(), edited.find('\n', at) - at - db_key.size(),
-                 (dir.path() / "edgecore.db").string());
-  write_file(dir.path() / "edgecore.yaml", edited);
-  process d({daemon_path, "--config", (dir.path() / "edgecore.yaml").string()});
+  // The printed file as is, but for its paths and port (local_defaults).
+  local_defaults local;
+  std::string edited = with_value(yaml, "dataSource", local.data_source());
+  edited = with_value(edited, "mqttServerInternal", local.url());
+  edited = with_value(edited, "moduleSocket", local.socket());
+  edited = with_value(edited, "moduleStreamSocket", local.stream_socket());
+  write_file(local.config_path(), edited);
+  process d(local.argv());
   ASSERT_TRUE(d.wait_for_output("ready")) << d.output();
-  EXPECT_NE(d.output().find("mode=internal mqtt=tcp://127.0.0.1:1884"), std::string::npos)
-      << d.output();
+  EXPECT_NE(d.output().find("mode=internal mqtt=" + local.url()), std::string::npos) << d.output();
   EXPECT_EQ(d.output().find("config warning"), std::string::npos) << d.output();
+  EXPECT_TRUE(std::filesystem::exists(local.socket())) << d.output();
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait(), 0) << d.output();
-  EXPECT_TRUE(std::filesystem::exists(dir.path() / "edgecore.db"));
+  EXPECT_TRUE(std::filesystem::exists(local.data_source()));
 }
 
 TEST(daemon, minconfig_prints_a_minimal_file) {
@@ -159,11 +208,13 @@ TEST(daemon, a_missing_config_file_is_refused) {
 TEST(daemon, external_mode_is_ready_at_once_while_the_broker_is_unreachable) {
   temp_dir dir;
   const auto port = free_port();  // nothing listens there
-  write_file(dir.path() / "ext.yaml",
-             "database:\n  dataSource: " + (dir.path() / "edgecore.db").string() +
-                 "\nmodules:\n  eventBus:\n    mqttMode: 2\n"
-                 "    mqttServerExternal: tcp://127.0.0.1:" +
-                 std::to_string(port) + "\n");
+  write_file(
+      dir.path() / "ext.yaml",
+      "database:\n  dataSource: " + (dir.path() / "edgecore.db").string() +
+          "\nmodules:\n  eventBus:\n    mqttMode: 2\n"
+          "    mqttServerExternal: tcp://127.0.0.1:" +
+          std::to_string(port) + "\n    moduleSocket: " + (dir.path() / "eventbus.sock").string() +
+          "\n    moduleStreamSocket: " + (dir.path() / "eventbus-stream.sock").string() + "\n");
   process d({daemon_path, "--config", (dir.path() / "ext.yaml").string()});
   ASSERT_TRUE(d.wait_for_output("ready", std::chrono::seconds(5))) << d.output();
   EXPECT_NE(d.output().find("mode=external"), std::string::npos) << d.output();
@@ -171,16 +222,21 @@ TEST(daemon, external_mode_is_ready_at_once_while_the_broker_is_unreachable) {
   EXPECT_EQ(d.wait(), 0) << d.output();
 }
 
-// The issue's acceptance case, on the default configuration (port 1884): a device publishes a
-// twin update with mosquitto_pub and a bus module receives exactly KubeEdge's message.
+// The acceptance case, on the default configuration (its paths and port local): a device
+// publishes a twin update with mosquitto_pub and a bus module receives exactly KubeEdge's
+// message.
 TEST(daemon, default_configuration_routes_a_twin_update_from_mosquitto_pub_to_the_twin_module) {
-  temp_dir dir;
+  local_defaults local;
   auto cfg = config::default_config();
-  cfg.data_source = (dir.path() / "edgecore.db").string();
+  cfg.data_source = local.data_source();
+  cfg.eventbus.server_internal = local.url();
+  cfg.eventbus.module_socket = local.socket();
+  cfg.eventbus.module_stream_socket = local.stream_socket();
   node_harness node(cfg);
-  ASSERT_EQ(node.port(), 1884);
-  process pub({"mosquitto_pub", "-p", "1884", "-t", "$hw/events/device/default/led1/twin/update",
-               "-m", R"({"event_id":"e1","twin":{"power":{"actual":{"value":"on"}}}})"});
+  ASSERT_EQ(node.port(), local.port());
+  process pub({"mosquitto_pub", "-p", std::to_string(local.port()), "-t",
+               "$hw/events/device/default/led1/twin/update", "-m",
+               R"({"event_id":"e1","twin":{"power":{"actual":{"value":"on"}}}})"});
   ASSERT_EQ(pub.wait(), 0) << pub.output();
   const auto got = node.twin().wait_for(1);
   ASSERT_EQ(got.size(), 1U);

@@ -1,7 +1,6 @@
 // The eventbus node in mode 0 (embedded broker) with real MQTT clients: MQTT -> bus messages as
 // KubeEdge builds them, bus -> MQTT operations, subscriptions persisted in SQLite.
 #include <csignal>
-#include <thread>
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -314,15 +313,13 @@ TEST_F(internal_mode, without_a_backlog_messages_for_an_empty_group_are_counted)
 TEST_F(internal_mode, wills_on_intercepted_topics_reach_the_bus) {
   node_harness node(cfg);
   {
-    process device({"mosquitto_sub", "-p", std::to_string(node.port()), "-t", "none", "-i", "dev1",
-                    "--will-topic", "$hw/events/device/default/led1/state/update", "--will-payload",
+    // stdbuf and -d: its SUBACK line shows the broker has handled the CONNECT, will included.
+    process device({"stdbuf", "-oL", "mosquitto_sub", "-d", "-p", std::to_string(node.port()), "-t",
+                    "none", "-i", "dev1", "--will-topic",
+                    "$hw/events/device/default/led1/state/update", "--will-payload",
                     R"({"state":"offline"})", "--will-qos", "1", "-k", "5"});
-    // Killed below without DISCONNECT: the broker publishes the will.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (node.call([](daemon::app& a) { return a.internal_broker()->connection_count(); }) == 0 &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    ASSERT_TRUE(device.wait_for_output("SUBACK")) << device.output();
+    // Killed without DISCONNECT: the broker publishes the will.
     device.signal(SIGKILL);
   }
   const auto twin = node.twin().wait_for(1);

@@ -40,7 +40,8 @@ struct broker_stats {
   std::uint64_t protocol_errors = 0;       ///< connections closed for a protocol violation
   std::uint64_t messages_received = 0;     ///< PUBLISHes and wills accepted from clients
   std::uint64_t messages_injected = 0;     ///< messages published from inside the process
-  std::uint64_t deliveries_queued = 0;     ///< (message, subscriber) pairs queued
+  std::uint64_t deliveries_queued = 0;     ///< live (message, subscriber) pairs queued
+  std::uint64_t retained_walks = 0;        ///< subscriptions whose retained messages are being sent
   std::uint64_t deliveries_dropped = 0;    ///< pairs dropped, all reasons below together
   std::uint64_t dropped_queue_full = 0;    ///< ... a slow or offline subscriber's queue was full
   std::uint64_t dropped_offline_qos0 = 0;  ///< ... QoS 0 for an offline session
@@ -76,6 +77,8 @@ class broker {
   ~broker();
 
   [[nodiscard]] const broker_options& options() const noexcept { return options_; }
+  /// The clock the broker and its connections read time and arm deadlines with.
+  [[nodiscard]] clock& time_source() const noexcept { return clock_; }
   [[nodiscard]] const broker_stats& stats() const noexcept { return stats_; }
   broker_stats& mutable_stats() noexcept { return stats_; }
 

@@ -13,6 +13,7 @@ namespace ebus::mqtt::broker {
 using asio::use_awaitable;
 using asio::experimental::as_tuple;
 using codec::qos_level;
+using kind = protocol_action::kind;
 
 namespace {
 constexpr std::size_t read_chunk = std::size_t{16} * 1024;
@@ -29,11 +30,14 @@ connection::connection(asio::ip::tcp::socket socket, broker& core, server& owner
     : socket_(std::move(socket)),
       broker_(core),
       server_(owner),
+      clock_(core.time_source()),
       log_(log::get("mqtt.broker")),
       decoder_({.max_packet_size = core.options().max_packet_size}),
+      protocol_({.connect_timeout = core.options().connect_timeout,
+                 .packet_timeout = core.options().packet_timeout,
+                 .slow_subscriber_timeout = core.options().slow_subscriber_timeout}),
       wake_signal_(socket_.get_executor(), std::chrono::steady_clock::time_point::max()),
-      deadline_(socket_.get_executor()),
-      resume_signal_(socket_.get_executor()),
+      resume_signal_(socket_.get_executor(), std::chrono::steady_clock::time_point::max()),
       flow_(std::make_shared<flow_waiter>()),
       receive_charge_(core.options().budget, 0),
       receive_share_charge_(core.receive_share(), 0) {
@@ -60,11 +64,17 @@ void connection::spawn(awaitable<void> task, const char* name) {
 }
 
 void connection::start() {
-  last_activity_ = connect_started_ = std::chrono::steady_clock::now();
+  // Weak: a wake-up must not keep a finished connection alive, nor run on one that is gone.
+  deadline_ = clock_.make_timer([weak = weak_from_this()] {
+    if (const auto self = weak.lock()) self->on_deadline();
+  });
+  hold_limit_ = clock_.make_timer([weak = weak_from_this()] {
+    if (const auto self = weak.lock()) self->resume_signal_.cancel();
+  });
   flow_->on_clear = [this] { resume_signal_.cancel(); };  // flow_ dies with this connection
+  apply(protocol_.start(clock_.now()));
   spawn(reader(), "reader");
   spawn(writer(), "writer");
-  spawn(watchdog(), "watchdog");
 }
 
 void connection::wake() {
@@ -75,24 +85,100 @@ void connection::wake() {
   }
   // A write is in flight: encode what the session may send into the next batch now, so a burst
   // to a subscriber that keeps up waits as bytes, not in (and over) its bounded session queue.
-  if (session_ != nullptr && connected_ && !closing_ && staged_.size() < write_batch) {
+  if (session_ != nullptr && protocol_.connected() && !closing_ && staged_.size() < write_batch) {
     session_->fill(staged_, write_batch);
   }
 }
 
+bool connection::session_linked() const {
+  return session_ != nullptr && broker_.is_linked(session_, this);
+}
+
 void connection::close(std::string_view reason) {
+  if (closing_ || finished_) return;
+  protocol_.close(session_linked());
+  // After a takeover the broker has already moved the session to the new connection.
+  if (!protocol_.session_attached()) session_ = nullptr;
+  stop(reason);
+}
+
+void connection::stop(std::string_view reason) {
   if (closing_ || finished_) return;
   closing_ = true;
   close_reason_ = std::string(reason);
-  // After a takeover the broker has already moved the session to the new connection.
-  if (session_ != nullptr && !broker_.is_linked(session_, this)) session_ = nullptr;
   log_->debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_), peer_,
               reason);
   std::error_code ignored;
   socket_.cancel(ignored);  // the reader wakes and finishes the connection
   wake_signal_.cancel();
-  deadline_.cancel();
+  deadline_->cancel();
+  hold_limit_->cancel();
   resume_signal_.cancel();
+}
+
+void connection::apply(const protocol_actions& actions) {
+  for (const auto& a : actions)
+    apply(a);
+}
+
+void connection::apply(const protocol_action& a) {
+  switch (a.what) {
+    case kind::none:
+    case kind::handle:
+    case kind::connect:
+      return;  // packets: the caller handles them
+    case kind::write_connack:
+      queue_control(codec::connack{false, a.code});
+      return;
+    case kind::write_pingresp:
+      queue_control(codec::pingresp{});  // [MQTT-3.12.4-1]
+      return;
+    case kind::close:
+      if (a.cause == close_cause::packet_timeout) {
+        ++broker_.mutable_stats().packet_timeouts;
+        if (broker_.connection_warning_allowed()) {
+          log_->warn(
+              "packet_timeout client_id=\"{}\" peer={} buffered={} timeout_ms={} "
+              "closed_total={}",
+              log::escape(client_id_), peer_, decoder_.buffered(),
+              broker_.options().packet_timeout.count(), broker_.stats().packet_timeouts);
+        }
+      } else if (is_protocol_error(a.cause)) {
+        ++broker_.mutable_stats().protocol_errors;
+        if (a.cause == close_cause::server_packet) {
+          log_->warn("protocol_error client_id=\"{}\" peer={} detail=\"{}: {}\"",
+                     log::escape(client_id_), peer_, protocol_error_detail(a.cause),
+                     codec::name_of(a.packet));
+        } else {
+          log_->warn("protocol_error client_id=\"{}\" peer={} detail=\"{}\"",
+                     log::escape(client_id_), peer_, protocol_error_detail(a.cause));
+        }
+      }
+      stop(describe(a.cause));
+      return;
+    case kind::close_after_flush:
+      close_after_flush_ = true;
+      closing_ = true;
+      return;
+    case kind::set_deadline:
+      deadline_->arm(a.at);
+      return;
+    case kind::clear_deadline:
+      deadline_->cancel();
+      return;
+    case kind::publish_will:
+      publish_will();
+      return;
+    case kind::release_session:
+      if (session_ != nullptr) broker_.disconnect(*session_, *this);
+      session_ = nullptr;
+      return;
+  }
+}
+
+void connection::on_deadline() {
+  if (finished_ || closing_) return;
+  apply(protocol_.on_deadline(clock_.now(), flow_->blocking > 0));
 }
 
 awaitable<void> connection::reader() {
@@ -117,10 +203,9 @@ awaitable<void> connection::reader() {
       continue;
     }
     if (decoder_.buffered() == 0) {
-      partial_since_.reset();
-    } else if (!partial_since_) {
-      partial_since_ = std::chrono::steady_clock::now();
-      if (next_deadline() < deadline_.expiry()) deadline_.expires_at(next_deadline());
+      protocol_.on_buffer_empty();
+    } else if (!protocol_.partial_pending()) {
+      apply(protocol_.on_partial_packet(clock_.now()));
     }
     auto space = decoder_.prepare(read_chunk);
     if (!charge_buffers()) continue;
@@ -131,7 +216,7 @@ awaitable<void> connection::reader() {
       co_return;
     }
     decoder_.commit(n);
-    last_activity_ = std::chrono::steady_clock::now();
+    protocol_.on_bytes(clock_.now());
   }
 }
 
@@ -165,18 +250,17 @@ bool connection::charge_buffers() {
 }
 
 awaitable<void> connection::wait_for_subscribers() {
-  const auto started = std::chrono::steady_clock::now();
-  resume_signal_.expires_at(started + broker_.options().slow_subscriber_timeout);
+  hold_limit_->arm(clock_.now() + broker_.options().slow_subscriber_timeout);
+  resume_signal_.expires_at(std::chrono::steady_clock::time_point::max());
   (void)co_await resume_signal_.async_wait(as_tuple(use_awaitable));
+  hold_limit_->cancel();
   if (flow_->blocking > 0 && !closing_) {
     // Timed out: the subscribers still over their limit are slow from now on (the session
     // decides that by the same timeout) and nobody waits for them.
     flow_->blocking = 0;
     ++flow_->generation;
   }
-  // Time spent held back is not the client's: neither keep-alive nor the packet timeout count it.
-  last_activity_ = std::chrono::steady_clock::now();
-  if (partial_since_) partial_since_ = last_activity_;
+  if (!closing_) apply(protocol_.on_resumed(clock_.now()));
 }
 
 awaitable<void> connection::writer() {
@@ -187,7 +271,9 @@ awaitable<void> connection::writer() {
     out_control_.swap(control_);
     out_data_.clear();
     out_data_.swap(staged_);
-    if (session_ != nullptr && connected_ && !closing_) session_->fill(out_data_, write_batch);
+    if (session_ != nullptr && protocol_.connected() && !closing_) {
+      session_->fill(out_data_, write_batch);
+    }
     if (out_control_.empty() && out_data_.empty()) {
       if (close_after_flush_) {
         finish("refused");
@@ -209,54 +295,6 @@ awaitable<void> connection::writer() {
   }
 }
 
-std::chrono::steady_clock::time_point connection::next_deadline() const {
-  using clock_type = std::chrono::steady_clock;
-  auto due = clock_type::time_point::max();
-  if (!connected_) due = std::min(due, connect_started_ + broker_.options().connect_timeout);
-  if (connected_ && keepalive_limit_ != clock_type::duration::zero()) {
-    due = std::min(due, last_activity_ + keepalive_limit_);
-  }
-  if (partial_since_) due = std::min(due, *partial_since_ + broker_.options().packet_timeout);
-  return due;
-}
-
-awaitable<void> connection::watchdog() {
-  using clock_type = std::chrono::steady_clock;
-  deadline_.expires_at(next_deadline());
-  for (;;) {
-    (void)co_await deadline_.async_wait(as_tuple(use_awaitable));  // expiry or a reschedule
-    if (finished_ || closing_) co_return;
-    const auto now = clock_type::now();
-    if (flow_->blocking > 0) {
-      // Held back by subscribers: the client is not silent, we are not reading it.
-      deadline_.expires_at(now + broker_.options().slow_subscriber_timeout);
-      continue;
-    }
-    if (!connected_ && now >= connect_started_ + broker_.options().connect_timeout) {
-      close("no CONNECT within the connect timeout");
-      co_return;
-    }
-    if (partial_since_ && now >= *partial_since_ + broker_.options().packet_timeout) {
-      ++broker_.mutable_stats().packet_timeouts;
-      if (broker_.connection_warning_allowed()) {
-        log_->warn(
-            "packet_timeout client_id=\"{}\" peer={} buffered={} timeout_ms={} "
-            "closed_total={}",
-            log::escape(client_id_), peer_, decoder_.buffered(),
-            broker_.options().packet_timeout.count(), broker_.stats().packet_timeouts);
-      }
-      close("packet not completed within the packet timeout");
-      co_return;
-    }
-    if (connected_ && keepalive_limit_ != clock_type::duration::zero() &&
-        now >= last_activity_ + keepalive_limit_) {
-      close("keep-alive expired [MQTT-3.1.2-24]");
-      co_return;
-    }
-    deadline_.expires_at(next_deadline());  // activity moved the deadline: wait for the new one
-  }
-}
-
 void connection::queue_control(const codec::packet& p) {
   codec::encode(p, control_);
   if (control_.size() > broker_.options().max_control_backlog) {
@@ -268,31 +306,17 @@ void connection::queue_control(const codec::packet& p) {
 }
 
 void connection::on_decode_error(std::error_code ec) {
-  // The one place that maps a decode error to what the client is told. MQTT 3.1.1 answers two
-  // refusals of a CONNECT with a CONNACK before closing: 0x01 for a protocol level it does not
-  // speak [MQTT-3.1.2-2] and 0x02 for a client id it must refuse [MQTT-3.1.3-9]; every other
-  // error only closes the connection (3.1.1 has no DISCONNECT from the server).
-  if (!connected_) {
-    std::optional<codec::connect_return_code> refusal;
-    if (ec == codec::codec_errc::unacceptable_protocol_version) {
-      refusal = codec::connect_return_code::unacceptable_protocol_version;
-    } else if (ec == codec::codec_errc::identifier_rejected) {
-      refusal = codec::connect_return_code::identifier_rejected;
-    }
-    if (refusal) {
-      queue_control(codec::connack{false, *refusal});
-      ++broker_.mutable_stats().connections_refused;
-      log_->info("connect_refused peer={} rc={} reason=\"{}\"", peer_, static_cast<int>(*refusal),
-                 decoder_.error_detail());
-      close_after_flush_ = true;
-      closing_ = true;
-      return;
-    }
+  const auto actions = protocol_.on_decode_error(ec);
+  if (const auto* refusal = actions.find(kind::write_connack)) {
+    ++broker_.mutable_stats().connections_refused;
+    log_->info("connect_refused peer={} rc={} reason=\"{}\"", peer_,
+               static_cast<int>(refusal->code), decoder_.error_detail());
+  } else if (!actions.empty()) {
+    ++broker_.mutable_stats().protocol_errors;
+    log_->warn("protocol_error client_id=\"{}\" peer={} error=\"{}\" detail=\"{}\"",
+               log::escape(client_id_), peer_, ec.message(), decoder_.error_detail());
   }
-  ++broker_.mutable_stats().protocol_errors;
-  log_->warn("protocol_error client_id=\"{}\" peer={} error=\"{}\" detail=\"{}\"",
-             log::escape(client_id_), peer_, ec.message(), decoder_.error_detail());
-  close("malformed packet");
+  apply(actions);
 }
 
 void connection::protocol_error(std::string_view what) {
@@ -303,11 +327,14 @@ void connection::protocol_error(std::string_view what) {
 }
 
 bool connection::handle(codec::packet&& p) {
-  if (!connected_) {
-    if (auto* c = std::get_if<codec::connect>(&p)) return on_connect(std::move(*c));
-    protocol_error("first packet is not CONNECT [MQTT-3.1.0-1]");
-    return false;
-  }
+  const auto verdict = protocol_.on_packet(p);
+  if (verdict.what == kind::handle) return handle_session_packet(p);
+  if (verdict.what == kind::connect) return on_connect(std::move(std::get<codec::connect>(p)));
+  apply(verdict);
+  return !closing_;
+}
+
+bool connection::handle_session_packet(codec::packet& p) {
   return std::visit(
       overloaded{[this](codec::publish& pub) {
                    on_publish(std::move(pub));
@@ -348,47 +375,29 @@ bool connection::handle(codec::packet&& p) {
                    queue_control(codec::unsuback{u.packet_id});  // [MQTT-3.10.4-4]
                    return true;
                  },
-                 [this](codec::pingreq&) {
-                   queue_control(codec::pingresp{});  // [MQTT-3.12.4-1]
-                   return true;
-                 },
-                 [this](codec::disconnect&) {
-                   graceful_ = true;
-                   will_.reset();  // [MQTT-3.14.4-3]
-                   close("client sent DISCONNECT");
-                   return false;
-                 },
-                 [this](codec::connect&) {
-                   protocol_error("second CONNECT [MQTT-3.1.0-2]");
-                   return false;
-                 },
-                 [this](auto& other) {
-                   protocol_error(
-                       std::string("server-only packet from client: ") +
-                       std::string(codec::name_of(codec::type_of(codec::packet(other)))));
-                   return false;
-                 }},
+                 [](auto&) { return true; }},  // connection_protocol admits no other packet
       p);
 }
 
 bool connection::on_connect(codec::connect&& c) {
   std::string resend;
   auto result = broker_.connect(c, *this, resend);
+  const bool accepted = result.ack.return_code == codec::connect_return_code::accepted;
+  if (accepted) {
+    // Before anything that may close the connection: finish() must find the session.
+    session_ = result.s;
+    client_id_ = std::move(result.client_id);
+  }
+  const auto actions = protocol_.on_connect_result(result.ack.return_code, std::move(c.will));
   queue_control(result.ack);
-  if (result.ack.return_code != codec::connect_return_code::accepted) {
+  if (!accepted) {
     log_->info("connect_refused peer={} client_id=\"{}\" rc={}", peer_, log::escape(c.client_id),
                static_cast<int>(result.ack.return_code));
-    close_after_flush_ = true;
-    closing_ = true;
+    apply(actions);
     return false;
   }
-  connected_ = true;
-  session_ = result.s;
-  client_id_ = std::move(result.client_id);
-  will_ = std::move(c.will);
   control_ += resend;
-  keepalive_limit_ = std::chrono::milliseconds(c.keep_alive * 1500);  // 1.5 x [MQTT-3.1.2-24]
-  deadline_.expires_at(next_deadline());  // the watchdog switches from the CONNECT timeout
+  apply(actions);  // keep-alive replaces the CONNECT timeout
   log_->info("connected client_id=\"{}\" peer={} clean_session={} keep_alive={} session_present={}",
              log::escape(client_id_), peer_, c.clean_session, c.keep_alive,
              result.ack.session_present);
@@ -435,28 +444,27 @@ void connection::on_publish(codec::publish&& p) {
   }
 }
 
+void connection::publish_will() {
+  auto will = protocol_.take_will();
+  if (!will) return;
+  // Intercepted like a PUBLISH.
+  log_->info("will client_id=\"{}\" topic=\"{}\"", log::escape(client_id_),
+             log::escape(will->topic));
+  if (auto msg = broker_.make_message(std::move(will->topic), std::move(will->payload), will->qos,
+                                      will->retain)) {
+    (void)broker_.publish(std::move(msg));
+  }
+}
+
 void connection::finish(std::string_view reason) {
   if (finished_) return;
   finished_ = true;
   closing_ = true;
-  if (session_ != nullptr && !broker_.is_linked(session_, this)) session_ = nullptr;
-  if (will_ && !graceful_) {
-    // Published on any end but DISCONNECT [MQTT-3.1.2-8], a takeover by another connection
-    // with this client id included (the session moved on, the will belongs to this connection),
-    // and intercepted like a PUBLISH.
-    log_->info("will client_id=\"{}\" topic=\"{}\"", log::escape(client_id_),
-               log::escape(will_->topic));
-    if (auto msg = broker_.make_message(std::move(will_->topic), std::move(will_->payload),
-                                        will_->qos, will_->retain)) {
-      (void)broker_.publish(std::move(msg));
-    }
-    will_.reset();
-  }
-  if (session_ != nullptr) {
-    broker_.disconnect(*session_, *this);
-    session_ = nullptr;
-  }
-  if (connected_) {
+  const bool linked = session_linked();
+  if (!linked) session_ = nullptr;
+  apply(protocol_.finish(linked));  // the will, then the session back to the broker
+  session_ = nullptr;
+  if (protocol_.accepted()) {
     log_->info("disconnected client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_),
                peer_, reason);
   } else {
@@ -466,7 +474,8 @@ void connection::finish(std::string_view reason) {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   wake_signal_.cancel();
-  deadline_.cancel();
+  deadline_->cancel();
+  hold_limit_->cancel();
   resume_signal_.cancel();
   flow_->on_clear = nullptr;
   receive_charge_.reset();

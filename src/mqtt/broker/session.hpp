@@ -28,6 +28,7 @@
 #include "common/memory_budget.hpp"
 #include "mqtt/broker/application_message.hpp"
 #include "mqtt/broker/broker_options.hpp"
+#include "mqtt/topic/retained_store.hpp"
 
 namespace ebus::mqtt::broker {
 
@@ -84,10 +85,15 @@ class session {
   enqueue_result enqueue(const message_ptr& msg, codec::qos_level qos, bool retain,
                          clock::time_point now);
 
-  /// Queues a retained message for a new subscription [MQTT-3.3.1-6]. These are sent before the
-  /// live queue, paced by the writer like it, and are bounded by the retained store, not by the
-  /// queue limits, so a subscription receives every matching retained message.
-  enqueue_result enqueue_retained(const message_ptr& msg, codec::qos_level qos);
+  using retained_walk = topic::retained_store<message_ptr>::walk;
+  /// The retained messages for a new subscription at `qos` [MQTT-3.3.1-6], found a slice at a
+  /// time as the writer asks for them (fill()) and sent before the live queue, outside its
+  /// limits, so a subscription receives every matching retained message. A walk for the same filter
+  /// still pending is replaced: the subscription was replaced and its messages are sent again
+  /// [MQTT-3.8.4-3].
+  void add_retained_walk(retained_walk walk, codec::qos_level qos);
+  /// Unsubscribed: the retained messages still owed to `filter` are not sent.
+  void cancel_retained_walk(std::string_view filter) noexcept;
 
   /// Makes `publisher` wait until this session's queue is below half its limit (or it goes
   /// offline, or is destroyed). Call after enqueue() returned queued_over_limit.
@@ -118,7 +124,9 @@ class session {
 
   [[nodiscard]] std::size_t queued() const noexcept { return queue_.size(); }
   [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+  /// Retained messages found and waiting to be sent (more may be found by pending walks).
   [[nodiscard]] std::size_t retained_owed() const noexcept { return retained_.size(); }
+  [[nodiscard]] std::size_t retained_walks() const noexcept { return walks_.size(); }
   [[nodiscard]] std::size_t inflight() const noexcept { return inflight_.size(); }
   [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
   /// Drops counted since the last call (for rate-limited warnings).
@@ -163,6 +171,8 @@ class session {
     entries_charge_.resize(entries_charge_.bytes() - entry_overhead);
   }
   void write(std::string& out, queued_message& q);
+  /// Moves the next slice of the first pending walk into retained_.
+  void find_retained();
 
   std::string client_id_;
   bool clean_;
@@ -172,7 +182,13 @@ class session {
   std::deque<queued_message> retained_;  // owed to new subscriptions, sent first
   std::size_t queued_qos0_ = 0;
   std::size_t queued_bytes_ = 0;
-  budget_charge entries_charge_;           // bookkeeping of queue_ and retained_ entries
+  budget_charge entries_charge_;  // bookkeeping of queue_ and retained_ entries
+  struct pending_walk {
+    retained_walk walk;
+    codec::qos_level qos;
+  };
+  std::deque<pending_walk> walks_;         // retained messages of new subscriptions still to find
+  budget_charge walks_charge_;             // what the walks hold
   std::deque<inflight_message> inflight_;  // in send order, for in-order redelivery
   std::unordered_set<std::uint16_t> awaiting_release_;
   std::optional<clock::time_point> over_limit_since_;

@@ -233,18 +233,19 @@ expected<void, std::string> external_broker::impl::start() {
     log_->warn(
         "tls_unverified url={}: the broker's certificate is not verified "
         "(eventBusTLS.enable is false)",
-        options_.url);
+        log::escape(options_.url));
   } else if (!address->tls && options_.tls_enable) {
     log_->warn(
         "tls_not_used url={}: eventBusTLS.enable only applies to ssl://, tls:// and "
         "mqtts:// URLs",
-        options_.url);
+        log::escape(options_.url));
   }
   sub_ = std::move(*sub);
   pub_ = std::move(*pub);
   started_ = true;
-  log_->info("starting url={} sub_client_id={} pub_client_id={} filters={}", options_.url,
-             options_.sub_client_id, options_.pub_client_id, filters_.size());
+  log_->info("starting url={} sub_client_id={} pub_client_id={} filters={}",
+             log::escape(options_.url), log::escape(options_.sub_client_id),
+             log::escape(options_.pub_client_id), filters_.size());
   sub_->start();
   pub_->start();
   return {};

@@ -34,7 +34,8 @@ namespace ebus::mqtt::client {
 
 struct external_options {
   /// tcp://host:port or mqtt://host:port; ssl://, tls:// or mqtts:// for TLS. The port defaults
-  /// to 1883 (8883 for TLS). A host name is resolved synchronously at each attempt.
+  /// to 1883 (8883 for TLS). A host name is resolved off the loop (mosquitto_connection.hpp);
+  /// TLS verifies, and sends as SNI, that name.
   std::string url = "tcp://127.0.0.1:1883";
   std::string sub_client_id;  ///< must be non-empty
   std::string pub_client_id;  ///< must be non-empty

@@ -1,13 +1,19 @@
 #include "mqtt/client/mosquitto_connection.hpp"
 
+#include <algorithm>
+#include <arpa/inet.h>
 #include <cerrno>
 #include <fstream>
 #include <mutex>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <system_error>
+#include <thread>
 
 #include <mosquitto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
 #include "common/log.hpp"
@@ -82,7 +88,51 @@ mosquitto_connection* self_of(void* p) {
   return static_cast<mosquitto_connection*>(p);
 }
 
+bool is_numeric_address(const std::string& host) {
+  in6_addr buf{};
+  return ::inet_pton(AF_INET, host.c_str(), &buf) == 1 ||
+         ::inet_pton(AF_INET6, host.c_str(), &buf) == 1;
+}
+
+// The server name for SNI: libmosquitto sets the host it connects to, the numeric address, just
+// before the handshake starts; this puts the configured name in its place.
+void send_host_name(const SSL* ssl, int where, int) {
+  if ((where & SSL_CB_HANDSHAKE_START) == 0) return;
+  auto* s = const_cast<SSL*>(ssl);  // NOLINT(cppcoreguidelines-pro-type-const-cast): OpenSSL API
+  auto* name = static_cast<std::string*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), 0));
+  // SSL_set_tlsext_host_name() without its C cast.
+  if (name != nullptr) {
+    SSL_ctrl(s, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, name->data());
+  }
+}
+
 }  // namespace
+
+expected<std::vector<std::string>, std::string> resolve_with_getaddrinfo(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found);
+  if (rc != 0) {
+    return fail(rc == EAI_SYSTEM ? errno_text(errno) : std::string(::gai_strerror(rc)));
+  }
+  std::vector<std::string> out;
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    const void* addr = nullptr;
+    if (a->ai_family == AF_INET) {
+      addr = &reinterpret_cast<const sockaddr_in*>(a->ai_addr)->sin_addr;
+    } else if (a->ai_family == AF_INET6) {
+      addr = &reinterpret_cast<const sockaddr_in6*>(a->ai_addr)->sin6_addr;
+    }
+    if (addr == nullptr || ::inet_ntop(a->ai_family, addr, text, sizeof text) == nullptr) continue;
+    if (std::find(out.begin(), out.end(), text) == out.end()) out.emplace_back(text);
+  }
+  ::freeaddrinfo(found);
+  if (out.empty()) return fail(std::string("no IPv4 or IPv6 address"));
+  return out;
+}
 
 expected<std::unique_ptr<mosquitto_connection>, std::string> mosquitto_connection::create(
     asio::any_io_executor executor, connection_settings settings, connection_handlers handlers) {
@@ -103,9 +153,18 @@ mosquitto_connection::mosquitto_connection(asio::any_io_executor executor,
       retry_timer_(executor),
       misc_timer_(executor),
       connect_timer_(executor),
-      backoff_(settings_.reconnect_min) {}
+      backoff_(settings_.reconnect_min),
+      executor_(std::move(executor)),
+      numeric_host_(is_numeric_address(settings_.host)) {
+  if (!settings_.resolve) settings_.resolve = &resolve_with_getaddrinfo;
+}
 
 mosquitto_connection::~mosquitto_connection() {
+  {
+    // A resolver thread still at work never posts its answer now.
+    const std::lock_guard lock(resolver_->mutex);
+    resolver_->open = false;
+  }
   alive_.reset();
   // libmosquitto owns the socket: Asio must not close it as well.
   release_socket();
@@ -141,20 +200,39 @@ expected<void, std::string> mosquitto_connection::configure_tls() {
   const auto& s = settings_;
   if (s.tls_verify) {
     if (auto ok = check_tls_files(s); !ok) return ok;
-    const int rc = mosquitto_tls_set(
-        mosq_, s.ca_file.c_str(), nullptr, s.cert_file.empty() ? nullptr : s.cert_file.c_str(),
-        s.key_file.empty() ? nullptr : s.key_file.c_str(), &no_password);
-    if (rc != MOSQ_ERR_SUCCESS) return fail("TLS setup failed: " + describe(rc));
-    mosquitto_tls_insecure_set(mosq_, false);  // the host name must match the certificate
-    return {};
   }
-  // libmosquitto only turns TLS on with a CA (or its defaults, which verify): give it a context of
-  // our own that encrypts without verifying, as edgecore does when eventBusTLS is off.
+  // Our own context in both cases, which libmosquitto uses as it is: with verification, OpenSSL
+  // checks the certificate against the configured host (libmosquitto would check the numeric
+  // address it connects to); without, it encrypts without verifying, as edgecore does when
+  // eventBusTLS is off (libmosquitto alone only turns TLS on with a CA, and then verifies).
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
                                                         &SSL_CTX_free);
   if (!ctx) return fail("cannot create a TLS context: " + openssl_error());
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  if (s.tls_verify) {
+    SSL_CTX_set_default_passwd_cb(ctx.get(), &no_password);
+    if (SSL_CTX_load_verify_locations(ctx.get(), s.ca_file.c_str(), nullptr) != 1) {
+      return fail("invalid CA file '" + s.ca_file + "': " + openssl_error());
+    }
+    if (!s.cert_file.empty() &&
+        (SSL_CTX_use_certificate_chain_file(ctx.get(), s.cert_file.c_str()) != 1 ||
+         SSL_CTX_use_PrivateKey_file(ctx.get(), s.key_file.c_str(), SSL_FILETYPE_PEM) != 1)) {
+      return fail("invalid certificate or key file: " + openssl_error());
+    }
+    X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx.get());
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    const int named = numeric_host_ ? X509_VERIFY_PARAM_set1_ip_asc(param, s.host.c_str())
+                                    : X509_VERIFY_PARAM_set1_host(param, s.host.c_str(), 0);
+    if (named != 1) return fail("cannot verify against host '" + s.host + "': " + openssl_error());
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+  }
+  if (!numeric_host_) {
+    // settings_ lives as long as the mosquitto object that holds the context.
+    SSL_CTX_set_ex_data(ctx.get(), 0, &settings_.host);
+    SSL_CTX_set_info_callback(ctx.get(), &send_host_name);
+  }
   int rc = mosquitto_int_option(mosq_, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
   // libmosquitto takes its own reference to the context.
   if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_void_option(mosq_, MOSQ_OPT_SSL_CTX, ctx.get());
@@ -191,7 +269,8 @@ void mosquitto_connection::disconnect() {
     // Usually written at once, and libmosquitto closes the socket; otherwise the write interest
     // armed by after_io() finishes the job.
     const int rc = mosquitto_disconnect(mosq_);
-    log_->debug("disconnect client={} client_id={} rc={}", settings_.name, settings_.client_id, rc);
+    log_->debug("disconnect client={} client_id={} rc={}", settings_.name,
+                log::escape(settings_.client_id), rc);
   }
   after_io();
 }
@@ -218,17 +297,74 @@ int mosquitto_connection::unsubscribe(const std::string& filter) {
 
 void mosquitto_connection::attempt() {
   if (!reconnect_) return;
+  if (numeric_host_) {
+    connect_to(settings_.host);
+  } else if (next_address_ < addresses_.size()) {
+    connect_to(addresses_[next_address_++]);
+  } else {
+    resolve();
+  }
+}
+
+void mosquitto_connection::resolve() {
+  if (resolving_) return;
+  resolving_ = true;
+  addresses_.clear();
+  next_address_ = 0;
+  log_->debug("resolving client={} client_id={} host={}", settings_.name,
+              log::escape(settings_.client_id), log::escape(settings_.host));
+  auto done = [this, token = std::weak_ptr(alive_)](
+                  expected<std::vector<std::string>, std::string> result) mutable {
+    if (!token.expired()) on_resolved(std::move(result));
+  };
+  try {
+    std::thread([channel = resolver_, executor = executor_, resolve = settings_.resolve,
+                 host = settings_.host, done = std::move(done)]() mutable {
+      expected<std::vector<std::string>, std::string> result;
+      try {
+        result = resolve(host);
+      } catch (const std::exception& e) {  // nothing may escape a detached thread
+        result = fail(std::string(e.what()));
+      }
+      const std::lock_guard lock(channel->mutex);
+      if (!channel->open) return;
+      asio::post(executor, [done = std::move(done), result = std::move(result)]() mutable {
+        done(std::move(result));
+      });
+    }).detach();
+  } catch (const std::system_error& e) {
+    resolving_ = false;
+    ++failures_;
+    schedule_retry("connect_failed", std::string("cannot start the name resolution: ") + e.what());
+  }
+}
+
+void mosquitto_connection::on_resolved(expected<std::vector<std::string>, std::string> result) {
+  resolving_ = false;
+  if (!reconnect_) return;
+  if (!result || result->empty()) {
+    ++failures_;
+    schedule_retry("connect_failed", "cannot resolve '" + settings_.host + "': " +
+                                         (result ? std::string("no address") : result.error()));
+    return;
+  }
+  addresses_ = std::move(*result);
+  next_address_ = 0;
+  connect_to(addresses_[next_address_++]);
+}
+
+void mosquitto_connection::connect_to(const std::string& address) {
   // A new socket may reuse the old descriptor number: Asio lets go of the old one first.
   release_socket();
   refusal_.clear();
+  address_ = address;
   ++attempts_;
   errno = 0;
-  // The first call stores host, port and keep-alive; later ones reuse them.
-  int rc = first_attempt_ ? mosquitto_connect_async(mosq_, settings_.host.c_str(), settings_.port,
-                                                    settings_.keepalive_seconds)
-                          : mosquitto_reconnect_async(mosq_);
+  // Sets the address for this attempt (the name is never handed to libmosquitto, which would
+  // resolve it on the loop) and keeps the queue of unacknowledged publishes, as a reconnect does.
+  int rc =
+      mosquitto_connect_async(mosq_, address.c_str(), settings_.port, settings_.keepalive_seconds);
   const int err = errno;
-  first_attempt_ = false;
   if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(mosq_) < 0) rc = MOSQ_ERR_NO_CONN;
   sync_socket();
   if (rc != MOSQ_ERR_SUCCESS) {
@@ -238,14 +374,15 @@ void mosquitto_connection::attempt() {
     schedule_retry("connect_failed", rc == MOSQ_ERR_ERRNO ? errno_text(err) : describe(rc));
     return;
   }
-  log_->debug("connecting client={} client_id={} broker={}:{}", settings_.name, settings_.client_id,
-              settings_.host, settings_.port);
+  log_->debug("connecting client={} client_id={} broker={}:{} address={}", settings_.name,
+              log::escape(settings_.client_id), log::escape(settings_.host), settings_.port,
+              address);
   // libmosquitto gives up on a missing CONNACK after the keep-alive, and never with keep-alive 0.
   connect_timer_.expires_after(settings_.connect_timeout);
   connect_timer_.async_wait([this, token = std::weak_ptr(alive_),
                              attempt = attempts_](std::error_code ec) {
     if (token.expired() || ec || attempt != attempts_ || connected_ || !reconnect_) return;
-    // The next mosquitto_reconnect_async() closes the socket.
+    // The next mosquitto_connect_async() closes the socket.
     release_socket();
     ++failures_;
     schedule_retry("connect_failed", "no CONNACK within " +
@@ -257,7 +394,7 @@ void mosquitto_connection::attempt() {
 void mosquitto_connection::schedule_retry(std::string_view event, const std::string& reason) {
   if (!reconnect_) {
     log_->debug("{} client={} client_id={} reason=\"{}\" retry=never", event, settings_.name,
-                settings_.client_id, reason);
+                log::escape(settings_.client_id), log::escape(reason));
     return;
   }
   const auto delay = backoff_;
@@ -267,15 +404,15 @@ void mosquitto_connection::schedule_retry(std::string_view event, const std::str
   const auto now = std::chrono::steady_clock::now();
   if (reason != last_warning_ || now - last_warning_at_ >= settings_.reconnect_max) {
     log_->warn("{} client={} client_id={} broker={}:{} reason=\"{}\" retry_in_ms={} repeated={}",
-               event, settings_.name, settings_.client_id, settings_.host, settings_.port, reason,
-               delay.count(), quiet_failures_);
+               event, settings_.name, log::escape(settings_.client_id), log::escape(settings_.host),
+               settings_.port, log::escape(reason), delay.count(), quiet_failures_);
     last_warning_ = reason;
     last_warning_at_ = now;
     quiet_failures_ = 0;
   } else {
     ++quiet_failures_;
     log_->debug("{} client={} client_id={} reason=\"{}\" retry_in_ms={}", event, settings_.name,
-                settings_.client_id, reason, delay.count());
+                log::escape(settings_.client_id), log::escape(reason), delay.count());
   }
   retry_timer_.expires_after(delay);
   retry_timer_.async_wait([this, token = std::weak_ptr(alive_)](std::error_code ec) {
@@ -364,7 +501,7 @@ void mosquitto_connection::sync_socket() {
   descriptor_.assign(fd, ec);
   if (ec) {
     log_->error("watch_socket_failed client={} client_id={} error=\"{}\"", settings_.name,
-                settings_.client_id, ec.message());
+                log::escape(settings_.client_id), ec.message());
   }
 }
 
@@ -400,9 +537,13 @@ void mosquitto_connection::handle_connack() {
   connect_timer_.cancel();
   connected_ = true;
   backoff_ = settings_.reconnect_min;
-  log_->info("connected client={} client_id={} broker={}:{} failed_attempts={}", settings_.name,
-             settings_.client_id, settings_.host, settings_.port, failures_);
+  log_->info("connected client={} client_id={} broker={}:{} address={} failed_attempts={}",
+             settings_.name, log::escape(settings_.client_id), log::escape(settings_.host),
+             settings_.port, address_, failures_);
   failures_ = 0;
+  // The next connection, after a loss, asks the resolver again: the name may have moved.
+  addresses_.clear();
+  next_address_ = 0;
   last_warning_.clear();
   quiet_failures_ = 0;
   if (handlers_.connected) handlers_.connected();
@@ -422,8 +563,8 @@ void mosquitto_connection::handle_close() {
     reason = describe(close_rc_);
   }
   if (!reconnect_) {
-    log_->debug("closed client={} client_id={} reason=\"{}\"", settings_.name, settings_.client_id,
-                reason);
+    log_->debug("closed client={} client_id={} reason=\"{}\"", settings_.name,
+                log::escape(settings_.client_id), log::escape(reason));
     return;
   }
   if (was_connected) {
@@ -473,7 +614,7 @@ void mosquitto_connection::on_message_cb(struct mosquitto*, void* self,
     }
   } catch (const std::exception& e) {
     c->log_->error("handler_failed client={} event=message topic=\"{}\" error=\"{}\"",
-                   c->settings_.name, msg->topic, e.what());
+                   c->settings_.name, log::escape(msg->topic), log::escape(e.what()));
   }
 }
 
@@ -492,7 +633,8 @@ void mosquitto_connection::on_subscribe_cb(struct mosquitto*, void* self, int mi
 
 void mosquitto_connection::on_log_cb(struct mosquitto*, void* self, int, const char* text) {
   auto* c = self_of(self);
-  c->log_->trace("libmosquitto client={} {}", c->settings_.name, text);
+  // The text quotes client ids and topics.
+  c->log_->trace("libmosquitto client={} {}", c->settings_.name, log::escape(text, 1024));
 }
 
 }  // namespace ebus::mqtt::client

@@ -6,8 +6,12 @@
 // libmosquitto's queue of unacknowledged QoS 1 publishes survives reconnects: it sends them again
 // (DUP set) right after the next CONNACK.
 //
-// libmosquitto resolves a host name itself, synchronously, at every attempt: give an address, or a
-// name the local resolver answers at once (/etc/hosts).
+// A host name is resolved here, off the loop (getaddrinfo blocks for as long as DNS takes), on a
+// thread of its own whose answer is posted back to the loop; libmosquitto is only ever given a
+// numeric address, so it never resolves anything itself. Each attempt takes the next address of
+// the last answer; when none is left (and after every accepted connection) the name is resolved
+// again. With TLS the configured name, not the address, is what the certificate is verified
+// against and what goes out as SNI.
 //
 // Events: `connected` and `lost` run after the libmosquitto call that detected them has returned.
 // `message`, `published` and `subscribed` run inside that call (libmosquitto's callbacks); they
@@ -19,9 +23,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/asio.hpp"
 #include "common/expected.hpp"
@@ -34,6 +40,14 @@ class logger;
 }
 
 namespace ebus::mqtt::client {
+
+/// Resolves a host name to numeric addresses ("127.0.0.1", "::1"), in the order to try them, or
+/// says why it cannot. Runs on a thread of its own and may block.
+using host_resolver =
+    std::function<expected<std::vector<std::string>, std::string>(const std::string& host)>;
+
+/// getaddrinfo() for TCP, IPv4 and IPv6, in the resolver's order, without duplicates.
+expected<std::vector<std::string>, std::string> resolve_with_getaddrinfo(const std::string& host);
 
 struct connection_settings {
   std::string name{};  ///< "sub" or "pub", for the logs
@@ -54,6 +68,8 @@ struct connection_settings {
   std::chrono::milliseconds connect_timeout{30000};
   std::chrono::milliseconds reconnect_min{500};
   std::chrono::milliseconds reconnect_max{30000};
+  /// Used when `host` is a name; empty: resolve_with_getaddrinfo.
+  host_resolver resolve{};
 };
 
 struct connection_handlers {
@@ -86,7 +102,7 @@ class mosquitto_connection {
 
   /// True between an accepted CONNACK and the loss of that connection.
   [[nodiscard]] bool connected() const noexcept { return connected_; }
-  /// Attempts that failed since the last accepted CONNACK.
+  /// Attempts that failed since the last accepted CONNACK (a name that did not resolve included).
   [[nodiscard]] std::uint64_t failed_attempts() const noexcept { return failures_; }
   [[nodiscard]] const connection_settings& settings() const noexcept { return settings_; }
 
@@ -110,6 +126,9 @@ class mosquitto_connection {
   expected<void, std::string> configure_tls();
 
   void attempt();
+  void connect_to(const std::string& address);
+  void resolve();
+  void on_resolved(expected<std::vector<std::string>, std::string> result);
   void schedule_retry(std::string_view event, const std::string& reason);
   void on_ready(bool readable, std::error_code ec, std::uint64_t generation);
   void read_available();
@@ -129,6 +148,13 @@ class mosquitto_connection {
   static void on_subscribe_cb(struct mosquitto* m, void* self, int mid, int count,
                               const int* granted);
   static void on_log_cb(struct mosquitto* m, void* self, int level, const char* text);
+
+  /// Shared with a resolver thread: it posts its answer only while `open` holds, under `mutex`,
+  /// so that it never touches an executor whose connection is gone.
+  struct resolver_channel {
+    std::mutex mutex;
+    bool open = true;
+  };
 
   connection_settings settings_;
   connection_handlers handlers_;
@@ -152,13 +178,19 @@ class mosquitto_connection {
   int loop_rc_ = 0;  // last failure of a mosquitto_loop_*() call in this wake-up
   int loop_errno_ = 0;
   bool started_ = false;
-  bool first_attempt_ = true;
   bool reconnect_ = true;
   bool connected_ = false;
   bool connack_seen_ = false;  // set in the callback, handled in after_io()
   bool close_seen_ = false;
   bool read_waiting_ = false;
   bool write_waiting_ = false;
+  asio::any_io_executor executor_;
+  bool numeric_host_ = false;  // an IPv4 or IPv6 address: nothing to resolve
+  bool resolving_ = false;
+  std::vector<std::string> addresses_;  // the last answer for the host name
+  std::size_t next_address_ = 0;        // the one the next attempt takes
+  std::string address_;                 // the one of the current attempt, for the logs
+  std::shared_ptr<resolver_channel> resolver_ = std::make_shared<resolver_channel>();
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // handlers hold a weak_ptr
 };
 

@@ -1,6 +1,5 @@
 #include "mqtt/codec/encoder.hpp"
 
-#include <cassert>
 #include <cstdint>
 #include <string_view>
 #include <variant>
@@ -27,11 +26,12 @@ constexpr std::size_t prefixed_size(std::string_view field) noexcept {
   return 2 + field.size();
 }
 
+// Only for packets that fits() accepted: the checks live there, so that a refused packet leaves
+// `out` untouched.
 class writer {
  public:
   // Appends the fixed header and reserves room for the whole packet.
   writer(std::string& out, std::uint8_t first, std::size_t remaining) : out_(out) {
-    assert(remaining <= max_remaining_length);
     out_.reserve(out_.size() + 1 + varint_size(remaining) + remaining);
     u8(first);
     do {
@@ -50,7 +50,6 @@ class writer {
   }
 
   void prefixed(std::string_view field) {
-    assert(field.size() <= max_string_length);
     u16(static_cast<std::uint16_t>(field.size()));
     raw(field);
   }
@@ -60,6 +59,14 @@ class writer {
  private:
   std::string& out_;
 };
+
+constexpr bool field_fits(std::string_view field) noexcept {
+  return field.size() <= max_string_length;
+}
+
+constexpr bool length_fits(std::size_t remaining) noexcept {
+  return remaining <= max_remaining_length;
+}
 
 std::uint8_t connect_flags(const connect& p) noexcept {
   unsigned flags = 0;
@@ -135,15 +142,25 @@ std::size_t body_size(const disconnect&) noexcept {
 }
 
 template <class Ack>
-void encode_ack(const Ack& p, packet_type type, std::uint8_t flags, std::string& out) {
-  assert(p.packet_id != 0);
+bool encode_ack(const Ack& p, packet_type type, std::uint8_t flags, std::string& out) {
+  if (p.packet_id == 0) return false;
   writer w(out, first_byte(type, flags), body_size(p));
   w.u16(p.packet_id);
+  return true;
+}
+
+bool fits(const connect& p) noexcept {
+  if (!field_fits(p.client_id)) return false;
+  if (p.will && (!field_fits(p.will->topic) || !field_fits(p.will->payload))) return false;
+  if (p.username && !field_fits(*p.username)) return false;
+  if (p.password && !field_fits(*p.password)) return false;
+  return length_fits(body_size(p));
 }
 
 }  // namespace
 
-void encode(const connect& p, std::string& out) {
+bool encode(const connect& p, std::string& out) {
+  if (!fits(p)) return false;
   writer w(out, first_byte(packet_type::connect), body_size(p));
   w.prefixed(protocol_name(p.level));
   w.u8(static_cast<std::uint8_t>(p.level));
@@ -156,93 +173,113 @@ void encode(const connect& p, std::string& out) {
   }
   if (p.username) w.prefixed(*p.username);
   if (p.password) w.prefixed(*p.password);
+  return true;
 }
 
-void encode(const connack& p, std::string& out) {
+bool encode(const connack& p, std::string& out) {
   writer w(out, first_byte(packet_type::connack), body_size(p));
   w.u8(p.session_present ? 0x01 : 0x00);
   w.u8(static_cast<std::uint8_t>(p.return_code));
+  return true;
 }
 
 std::size_t publish_size(std::size_t topic_size, std::size_t payload_size, qos_level qos) noexcept {
   const std::size_t body = 2 + topic_size + (qos == qos_level::at_most_once ? 0 : 2) + payload_size;
+  // varint_size() stops at 4 bytes; a body past max_remaining_length has no encoding, and the
+  // result, above max_packet_size_limit, says so to every size check.
   return 1 + varint_size(body) + body;
 }
 
-void encode_publish(std::string& out, std::string_view topic, std::string_view payload,
+bool encode_publish(std::string& out, std::string_view topic, std::string_view payload,
                     qos_level qos, bool retain, bool dup, std::uint16_t packet_id) {
   const bool has_id = qos != qos_level::at_most_once;
-  assert(has_id == (packet_id != 0));
+  if (has_id != (packet_id != 0) || !field_fits(topic)) return false;
+  // Added in parts: a payload near SIZE_MAX must not wrap the sum around.
+  if (payload.size() > max_remaining_length) return false;
+  const std::size_t body = 2 + topic.size() + (has_id ? 2 : 0) + payload.size();
+  if (!length_fits(body)) return false;
   unsigned flags = static_cast<unsigned>(qos) << 1;
   if (dup) flags |= 0x08u;
   if (retain) flags |= 0x01u;
-  const std::size_t body = 2 + topic.size() + (has_id ? 2 : 0) + payload.size();
   writer w(out, first_byte(packet_type::publish, static_cast<std::uint8_t>(flags)), body);
   w.prefixed(topic);
   if (has_id) w.u16(packet_id);
   w.raw(payload);
+  return true;
 }
 
-void encode(const publish& p, std::string& out) {
-  encode_publish(out, p.topic, p.payload, p.qos, p.retain, p.dup, p.packet_id);
+bool encode(const publish& p, std::string& out) {
+  return encode_publish(out, p.topic, p.payload, p.qos, p.retain, p.dup, p.packet_id);
 }
 
-void encode(const puback& p, std::string& out) {
-  encode_ack(p, packet_type::puback, 0, out);
+bool encode(const puback& p, std::string& out) {
+  return encode_ack(p, packet_type::puback, 0, out);
 }
-void encode(const pubrec& p, std::string& out) {
-  encode_ack(p, packet_type::pubrec, 0, out);
+bool encode(const pubrec& p, std::string& out) {
+  return encode_ack(p, packet_type::pubrec, 0, out);
 }
-void encode(const pubrel& p, std::string& out) {
-  encode_ack(p, packet_type::pubrel, 0x02, out);
+bool encode(const pubrel& p, std::string& out) {
+  return encode_ack(p, packet_type::pubrel, 0x02, out);
 }
-void encode(const pubcomp& p, std::string& out) {
-  encode_ack(p, packet_type::pubcomp, 0, out);
+bool encode(const pubcomp& p, std::string& out) {
+  return encode_ack(p, packet_type::pubcomp, 0, out);
 }
-void encode(const unsuback& p, std::string& out) {
-  encode_ack(p, packet_type::unsuback, 0, out);
+bool encode(const unsuback& p, std::string& out) {
+  return encode_ack(p, packet_type::unsuback, 0, out);
 }
 
-void encode(const subscribe& p, std::string& out) {
-  assert(p.packet_id != 0 && !p.subscriptions.empty());
+bool encode(const subscribe& p, std::string& out) {
+  if (p.packet_id == 0 || p.subscriptions.empty() || !length_fits(body_size(p))) return false;
+  for (const auto& s : p.subscriptions) {
+    if (!field_fits(s.filter)) return false;
+  }
   writer w(out, first_byte(packet_type::subscribe, 0x02), body_size(p));
   w.u16(p.packet_id);
   for (const auto& s : p.subscriptions) {
     w.prefixed(s.filter);
     w.u8(static_cast<std::uint8_t>(s.qos));
   }
+  return true;
 }
 
-void encode(const suback& p, std::string& out) {
-  assert(p.packet_id != 0 && !p.return_codes.empty());
+bool encode(const suback& p, std::string& out) {
+  if (p.packet_id == 0 || p.return_codes.empty() || !length_fits(body_size(p))) return false;
   writer w(out, first_byte(packet_type::suback), body_size(p));
   w.u16(p.packet_id);
   for (const auto code : p.return_codes)
     w.u8(static_cast<std::uint8_t>(code));
+  return true;
 }
 
-void encode(const unsubscribe& p, std::string& out) {
-  assert(p.packet_id != 0 && !p.filters.empty());
+bool encode(const unsubscribe& p, std::string& out) {
+  if (p.packet_id == 0 || p.filters.empty() || !length_fits(body_size(p))) return false;
+  for (const auto& f : p.filters) {
+    if (!field_fits(f)) return false;
+  }
   writer w(out, first_byte(packet_type::unsubscribe, 0x02), body_size(p));
   w.u16(p.packet_id);
   for (const auto& f : p.filters)
     w.prefixed(f);
+  return true;
 }
 
-void encode(const pingreq&, std::string& out) {
+bool encode(const pingreq&, std::string& out) {
   writer w(out, first_byte(packet_type::pingreq), 0);
+  return true;
 }
 
-void encode(const pingresp&, std::string& out) {
+bool encode(const pingresp&, std::string& out) {
   writer w(out, first_byte(packet_type::pingresp), 0);
+  return true;
 }
 
-void encode(const disconnect&, std::string& out) {
+bool encode(const disconnect&, std::string& out) {
   writer w(out, first_byte(packet_type::disconnect), 0);
+  return true;
 }
 
-void encode(const packet& p, std::string& out) {
-  std::visit([&out](const auto& alternative) { encode(alternative, out); }, p);
+bool encode(const packet& p, std::string& out) {
+  return std::visit([&out](const auto& alternative) { return encode(alternative, out); }, p);
 }
 
 std::size_t remaining_length(const packet& p) noexcept {

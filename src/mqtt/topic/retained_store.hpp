@@ -10,10 +10,20 @@
 // '#' takes the node itself (the parent-level rule: "a/#" matches "a") and its whole subtree.
 // At the root, '+' and '#' skip children whose text starts with '$' [MQTT-4.7.2-1]. The walk is
 // iterative like subscription_tree's, so a deep tree cannot exhaust the stack.
+//
+// A walk (begin_walk()) is the same match spread over many calls, so that 100,000 retained
+// messages for a '#' subscriber are found a slice at a time. Its pending frames pin the nodes they
+// point to: erase() does not free a pinned node it prunes but detaches it, and the last unpin
+// frees it. Every stored value carries the serial of its store(); a walk visits only values stored
+// before it began, so a value stored or replaced meanwhile (which the new subscription received
+// live) is not visited again, and an erased one is not visited at all.
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -30,16 +40,21 @@ class retained_store {
   retained_store() = default;
   retained_store(const retained_store&) = delete;
   retained_store& operator=(const retained_store&) = delete;
+  /// Moving a store with open walks is not allowed: they point to it.
   retained_store(retained_store&& other) noexcept
       : root_(std::move(other.root_)),
         size_(std::exchange(other.size_, 0)),
-        nodes_(std::exchange(other.nodes_, 0)) {}
+        nodes_(std::exchange(other.nodes_, 0)),
+        serial_(other.serial_),
+        detached_(std::move(other.detached_)) {}
   retained_store& operator=(retained_store&& other) noexcept {
     if (this != &other) {
       retained_store old(std::move(*this));  // torn down iteratively when it goes
       root_ = std::move(other.root_);
       size_ = std::exchange(other.size_, 0);
       nodes_ = std::exchange(other.nodes_, 0);
+      serial_ = other.serial_;
+      detached_ = std::move(other.detached_);
     }
     return *this;
   }
@@ -63,6 +78,11 @@ class retained_store {
   template <class F>
   void match(const topic_filter& filter, F&& visit) const;
 
+  class walk;
+  /// A match() of `filter` to be done a slice at a time with walk::resume(). The walk must not
+  /// outlive the store.
+  [[nodiscard]] walk begin_walk(const topic_filter& filter);
+
   /// Number of stored names.
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
@@ -75,11 +95,14 @@ class retained_store {
   struct entry {
     topic_name name;
     Value value;
+    std::uint64_t serial;  // of the store() that put the value here
   };
 
   struct node {
     detail::child_map<node> children;
     std::unique_ptr<entry> stored;
+    mutable std::uint32_t pins = 0;  // frames of open walks that point here
+    mutable bool detached = false;   // pruned while pinned: owned by detached_
 
     [[nodiscard]] bool unused() const noexcept { return children.empty() && !stored; }
     void take_children(std::vector<std::unique_ptr<node>>& out) {
@@ -97,10 +120,80 @@ class retained_store {
   };
 
   const node* find_node(std::string_view name) const;
+  void unpin(const node* n) noexcept {
+    if (--n->pins == 0 && n->detached) detached_.erase(n);
+  }
 
   node root_;
   std::size_t size_ = 0;
   std::size_t nodes_ = 0;
+  std::uint64_t serial_ = 0;  // of the last store()
+  std::unordered_map<const node*, std::unique_ptr<node>> detached_;
+};
+
+/// A match in slices: each resume() visits at most `limit` names, and does at most a bounded
+/// amount of work besides (see resume()). Moving it is cheap; destroying it unpins what it holds.
+template <class Value>
+class retained_store<Value>::walk {
+ public:
+  walk() = default;
+  walk(walk&& other) noexcept
+      : store_(std::exchange(other.store_, nullptr)),
+        filter_(std::move(other.filter_)),
+        before_(other.before_),
+        pending_(std::move(other.pending_)) {}
+  walk& operator=(walk&& other) noexcept {
+    if (this != &other) {
+      close();
+      store_ = std::exchange(other.store_, nullptr);
+      filter_ = std::move(other.filter_);
+      before_ = other.before_;
+      pending_ = std::move(other.pending_);
+    }
+    return *this;
+  }
+  walk(const walk&) = delete;
+  walk& operator=(const walk&) = delete;
+  ~walk() { close(); }
+
+  /// Calls `visit(const topic_name&, const Value&)` for up to `limit` more matching names (and
+  /// expands at most 4 * `limit` nodes, so a filter that matches little still stops). Returns
+  /// false once the walk is complete. `visit` must not change the store.
+  template <class F>
+  bool resume(std::size_t limit, F&& visit);
+
+  [[nodiscard]] bool done() const noexcept { return pending_.empty(); }
+  /// The filter's text.
+  [[nodiscard]] const std::string& filter() const noexcept { return filter_; }
+  /// Bytes the walk holds besides the object.
+  [[nodiscard]] std::size_t memory() const noexcept {
+    return pending_.capacity() * sizeof(frame) + filter_.capacity();
+  }
+
+ private:
+  friend class retained_store;
+  static constexpr std::size_t whole_subtree = std::string_view::npos;
+  struct frame {
+    const node* at;
+    std::size_t pos;  // as in match()
+  };
+
+  void push(const node* n, std::size_t pos) {
+    ++n->pins;
+    pending_.push_back({n, pos});
+  }
+  void close() noexcept {
+    if (store_ == nullptr) return;
+    for (const frame& f : pending_)
+      store_->unpin(f.at);
+    pending_.clear();
+    store_ = nullptr;
+  }
+
+  retained_store* store_ = nullptr;
+  std::string filter_;
+  std::uint64_t before_ = 0;  // values with a serial above this were stored after the walk began
+  std::vector<frame> pending_;
 };
 
 template <class Value>
@@ -113,9 +206,10 @@ bool retained_store<Value>::store(topic_name name, Value value) {
   }
   if (current->stored) {
     current->stored->value = std::move(value);
+    current->stored->serial = ++serial_;
     return false;
   }
-  current->stored = std::make_unique<entry>(entry{std::move(name), std::move(value)});
+  current->stored = std::make_unique<entry>(entry{std::move(name), std::move(value), ++serial_});
   ++size_;
   return true;
 }
@@ -139,7 +233,12 @@ bool retained_store<Value>::erase(std::string_view name) {
   // Prune from the deepest node up; the root stays.
   for (auto it = path.rbegin(); it != path.rend() && current->unused(); ++it) {
     node& parent = *it->parent;
-    parent.children.erase(parent.children.find(it->level));
+    const auto child = parent.children.find(it->level);
+    if (current->pins > 0) {  // an open walk still points here: freed by its last unpin
+      current->detached = true;
+      detached_.emplace(current, std::move(child->second));
+    }
+    parent.children.erase(child);
     --nodes_;
     current = &parent;
   }
@@ -201,6 +300,60 @@ void retained_store<Value>::match(const topic_filter& filter, F&& visit) const {
       pending.push({literal, next});
     }
   }
+}
+
+template <class Value>
+auto retained_store<Value>::begin_walk(const topic_filter& filter) -> walk {
+  walk w;
+  w.store_ = this;
+  w.filter_ = filter.str();
+  w.before_ = serial_;
+  w.push(&root_, 0);
+  return w;
+}
+
+template <class Value>
+template <class F>
+bool retained_store<Value>::walk::resume(std::size_t limit, F&& visit) {
+  const std::string_view text = filter_;
+  std::size_t visited = 0;
+  std::size_t expanded = 0;
+  const auto offer = [&](const node* n) {
+    if (n->stored && n->stored->serial <= before_) {
+      visit(n->stored->name, n->stored->value);
+      ++visited;
+    }
+  };
+  while (!pending_.empty() && visited < limit && expanded < 4 * limit) {
+    const frame f = pending_.back();
+    pending_.pop_back();
+    ++expanded;
+    if (f.pos == whole_subtree) {
+      offer(f.at);
+      for (const auto& child : f.at->children) {
+        push(child.second.get(), whole_subtree);
+      }
+    } else if (detail::at_end(text, f.pos)) {
+      offer(f.at);
+    } else {
+      const bool at_root = f.pos == 0;
+      std::size_t next = f.pos;
+      const std::string_view level = detail::read_level(text, next);
+      if (level == "#" || level == "+") {
+        const bool hash = level == "#";
+        if (hash) offer(f.at);
+        for (const auto& child : f.at->children) {
+          if (at_root && child.first.starts_with('$')) continue;  // [MQTT-4.7.2-1]
+          push(child.second.get(), hash ? whole_subtree : next);
+        }
+      } else if (const node* literal = detail::find_child(f.at->children, level)) {
+        push(literal, next);
+      }
+    }
+    store_->unpin(f.at);
+  }
+  if (pending_.empty()) close();
+  return store_ != nullptr;
 }
 
 }  // namespace ebus::mqtt::topic

@@ -54,9 +54,9 @@
 // erase() removes nodes that are left with no children and no subscriptions, so the size of the
 // tree follows the live subscriptions.
 //
-// Not here: shared subscriptions ("$share/<group>/<filter>" arrives as an ordinary filter; the
-// broker strips the prefix and keeps the group) and a match cache (nats-server has one; add it
-// only when bench/topic_bench.cpp shows the need).
+// Not here: shared subscriptions (MQTT 5; this MQTT 3.1.1 broker has none, so
+// "$share/<group>/<filter>" is an ordinary filter that matches topics starting with "$share/")
+// and a match cache (nats-server has one; add it only when bench/topic_bench.cpp shows the need).
 
 #include <cstddef>
 #include <memory>

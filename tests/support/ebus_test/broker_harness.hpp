@@ -15,6 +15,9 @@ namespace ebus::test {
 class broker_harness {
  public:
   explicit broker_harness(mqtt::broker::broker_options options = {});
+  /// The broker on `clk` (a manual_clock, say) instead of the steady clock. `clk` outlives the
+  /// harness and is touched on the loop thread only: advance it through call().
+  broker_harness(mqtt::broker::broker_options options, clock& clk);
   broker_harness(const broker_harness&) = delete;
   broker_harness& operator=(const broker_harness&) = delete;
   ~broker_harness();
@@ -33,7 +36,7 @@ class broker_harness {
 
  private:
   asio::io_context io_{1};
-  asio_clock clock_{io_.get_executor()};
+  asio_clock steady_clock_{io_.get_executor()};
   std::unique_ptr<mqtt::broker::server> server_;
   std::uint16_t port_ = 0;
   std::thread thread_;

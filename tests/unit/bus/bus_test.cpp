@@ -6,7 +6,9 @@
 #include <optional>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 
+#include "common/log.hpp"
 #include "ebus_test/manual_clock.hpp"
 #include "ebus_test/run_coro.hpp"
 
@@ -415,6 +417,79 @@ TEST_F(bus_fixture, send_to_group_sync_keeps_the_answer_of_a_member_that_left_af
   ASSERT_EQ(got->value()->size(), 2u);
   EXPECT_EQ((*got->value())[0].content.bytes(), "from early");
   EXPECT_EQ((*got->value())[1].content.bytes(), "from late");
+}
+
+TEST_F(bus_fixture, send_to_group_sync_counts_one_answer_per_member) {
+  ASSERT_TRUE(b.add_module("twice", "bus"));
+  ASSERT_TRUE(b.add_module("slow", "bus"));
+  ASSERT_TRUE(b.add_module("outsider"));
+  auto got = spawn(io, b.send_to_group_sync("bus", msg("q"), 30s));
+  drain(io);
+  auto first = b.try_receive("twice");
+  auto slow = b.try_receive("slow");
+  ASSERT_TRUE(first && slow);
+  ASSERT_TRUE(b.send_resp(new_response(*first, content::text("one")), "twice"));
+  // A second answer from the same member, and one from a module the request never went to,
+  // are refused: the request still waits for "slow".
+  const auto again = b.send_resp(new_response(*first, content::text("two")), "twice");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error(), bus_errc::no_pending_request);
+  const auto stranger = b.send_resp(new_response(*first, content::text("three")), "outsider");
+  ASSERT_FALSE(stranger);
+  EXPECT_EQ(b.stats().late_responses, 2u);
+  drain(io);
+  EXPECT_FALSE(got->has_value());
+  EXPECT_EQ(b.pending_requests(), 1u);
+  ASSERT_TRUE(b.send_resp(new_response(*slow, content::text("slow")), "slow"));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  ASSERT_TRUE(got->value()) << got->value().error().message();
+  ASSERT_EQ(got->value()->size(), 2u);
+  EXPECT_EQ((*got->value())[0].content.bytes(), "one");
+  EXPECT_EQ((*got->value())[1].content.bytes(), "slow");
+}
+
+TEST_F(bus_fixture, names_from_modules_are_logged_escaped_on_one_line) {
+  // Module, group and operation names come from remote modules: one with a line break must not
+  // forge a second log line.
+  auto logger = log::get("bus");
+  const auto level = logger->level();
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(100);
+  sink->set_pattern("%l %v");
+  logger->sinks().push_back(sink);
+  logger->set_level(spdlog::level::debug);
+  auto m = msg("t");
+  m.route.operation = "publish\n2026-01-01 error [bus] forged";
+  EXPECT_FALSE(b.send("ghost\nmodule", m));
+  EXPECT_FALSE(b.send_to_group("ghost\ngroup", m));
+  logger->sinks().pop_back();
+  logger->set_level(level);
+  const auto lines = sink->last_formatted();
+  ASSERT_EQ(lines.size(), 2u);
+  for (const auto& line : lines) {
+    EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << line;  // the end of the line
+    EXPECT_NE(line.find(R"(operation=publish\n2026-01-01 error [bus] forged)"), std::string::npos)
+        << line;
+  }
+  EXPECT_NE(lines[0].find(R"(no_route module=ghost\nmodule)"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find(R"(no_route group=ghost\ngroup)"), std::string::npos) << lines[1];
+}
+
+TEST_F(bus_fixture, send_sync_takes_no_answer_from_another_module) {
+  ASSERT_TRUE(b.add_module("target"));
+  ASSERT_TRUE(b.add_module("other"));
+  auto got = spawn(io, b.send_sync("target", msg("q"), 30s));
+  drain(io);
+  auto req = b.try_receive("target");
+  ASSERT_TRUE(req);
+  EXPECT_FALSE(b.send_resp(new_response(*req, content::text("not mine")), "other"));
+  drain(io);
+  EXPECT_FALSE(got->has_value());
+  ASSERT_TRUE(b.send_resp(new_response(*req, content::text("mine")), "target"));
+  drain(io);
+  ASSERT_TRUE(got->has_value());
+  ASSERT_TRUE(got->value());
+  EXPECT_EQ(got->value()->content.bytes(), "mine");
 }
 
 TEST_F(bus_fixture, send_to_group_sync_on_empty_group_fails_with_no_route) {

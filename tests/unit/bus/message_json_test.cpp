@@ -15,8 +15,8 @@ namespace ebus::bus {
 namespace {
 
 // name -> the exact bytes Go wrote (the value of "json", embedded verbatim in each line).
-std::map<std::string, std::string> load_golden() {
-  std::ifstream in(std::string(EBUS_TEST_DATA_DIR) + "/beehive-messages.jsonl");
+std::map<std::string, std::string> load_golden(const std::string& file = "beehive-messages.jsonl") {
+  std::ifstream in(std::string(EBUS_TEST_DATA_DIR) + "/" + file);
   std::map<std::string, std::string> out;
   std::string line;
   while (std::getline(in, line)) {
@@ -112,6 +112,34 @@ TEST(message_json, invalid_utf8_is_replaced_by_escaped_replacement_character) {
   EXPECT_EQ(to_json(m), golden().at("invalid-utf8-string"));
 }
 
+// Backspace and form feed: Go 1.22+ writes \b and \f (current KubeEdge, Go 1.23), Go 1.21 and
+// earlier \u0008 and \u000c. Both vectors are in beehive-control-escapes.jsonl, written by hand
+// from encoding/json's rules (encodeState.string) and checked against them.
+TEST(message_json, backspace_and_form_feed_use_go_1_22_short_escapes) {
+  const auto vectors = load_golden("beehive-control-escapes.jsonl");
+  ASSERT_EQ(vectors.size(), 2u);
+  auto m = fixed("1d2c3b4a-0000-4000-8000-00000000000b");
+  build_router(m, "bus", "user", "x", "upload");
+  m.content = content::text(
+      "a\bb\fc\x07"
+      "d\te\nf\rg\x1f"
+      "h");
+  const auto& current = vectors.at("control-escapes-go1.23");
+  EXPECT_EQ(to_json(m), current);
+  EXPECT_NE(current.find(R"(a\bb\fc\u0007d)"), std::string::npos) << current;
+
+  // The old form is still read, as the same message, and written in the current form.
+  const auto& old = vectors.at("control-escapes-go1.19");
+  EXPECT_NE(old.find(R"(a\u0008b\u000cc)"), std::string::npos) << old;
+  auto decoded = from_json(old);
+  ASSERT_TRUE(decoded) << decoded.error().reason;
+  EXPECT_EQ(*decoded, m);
+  EXPECT_EQ(to_json(*decoded), current);
+  auto decoded_current = from_json(current);
+  ASSERT_TRUE(decoded_current) << decoded_current.error().reason;
+  EXPECT_EQ(*decoded_current, m);
+}
+
 TEST(message_json, current_era_fields_are_placed_as_go_orders_them) {
   auto m = fixed("id");
   m.header.parent_id = "p";
@@ -135,6 +163,9 @@ TEST(go_string, escapes_controls_quotes_and_line_separators_like_go) {
   EXPECT_EQ(out, R"("a\"b\\c\nd\re\tf\u0001g)"
                  "\x7f"
                  R"(\u2028h\u2029")");
+  out.clear();
+  append_go_string(out, "\b\f\x08\x0c");
+  EXPECT_EQ(out, R"("\b\f\b\f")");
 }
 
 TEST(go_string, keeps_valid_multibyte_utf8_and_replaces_each_invalid_byte) {
@@ -163,6 +194,10 @@ std::string go_string_reference(std::string_view s) {
       if (c == '"' || c == '\\') {
         out += '\\';
         out += static_cast<char>(c);
+      } else if (c == '\b') {
+        out += "\\b";  // Go 1.22 and later; \u0008 before
+      } else if (c == '\f') {
+        out += "\\f";  // Go 1.22 and later; \u000c before
       } else if (c == '\n') {
         out += "\\n";
       } else if (c == '\r') {
@@ -214,6 +249,8 @@ TEST(go_string, word_at_a_time_encoding_matches_byte_by_byte_rules_at_every_offs
                                            "&",
                                            "\n",
                                            "\x01",
+                                           "\b",
+                                           "\f",
                                            "\x1f",
                                            "\x7f",
                                            " ",

@@ -104,6 +104,40 @@ TEST_F(module_manager_test, a_module_that_throws_is_unregistered_and_the_others_
   ASSERT_TRUE(got->has_value() && got->value());
 }
 
+TEST_F(module_manager_test, a_module_that_throws_is_reported_to_the_failure_handler_once) {
+  module_manager mm(b);
+  std::vector<std::string> failures;
+  mm.on_failure([&](const std::string& what) { failures.push_back(what); });
+  mm.add(std::make_unique<echo_module>("fragile", "", journal));
+  mm.add(std::make_unique<echo_module>("steady", "", journal));
+  ASSERT_TRUE(mm.start_all(io.get_executor()));
+  drain(io);
+  EXPECT_TRUE(failures.empty());
+  auto bad = new_message();
+  bad.route.operation = "throw";
+  ASSERT_TRUE(b.send("fragile", std::move(bad)));
+  drain(io);
+  EXPECT_EQ(failures, (std::vector<std::string>{"module fragile threw: bad input"}));
+  EXPECT_FALSE(b.has_module("fragile"));
+  mm.stop_all();
+  drain(io);
+  EXPECT_EQ(failures.size(), 1u);  // the others ending at stop_all() are no failure
+}
+
+TEST_F(module_manager_test, a_module_whose_run_returns_before_stop_all_is_a_failure) {
+  module_manager mm(b);
+  std::vector<std::string> failures;
+  mm.on_failure([&](const std::string& what) { failures.push_back(what); });
+  mm.add(std::make_unique<echo_module>("quitter", "", journal));
+  ASSERT_TRUE(mm.start_all(io.get_executor()));
+  drain(io);
+  // Its inbox closes without stop_all(): run() returns while the node still counts on it.
+  b.remove_module("quitter");
+  drain(io);
+  EXPECT_EQ(failures, (std::vector<std::string>{"module quitter returned before it was stopped"}));
+  EXPECT_EQ(mm.running(), 0u);
+}
+
 TEST_F(module_manager_test, duplicate_names_fail_start_and_register_nothing) {
   module_manager mm(b);
   mm.add(std::make_unique<echo_module>("twin", "", journal));

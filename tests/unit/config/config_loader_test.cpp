@@ -97,7 +97,7 @@ class temp_path {
 
 TEST(config_defaults, default_config_uses_the_host_name_and_the_documented_defaults) {
   const auto c = default_config();
-  EXPECT_EQ(c.node_name, host_name());
+  EXPECT_EQ(c.node_name, node_name_from_host(host_name()));
   EXPECT_EQ(c.data_source, "/var/lib/kubeedge/edgecore.db");
   EXPECT_TRUE(c.eventbus.enable);
   EXPECT_EQ(c.eventbus.mode, mqtt_mode::internal);
@@ -169,13 +169,20 @@ TEST(config_defaults, default_config_yaml_writes_every_key_and_says_why_mode_is_
     EXPECT_THAT(text, HasSubstr(key));
   }
   EXPECT_THAT(text, HasSubstr("edgecore's default is 2"));
-  EXPECT_THAT(text, HasSubstr(host_name()));
+  EXPECT_THAT(text, HasSubstr(node_name_from_host(host_name())));
+  // The printed range is the one validate() applies.
+  EXPECT_THAT(text, HasSubstr("0 (none) or 5 to 65535"));
 }
 
 TEST(config_defaults, min_config_yaml_round_trips_without_warnings) {
   const auto text = min_config_yaml();
   const auto r = load(text);
-  EXPECT_EQ(r.config, default_config());
+  // edgecore's minimal file has the eventbus disabled (its Enable field is left at false).
+  auto expected = default_config();
+  expected.eventbus.enable = false;
+  EXPECT_EQ(r.config, expected);
+  EXPECT_THAT(text, HasSubstr("    enable: false\n"));
+  EXPECT_THAT(text, Not(HasSubstr("enable: true")));
   EXPECT_THAT(r.warnings, IsEmpty());
   EXPECT_THAT(text, HasSubstr("hostnameOverride"));
   EXPECT_THAT(text, Not(HasSubstr("mqttMaxPacketSize")));
@@ -338,6 +345,67 @@ TEST(config_parse, scalars_of_any_kind_are_accepted_as_strings) {
   EXPECT_EQ(r.config.node_name, "1234");
   EXPECT_EQ(r.config.eventbus.username, "true");
   EXPECT_EQ(r.config.eventbus.password, "007");
+}
+
+TEST(config_parse, unquoted_numbers_and_booleans_in_strings_read_as_edgecore_reads_them) {
+  // sigs.k8s.io/yaml: go-yaml v2 resolves the plain scalar (YAML 1.1), and a number or boolean
+  // put into a Go string is written as Go prints it.
+  const auto text_of = [](const std::string& scalar) {
+    return load("modules:\n  eventBus:\n    mqttSubClientID: " + scalar + "\n")
+        .config.eventbus.sub_client_id;
+  };
+  EXPECT_EQ(text_of("1234"), "1234");
+  EXPECT_EQ(text_of("+7"), "7");
+  EXPECT_EQ(text_of("007"), "7");     // octal
+  EXPECT_EQ(text_of("0755"), "493");  // octal
+  EXPECT_EQ(text_of("0x1F"), "31");   // hexadecimal
+  EXPECT_EQ(text_of("0o17"), "15");   // Go's octal prefix
+  EXPECT_EQ(text_of("0b101"), "5");   // binary
+  EXPECT_EQ(text_of("-0x10"), "-16");
+  EXPECT_EQ(text_of("1_000"), "1000");  // underscores dropped
+  EXPECT_EQ(text_of("08"), "8");        // not octal: a float
+  EXPECT_EQ(text_of("1e3"), "1000");    // float, printed as float32 %g
+  EXPECT_EQ(text_of("1.50"), "1.5");
+  EXPECT_EQ(text_of("1e6"), "1e+06");
+  EXPECT_EQ(text_of("123456"), "123456");
+  EXPECT_EQ(text_of("3.14159265"), "3.1415927");
+  EXPECT_EQ(text_of(".5"), "0.5");
+  EXPECT_EQ(text_of("18446744073709551615"), "18446744073709551615");  // uint64
+  EXPECT_EQ(text_of("99999999999999999999"), "1e+20");                 // beyond uint64: a float
+  EXPECT_EQ(text_of(".inf"), "+Inf");
+  EXPECT_EQ(text_of("-.Inf"), "-Inf");
+  EXPECT_EQ(text_of(".NaN"), "NaN");
+  EXPECT_EQ(text_of("yes"), "true");  // YAML 1.1 booleans
+  EXPECT_EQ(text_of("Off"), "false");
+  EXPECT_EQ(text_of("True"), "true");
+  EXPECT_EQ(text_of("y"), "true");
+  // Not numbers or booleans for go-yaml: the text as written.
+  for (const char* same : {"edge-1", "2001-12-14", "1.2.3", "12:30", "0x", "-1-2", "1e400", "0xZ",
+                           "yess", "TRue", "+", "0b", "0b12", "1__0a"}) {
+    EXPECT_EQ(text_of(same), same);
+  }
+  // Quoted: always the text.
+  EXPECT_EQ(text_of("\"007\""), "007");
+  EXPECT_EQ(text_of("'yes'"), "yes");
+
+  // A changed value is warned about, with the value it became (never a password's).
+  const auto r = load(R"(modules:
+  edged:
+    hostnameOverride: 0x1F
+  eventBus:
+    mqttUsername: 1234
+    mqttPassword: 0123
+)");
+  EXPECT_EQ(r.config.node_name, "31");
+  EXPECT_EQ(r.config.eventbus.password, "83");
+  EXPECT_THAT(
+      r.warnings,
+      ElementsAre(issue("modules.edged.hostnameOverride",
+                        "an unquoted number or boolean, read as edgecore reads it: \"31\"; "
+                        "quote the value to keep the text as written"),
+                  issue("modules.eventBus.mqttPassword",
+                        "an unquoted number or boolean, read as edgecore reads it; quote")));
+  EXPECT_THAT(r.warnings[1].message, Not(HasSubstr("83")));
 }
 
 TEST(config_parse, integers_take_a_sign) {
@@ -668,7 +736,7 @@ mesh:
 }
 
 TEST(config_old_layout, node_id_missing_keeps_the_host_name) {
-  EXPECT_EQ(load("mqtt:\n  mode: 0\n").config.node_name, host_name());
+  EXPECT_EQ(load("mqtt:\n  mode: 0\n").config.node_name, node_name_from_host(host_name()));
 }
 
 TEST(config_old_layout, current_layout_wins_with_a_warning) {
@@ -1089,22 +1157,93 @@ TEST(config_validate, empty_node_name) {
               ElementsAre(issue("modules.edged.hostnameOverride", "must not be empty")));
 }
 
+TEST(config_validate, node_name_must_be_an_rfc_1123_subdomain_as_edgecore_checks) {
+  for (const char* name :
+       {"Edge-Node", "edge_node", "-edge", "edge-", "a..b", "edge/1", "a b", "Example%$#com"}) {
+    SCOPED_TRACE(name);
+    EXPECT_THAT(
+        errors_of("modules:\n  edged:\n    hostnameOverride: \"" + std::string(name) + "\"\n"),
+        ElementsAre(issue("modules.edged.hostnameOverride",
+                          "a lowercase RFC 1123 subdomain must consist of lower case "
+                          "alphanumeric characters, '-' or '.'")));
+  }
+  EXPECT_THAT(
+      errors_of("modules:\n  edged:\n    hostnameOverride: " + std::string(254, 'a') + "\n"),
+      ElementsAre(issue("modules.edged.hostnameOverride", "must be no more than 253 characters")));
+  // v1.1's node-id names the same thing.
+  EXPECT_THAT(errors_of("edgehub:\n  controller:\n    node-id: Edge\n"),
+              ElementsAre(issue("edgehub.controller.node-id", "invalid node name 'Edge'")));
+  for (const char* name : {"edge-node", "a", "1234", "node-1.example.com", "0a-b.c9"}) {
+    EXPECT_EQ(load("modules:\n  edged:\n    hostnameOverride: " + std::string(name) + "\n")
+                  .config.node_name,
+              name);
+  }
+  EXPECT_EQ(load("modules:\n  edged:\n    hostnameOverride: " + std::string(253, 'a') + "\n")
+                .config.node_name.size(),
+            253u);
+  EXPECT_EQ(node_name_problem("edge-node"), std::nullopt);
+}
+
+TEST(config_defaults, node_name_from_the_host_name_is_trimmed_lower_cased_or_the_fallback) {
+  EXPECT_EQ(node_name_from_host("Edge-Node-1"), "edge-node-1");
+  EXPECT_EQ(node_name_from_host(" \tEDGE.Example.COM\n"), "edge.example.com");
+  EXPECT_EQ(node_name_from_host("edge_node"), "default-edge-node");
+  EXPECT_EQ(node_name_from_host("   "), "default-edge-node");
+  EXPECT_EQ(node_name_from_host(""), "default-edge-node");
+  EXPECT_EQ(node_name_from_host(std::string(254, 'a')), "default-edge-node");
+  EXPECT_EQ(node_name_from_host("h\xc3\xa9te"), "default-edge-node");
+}
+
 TEST(config_validate, empty_data_source) {
   EXPECT_THAT(errors_of("database:\n  dataSource: \"\"\n"),
               ElementsAre(issue("database.dataSource", "must not be empty")));
 }
 
-TEST(config_validate, disabled_eventbus_skips_the_eventbus_checks) {
+TEST(config_validate, disabled_eventbus_skips_the_routing_and_external_checks) {
   const auto r = load(eventbus_doc(R"(    enable: false
     mqttMode: 7
     mqttQOS: 9
-    mqttSessionQueueSize: -1
-    mqttServerInternal: ws://x
+    mqttServerExternal: ws://x
     mqttKeepAliveSeconds: 70000
+    mqttReconnectMinMilliseconds: 0
     mqttPassword: p
+    maxRuntimeSubscriptions: 0
+    storeQueueSize: 0
 )"));
   EXPECT_FALSE(r.config.eventbus.enable);
   EXPECT_THAT(r.warnings, IsEmpty());
+}
+
+TEST(config_validate, disabled_eventbus_still_checks_the_embedded_broker_it_runs) {
+  // Broker-only mode: the embedded broker runs on mqttServerInternal whatever the mode says.
+  const auto errors = errors_of(eventbus_doc(R"(    enable: false
+    mqttMode: 2
+    mqttSessionQueueSize: -1
+    mqttServerInternal: ws://x
+    mqttMaxPacketSize: 10
+    mqttMaxInflightMessages: 0
+    maxMemoryBytes: 1000
+)"));
+  EXPECT_THAT(
+      errors,
+      ElementsAre(issue("modules.eventBus.mqttSessionQueueSize", "must be greater than 0, got -1"),
+                  issue("modules.eventBus.mqttMaxPacketSize", "got 10"),
+                  issue("modules.eventBus.mqttMaxInflightMessages", "got 0"),
+                  issue("modules.eventBus.mqttServerInternal", "unsupported scheme 'ws'"),
+                  issue("modules.eventBus.maxMemoryBytes", "got 1000")));
+}
+
+TEST(config_validate, warnings_are_kept_when_the_file_has_errors) {
+  // A misspelt key is often the reason for the error: both must reach the user.
+  const auto r = parse_config(eventbus_doc(R"(    mqttMod: 1
+    moduleSockt: /run/x.sock
+    mqttQOS: 7
+)"));
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error(), ElementsAre(issue("modules.eventBus.mqttQOS", "must be 0, 1 or 2")));
+  EXPECT_THAT(r.error().warnings,
+              ElementsAre(issue("modules.eventBus.mqttMod", "unknown key, ignored"),
+                          issue("modules.eventBus.moduleSockt", "unknown key, ignored")));
 }
 
 TEST(config_validate, disabled_eventbus_still_needs_node_name_and_data_source) {

@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <unistd.h>
 
@@ -395,6 +396,30 @@ TEST_F(eventbus_module_test, a_publish_over_the_maximum_packet_size_is_refused_t
   send(std::move(from_cloud));
   EXPECT_THAT(tester_inbox(), IsEmpty());
   EXPECT_EQ(module->stats().publishes_too_large, 3U);
+}
+
+TEST_F(eventbus_module_test, a_publish_mqtt_cannot_encode_is_refused_whatever_the_limits_say) {
+  // No limit of its own (0), and a broker that would take anything: only MQTT's Remaining Length
+  // bounds the packet. Before, this message went to the encoder with a length it cannot write.
+  mqtt::broker::broker_options bo;
+  bo.max_packet_size = std::numeric_limits<std::size_t>::max();
+  mqtt::broker::broker unbounded{bo, clk};
+  eventbus_options o;
+  o.max_packet_size = 0;
+  eventbus_module m(b, clk, o, &unbounded, nullptr, nullptr);
+  m.install({});
+  // QoS 0, topic "t": Remaining Length = 2 + 1 + payload, one byte over the maximum.
+  const std::size_t payload = mqtt::codec::max_remaining_length - 2;
+  m.handle(op("publish", "t", bus::content::binary(std::string(payload, 'x'))));
+  const auto inbox = tester_inbox();
+  ASSERT_EQ(inbox.size(), 1U);
+  EXPECT_EQ(inbox[0].route.operation, "error");
+  EXPECT_THAT(inbox[0].content.data(),
+              HasSubstr("publish on 't' refused: the MQTT packet would be 268435461 bytes, more "
+                        "than the largest packet MQTT can encode (268435460 bytes)"));
+  EXPECT_EQ(m.stats().publishes_too_large, 1U);
+  EXPECT_EQ(m.stats().published_internal, 0U);
+  EXPECT_EQ(unbounded.stats().messages_injected, 0U);
 }
 
 TEST_F(eventbus_module_test, topics_beyond_the_length_and_level_limits_are_rejected) {

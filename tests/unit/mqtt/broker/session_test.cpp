@@ -280,27 +280,80 @@ TEST(session_flow, a_hold_from_before_a_timeout_does_not_release_a_later_wait) {
   EXPECT_EQ(publisher->blocking, 0u);
 }
 
+topic::retained_store<message_ptr> retained_topics(int count) {
+  topic::retained_store<message_ptr> store;
+  for (int i = 0; i < count; ++i) {
+    const std::string name = "r/" + std::to_string(i);
+    store.store(topic::parse_name(name).value(), make_message(name, "v", q1, true));
+  }
+  return store;
+}
+
 TEST(session_flow, retained_messages_owed_are_outside_the_queue_limits_and_go_first) {
   const auto options = flow_options(1);
+  auto store = retained_topics(50);
   session s("sub", true, options);
   fake_link link;
   attach_fresh(s, link);
   enqueue_ok(s, make_message("live", "1"), q1);
-  for (int i = 0; i < 50; ++i) {
-    EXPECT_EQ(s.enqueue_retained(make_message("r/" + std::to_string(i), "v"), q1), result::queued);
-  }
-  EXPECT_EQ(s.retained_owed(), 50u);
+  s.add_retained_walk(store.begin_walk(topic::parse_filter("r/+").value()), q1);
+  EXPECT_EQ(s.retained_walks(), 1u);
   EXPECT_EQ(s.queued(), 1u);
   std::vector<std::string> topics;
-  for (int round = 0; round < 10 && (s.retained_owed() > 0 || s.queued() > 0); ++round) {
+  for (int round = 0; round < 10 && (s.has_sendable() || s.queued() > 0); ++round) {
     for (const auto& p : fill_publishes(s)) {
       topics.push_back(p.topic);
+      EXPECT_TRUE(p.retain || p.topic == "live");
       EXPECT_TRUE(s.on_puback(p.packet_id));
     }
   }
   ASSERT_EQ(topics.size(), 51u);
-  EXPECT_EQ(topics.front(), "r/0");
+  EXPECT_EQ(std::set<std::string>(topics.begin(), topics.end() - 1).size(), 50u);
   EXPECT_EQ(topics.back(), "live");
+  EXPECT_EQ(s.retained_walks(), 0u);
+}
+
+TEST(session_flow, retained_messages_are_found_a_slice_at_a_time_as_the_writer_asks) {
+  const auto options = flow_options(10);
+  auto store = retained_topics(10000);
+  session s("sub", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  s.add_retained_walk(store.begin_walk(topic::parse_filter("#").value()), q0);
+  std::set<std::string> topics;
+  int writes = 0;
+  while (s.has_sendable()) {
+    std::string out;
+    s.fill(out, 1024);  // a small write batch: a few packets per fill
+    const auto packets = decode_publishes(out);
+    ASSERT_FALSE(packets.empty());
+    EXPECT_LE(s.retained_owed(), 64u);  // found a slice at a time, never the whole set
+    for (const auto& p : packets) {
+      EXPECT_TRUE(topics.insert(p.topic).second) << p.topic << " twice";
+    }
+    ++writes;
+  }
+  EXPECT_EQ(topics.size(), 10000u);
+  EXPECT_GT(writes, 100);
+}
+
+TEST(session_flow, unsubscribing_stops_the_retained_messages_still_owed) {
+  const auto options = flow_options(10);
+  auto store = retained_topics(1000);
+  session s("sub", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  s.add_retained_walk(store.begin_walk(topic::parse_filter("r/#").value()), q0);
+  std::string out;
+  s.fill(out, 256);
+  const auto first = decode_publishes(out).size();
+  EXPECT_GT(first, 0u);
+  s.cancel_retained_walk("r/#");
+  std::size_t rest = 0;
+  while (s.has_sendable())
+    rest += fill_publishes(s).size();
+  EXPECT_LE(first + rest, 64u);  // at most the slice already found
+  EXPECT_EQ(s.retained_walks(), 0u);
 }
 
 TEST(session_flow, queue_entries_are_charged_to_the_budget_and_released) {
@@ -329,8 +382,7 @@ TEST(session_flow, a_spent_budget_refuses_entries_and_counts_them) {
   fake_link link;
   attach_fresh(s, link);
   EXPECT_EQ(s.enqueue(make_message("t", "1"), q1, false, t0), result::dropped_budget);
-  EXPECT_EQ(s.enqueue_retained(make_message("t", "1"), q1), result::dropped_budget);
-  EXPECT_EQ(s.dropped(), 2u);
+  EXPECT_EQ(s.dropped(), 1u);
   EXPECT_EQ(s.queued(), 0u);
 }
 

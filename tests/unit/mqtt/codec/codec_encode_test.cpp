@@ -2,11 +2,13 @@
 // bytes on both protocol levels. The Remaining Length boundaries are those of section 2.2.3.
 
 #include <string>
+#include <sys/mman.h>
 
 #include <gtest/gtest.h>
 
 #include "codec_test_support.hpp"
 #include "mqtt/codec/encoder.hpp"
+#include "mqtt/codec/utf8.hpp"
 #include "packet_vectors.hpp"
 
 namespace ebus::mqtt::codec::test {
@@ -122,6 +124,70 @@ TEST(codec_encode, publish_size_is_what_encode_publish_appends) {
           << payload << " bytes at QoS " << static_cast<int>(qos);
     }
   }
+}
+
+// Read-only zero pages that cost no memory until read: a payload as large as MQTT allows (and one
+// byte more) without allocating it.
+class zero_pages {
+ public:
+  explicit zero_pages(std::size_t size)
+      : size_(size),
+        data_(
+            ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)) {}
+  zero_pages(const zero_pages&) = delete;
+  zero_pages& operator=(const zero_pages&) = delete;
+  ~zero_pages() {
+    if (data_ != MAP_FAILED) ::munmap(data_, size_);
+  }
+  [[nodiscard]] bool ok() const { return data_ != MAP_FAILED; }
+  [[nodiscard]] std::string_view view(std::size_t n) const {
+    return {static_cast<const char*>(data_), n};
+  }
+
+ private:
+  std::size_t size_;
+  void* data_;
+};
+
+TEST(codec_encode, a_publish_over_the_largest_remaining_length_is_refused_and_appends_nothing) {
+  const zero_pages pages(max_remaining_length + 1);
+  ASSERT_TRUE(pages.ok());
+  // QoS 1, topic "t": Remaining Length = 2 + 1 + 2 + payload.
+  const std::size_t largest_payload = max_remaining_length - 5;
+  std::string out = "prefix";
+  EXPECT_FALSE(encode_publish(out, "t", pages.view(largest_payload + 1), qos_level::at_least_once,
+                              false, false, 1));
+  EXPECT_EQ(out, "prefix");
+  EXPECT_GT(publish_size(1, largest_payload + 1, qos_level::at_least_once), max_packet_size_limit);
+
+  // The largest one that fits is written, with the four-byte maximum Remaining Length.
+  ASSERT_TRUE(encode_publish(out, "t", pages.view(largest_payload), qos_level::at_least_once, false,
+                             false, 1));
+  EXPECT_EQ(out.size(), 6 + max_packet_size_limit);
+  EXPECT_EQ(publish_size(1, largest_payload, qos_level::at_least_once), max_packet_size_limit);
+  EXPECT_EQ(hex(out.substr(6, 5)), hex(bytes({0x32, 0xff, 0xff, 0xff, 0x7f})));
+}
+
+TEST(codec_encode, fields_over_65535_bytes_and_bad_packet_ids_are_refused) {
+  const std::string long_field(max_string_length + 1, 'x');
+  std::string out;
+  EXPECT_FALSE(encode(publish{.topic = long_field}, out));
+  EXPECT_FALSE(encode(connect{.client_id = long_field}, out));
+  EXPECT_FALSE(encode(connect{.client_id = "c", .username = long_field}, out));
+  EXPECT_FALSE(encode(
+      connect{.client_id = "c", .will = will_message{.topic = "w", .payload = long_field}}, out));
+  EXPECT_FALSE(encode(subscribe{.packet_id = 1, .subscriptions = {{.filter = long_field}}}, out));
+  EXPECT_FALSE(encode(unsubscribe{.packet_id = 1, .filters = {long_field}}, out));
+  EXPECT_FALSE(encode(subscribe{.packet_id = 1}, out));  // no entries
+  EXPECT_FALSE(encode(
+      suback{.packet_id = 0, .return_codes = {suback_return_code::success_maximum_qos_0}}, out));
+  EXPECT_FALSE(encode(puback{.packet_id = 0}, out));
+  EXPECT_FALSE(encode(pubrel{.packet_id = 0}, out));
+  EXPECT_FALSE(encode(publish{.topic = "t", .qos = qos_level::at_least_once}, out));  // no id
+  EXPECT_FALSE(encode(publish{.topic = "t", .packet_id = 7}, out));  // an id at QoS 0
+  EXPECT_EQ(out, "");
+  EXPECT_TRUE(encode(packet(publish{.topic = std::string(max_string_length, 'x')}), out));
+  EXPECT_EQ(out.size(), 1 + 3 + 2 + max_string_length);  // a three-byte Remaining Length
 }
 
 }  // namespace

@@ -1058,6 +1058,61 @@ TEST_P(remote_module, an_mqtt_payload_of_control_bytes_fits_required_message_byt
   EXPECT_EQ(h.stats().too_large, 0u);
 }
 
+TEST_P(remote_module, large_messages_encoded_off_the_loop_keep_their_order_and_accounting) {
+  memory_budget budget;
+  socket_options options;
+  options.budget = &budget;
+  harness h(options);
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote").route.operation, "response");
+  // Large ones (over 64 KiB: encoded on the encoder thread) between small ones (encoded at
+  // once): every small one waits for the large one in front of it.
+  std::vector<std::string> sent;
+  for (int i = 0; i < 30; ++i) {
+    sent.push_back(i % 3 == 0 ? std::to_string(i) + std::string(200 * 1024, '\x01')
+                              : std::to_string(i) + "-small");
+  }
+  ASSERT_TRUE(h.call([&] {
+    for (const auto& text : sent) {
+      if (!h.bus().send("remote", make_message("", text))) return false;
+    }
+    return true;
+  }));
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    const auto m = p.receive();
+    ASSERT_EQ(text_of(m), sent[i]) << "message " << i;
+  }
+  EXPECT_EQ(h.stats().too_large, 0u);
+  EXPECT_TRUE(eventually([&] { return h.call([&] { return budget.used(); }) == 0; }));
+  const auto c = h.call([&] { return h.server().connections(); });
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].queued, 0u);
+  EXPECT_EQ(c[0].queued_bytes, 0u);
+}
+
+TEST_P(remote_module, a_message_found_too_large_once_encoded_off_the_loop_is_counted) {
+  captured_log log("remote");
+  memory_budget budget;
+  socket_options options;
+  options.max_message_bytes = 300 * 1024;
+  options.budget = &budget;
+  harness h(options);
+  ASSERT_TRUE(h.start());
+  peer p(h.path(stream()), stream());
+  ASSERT_EQ(p.register_as("remote").route.operation, "response");
+  // 100 KiB of control bytes: 600 KiB once encoded, over the limit only after encoding.
+  ASSERT_TRUE(h.call([&] {
+    return h.bus().send("remote", make_message("", std::string(100 * 1024, '\x01'))).has_value() &&
+           h.bus().send("remote", make_message("", "after")).has_value();
+  }));
+  EXPECT_EQ(text_of(p.receive()), "after");
+  EXPECT_EQ(h.stats().too_large, 1u);
+  EXPECT_EQ(h.call([&] { return h.server().connections(); })[0].stats.too_large, 1u);
+  EXPECT_TRUE(log.has({"message_undeliverable", "module=remote", "exceed max_message_bytes"}));
+  EXPECT_TRUE(eventually([&] { return h.call([&] { return budget.used(); }) == 0; }));
+}
+
 TEST(socket_server, a_message_over_the_seqpacket_packet_limit_is_refused_with_the_reason) {
   captured_log log("remote");
   socket_options options;

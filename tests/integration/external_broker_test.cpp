@@ -6,7 +6,11 @@
 #include <algorithm>
 #include <array>
 #include <fstream>
+#include <future>
+#include <mutex>
+#include <optional>
 #include <signal.h>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
@@ -69,6 +73,7 @@ class captured_log {
     logger_->sinks().pop_back();
     logger_->set_level(level_);
   }
+  std::vector<std::string> lines() const { return sink_->last_formatted(); }
   std::size_t lines_starting_with(const std::string& prefix) const {
     const auto lines = sink_->last_formatted();
     return static_cast<std::size_t>(std::count_if(
@@ -799,6 +804,252 @@ TEST(mosquitto_connection_test, retries_when_no_connack_comes_within_the_connect
   broker.signal(SIGCONT);
   ASSERT_TRUE(run_until([&] { return connected; }));
   EXPECT_TRUE((*c)->connected());
+}
+
+// --- host names: resolved off the loop ------------------------------------------------------
+
+// Runs `io` in bounded steps until `done()` holds.
+template <class Done>
+bool run_loop_until(asio::io_context& io, Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + wait_limit;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    io.restart();
+    io.run_one_for(10ms);
+  }
+  return done();
+}
+
+// A timer on the loop that counts its expiries, every millisecond, until stopped.
+class ticker {
+ public:
+  explicit ticker(asio::io_context& io) : timer_(io) { arm(); }
+  ticker(const ticker&) = delete;
+  ticker& operator=(const ticker&) = delete;
+  ~ticker() { timer_.cancel(); }
+  [[nodiscard]] int ticks() const { return *ticks_; }
+
+ private:
+  void arm() {
+    timer_.expires_after(1ms);
+    timer_.async_wait([this, ticks = ticks_](std::error_code ec) {
+      if (ec) return;
+      ++*ticks;
+      arm();
+    });
+  }
+  asio::steady_timer timer_;
+  std::shared_ptr<int> ticks_ = std::make_shared<int>(0);
+};
+
+TEST(mosquitto_connection_test, a_slow_name_resolution_does_not_block_the_loop) {
+  // The resolver blocks until the loop has counted ticks while it waited, which it can only do
+  // if the resolver does not run on the loop. (Synchronous resolution would block here until the
+  // safety bound, then report released == false.)
+  asio::io_context io{1};
+  const auto loop_thread = std::this_thread::get_id();
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  struct observed {
+    std::mutex mutex;
+    std::optional<std::thread::id> thread;
+    std::optional<bool> released_by_loop;
+    int calls = 0;
+  };
+  auto seen = std::make_shared<observed>();
+  connection_settings s{
+      .name = "sub",
+      .client_id = "slow-dns",
+      .host = "broker.example",
+      .port = 1,
+      .reconnect_min = 5000ms,
+      .reconnect_max = 5000ms,
+      .resolve = [seen, released](
+                     const std::string& host) -> expected<std::vector<std::string>, std::string> {
+        const bool in_time = released.wait_for(wait_limit) == std::future_status::ready;
+        const std::lock_guard lock(seen->mutex);
+        seen->thread = std::this_thread::get_id();
+        seen->released_by_loop = in_time;
+        ++seen->calls;
+        return fail("no answer for " + host);
+      }};
+  auto c = mosquitto_connection::create(io.get_executor(), s, {});
+  ASSERT_TRUE(c) << c.error();
+  ticker tick(io);
+  (*c)->start();
+  bool released_now = false;
+  ASSERT_TRUE(run_loop_until(io, [&] {
+    if (!released_now && tick.ticks() >= 20) {
+      released_now = true;
+      release.set_value();
+    }
+    return (*c)->failed_attempts() >= 1;
+  }));
+  const std::lock_guard lock(seen->mutex);
+  EXPECT_EQ(seen->calls, 1);
+  ASSERT_TRUE(seen->released_by_loop.has_value());
+  EXPECT_TRUE(*seen->released_by_loop) << "the resolver blocked the loop";
+  ASSERT_TRUE(seen->thread.has_value());
+  EXPECT_NE(*seen->thread, loop_thread);
+  EXPECT_FALSE((*c)->connected());
+}
+
+TEST(mosquitto_connection_test, destroyed_while_resolving_the_answer_is_dropped) {
+  asio::io_context io{1};
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  auto answered = std::make_shared<std::promise<void>>();
+  auto answered_future = answered->get_future();
+  connection_settings s{
+      .name = "sub",
+      .client_id = "gone",
+      .host = "broker.example",
+      .port = 1,
+      .resolve = [released,
+                  answered](const std::string&) -> expected<std::vector<std::string>, std::string> {
+        released.wait();
+        answered->set_value();
+        return std::vector<std::string>{"127.0.0.1"};
+      }};
+  auto c = mosquitto_connection::create(io.get_executor(), s, {});
+  ASSERT_TRUE(c) << c.error();
+  (*c)->start();
+  c->reset();
+  release.set_value();
+  ASSERT_EQ(answered_future.wait_for(wait_limit), std::future_status::ready);
+  // Whatever the resolver thread posted (nothing, here) must not touch the destroyed object.
+  io.restart();
+  io.run_for(50ms);
+}
+
+TEST_F(external_broker_test, an_unresolvable_host_is_retried_while_the_loop_runs) {
+  const captured_log log;
+  mosquitto_broker broker({.start = false});
+  auto o = options_for(broker, "nxdomain");
+  o.url = "tcp://does-not-exist.invalid:" + std::to_string(broker.port());
+  auto ext = start(o);
+  ticker tick(io);
+  ASSERT_TRUE(run_until([&] {
+    return log.lines_starting_with("warning connect_failed client=sub") >= 1 &&
+           log.lines_starting_with("debug connect_failed client=sub") >= 1;
+  })) << "expected a warning, then a quieter retry";
+  EXPECT_GT(tick.ticks(), 0);
+  EXPECT_FALSE(ext->sub_connected());
+  EXPECT_FALSE(ext->pub_connected());
+  EXPECT_GE(log.lines_starting_with("warning connect_failed client=sub client_id=nxdomain-sub "
+                                    "broker=does-not-exist.invalid:"),
+            1U);
+}
+
+TEST_F(external_broker_test, a_host_name_is_resolved_and_connected_to) {
+  // The test broker listens on 127.0.0.1 only: if "localhost" also gives ::1, that attempt fails
+  // and the next one takes the next address.
+  mosquitto_broker broker;
+  auto o = options_for(broker, "named");
+  o.url = "tcp://localhost:" + std::to_string(broker.port());
+  auto ext = start(o);
+  ext->subscribe("named/t");
+  ASSERT_TRUE(run_until([&] { return ext->sub_connected() && ext->pub_connected(); }))
+      << broker.output();
+  EXPECT_TRUE(loops_back(*ext, "named/t"));
+}
+
+TEST_F(external_broker_test, tls_verifies_the_host_name_while_connecting_to_its_address) {
+  mosquitto_broker broker({.start = false,
+                           .extra_config = {"cafile {dir}/ca.crt", "certfile {dir}/named.crt",
+                                            "keyfile {dir}/named.key"}});
+  const test_pki pki(broker.dir());
+  // A certificate for the name only: checking it against the address would fail.
+  pki.make_leaf("named", "ca", "subjectAltName=DNS:localhost");
+  broker.start();
+  auto o = options_for(broker, "tls-named");
+  o.url = "ssl://localhost:" + std::to_string(broker.port());
+  o.tls_enable = true;
+  o.ca_file = pki.path("ca.crt");
+  o.cert_file = pki.path("client.crt");
+  o.key_file = pki.path("client.key");
+  auto ext = make(o);
+  ext->subscribe("tlsnamed/t");
+  ASSERT_TRUE(ext->start());
+  ASSERT_TRUE(run_until([&] { return ext->sub_connected() && ext->pub_connected(); }))
+      << broker.output();
+  EXPECT_TRUE(loops_back(*ext, "tlsnamed/t"));
+
+  // The same broker by address: the certificate does not name 127.0.0.1, refused.
+  auto by_address = o;
+  by_address.url = "ssl://127.0.0.1:" + std::to_string(broker.port());
+  by_address.sub_client_id = "tls-address-sub";
+  by_address.pub_client_id = "tls-address-pub";
+  auto refused = start(by_address);
+  const auto handshakes = [&] { return count(broker.output(), "New connection from"); };
+  const auto before = handshakes();
+  ASSERT_TRUE(run_until([&] { return handshakes() >= before + 4; })) << broker.output();
+  EXPECT_FALSE(refused->sub_connected());
+  EXPECT_FALSE(refused->pub_connected());
+}
+
+TEST(mosquitto_connection_test, a_topic_with_quotes_and_a_line_separator_is_logged_escaped) {
+  // Brokers refuse control characters in topics, but not a quote (which would end topic="...")
+  // or U+2028, which some log viewers show as a line break.
+  const captured_log log;
+  asio::io_context io{1};
+  mosquitto_broker broker;
+  connection_settings s{
+      .name = "sub", .client_id = "fragile", .host = "127.0.0.1", .port = broker.port()};
+  bool connected = false;
+  bool handled = false;
+  auto c = mosquitto_connection::create(io.get_executor(), s,
+                                        {.connected = [&] { connected = true; },
+                                         .message =
+                                             [&](std::string_view, std::string_view) {
+                                               handled = true;
+                                               throw std::runtime_error("bad\ninput");
+                                             },
+                                         .subscribed = [&](int, std::span<const int>) {}});
+  ASSERT_TRUE(c) << c.error();
+  (*c)->start();
+  ASSERT_TRUE(run_loop_until(io, [&] { return connected; }));
+  int mid = 0;
+  ASSERT_EQ((*c)->subscribe("#", mid), 0);
+  // Published until it arrives: the subscription is active once one gets through.
+  ASSERT_TRUE(run_loop_until(io, [&] {
+    if (!handled)
+      run_to_end({"mosquitto_pub", "-p", std::to_string(broker.port()), "-t",
+                  "forged\" level=\"error\xe2\x80\xa8injected", "-m", "x"});
+    return handled;
+  }));
+  std::vector<std::string> failed;
+  for (const auto& line : log.lines()) {
+    if (line.find("handler_failed") != std::string::npos) failed.push_back(line);
+  }
+  ASSERT_FALSE(failed.empty());
+  for (const auto& line : failed) {
+    EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << line;  // the end of the line
+    EXPECT_NE(line.find(R"(topic="forged\" level=\"error\xe2\x80\xa8injected")"), std::string::npos)
+        << line;
+    EXPECT_NE(line.find(R"(error="bad\ninput")"), std::string::npos) << line;
+  }
+}
+
+TEST_F(external_broker_test, tls_sends_the_host_name_as_sni_not_the_address) {
+  // openssl s_server prints the server name extension of the ClientHello it receives (-www: it
+  // answers HTTP, so it does not stop at the end of its empty standard input).
+  mosquitto_broker spare({.start = false});  // a free port and a directory
+  const test_pki pki(spare.dir());
+  process server({"openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(spare.port()),
+                  "-cert", pki.path("server.crt"), "-key", pki.path("server.key"), "-tlsextdebug",
+                  "-www", "-naccept", "1"});
+  ASSERT_TRUE(server.wait_for_output("ACCEPT")) << server.output();
+  auto o = options_for(spare, "sni");
+  o.url = "ssl://localhost:" + std::to_string(spare.port());
+  auto ext = start(o);
+  const auto sni_at = [&] { return server.output().find("server name"); };
+  ASSERT_TRUE(run_until([&] {
+    return sni_at() != std::string::npos &&
+           server.output().find("localhost", sni_at()) != std::string::npos;
+  })) << server.output();
+  EXPECT_EQ(server.output().find("127.0.0.1", server.output().find("server name")),
+            std::string::npos)
+      << server.output();
 }
 
 }  // namespace

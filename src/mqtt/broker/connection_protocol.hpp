@@ -24,7 +24,6 @@
 #include <optional>
 #include <string_view>
 #include <system_error>
-#include <variant>
 
 #include "common/clock.hpp"
 #include "mqtt/codec/packet.hpp"
@@ -146,8 +145,12 @@ class connection_protocol {
   /// A decoded packet. Returns handle (a session packet), connect (call on_connect_result()
   /// next), write_pingresp, or close; none once closing.
   [[nodiscard]] protocol_action on_packet(const codec::packet& p) noexcept {
-    // PUBLISH on an open connection, the hot path, is decided here, inline.
-    if (state_ == state::connected && std::holds_alternative<codec::publish>(p)) {
+    // PUBLISH and its acknowledgements on an open connection, the hot path, are decided here,
+    // inline: the variant's alternatives follow packet_type, publish (3) to pubcomp (7).
+    const auto type = p.index() + 1;
+    if (state_ == state::connected &&
+        type >= static_cast<std::size_t>(codec::packet_type::publish) &&
+        type <= static_cast<std::size_t>(codec::packet_type::pubcomp)) {
       return {.what = protocol_action::kind::handle};
     }
     return on_other_packet(p);

@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
   ebus::log::set_level("warn");
   asio::io_context io(1);
   ebus::asio_clock clk(io.get_executor());
-  ebus::memory_budget budget(ebus::config::eventbus_config{}.max_memory_bytes);
+  static const ebus::config::eventbus_config defaults;  // the daemon's default budget
+  ebus::memory_budget budget(defaults.max_memory_bytes);
   ebus::mqtt::broker::broker_options opts;
   opts.budget = &budget;
   opts.listen_url = std::string("tcp://127.0.0.1:") + argv[1];

@@ -118,40 +118,6 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
   return enqueue_result::queued;
 }
 
-void session::add_retained_walk(retained_walk walk, qos_level qos) {
-  cancel_retained_walk(walk.filter());
-  walks_.push_back({std::move(walk), qos});
-  walks_charge_.resize(walks_charge_.bytes() + walks_.back().walk.memory());
-  if (link_ != nullptr) link_->wake();
-}
-
-void session::cancel_retained_walk(std::string_view filter) noexcept {
-  for (auto it = walks_.begin(); it != walks_.end(); ++it) {
-    if (it->walk.filter() == filter) {
-      walks_charge_.resize(walks_charge_.bytes() - it->walk.memory());
-      walks_.erase(it);
-      return;
-    }
-  }
-}
-
-void session::find_retained() {
-  // A slice that finds nothing (a filter that matches little of a large store) goes on to the
-  // next, so that fill() writes something whenever a walk is pending.
-  constexpr std::size_t slice = 64;
-  while (retained_.empty() && !walks_.empty()) {
-    auto& front = walks_.front();
-    const std::size_t before = front.walk.memory();
-    const bool more = front.walk.resume(slice, [&](const topic::topic_name&, const message_ptr& m) {
-      // Forced: at most one slice waits here, and the message is charged by the store already.
-      entries_charge_.resize(entries_charge_.bytes() + entry_overhead);
-      retained_.push_back({m, std::min(m->qos, front.qos), true});
-    });
-    walks_charge_.resize(walks_charge_.bytes() - before + front.walk.memory());
-    if (!more) walks_.pop_front();
-  }
-}
-
 void session::hold(const std::shared_ptr<flow_waiter>& publisher) {
   if (!publisher || !over_limit_since_ || !online()) return;
   ++publisher->blocking;
@@ -200,14 +166,13 @@ inline void session::write(std::string& out, queued_message& q) {
                        std::move(q)});
 }
 
-void session::fill(std::string& out, std::size_t budget) {
-  // Head-of-line: a QoS 0 message behind a blocked QoS 1/2 one waits too, so the order of
-  // messages on a topic never changes [MQTT-4.6.0-6]; retained messages owed to a subscription
-  // go before live messages that followed it.
+bool session::send_retained(std::string& out, std::size_t budget) {
   for (;;) {
     while (!retained_.empty() && out.size() < budget) {
       auto& q = retained_.front();
-      if (q.qos != qos_level::at_most_once && inflight_.size() >= options_.max_inflight) return;
+      if (q.qos != qos_level::at_most_once && inflight_.size() >= options_.max_inflight) {
+        return false;
+      }
       write(out, q);
       retained_.pop_front();
       release_entry();
@@ -215,7 +180,14 @@ void session::fill(std::string& out, std::size_t budget) {
     if (!retained_.empty() || out.size() >= budget || walks_.empty()) break;
     find_retained();
   }
-  if (!retained_.empty() || !walks_.empty()) return;
+  return retained_.empty() && walks_.empty();
+}
+
+void session::fill(std::string& out, std::size_t budget) {
+  // Head-of-line: a QoS 0 message behind a blocked QoS 1/2 one waits too, so the order of
+  // messages on a topic never changes [MQTT-4.6.0-6]; retained messages owed to a subscription
+  // go before live messages that followed it.
+  if ((!retained_.empty() || !walks_.empty()) && !send_retained(out, budget)) return;
   while (!queue_.empty() && out.size() < budget) {
     auto& q = queue_.front();
     if (q.qos != qos_level::at_most_once && inflight_.size() >= options_.max_inflight) break;

@@ -173,6 +173,9 @@ class session {
   void write(std::string& out, queued_message& q);
   /// Moves the next slice of the first pending walk into retained_.
   void find_retained();
+  /// fill()'s first part: retained messages owed; true when none are left. Out of line, so
+  /// that fill() stays small on the path of every live message.
+  [[gnu::noinline]] bool send_retained(std::string& out, std::size_t budget);
 
   std::string client_id_;
   bool clean_;

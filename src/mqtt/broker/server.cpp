@@ -20,7 +20,8 @@ constexpr int drain_reads = 16;
 /// unread input resets the connection, and the client could lose the CONNACK before it.
 void drain(int fd) {
   char scratch[4096];
-  for (int i = 0; i<drain_reads&& ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT)> 0; ++i) {
+  for (int i = 0; i < drain_reads; ++i) {
+    if (::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) <= 0) return;
   }
 }
 

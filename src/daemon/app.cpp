@@ -234,7 +234,7 @@ expected<void, std::string> app::start() {
 
 std::string app::describe() const {
   const auto& eb = cfg_.eventbus;
-  std::string line = fmt::format("mode={}", eb.enable ? mode_name(eb.mode) : "disabled");
+  std::string line = fmt::format("mode={}", eb.enable ? mode_name(eb.mode) : "broker-only");
   if (internal_) line += fmt::format(" mqtt={}", internal_->local_url());
   if (external_) line += fmt::format(" external={}", eb.server_external);
   if (sockets_) {

@@ -59,6 +59,7 @@ class broker_only : public ::testing::Test {
 TEST_F(broker_only, a_stock_edgecore_in_mode_2_and_a_device_talk_through_it) {
   process d({daemon_path, "--config", write_config(false)});
   ASSERT_TRUE(d.wait_for_output("ready")) << d.output();
+  EXPECT_NE(d.output().find("ready mode=broker-only"), std::string::npos) << d.output();
   EXPECT_NE(d.output().find("mqtt=tcp://127.0.0.1:" + std::to_string(port)), std::string::npos)
       << d.output();
 

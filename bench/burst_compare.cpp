@@ -625,22 +625,6 @@ const char* policy_name(ebus::mqtt::broker::overflow_policy p) {
   return "?";
 }
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "ebus-burst-compare-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
 struct reaper {
   pid_t pid;
   explicit reaper(pid_t p) : pid(p) {}
@@ -657,10 +641,7 @@ int run(int argc, char** argv) {
   std::size_t bursts = 3;
   std::string mosquitto = "/usr/sbin/mosquitto";
   std::string server = std::string(EBUS_BENCH_DIR) + "/broker_server";
-  for (int i = 1; i < argc; i += 2) {
-    const std::string key = argv[i];
-    if (i + 1 == argc) throw std::runtime_error("option " + key + " needs a value");
-    const std::string value = argv[i + 1];
+  parse_options(argc, argv, [&](const std::string& key, const std::string& value) {
     if (key == "--messages") {
       messages = std::stoul(value);
     } else if (key == "--window") {
@@ -676,9 +657,11 @@ int run(int argc, char** argv) {
     } else if (key == "--server") {
       server = value;
     } else {
-      throw std::runtime_error("unknown option " + key);
+      return false;
     }
-  }
+    return true;
+  });
+
   if (messages == 0u || window == 0 || burst == 0 || bursts == 0) {
     throw std::runtime_error("--messages, --window, --burst and --bursts must be positive");
   }
@@ -704,7 +687,7 @@ int run(int argc, char** argv) {
        std::nullopt, bursts},
   };
 
-  temp_dir dir;
+  temp_dir dir("ebus-burst-compare");
   const std::uint16_t mport = free_port();
   const auto conf = (dir.path / "mosquitto.conf").string();
   write_mosquitto_config(conf, mport);

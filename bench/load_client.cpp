@@ -183,4 +183,25 @@ void set_send_timeout(int fd, std::chrono::milliseconds timeout) {
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+void parse_options(int argc, char** argv,
+                   const std::function<bool(const std::string&, const std::string&)>& take) {
+  for (int i = 1; i < argc; i += 2) {
+    const std::string key = argv[i];
+    if (i + 1 == argc) throw std::runtime_error("option " + key + " needs a value");
+    if (!take(key, argv[i + 1])) throw std::runtime_error("unknown option " + key);
+  }
+}
+
+temp_dir::temp_dir(std::string_view prefix) {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / (std::string(prefix) + "-XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path = pattern;
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path, ignored);
+}
+
 }  // namespace ebus::bench

@@ -5,7 +5,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 #include <vector>
 
@@ -48,5 +51,20 @@ std::uint64_t raise_open_file_limit();
 void write_mosquitto_config(const std::string& path, std::uint16_t port);
 /// Sets SO_SNDTIMEO, so that a send to a broker that stopped reading fails instead of hanging.
 void set_send_timeout(int fd, std::chrono::milliseconds timeout);
+
+/// Reads "--key value" pairs, calling `take(key, value)` for each; `take` returns false for a key
+/// it does not know. Throws for an unknown key or a key without a value.
+void parse_options(
+    int argc, char** argv,
+    const std::function<bool(const std::string& key, const std::string& value)>& take);
+
+/// A fresh directory under the system's temporary directory, removed with its contents.
+struct temp_dir {
+  explicit temp_dir(std::string_view prefix);
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  ~temp_dir();
+  std::filesystem::path path;
+};
 
 }  // namespace ebus::bench

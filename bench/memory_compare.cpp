@@ -289,22 +289,6 @@ measurement half_packet_scenario(std::uint16_t port, pid_t pid, std::size_t conn
 
 // --- running a broker ---------------------------------------------------------------------------
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "ebus-memory-compare-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
 struct broker_process {
   pid_t pid = 0;
   std::uint16_t port = 0;
@@ -338,10 +322,7 @@ int run(int argc, char** argv) {
   std::size_t packet_bytes = std::size_t{512} * 1024;
   std::string mosquitto = "/usr/sbin/mosquitto";
   std::string server = std::string(EBUS_BENCH_DIR) + "/broker_server";
-  for (int i = 1; i < argc; i += 2) {
-    const std::string key = argv[i];
-    if (i + 1 == argc) throw std::runtime_error("option " + key + " needs a value");
-    const std::string value = argv[i + 1];
+  parse_options(argc, argv, [&](const std::string& key, const std::string& value) {
     if (key == "--retained") {
       retained = std::stoul(value);
     } else if (key == "--retained-bytes") {
@@ -355,9 +336,11 @@ int run(int argc, char** argv) {
     } else if (key == "--server") {
       server = value;
     } else {
-      throw std::runtime_error("unknown option " + key);
+      return false;
     }
-  }
+    return true;
+  });
+
   if (retained == 0 || connections == 0 || packet_bytes < 64) {
     throw std::runtime_error("--retained and --connections must be positive, --packet-bytes >= 64");
   }
@@ -368,7 +351,7 @@ int run(int argc, char** argv) {
                              " is too low for " + std::to_string(connections) + " connections");
   }
 
-  temp_dir dir;
+  temp_dir dir("ebus-memory-compare");
   const auto conf = (dir.path / "mosquitto.conf").string();
   auto start_mosquitto = [&] {
     const auto port = free_port();

@@ -487,53 +487,36 @@ outcome drive(std::uint16_t port, const scenario& s, progress& seen,
   return r;
 }
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "ebus-routing-compare-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
 int run(int argc, char** argv) {
   std::optional<std::size_t> messages;
   std::optional<std::size_t> window;
   std::string mosquitto = "/usr/sbin/mosquitto";
   bool remote = false;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string key = argv[i];
-    if (i + 1 == argc) throw std::runtime_error("option " + key + " needs a value");
+  parse_options(argc, argv, [&](const std::string& key, const std::string& value) {
     if (key == "--messages") {
-      messages = std::stoul(argv[i + 1]);
+      messages = std::stoul(value);
     } else if (key == "--window") {
-      window = std::stoul(argv[i + 1]);
+      window = std::stoul(value);
     } else if (key == "--mosquitto") {
-      mosquitto = argv[i + 1];
+      mosquitto = value;
     } else if (key == "--twin") {
-      const std::string where = argv[i + 1];
-      if (where != "in-process" && where != "remote") {
+      if (value != "in-process" && value != "remote") {
         throw std::runtime_error("--twin takes in-process or remote");
       }
-      remote = where == "remote";
+      remote = value == "remote";
     } else {
-      throw std::runtime_error("unknown option " + key);
+      return false;
     }
-  }
+    return true;
+  });
+
   const std::size_t n0 = messages.value_or(200000);
   const std::size_t n1 = messages.value_or(100000);
   const std::size_t w = window.value_or(default_window);
   if (n0 == 0 || w == 0) throw std::runtime_error("--messages and --window must be positive");
 
   ebus::log::set_level("warn");
-  temp_dir dir;
+  temp_dir dir("ebus-routing-compare");
   const std::uint16_t mport = free_port();
   const auto conf = dir.path / "mosquitto.conf";
   {

@@ -60,12 +60,9 @@ class ctl : public ::testing::Test {
 
   /// Runs eventbus-ctl on the test daemon's socket to its end: (status, output).
   std::pair<int, std::string> run_ctl(std::vector<std::string> args) {
-    args.insert(args.begin(), ctl_path);
-    args.insert(args.end(), {"--socket", socket_path()});
-    process p(std::move(args));
-    const auto status = p.wait(20s);
-    EXPECT_TRUE(status.has_value()) << "eventbus-ctl still running:\n" << p.output();
-    return {status.value_or(-1), p.output()};
+    auto result = ebus::test::run_ctl(socket_path(), std::move(args));
+    EXPECT_NE(result.first, -1) << result.second;  // it finished
+    return result;
   }
 
   /// `eventbus-ctl watch --group <group>`, registered.

@@ -34,7 +34,6 @@ using namespace std::chrono_literals;
 namespace codec = mqtt::codec;
 
 const std::string daemon_path = built_program("apps/eventbus/eventbus");
-const std::string ctl_path = built_program("apps/eventbus-ctl/eventbus-ctl");
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -128,12 +127,9 @@ class lifecycle : public ::testing::Test {
 
   /// eventbus-ctl on the daemon's socket, to its end: (status, output).
   std::pair<int, std::string> run_ctl(std::vector<std::string> args) {
-    args.insert(args.begin(), ctl_path);
-    args.insert(args.end(), {"--socket", socket_path()});
-    process p(std::move(args));
-    const auto status = p.wait(20s);
-    EXPECT_TRUE(status.has_value()) << "eventbus-ctl still running:\n" << p.output();
-    return {status.value_or(-1), p.output()};
+    auto result = ebus::test::run_ctl(socket_path(), std::move(args));
+    EXPECT_NE(result.first, -1) << result.second;  // it finished
+    return result;
   }
 
   /// A client connected and subscribed to `topic`, and a QoS 1 message through the broker.

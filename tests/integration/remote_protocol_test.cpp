@@ -19,7 +19,6 @@ namespace {
 using namespace std::chrono_literals;
 
 const std::string daemon_path = built_program("apps/eventbus/eventbus");
-const std::string ctl_path = built_program("apps/eventbus-ctl/eventbus-ctl");
 const std::string client_script = EBUS_BEEHIVE_CLIENT;
 
 const std::string device_twin_topic = "$hw/events/device/default/led1/twin/update";
@@ -81,12 +80,9 @@ class module_sockets : public ::testing::TestWithParam<bool> {
   }
 
   std::pair<int, std::string> run_ctl(std::vector<std::string> args) {
-    args.insert(args.begin(), ctl_path);
-    args.insert(args.end(), {"--socket", packet_path()});
-    process p(std::move(args));
-    const auto status = p.wait(25s);
-    EXPECT_TRUE(status.has_value()) << p.output();
-    return {status.value_or(-1), p.output()};
+    auto result = ebus::test::run_ctl(packet_path(), std::move(args), 25s);
+    EXPECT_NE(result.first, -1) << result.second;  // it finished
+    return result;
   }
 
   temp_dir dir_;

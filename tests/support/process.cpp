@@ -105,4 +105,14 @@ std::string built_program(const std::string& name) {
   return std::string(EBUS_BUILD_DIR) + "/" + name;
 }
 
+std::pair<int, std::string> run_ctl(const std::string& socket, std::vector<std::string> args,
+                                    std::chrono::milliseconds timeout) {
+  args.insert(args.begin(), built_program("apps/eventbus-ctl/eventbus-ctl"));
+  args.insert(args.end(), {"--socket", socket});
+  process p(std::move(args));
+  const auto status = p.wait(timeout);
+  if (!status) return {-1, p.output() + "\n[eventbus-ctl still running, killed]"};
+  return {*status, p.output()};
+}
+
 }  // namespace ebus::test

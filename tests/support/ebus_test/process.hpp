@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ebus::test {
@@ -44,5 +45,10 @@ class process {
 
 /// Path of a program built by this project (absolute, from CMake).
 std::string built_program(const std::string& name);
+
+/// Runs the built eventbus-ctl with `args` and `--socket socket` to its end: (exit status,
+/// output). Status -1 when it is still running after `timeout` (then killed); the output says so.
+std::pair<int, std::string> run_ctl(const std::string& socket, std::vector<std::string> args,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 }  // namespace ebus::test

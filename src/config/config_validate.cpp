@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/log.hpp"
 #include "config/checks.hpp"
 #include "config/config_loader.hpp"
 
@@ -77,23 +78,6 @@ std::size_t module_message_bytes_for(std::size_t max_packet_size) {
 
 std::string quote(std::string_view s) {
   return "'" + std::string(s) + "'";
-}
-
-// The same for a value that may hold control characters (a node name from the file).
-std::string quote_escaped(std::string_view s) {
-  std::string out = "'";
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7F) {
-      constexpr char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[u >> 4];
-      out += hex[u & 0xF];
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
 }
 
 bool has_space_or_control(std::string_view s) {
@@ -387,7 +371,7 @@ std::vector<config_issue> validate(const daemon_config& cfg) {
   } else if (auto problem = node_name_problem(cfg.node_name)) {
     // edgecore refuses the same names (ValidateModuleEdged); a name with '/', '+' or '#' would
     // also break the topics it goes into.
-    add(key::node_name, "invalid node name " + quote_escaped(cfg.node_name) + ": " + *problem);
+    add(key::node_name, "invalid node name '" + log::escape(cfg.node_name) + "': " + *problem);
   }
   if (cfg.data_source.empty()) {
     add(key::data_source, "must not be empty: it names the SQLite file holding sub_topics");

@@ -34,18 +34,22 @@ constexpr std::string_view newline = "\n";
 // clients served by the same loop should wait for their PINGRESP.
 constexpr std::size_t inline_encode_limit = 64 * 1024;
 
-/// At least as large as to_json(m).size(): each string byte becomes at most six ("\u0001"),
-/// bytes become base64, and the keys, timestamp and punctuation fit in the constant.
+/// The content's bytes once in JSON when each text byte takes `per_text_byte` (1: the least,
+/// max_json_expansion: the most); bytes are written as base64.
+std::size_t encoded_content_bytes(const bus::content& c, std::size_t per_text_byte) {
+  const std::size_t n = c.bytes().size();
+  return c.type() == bus::content::kind::binary ? (n + 2) / 3 * 4 : per_text_byte * n;
+}
+
+/// At least as large as to_json(m).size(): every string at its most, and the keys, timestamp and
+/// punctuation within the constant.
 std::size_t encoded_size_bound(const bus::message& m) {
   const auto& h = m.header;
   const auto& r = m.route;
   const std::size_t strings = h.id.size() + h.parent_id.size() + h.resource_version.size() +
                               h.type.size() + r.source.size() + r.destination.size() +
                               r.group.size() + r.operation.size() + r.resource.size();
-  const std::size_t n = m.content.bytes().size();
-  const std::size_t content =
-      m.content.type() == bus::content::kind::binary ? (n + 2) / 3 * 4 : 6 * n;
-  return 6 * strings + content + 512;
+  return max_json_expansion * strings + encoded_content_bytes(m.content, max_json_expansion) + 512;
 }
 
 /// What an error message about `m` needs: its id and resource (beehive NewErrorMessage).
@@ -419,9 +423,7 @@ std::error_code remote_connection::deliver(bus::message&& m) {
 std::error_code remote_connection::deliver_encoded_later(bus::message&& m) {
   const auto& o = server_.options();
   // The content alone is a lower bound of the encoding: what is surely too large is refused now.
-  const std::size_t least = m.content.type() == bus::content::kind::binary
-                                ? (m.content.bytes().size() + 2) / 3 * 4
-                                : m.content.bytes().size();
+  const std::size_t least = encoded_content_bytes(m.content, 1);
   if (least > max_out_) {
     undeliverable(stats_.too_large, server_.stats_.too_large,
                   too_large_reason(least, max_out_, o.max_message_bytes,

@@ -10,8 +10,6 @@
 namespace ebus::remote {
 namespace {
 
-constexpr std::size_t max_expansion = 6;  // one byte as "\u0001" or "\ufffd"
-
 /// Sends `n` bytes from `data` as one packet on `fd` and discards it on `peer`; false when the
 /// kernel refuses a packet of that size.
 bool packet_fits(int fd, int peer, const char* data, std::size_t n) {
@@ -26,8 +24,8 @@ bool packet_fits(int fd, int peer, const char* data, std::size_t n) {
 
 std::size_t required_message_bytes(std::size_t max_mqtt_packet) noexcept {
   constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
-  if (max_mqtt_packet > (max - envelope_bytes) / max_expansion) return max;
-  return max_mqtt_packet * max_expansion + envelope_bytes;
+  if (max_mqtt_packet > (max - envelope_bytes) / max_json_expansion) return max;
+  return max_mqtt_packet * max_json_expansion + envelope_bytes;
 }
 
 send_buffer size_packet_send_buffer(int fd, std::size_t packet_bytes) noexcept {

@@ -12,6 +12,10 @@ namespace ebus::remote {
 /// max_name_length characters, with a margin.
 inline constexpr std::size_t envelope_bytes = 1024;
 
+/// The most bytes one text byte takes in beehive JSON: a control byte as "\u0001", an invalid
+/// UTF-8 byte as "\ufffd".
+inline constexpr std::size_t max_json_expansion = 6;
+
 /// The largest JSON encoding (without the '\n') of the beehive message the EventBus makes of an
 /// MQTT message that arrived in a PUBLISH of at most `max_mqtt_packet` bytes: the topic and the
 /// payload together are shorter than the packet, and each of their bytes becomes at most six

@@ -303,6 +303,7 @@ std::string app::counters() const {
     add_counter(line, "mqtt.disconnected_memory_budget", s.budget_disconnects);
     add_counter(line, "mqtt.publishers_held", s.publishers_held);
     add_counter(line, "mqtt.sessions_expired", s.sessions_expired);
+    add_counter(line, "mqtt.connection_log_lines_held", s.connection_lines_held);
   }
   const auto& b = bus_->stats();
   add_counter(line, "bus.delivered", b.delivered);

@@ -329,6 +329,28 @@ void broker::account(session& s, session::enqueue_result result) {
   }
 }
 
+bool broker::connection_line_at_info() {
+  const auto now = clock_.now();
+  if (now >= connection_log_window_end_) {
+    connection_log_window_end_ = now + std::chrono::seconds(1);
+    connection_lines_in_window_ = 0;
+    if (connection_lines_unreported_ > 0) {
+      log_->info("connection_lines_held count={} held_total={} detail=\"logged at debug: more "
+                 "than {} connections opened or closed in one second\"",
+                 connection_lines_unreported_, stats_.connection_lines_held,
+                 connection_log_burst);
+      connection_lines_unreported_ = 0;
+    }
+  }
+  if (connection_lines_in_window_ < connection_log_burst) {
+    ++connection_lines_in_window_;
+    return true;
+  }
+  ++connection_lines_unreported_;
+  ++stats_.connection_lines_held;
+  return false;
+}
+
 bool broker::should_warn(clock::time_point& next) {
   const auto now = clock_.now();
   if (now < next) return false;

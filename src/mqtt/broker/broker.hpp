@@ -57,6 +57,7 @@ struct broker_stats {
   std::uint64_t sessions_expired = 0;         ///< offline persistent sessions discarded
   std::uint64_t packet_timeouts = 0;          ///< connections closed: packet not completed
   std::uint64_t budget_disconnects = 0;       ///< connections closed: memory budget spent
+  std::uint64_t connection_lines_held = 0;    ///< connection log lines moved to debug (churn)
 };
 
 /// A connection as the broker sees it: it can be told to close (takeover, overflow policy).
@@ -111,6 +112,13 @@ class broker {
   /// True at most once every 10 s for per-connection warnings: a flood of connections must not
   /// flood the log (the counters keep the totals).
   [[nodiscard]] bool connection_warning_allowed() { return should_warn(next_connection_warning_); }
+
+  /// Whether one per-connection line (connected, disconnected, refused, will) is logged at info:
+  /// true for the first connection_log_burst lines of each second; the rest go to debug and are
+  /// counted, and the next second's first line is preceded by how many were held. Clients that
+  /// connect for every data point (KubeEdge's mapper template does) must not flood the log.
+  [[nodiscard]] bool connection_line_at_info();
+  static constexpr std::uint32_t connection_log_burst = 20;
 
   /// Why a topic name or filter is refused by the limits, or empty when it is within them.
   [[nodiscard]] std::string_view check_topic(std::string_view topic) const noexcept;
@@ -200,6 +208,9 @@ class broker {
   clock::time_point next_retained_warning_{};
   clock::time_point next_refusal_warning_{};
   clock::time_point next_connection_warning_{};
+  clock::time_point connection_log_window_end_{};
+  std::uint32_t connection_lines_in_window_ = 0;
+  std::uint64_t connection_lines_unreported_ = 0;  // held since the last info line said so
   memory_budget receive_share_;
 };
 

@@ -20,6 +20,10 @@ constexpr std::size_t read_chunk = std::size_t{16} * 1024;
 constexpr std::size_t write_batch = std::size_t{64} * 1024;
 constexpr std::size_t everyday_control = std::size_t{16} * 1024;
 
+spdlog::level::level_enum line_level(broker& b) {
+  return b.connection_line_at_info() ? spdlog::level::info : spdlog::level::debug;
+}
+
 template <class... F>
 struct overloaded : F... {
   using F::operator()...;
@@ -309,8 +313,8 @@ void connection::on_decode_error(std::error_code ec) {
   const auto actions = protocol_.on_decode_error(ec);
   if (const auto* refusal = actions.find(kind::write_connack)) {
     ++broker_.mutable_stats().connections_refused;
-    log_->info("connect_refused peer={} rc={} reason=\"{}\"", peer_,
-               static_cast<int>(refusal->code), decoder_.error_detail());
+    log_->log(line_level(broker_), "connect_refused peer={} rc={} reason=\"{}\"", peer_,
+              static_cast<int>(refusal->code), decoder_.error_detail());
   } else if (!actions.empty()) {
     ++broker_.mutable_stats().protocol_errors;
     log_->warn("protocol_error client_id=\"{}\" peer={} error=\"{}\" detail=\"{}\"",
@@ -391,16 +395,17 @@ bool connection::on_connect(codec::connect&& c) {
   const auto actions = protocol_.on_connect_result(result.ack.return_code, std::move(c.will));
   queue_control(result.ack);
   if (!accepted) {
-    log_->info("connect_refused peer={} client_id=\"{}\" rc={}", peer_, log::escape(c.client_id),
-               static_cast<int>(result.ack.return_code));
+    log_->log(line_level(broker_), "connect_refused peer={} client_id=\"{}\" rc={}", peer_,
+              log::escape(c.client_id), static_cast<int>(result.ack.return_code));
     apply(actions);
     return false;
   }
   control_ += resend;
   apply(actions);  // keep-alive replaces the CONNECT timeout
-  log_->info("connected client_id=\"{}\" peer={} clean_session={} keep_alive={} session_present={}",
-             log::escape(client_id_), peer_, c.clean_session, c.keep_alive,
-             result.ack.session_present);
+  log_->log(line_level(broker_),
+            "connected client_id=\"{}\" peer={} clean_session={} keep_alive={} session_present={}",
+            log::escape(client_id_), peer_, c.clean_session, c.keep_alive,
+            result.ack.session_present);
   return true;
 }
 
@@ -448,8 +453,8 @@ void connection::publish_will() {
   auto will = protocol_.take_will();
   if (!will) return;
   // Intercepted like a PUBLISH.
-  log_->info("will client_id=\"{}\" topic=\"{}\"", log::escape(client_id_),
-             log::escape(will->topic));
+  log_->log(line_level(broker_), "will client_id=\"{}\" topic=\"{}\"", log::escape(client_id_),
+            log::escape(will->topic));
   if (auto msg = broker_.make_message(std::move(will->topic), std::move(will->payload), will->qos,
                                       will->retain)) {
     (void)broker_.publish(std::move(msg));
@@ -465,8 +470,8 @@ void connection::finish(std::string_view reason) {
   apply(protocol_.finish(linked));  // the will, then the session back to the broker
   session_ = nullptr;
   if (protocol_.accepted()) {
-    log_->info("disconnected client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_),
-               peer_, reason);
+    log_->log(line_level(broker_), "disconnected client_id=\"{}\" peer={} reason=\"{}\"",
+              log::escape(client_id_), peer_, reason);
   } else {
     log_->debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
   }

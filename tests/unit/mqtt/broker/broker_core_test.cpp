@@ -10,8 +10,10 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 
 #include "broker_test_support.hpp"
+#include "common/log.hpp"
 #include "ebus_test/manual_clock.hpp"
 #include "mqtt/broker/broker.hpp"
 
@@ -1104,5 +1106,30 @@ TEST(broker_bounds, a_subscriber_stuck_past_the_timeout_drops_and_publishers_go_
   EXPECT_EQ(received(fast).size(), 1u) << "the others still get every message";
 }
 
+
+TEST(broker, connection_lines_beyond_the_burst_go_to_debug_and_are_reported_next_second) {
+  auto logger = log::get("mqtt.broker");
+  const auto level = logger->level();
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(10);
+  sink->set_pattern("%l %v");
+  logger->sinks().push_back(sink);
+  logger->set_level(spdlog::level::info);
+  fixture f;
+  int at_info = 0;
+  for (int i = 0; i < 50; ++i)
+    at_info += f.core.connection_line_at_info() ? 1 : 0;
+  EXPECT_EQ(at_info, static_cast<int>(broker::connection_log_burst));
+  EXPECT_EQ(f.core.stats().connection_lines_held, 50u - broker::connection_log_burst);
+  EXPECT_TRUE(sink->last_formatted().empty());
+
+  f.clk.advance(std::chrono::seconds(1));
+  EXPECT_TRUE(f.core.connection_line_at_info());
+  logger->sinks().pop_back();
+  logger->set_level(level);
+  const auto lines = sink->last_formatted();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("info connection_lines_held count=30 held_total=30"), std::string::npos)
+      << lines[0];
+}
 }  // namespace
 }  // namespace ebus::mqtt::broker

@@ -3,8 +3,13 @@
 // loader reports itself for values daemon_config cannot hold (a negative queue size, a mode
 // beyond 255), so that both say the same thing.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config_loader.hpp"
 
 namespace ebus::config::detail {
 
@@ -65,9 +70,38 @@ inline constexpr const char* store_queue_size = "modules.eventBus.storeQueueSize
 inline constexpr const char* store_queue_bytes = "modules.eventBus.storeQueueBytes";
 inline constexpr const char* store_shutdown_timeout =
     "modules.eventBus.storeShutdownTimeoutSeconds";
+inline constexpr const char* internal_listener = "modules.eventBus.internalListener";
+inline constexpr const char* listeners = "modules.eventBus.listeners";
+inline constexpr const char* password_file = "modules.eventBus.passwordFile";
+inline constexpr const char* acl_file = "modules.eventBus.aclFile";
+inline constexpr const char* module_socket_allowed_uids =
+    "modules.eventBus.moduleSocketAllowedUids";
+inline constexpr const char* module_socket_allowed_gids =
+    "modules.eventBus.moduleSocketAllowedGids";
 inline constexpr const char* node_name = "modules.edged.hostnameOverride";
 inline constexpr const char* data_source = "database.dataSource";
+
+// The keys of one listener, below internalListener or an entry of listeners.
+namespace listener {
+inline constexpr const char* url = "url";
+inline constexpr const char* allow_anonymous = "allowAnonymous";
+inline constexpr const char* cert_file = "certFile";
+inline constexpr const char* key_file = "keyFile";
+inline constexpr const char* ca_file = "caFile";
+inline constexpr const char* require_certificate = "requireCertificate";
+inline constexpr const char* use_identity_as_username = "useIdentityAsUsername";
+inline constexpr const char* path = "path";
+}  // namespace listener
 }  // namespace key
+
+/// "modules.eventBus.listeners[index]".
+std::string listener_path(std::size_t index);
+/// "modules.eventBus.<list>[index]" for an element of a sequence key.
+std::string element_path(std::string_view list, std::size_t index);
+
+/// validate(), and the warnings of the same checks when `warnings` is not null: settings that are
+/// ignored, and listeners open to anyone on the network.
+std::vector<config_issue> check(const daemon_config& cfg, std::vector<config_issue>* warnings);
 
 std::string mode_message(std::int64_t value);
 std::string positive_message(std::int64_t value);

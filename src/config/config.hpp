@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace ebus::config {
 
@@ -30,6 +32,26 @@ struct tls_config {
   friend bool operator==(const tls_config&, const tls_config&) = default;
 };
 
+/// Settings of one embedded-broker listener: the first one (`mqttServerInternal` with
+/// `internalListener`) or an entry of `listeners`.
+struct listener_config {
+  /// tcp:// or mqtt://, tls:// ssl:// or mqtts://, ws://, wss://; host:port.
+  std::string url;
+  /// allowAnonymous: unset = true without a passwordFile, false with one (as mosquitto 2).
+  std::optional<bool> allow_anonymous;
+  std::string cert_file;  ///< certFile (tls, wss): PEM certificate chain
+  std::string key_file;   ///< keyFile (tls, wss): PEM private key
+  std::string ca_file;    ///< caFile (tls, wss): CAs that client certificates are checked against
+  /// requireCertificate (tls, wss): refuse clients without a certificate signed by caFile.
+  bool require_certificate = false;
+  /// useIdentityAsUsername (tls, wss): the client certificate's CN is the username, and no
+  /// password is asked (mosquitto's use_identity_as_username); implies requireCertificate.
+  bool use_identity_as_username = false;
+  std::string path = "/mqtt";  ///< path (ws, wss): the HTTP path of the WebSocket upgrade
+
+  friend bool operator==(const listener_config&, const listener_config&) = default;
+};
+
 struct eventbus_config {
   // --- KubeEdge keys (modules.eventBus) -------------------------------------------------------
   /// false: broker-only mode, the embedded broker alone on server_internal (no eventbus module,
@@ -48,6 +70,20 @@ struct eventbus_config {
   tls_config tls;             ///< eventBusTLS
 
   // --- our extensions (modules.eventBus) ------------------------------------------------------
+  /// internalListener: settings of the mqttServerInternal listener (its url is
+  /// server_internal; the url field here is unused).
+  listener_config internal_listener;
+  /// listeners: more listeners of the embedded broker, each with its own scheme and settings.
+  std::vector<listener_config> listeners;
+  /// passwordFile: users in mosquitto_passwd's format; "" = none.
+  std::string password_file;
+  /// aclFile: topic rules in mosquitto's acl_file format; "" = every client may do anything.
+  std::string acl_file;
+  /// moduleSocketAllowedUids / moduleSocketAllowedGids: peers (SO_PEERCRED) allowed on the
+  /// module sockets besides root and the daemon's own user.
+  std::vector<std::uint32_t> module_socket_allowed_uids;
+  std::vector<std::uint32_t> module_socket_allowed_gids;
+
   std::size_t max_packet_size = std::size_t{1024} * 1024;   ///< mqttMaxPacketSize (bytes)
   std::size_t max_connections = 10000;                      ///< mqttMaxConnections
   std::size_t max_inflight = 20;                            ///< mqttMaxInflightMessages

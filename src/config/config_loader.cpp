@@ -4,11 +4,13 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <fcntl.h>
 #include <limits>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <sys/stat.h>
 #include <system_error>
@@ -296,17 +298,19 @@ class loader {
                std::span<const std::string_view> names, bool owned);
   std::optional<YAML::Node> mapping(const entry* e);
 
-  void set(const char* canonical, const entry& e);
+  void set(std::string_view canonical, const entry& e);
   void defer(const char* canonical, const entry& e, std::string message);
   void error(const entry& e, std::string message) {
     errors_.push_back({e.path, std::move(message)});
   }
 
   std::optional<std::int64_t> read_int(const entry* e, std::int64_t min, std::int64_t max);
-  void read_bool(const entry* e, const char* canonical, bool& out);
-  void read_string(const entry* e, const char* canonical, std::string& out);
+  void read_bool(const entry* e, std::string_view canonical, bool& out);
+  void read_optional_bool(const entry* e, std::string_view canonical, std::optional<bool>& out);
+  void read_string(const entry* e, std::string_view canonical, std::string& out);
   template <class T>
   void read_unsigned(const entry* e, const char* canonical, std::int64_t max, T& out);
+  void read_ids(const entry* e, const char* canonical, std::vector<std::uint32_t>& out);
   void read_mode(const entry* e);
   void read_queue_size(const entry* e);
 
@@ -314,8 +318,12 @@ class loader {
   void old_edgehub(const YAML::Node& map, const std::string& path);
   void eventbus(const YAML::Node& map, const std::string& path);
   void tls(const YAML::Node& map, const std::string& path);
+  void listener(const YAML::Node& map, const std::string& path, const std::string& canonical,
+                bool with_url, listener_config& out);
+  void listeners(const entry& e);
   void limits(const section& s);
   void finish();
+  config_issue written(config_issue issue) const;
 
   bool in_old_layout_ = false;
   std::optional<std::string> old_mqtt_path_;
@@ -324,6 +332,8 @@ class loader {
   /// Out-of-range values daemon_config cannot hold; errors when the key is in use (the eventbus
   /// keys when it is enabled, the embedded broker's always).
   std::map<std::string, config_issue, std::less<>> deferred_;
+  /// Canonical paths of listener entries that are not mappings.
+  std::vector<std::string> broken_;
 };
 
 section loader::pick(const YAML::Node& map, const std::string& path,
@@ -366,15 +376,15 @@ std::optional<YAML::Node> loader::mapping(const entry* e) {
   return e->value;
 }
 
-void loader::set(const char* canonical, const entry& e) {
+void loader::set(std::string_view canonical, const entry& e) {
   if (in_old_layout_) {
-    old_written_[canonical] = e.path;
+    old_written_[std::string(canonical)] = e.path;
   } else if (const auto it = old_written_.find(canonical); it != old_written_.end()) {
     warnings_.push_back({it->second, "overridden by " + e.path});
     old_written_.erase(it);
   }
-  written_[canonical] = e.path;
-  deferred_.erase(canonical);
+  written_[std::string(canonical)] = e.path;
+  if (const auto it = deferred_.find(canonical); it != deferred_.end()) deferred_.erase(it);
 }
 
 void loader::defer(const char* canonical, const entry& e, std::string message) {
@@ -401,7 +411,7 @@ std::optional<std::int64_t> loader::read_int(const entry* e, std::int64_t min, s
   return n;
 }
 
-void loader::read_bool(const entry* e, const char* canonical, bool& out) {
+void loader::read_bool(const entry* e, std::string_view canonical, bool& out) {
   if (e == nullptr || e->value.IsNull()) return;
   const auto& v = e->value;
   if (v.IsScalar() && (v.Tag() == plain_tag || v.Tag() == bool_tag)) {
@@ -415,10 +425,20 @@ void loader::read_bool(const entry* e, const char* canonical, bool& out) {
   error(*e, "expected true or false, got " + describe(v));
 }
 
+// A bool whose absence means something of its own (allowAnonymous); null keeps it unset.
+void loader::read_optional_bool(const entry* e, std::string_view canonical,
+                                std::optional<bool>& out) {
+  if (e == nullptr || e->value.IsNull()) return;
+  bool value = false;
+  const std::size_t before = errors_.size();
+  read_bool(e, canonical, value);
+  if (errors_.size() == before) out = value;
+}
+
 // Any scalar is taken as text, quoted or not: `hostnameOverride: 1234` means the name "1234".
 // An unquoted number or boolean is read as edgecore reads it (go_string_of_plain_scalar), with a
 // warning when that is not the text as written: `0x1F` is "31", `yes` is "true".
-void loader::read_string(const entry* e, const char* canonical, std::string& out) {
+void loader::read_string(const entry* e, std::string_view canonical, std::string& out) {
   if (e == nullptr || e->value.IsNull()) return;
   if (!e->value.IsScalar()) {
     error(*e, "expected a string, got " + describe(e->value));
@@ -428,7 +448,7 @@ void loader::read_string(const entry* e, const char* canonical, std::string& out
   if (e->value.Tag() == plain_tag) {
     if (auto go = go_string_of_plain_scalar(out); go && *go != out) {
       // Secrets are never repeated in messages.
-      const bool secret = std::string_view(canonical) == key::password;
+      const bool secret = canonical == key::password;
       warnings_.push_back({e->path, "an unquoted number or boolean, read as edgecore reads it" +
                                         (secret ? std::string() : ": " + quoted(*go)) +
                                         "; quote the value to keep the text as written"});
@@ -444,6 +464,32 @@ void loader::read_unsigned(const entry* e, const char* canonical, std::int64_t m
     out = static_cast<T>(*n);
     set(canonical, *e);
   }
+}
+
+// A sequence of user or group ids (uint32); each bad element is an error at its index.
+void loader::read_ids(const entry* e, const char* canonical, std::vector<std::uint32_t>& out) {
+  if (e == nullptr || e->value.IsNull()) return;
+  if (!e->value.IsSequence()) {
+    error(*e, "expected a sequence of integers, got " + describe(e->value));
+    return;
+  }
+  std::vector<std::uint32_t> ids;
+  bool ok = true;
+  std::size_t index = 0;
+  for (const auto& item : e->value) {
+    const entry element{e->path + "[" + std::to_string(index++) + "]", item};
+    if (item.IsNull()) {
+      error(element, "expected an integer, got null");
+      ok = false;
+    } else if (const auto n = read_int(&element, 0, uint32_max)) {
+      ids.push_back(static_cast<std::uint32_t>(*n));
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) return;
+  out = std::move(ids);
+  set(canonical, *e);
 }
 
 // Go int. daemon_config holds 0..255; validate() reports 3..255, the loader the rest.
@@ -584,6 +630,12 @@ void loader::eventbus(const YAML::Node& map, const std::string& path) {
       "storeQueueSize",
       "storeQueueBytes",
       "storeShutdownTimeoutSeconds",
+      "internalListener",
+      "listeners",
+      "passwordFile",
+      "aclFile",
+      "moduleSocketAllowedUids",
+      "moduleSocketAllowedGids",
   };
   const section s = pick(map, path, names, true);
   auto& eb = cfg_.eventbus;
@@ -650,6 +702,83 @@ void loader::eventbus(const YAML::Node& map, const std::string& path) {
   read_unsigned(s.get("groupBacklogSize"), key::group_backlog_size, uint32_max,
                 eb.group_backlog_size);
   limits(s);
+
+  if (const auto m = mapping(s.get("internalListener"))) {
+    set(key::internal_listener, *s.get("internalListener"));
+    listener(*m, s.get("internalListener")->path, key::internal_listener, false,
+             eb.internal_listener);
+  }
+  if (const auto* e = s.get("listeners")) listeners(*e);
+  read_string(s.get("passwordFile"), key::password_file, eb.password_file);
+  read_string(s.get("aclFile"), key::acl_file, eb.acl_file);
+  read_ids(s.get("moduleSocketAllowedUids"), key::module_socket_allowed_uids,
+           eb.module_socket_allowed_uids);
+  read_ids(s.get("moduleSocketAllowedGids"), key::module_socket_allowed_gids,
+           eb.module_socket_allowed_gids);
+}
+
+// One listener's keys; `canonical` is its current-layout path. internalListener has no url: it
+// is mqttServerInternal.
+void loader::listener(const YAML::Node& map, const std::string& path, const std::string& canonical,
+                      bool with_url, listener_config& out) {
+  namespace lk = key::listener;
+  static constexpr std::string_view all_names[] = {lk::url,
+                                                   lk::allow_anonymous,
+                                                   lk::cert_file,
+                                                   lk::key_file,
+                                                   lk::ca_file,
+                                                   lk::require_certificate,
+                                                   lk::use_identity_as_username,
+                                                   lk::path};
+  const auto names = with_url ? std::span<const std::string_view>(all_names)
+                              : std::span<const std::string_view>(all_names).subspan(1);
+  const std::size_t warned = warnings_.size();
+  const section s = pick(map, path, names, true);
+  if (!with_url) {
+    for (auto it = warnings_.begin() + static_cast<std::ptrdiff_t>(warned); it != warnings_.end();
+         ++it) {
+      if (it->path.starts_with(path) &&
+          iequals(std::string_view(it->path).substr(path.size()), ".url")) {
+        it->message += ": the URL of this listener is mqttServerInternal";
+      }
+    }
+  }
+  const auto at = [&](const char* name) { return canonical + "." + name; };
+  if (with_url) read_string(s.get(lk::url), at(lk::url), out.url);
+  read_optional_bool(s.get(lk::allow_anonymous), at(lk::allow_anonymous), out.allow_anonymous);
+  read_string(s.get(lk::cert_file), at(lk::cert_file), out.cert_file);
+  read_string(s.get(lk::key_file), at(lk::key_file), out.key_file);
+  read_string(s.get(lk::ca_file), at(lk::ca_file), out.ca_file);
+  read_bool(s.get(lk::require_certificate), at(lk::require_certificate), out.require_certificate);
+  read_bool(s.get(lk::use_identity_as_username), at(lk::use_identity_as_username),
+            out.use_identity_as_username);
+  read_string(s.get(lk::path), at(lk::path), out.path);
+}
+
+void loader::listeners(const entry& e) {
+  if (e.value.IsNull()) return;
+  if (!e.value.IsSequence()) {
+    error(e, "expected a sequence of mappings, got " + describe(e.value));
+    return;
+  }
+  set(key::listeners, e);
+  auto& out = cfg_.eventbus.listeners;
+  out.clear();
+  std::size_t index = 0;
+  for (const auto& item : e.value) {
+    const entry element{e.path + "[" + std::to_string(index) + "]", item};
+    const std::string canonical = detail::listener_path(index++);
+    // Kept even when it is not a mapping, so that later entries keep their index; its own
+    // checks would only repeat the error.
+    listener_config& l = out.emplace_back();
+    if (!item.IsMap()) {
+      error(element, "expected a mapping, got " + describe(item));
+      broken_.push_back(canonical);
+      continue;
+    }
+    set(canonical, element);
+    listener(item, element.path, canonical, true, l);
+  }
 }
 
 void loader::limits(const section& s) {
@@ -733,11 +862,43 @@ void loader::finish() {
                            "set without mqttUsername; it is never sent"});
     }
   }
-  for (auto& issue : validate(cfg_)) {
-    // Point at the key the user wrote (v1.1 name, other case) rather than the canonical one.
-    if (const auto it = written_.find(issue.path); it != written_.end()) issue.path = it->second;
-    errors_.push_back(std::move(issue));
+  const auto below_broken = [&](const config_issue& issue) {
+    for (const auto& b : broken_) {
+      if (issue.path.starts_with(b) && issue.path.size() > b.size() &&
+          issue.path[b.size()] == '.') {
+        return true;
+      }
+    }
+    return false;
+  };
+  // A value refused by the loader keeps its default; a check of that default would only add
+  // noise at the same key (a listener url of the wrong type is not also "required").
+  std::set<std::string, std::less<>> refused;
+  for (const auto& issue : errors_)
+    refused.insert(issue.path);
+  std::vector<config_issue> warnings;
+  for (auto& issue : detail::check(cfg_, &warnings)) {
+    if (below_broken(issue)) continue;
+    issue = written(std::move(issue));
+    if (!refused.contains(issue.path)) errors_.push_back(std::move(issue));
   }
+  for (auto& issue : warnings) {
+    if (!below_broken(issue)) warnings_.push_back(written(std::move(issue)));
+  }
+}
+
+// Points an issue at the key the user wrote (v1.1 name, other case) rather than the canonical
+// one; below a written key (a listener entry) the rest of the path stays canonical.
+config_issue loader::written(config_issue issue) const {
+  for (std::size_t end = issue.path.size(); end != 0 && end != std::string::npos;
+       end = issue.path.find_last_of(".[", end - 1)) {
+    if (const auto it = written_.find(std::string_view(issue.path).substr(0, end));
+        it != written_.end()) {
+      issue.path = it->second + issue.path.substr(end);
+      break;
+    }
+  }
+  return issue;
 }
 
 std::string syntax_error(const YAML::Exception& e) {

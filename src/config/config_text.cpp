@@ -2,11 +2,15 @@
 #include <array>
 #include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <unistd.h>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "config/config_loader.hpp"
 
@@ -72,6 +76,55 @@ const char* yes_no(bool b) {
   return b ? "true" : "false";
 }
 
+// The keys of one listener, one per line at `indent`; the first line may carry a prefix ("- ").
+std::string listener_keys(const listener_config& l, const std::string& indent, bool with_url,
+                          bool with_comments) {
+  std::string out;
+  const auto line = [&](std::string_view comment, std::string_view key, const std::string& value) {
+    if (with_comments && !comment.empty()) {  // "": covered by the comment before
+      out += indent;
+      out += "# ";
+      out += comment;
+      out += '\n';
+    }
+    out += indent;
+    out += key;
+    out += ": ";
+    out += value;
+    out += '\n';
+  };
+  if (with_url) line("", "url", yaml_scalar(l.url));
+  line("Clients without a user name; null: true without passwordFile, false with one.",
+       "allowAnonymous", l.allow_anonymous ? yes_no(*l.allow_anonymous) : "null");
+  line("tls and wss: server certificate chain and private key (PEM), both required.", "certFile",
+       yaml_scalar(l.cert_file));
+  line("", "keyFile", yaml_scalar(l.key_file));
+  line("tls and wss: CAs that client certificates are checked against.", "caFile",
+       yaml_scalar(l.ca_file));
+  line("tls and wss: refuse clients without a certificate signed by caFile.", "requireCertificate",
+       yes_no(l.require_certificate));
+  line("tls and wss: the client certificate's CN is the user name, no password asked.",
+       "useIdentityAsUsername", yes_no(l.use_identity_as_username));
+  line("ws and wss: the HTTP path of the WebSocket upgrade.", "path", yaml_scalar(l.path));
+  return out;
+}
+
+std::string listener_list(const std::vector<listener_config>& ls) {
+  if (ls.empty()) return "[]";
+  std::string out;
+  for (const auto& l : ls) {
+    std::string keys = listener_keys(l, "        ", true, false);
+    keys.replace(6, 2, "- ");
+    out += '\n' + keys;
+  }
+  out.pop_back();  // the template ends the line
+  return out;
+}
+
+std::string id_list(const std::vector<std::uint32_t>& ids) {
+  return fmt::format("[{}]", fmt::join(ids, ", "));
+}
+
 const char* policy_name(overflow_policy p) {
   switch (p) {
     case overflow_policy::drop_oldest:
@@ -111,7 +164,8 @@ modules:
     mqttRetain: {retain}
     # Messages queued per subscriber of the embedded broker (at least 1).
     mqttSessionQueueSize: {session_queue_size}
-    # Where the embedded broker listens (modes 0 and 1): tcp://host:port or mqtt://host:port.
+    # Where the embedded broker listens (modes 0 and 1, and with enable: false): scheme://host:port
+    # with tcp or mqtt, tls, ssl or mqtts, ws, wss (settings in internalListener below).
     mqttServerInternal: {server_internal}
     # The external broker (modes 1 and 2): tcp://, mqtt://, ssl://, tls:// or mqtts://.
     mqttServerExternal: {server_external}
@@ -155,6 +209,11 @@ modules:
     # paths shorter than 108 bytes; "" disables one.
     moduleSocket: {module_socket}
     moduleStreamSocket: {module_stream_socket}
+    # Both sockets are created with mode 0600, and each connecting process is checked
+    # (SO_PEERCRED): root and the daemon's own user are always let in; these lists let in more
+    # user and group ids, e.g. [1000, 1001].
+    moduleSocketAllowedUids: {module_socket_allowed_uids}
+    moduleSocketAllowedGids: {module_socket_allowed_gids}
     # Connections of both sockets together (at least 1).
     moduleSocketMaxConnections: {module_socket_max_connections}
     # Largest message accepted or sent on them, in bytes (1024 to 268435455; at least
@@ -202,6 +261,23 @@ modules:
     storeQueueSize: {store_queue_size}
     storeQueueBytes: {store_queue_bytes}
     storeShutdownTimeoutSeconds: {store_shutdown_timeout}
+    # Listeners, authentication and ACL (docs/CONFIG.md). Settings of the mqttServerInternal
+    # listener; its scheme says what it speaks: tcp:// or mqtt://, tls://, ssl:// or mqtts://,
+    # ws://, wss://.
+    internalListener:
+{internal_listener}
+    # More listeners of the embedded broker, each a url (scheme://host:port) and the keys of
+    # internalListener. For example:
+    #   - url: tls://0.0.0.0:8883
+    #     certFile: /etc/kubeedge/certs/server.crt
+    #     keyFile: /etc/kubeedge/certs/server.key
+    #   - url: ws://127.0.0.1:8080
+    listeners: {listeners}
+    # Users and their password hashes, in mosquitto_passwd's format; "" = none.
+    passwordFile: {password_file}
+    # Topic rules in mosquitto's acl_file format; "" = every client may read and write every
+    # topic.
+    aclFile: {acl_file}
 )";
 
 constexpr const char* min_template = R"(apiVersion: edgecore.config.kubeedge.io/v1alpha2
@@ -274,7 +350,18 @@ std::string render(const char* text, const daemon_config& d) {
       fmt::arg("store_queue_size", e.store_queue_size),
       fmt::arg("store_queue_bytes", e.store_queue_bytes),
       fmt::arg("store_shutdown_timeout",
-               std::chrono::duration_cast<std::chrono::seconds>(e.store_shutdown_timeout).count()));
+               std::chrono::duration_cast<std::chrono::seconds>(e.store_shutdown_timeout).count()),
+      fmt::arg("module_socket_allowed_uids", id_list(e.module_socket_allowed_uids)),
+      fmt::arg("module_socket_allowed_gids", id_list(e.module_socket_allowed_gids)),
+      fmt::arg("internal_listener",
+               [&] {
+                 auto keys = listener_keys(e.internal_listener, "      ", false, true);
+                 keys.pop_back();  // the template ends the line
+                 return keys;
+               }()),
+      fmt::arg("listeners", listener_list(e.listeners)),
+      fmt::arg("password_file", yaml_scalar(e.password_file)),
+      fmt::arg("acl_file", yaml_scalar(e.acl_file)));
 }
 
 }  // namespace

@@ -1,18 +1,26 @@
+#include <arpa/inet.h>
 #include <array>
 #include <cerrno>
 #include <charconv>
 #include <fcntl.h>
+#include <memory>
+#include <netinet/in.h>
 #include <optional>
 #include <string>
 #include <sys/stat.h>
 #include <system_error>
+#include <tuple>
 #include <unistd.h>
 #include <utility>
 #include <vector>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "common/log.hpp"
 #include "config/checks.hpp"
 #include "config/config_loader.hpp"
+#include "mqtt/broker/listen_url.hpp"
 
 namespace ebus::config {
 namespace detail {
@@ -29,6 +37,14 @@ std::string positive_message(std::int64_t value) {
 std::string keepalive_message(std::int64_t value) {
   // libmosquitto refuses 1 to 4; the CONNECT field holds 16 bits.
   return "must be 0 (none) or between 5 and 65535, got " + std::to_string(value);
+}
+
+std::string element_path(std::string_view list, std::size_t index) {
+  return std::string(list) + "[" + std::to_string(index) + "]";
+}
+
+std::string listener_path(std::size_t index) {
+  return element_path(key::listeners, index);
 }
 
 }  // namespace detail
@@ -88,31 +104,19 @@ bool has_space_or_control(std::string_view s) {
   return false;
 }
 
-// Which broker a URL names: the embedded broker listens on it (mqttServerInternal, the same rules
-// as mqtt/broker/listen_url.hpp), the external clients connect to it (mqttServerExternal).
-enum class url_role { listen, connect };
-
-std::optional<std::string> check_url(std::string_view url, url_role role) {
-  const bool listen = role == url_role::listen;
+// The external broker's URL (mqttServerExternal); listen URLs are mqtt/broker/listen_url.hpp's.
+std::optional<std::string> check_external_url(std::string_view url) {
   // First, and without quoting the URL: it may hold a password.
   if (url.find('@') != std::string_view::npos) {
-    return listen ? std::string("user information in the URL is not supported")
-                  : std::string(
-                        "user information in the URL is not supported; set mqttUsername and "
-                        "mqttPassword");
+    return std::string(
+        "user information in the URL is not supported; set mqttUsername and mqttPassword");
   }
   const auto sep = url.find("://");
   if (sep == std::string_view::npos) {
-    return quote(url) + " is not a URL of the form " +
-           (listen ? "tcp://host:port" : "tcp://host:port or ssl://host:port");
+    return quote(url) + " is not a URL of the form tcp://host:port or ssl://host:port";
   }
   const std::string_view scheme = url.substr(0, sep);
-  if (listen) {
-    if (scheme != "tcp" && scheme != "mqtt") {
-      return "unsupported scheme " + quote(scheme) +
-             ": the embedded broker listens on tcp:// or mqtt://";
-    }
-  } else if (scheme == "ws" || scheme == "wss") {
+  if (scheme == "ws" || scheme == "wss") {
     return "unsupported scheme " + quote(scheme) +
            ": the MQTT client does not speak WebSocket; use tcp://, mqtt://, ssl://, tls:// or "
            "mqtts://";
@@ -148,10 +152,7 @@ std::optional<std::string> check_url(std::string_view url, url_role role) {
   }
   if (host.empty()) return "missing host in " + quote(url);
   if (has_space_or_control(host)) return "invalid host " + quote(host) + " in " + quote(url);
-  if (!port) {
-    if (listen) return "missing port in " + quote(url);
-    return std::nullopt;  // the client uses 1883, or 8883 for ssl, tls and mqtts
-  }
+  if (!port) return std::nullopt;  // the client uses 1883, or 8883 for ssl, tls and mqtts
   unsigned value = 0;
   const auto [end, ec] = std::from_chars(port->data(), port->data() + port->size(), value);
   if (port->empty() || ec != std::errc{} || end != port->data() + port->size() || value == 0 ||
@@ -193,10 +194,260 @@ std::optional<std::string> unreadable(const std::string& file) {
   return problem;
 }
 
+namespace key = detail::key;
+namespace lk = detail::key::listener;
+using mqtt::broker::listen_address;
+using mqtt::broker::listen_transport;
+
+char ascii_lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::optional<in_addr> ipv4(const std::string& host) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, host.c_str(), &a) != 1) return std::nullopt;
+  return a;
+}
+
+std::optional<in6_addr> ipv6(const std::string& host) {
+  in6_addr a{};
+  if (::inet_pton(AF_INET6, host.c_str(), &a) != 1) return std::nullopt;
+  return a;
+}
+
+// 127.0.0.0/8, ::1 (and ::ffff:127.x.x.x), localhost. Other names are not resolved here.
+bool is_loopback(const std::string& host) {
+  if (iequals(host, "localhost")) return true;
+  if (const auto a = ipv4(host)) return (ntohl(a->s_addr) >> 24) == 127;
+  if (const auto a = ipv6(host)) {
+    return IN6_IS_ADDR_LOOPBACK(&*a) || (IN6_IS_ADDR_V4MAPPED(&*a) && a->s6_addr[12] == 127);
+  }
+  return false;
+}
+
+// Whether two listeners would fight over one socket: the same address, or a wildcard address
+// that covers the other one (0.0.0.0 every IPv4 address; :: every address, as Linux binds it
+// dual-stack by default).
+bool same_endpoint(const listen_address& a, const listen_address& b) {
+  if (a.port != b.port) return false;
+  if (iequals(a.host, b.host)) return true;
+  const auto covers = [](const std::string& wildcard, const std::string& other) {
+    if (const auto w = ipv4(wildcard); w && w->s_addr == INADDR_ANY) return ipv4(other).has_value();
+    if (const auto w = ipv6(wildcard); w && IN6_IS_ADDR_UNSPECIFIED(&*w)) {
+      return ipv4(other).has_value() || ipv6(other).has_value();
+    }
+    return false;
+  };
+  return covers(a.host, b.host) || covers(b.host, a.host);
+}
+
+std::string openssl_error() {
+  const unsigned long code = ERR_get_error();  // NOLINT(google-runtime-int): OpenSSL's type
+  ERR_clear_error();
+  if (code == 0) return "unknown OpenSSL error";
+  std::array<char, 256> buf{};
+  ERR_error_string_n(code, buf.data(), buf.size());
+  return buf.data();
+}
+
+// An encrypted key must not make OpenSSL ask for its passphrase on the terminal.
+int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*userdata*/) {
+  return 0;
+}
+
+// Loads certificate chain and key as the TLS listener will; the issue names the key at fault.
+std::optional<config_issue> key_pair_problem(const std::string& base, const listener_config& l) {
+  const std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_server_method()),
+                                                              SSL_CTX_free);
+  if (!ctx) return config_issue{base + "." + lk::cert_file, "cannot check: " + openssl_error()};
+  SSL_CTX_set_default_passwd_cb(ctx.get(), no_passphrase);
+  ERR_clear_error();
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), l.cert_file.c_str()) != 1) {
+    return config_issue{base + "." + lk::cert_file,
+                        quote(l.cert_file) + " is not a PEM certificate chain: " + openssl_error()};
+  }
+  const auto mismatch = [&] {
+    return config_issue{base + "." + lk::key_file, quote(l.key_file) + " does not match certFile " +
+                                                       quote(l.cert_file) + ": " + openssl_error()};
+  };
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), l.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    // OpenSSL compares the key with the certificate as it loads it (X509_check_private_key).
+    if (ERR_GET_LIB(ERR_peek_error()) == ERR_LIB_X509) return mismatch();
+    return config_issue{base + "." + lk::key_file,
+                        "cannot load " + quote(l.key_file) +
+                            " as an unencrypted PEM private key: " + openssl_error()};
+  }
+  // A key of another type (EC for an RSA certificate) loads, and fails here.
+  if (SSL_CTX_check_private_key(ctx.get()) != 1) return mismatch();
+  return std::nullopt;
+}
+
+// One listener: its URL at `url_path`, its settings below `base`.
+struct listener_ref {
+  std::string url_path;
+  std::string base;
+  const std::string& url;
+  const listener_config& settings;
+};
+
+void check_listener_settings(const daemon_config& cfg, const listener_ref& ref,
+                             const listen_address& addr, std::vector<config_issue>& out,
+                             std::vector<config_issue>* warnings) {
+  const auto& l = ref.settings;
+  const auto at = [&](const char* name) { return ref.base + "." + name; };
+  const auto add = [&](const char* name, std::string message) {
+    out.push_back({at(name), std::move(message)});
+  };
+  const auto warn = [&](const char* name, std::string message) {
+    if (warnings != nullptr) warnings->push_back({at(name), std::move(message)});
+  };
+  const bool tls = mqtt::broker::is_tls(addr.transport);
+  const bool websocket = mqtt::broker::is_websocket(addr.transport);
+  if (tls) {
+    const std::string why = "required for a " + addr.scheme + ":// listener: ";
+    bool pair_readable = true;
+    for (const auto& [name, file, what] :
+         {std::tuple{lk::cert_file, &l.cert_file, "the server certificate chain (PEM)"},
+          std::tuple{lk::key_file, &l.key_file, "the private key of certFile (PEM)"}}) {
+      if (file->empty()) {
+        add(name, why + what);
+        pair_readable = false;
+      } else if (auto problem = unreadable(*file)) {
+        add(name, std::move(*problem));
+        pair_readable = false;
+      }
+    }
+    if (!l.ca_file.empty()) {
+      if (auto problem = unreadable(l.ca_file)) add(lk::ca_file, std::move(*problem));
+    }
+    for (const auto& [name, set] :
+         {std::pair{lk::require_certificate, l.require_certificate},
+          std::pair{lk::use_identity_as_username, l.use_identity_as_username}}) {
+      if (set && l.ca_file.empty()) {
+        add(name, "needs caFile: client certificates are checked against its CAs");
+      }
+    }
+    if (pair_readable) {
+      if (auto problem = key_pair_problem(ref.base, l)) out.push_back(std::move(*problem));
+    }
+  } else {
+    const std::string why = "ignored: " + quote(ref.url) + " is not TLS";
+    for (const auto& [name, file] :
+         {std::pair{lk::cert_file, &l.cert_file}, std::pair{lk::key_file, &l.key_file},
+          std::pair{lk::ca_file, &l.ca_file}}) {
+      if (!file->empty()) warn(name, why);
+    }
+    if (l.require_certificate) warn(lk::require_certificate, why);
+    if (l.use_identity_as_username) warn(lk::use_identity_as_username, why);
+  }
+  if (websocket) {
+    if (l.path.empty() || l.path.front() != '/' || has_space_or_control(l.path)) {
+      add(lk::path, "must start with '/' and hold no spaces or control characters, got " +
+                        quote(log::escape(l.path)));
+    }
+  } else if (l.path != listener_config{}.path) {
+    warn(lk::path, "ignored: " + quote(ref.url) + " is not WebSocket");
+  }
+  // The default of allowAnonymous is mosquitto 2's: open unless a password file exists.
+  const bool anonymous = l.allow_anonymous.value_or(cfg.eventbus.password_file.empty());
+  const bool identity = tls && l.use_identity_as_username;
+  if (!anonymous && cfg.eventbus.password_file.empty() && !identity) {
+    add(lk::allow_anonymous,
+        "false with no passwordFile and no useIdentityAsUsername: no client could ever connect; "
+        "set passwordFile, or useIdentityAsUsername on a TLS listener");
+  }
+  if (anonymous && !tls && !is_loopback(addr.host) && warnings != nullptr) {
+    const std::string node =
+        node_name_problem(cfg.node_name) || cfg.node_name.empty() ? "<node>" : cfg.node_name;
+    warnings->push_back(
+        {ref.url_path,
+         quote(ref.url) +
+             " takes anonymous clients without TLS on an address other than loopback: anyone "
+             "who can reach it can read and publish every topic" +
+             (cfg.eventbus.acl_file.empty() ? "" : " that aclFile allows anonymous clients") +
+             " (e.g. $hw/events/node/" + node +
+             "/authInfo/get/result carries the node's keys); set passwordFile (anonymous "
+             "clients are then refused), restrict anonymous clients with aclFile, listen on "
+             "127.0.0.1, or use a tls:// or wss:// listener with certFile and keyFile"});
+  }
+}
+
+// Every listener of the embedded broker: mqttServerInternal with internalListener, then each
+// entry of listeners; and the files the broker reads at start.
+void check_listeners(const daemon_config& cfg, std::vector<config_issue>& out,
+                     std::vector<config_issue>* warnings) {
+  const auto& e = cfg.eventbus;
+  std::vector<listener_ref> refs;
+  refs.push_back(
+      {key::server_internal, key::internal_listener, e.server_internal, e.internal_listener});
+  for (std::size_t i = 0; i < e.listeners.size(); ++i) {
+    const auto base = detail::listener_path(i);
+    refs.push_back({base + "." + lk::url, base, e.listeners[i].url, e.listeners[i]});
+  }
+  std::vector<std::pair<const listener_ref*, listen_address>> bound;
+  for (const auto& ref : refs) {
+    if (ref.url.empty() && &ref != &refs.front()) {
+      out.push_back({ref.url_path, "required: the address to listen on, e.g. tls://0.0.0.0:8883"});
+      continue;
+    }
+    auto addr = mqtt::broker::parse_listen_url(ref.url);
+    if (!addr) {
+      out.push_back({ref.url_path, std::move(addr.error())});
+      continue;
+    }
+    if (addr->port == 0) {
+      // The kernel would pick a port no client knows.
+      out.push_back(
+          {ref.url_path, "invalid port '0' in " + quote(ref.url) + " (must be 1 to 65535)"});
+      continue;
+    }
+    bool clash = false;
+    for (const auto& [other, other_addr] : bound) {
+      if (same_endpoint(*addr, other_addr)) {
+        constexpr std::string_view prefix = "modules.eventBus.";
+        out.push_back({ref.url_path, quote(ref.url) + " listens on the address and port of " +
+                                         other->url_path.substr(prefix.size()) + " " +
+                                         quote(other->url)});
+        clash = true;
+        break;
+      }
+    }
+    check_listener_settings(cfg, ref, *addr, out, warnings);
+    if (!clash) bound.emplace_back(&ref, std::move(*addr));
+  }
+  for (const auto& [path, file] :
+       {std::pair{key::password_file, &e.password_file}, std::pair{key::acl_file, &e.acl_file}}) {
+    if (file->empty()) continue;
+    if (auto problem = unreadable(*file)) out.push_back({path, std::move(*problem)});
+  }
+}
+
+// mqttMode 2 runs no embedded broker: its settings are ignored, as mqttServerInternal is.
+void ignored_without_broker(const eventbus_config& e, std::vector<config_issue>* warnings) {
+  if (warnings == nullptr) return;
+  const std::string why = "ignored: mqttMode 2 runs no embedded broker";
+  if (e.internal_listener != listener_config{}) warnings->push_back({key::internal_listener, why});
+  if (!e.listeners.empty()) warnings->push_back({key::listeners, why});
+  if (!e.password_file.empty()) warnings->push_back({key::password_file, why});
+  if (!e.acl_file.empty()) warnings->push_back({key::acl_file, why});
+}
+
 }  // namespace
 
 std::vector<config_issue> validate(const daemon_config& cfg) {
-  namespace key = detail::key;
+  return detail::check(cfg, nullptr);
+}
+
+std::vector<config_issue> detail::check(const daemon_config& cfg,
+                                        std::vector<config_issue>* warnings) {
   std::vector<config_issue> out;
   const auto add = [&](const char* path, std::string message) {
     out.push_back({path, std::move(message)});
@@ -244,12 +495,12 @@ std::vector<config_issue> validate(const daemon_config& cfg) {
     }
   }
   if (internal) {
-    if (auto problem = check_url(e.server_internal, url_role::listen)) {
-      add(key::server_internal, std::move(*problem));
-    }
+    check_listeners(cfg, out, warnings);
+  } else if (e.enable && e.mode == mqtt_mode::external) {
+    ignored_without_broker(e, warnings);
   }
   if (external) {
-    if (auto problem = check_url(e.server_external, url_role::connect)) {
+    if (auto problem = check_external_url(e.server_external)) {
       add(key::server_external, std::move(*problem));
     }
     if (!e.sub_client_id.empty() && e.sub_client_id == e.pub_client_id) {

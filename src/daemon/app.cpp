@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <iterator>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "bus/bus.hpp"
@@ -14,6 +16,8 @@
 #include "eventbus/eventbus_module.hpp"
 #include "eventbus/persisted_topics.hpp"
 #include "eventbus/routing.hpp"
+#include "mqtt/auth/acl.hpp"
+#include "mqtt/auth/password_file.hpp"
 #include "mqtt/broker/server.hpp"
 #include "mqtt/client/external_broker.hpp"
 #include "remote/socket_server.hpp"
@@ -95,8 +99,41 @@ bus::bus_options bus_options_of(const config::daemon_config& cfg, memory_budget&
   return o;
 }
 
+/// The broker's listeners: mqttServerInternal with internalListener, then `listeners`.
+std::vector<mqtt::broker::listener_options> listeners_of(const config::eventbus_config& eb) {
+  const auto convert = [&](const config::listener_config& c, const std::string& url) {
+    mqtt::broker::listener_options o;
+    o.url = url;
+    // As mosquitto 2: configuring a password file means clients must log in, unless said.
+    o.allow_anonymous = c.allow_anonymous.value_or(eb.password_file.empty());
+    o.tls.cert_file = c.cert_file;
+    o.tls.key_file = c.key_file;
+    o.tls.ca_file = c.ca_file;
+    o.tls.require_certificate = c.require_certificate || c.use_identity_as_username;
+    o.use_identity_as_username = c.use_identity_as_username;
+    o.ws_path = c.path;
+    return o;
+  };
+  std::vector<mqtt::broker::listener_options> out;
+  out.push_back(convert(eb.internal_listener, eb.server_internal));
+  for (const auto& l : eb.listeners)
+    out.push_back(convert(l, l.url));
+  return out;
+}
+
 remote::socket_options socket_options_of(const config::eventbus_config& eb, memory_budget& budget) {
   remote::socket_options o;
+  // Root and the daemon's own user can reach the daemon anyway; the lists add others.
+  remote::socket_options::peer_policy peers;
+  peers.uids = {0, static_cast<std::uint32_t>(::geteuid())};
+  peers.uids.insert(peers.uids.end(), eb.module_socket_allowed_uids.begin(),
+                    eb.module_socket_allowed_uids.end());
+  peers.gids = eb.module_socket_allowed_gids;
+  o.allowed_peers = std::move(peers);
+  // Others can connect only to a file they may write; the credential check decides then.
+  const bool others =
+      !eb.module_socket_allowed_uids.empty() || !eb.module_socket_allowed_gids.empty();
+  o.file_mode = others ? 0666 : 0600;
   o.outbound_bytes = eb.module_socket_outbound_bytes;
   o.budget = &budget;
   o.seqpacket_path = eb.module_socket;
@@ -169,12 +206,12 @@ expected<void, std::string> app::start() {
   }
 
   if (use_internal) {
-    internal_ = std::make_unique<mqtt::broker::server>(io_.get_executor(), *clock_,
-                                                       broker_options_of(eb, *budget_));
+    internal_ = std::make_unique<mqtt::broker::server>(
+        io_.get_executor(), *clock_, broker_options_of(eb, *budget_), listeners_of(eb));
   }
   if (use_external) {
     external_ = std::make_unique<mqtt::client::external_broker>(
-        io_.get_executor(), external_options_of(eb, *budget_),
+        io_.get_executor(), *clock_, external_options_of(eb, *budget_),
         [this](std::string_view topic, std::string_view payload) {
           if (eventbus_ != nullptr) eventbus_->on_mqtt_message(topic, payload);
         });
@@ -205,10 +242,11 @@ expected<void, std::string> app::start() {
   extra_modules_.clear();
 
   if (internal_) {
+    if (auto loaded = load_security(); !loaded) return fail(loaded.error());
     internal_->reserve_descriptors(descriptor_reserve(cfg_));
     internal_->on_failure([this](const std::string& what) { report_failure(what); });
     if (auto listening = internal_->start(); !listening) {
-      return fail(fmt::format("modules.eventBus.mqttServerInternal: {}", listening.error()));
+      return fail(fmt::format("embedded broker: {}", listening.error()));
     }
     check_descriptor_limit();
   }
@@ -232,10 +270,67 @@ expected<void, std::string> app::start() {
   return {};
 }
 
+expected<void, std::string> app::load_security() {
+  const auto& eb = cfg_.eventbus;
+  if (!eb.password_file.empty()) {
+    auto passwords = mqtt::auth::password_file::load(eb.password_file);
+    if (!passwords) return fail("modules.eventBus.passwordFile: " + passwords.error());
+    log_->info("password_file path={} users={}", log::escape(eb.password_file), passwords->size());
+    internal_->set_password_file(
+        std::make_shared<const mqtt::auth::password_file>(std::move(*passwords)));
+  }
+  if (!eb.acl_file.empty()) {
+    auto acl = mqtt::auth::acl::load(eb.acl_file);
+    if (!acl) return fail("modules.eventBus.aclFile: " + acl.error());
+    log_->info("acl_file path={} rules={}", log::escape(eb.acl_file), acl->rule_count());
+    internal_->set_acl(std::make_shared<const mqtt::auth::acl>(std::move(*acl)));
+  }
+  return {};
+}
+
+expected<void, std::string> app::reload_security() {
+  if (!internal_) return {};
+  std::string errors;
+  const auto note = [&](const std::string& line) {
+    if (!errors.empty()) errors += '\n';
+    errors += line;
+  };
+  const auto& eb = cfg_.eventbus;
+  if (!eb.password_file.empty()) {
+    if (auto passwords = mqtt::auth::password_file::load(eb.password_file); passwords) {
+      log_->info("reloaded password_file path={} users={}", log::escape(eb.password_file),
+                 passwords->size());
+      internal_->set_password_file(
+          std::make_shared<const mqtt::auth::password_file>(std::move(*passwords)));
+    } else {
+      note("modules.eventBus.passwordFile: " + passwords.error() + " (the previous users stay)");
+    }
+  }
+  if (!eb.acl_file.empty()) {
+    if (auto acl = mqtt::auth::acl::load(eb.acl_file); acl) {
+      log_->info("reloaded acl_file path={} rules={}", log::escape(eb.acl_file), acl->rule_count());
+      internal_->set_acl(std::make_shared<const mqtt::auth::acl>(std::move(*acl)));
+    } else {
+      note("modules.eventBus.aclFile: " + acl.error() + " (the previous rules stay)");
+    }
+  }
+  if (auto certificates = internal_->reload_certificates(); !certificates) {
+    note(certificates.error() + " (the previous certificates stay)");
+  }
+  if (!errors.empty()) return fail(std::move(errors));
+  return {};
+}
+
 std::string app::describe() const {
   const auto& eb = cfg_.eventbus;
   std::string line = fmt::format("mode={}", eb.enable ? mode_name(eb.mode) : "broker-only");
-  if (internal_) line += fmt::format(" mqtt={}", internal_->local_url());
+  if (internal_) {
+    const auto urls = internal_->local_urls();
+    line += fmt::format(" mqtt={}", urls.front());
+    if (urls.size() > 1) {
+      line += fmt::format(" listeners={}", fmt::join(std::next(urls.begin()), urls.end(), ","));
+    }
+  }
   if (external_) line += fmt::format(" external={}", eb.server_external);
   if (sockets_) {
     if (!eb.module_socket.empty()) line += fmt::format(" socket={}", eb.module_socket);
@@ -283,6 +378,7 @@ std::string app::counters() const {
     add_counter(line, "mqtt.refused_max_connections", l.refused_max_connections);
     add_counter(line, "mqtt.refused_fd_reserve", l.refused_fd_reserve);
     add_counter(line, "mqtt.accept_errors", l.accept_errors);
+    add_counter(line, "mqtt.refused_logins", l.login_failures);
     add_counter(line, "mqtt.refused_sessions_max_persistent", s.sessions_refused);
     add_counter(line, "mqtt.protocol_errors", s.protocol_errors);
     add_counter(line, "mqtt.messages_received", s.messages_received);
@@ -304,6 +400,11 @@ std::string app::counters() const {
     add_counter(line, "mqtt.publishers_held", s.publishers_held);
     add_counter(line, "mqtt.sessions_expired", s.sessions_expired);
     add_counter(line, "mqtt.connection_log_lines_held", s.connection_lines_held);
+    add_counter(line, "mqtt.handshake_failures", s.handshake_failures);
+    const auto& a = internal_->core().access();
+    add_counter(line, "mqtt.acl_denied_publishes", a.denied_publishes);
+    add_counter(line, "mqtt.acl_denied_deliveries", a.denied_deliveries);
+    add_counter(line, "mqtt.acl_denied_subscriptions", a.denied_subscriptions);
   }
   const auto& b = bus_->stats();
   add_counter(line, "bus.delivered", b.delivered);
@@ -319,6 +420,7 @@ std::string app::counters() const {
     const auto& r = sockets_->stats();
     add_counter(line, "remote.accepted", r.accepted);
     add_counter(line, "remote.refused_max_connections", r.refused);
+    add_counter(line, "remote.refused_peer_credentials", r.refused_peer);
     add_counter(line, "remote.registered", r.registered);
     add_counter(line, "remote.closed_protocol_error", r.closed_protocol);
     add_counter(line, "remote.messages_in", r.messages_in);

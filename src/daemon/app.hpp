@@ -79,6 +79,11 @@ class app {
   /// sockets for remote modules. The error names the component and the reason.
   expected<void, std::string> start();
 
+  /// SIGHUP: reads the password file, the ACL file and the listeners' certificates again. Each
+  /// that fails to load keeps what was in force, and the error is returned (one line per
+  /// file); connections stay up either way. Loop thread.
+  expected<void, std::string> reload_security();
+
   /// Closes the module sockets (remote modules leave the bus), stops accepting MQTT
   /// connections, stops the modules, sends buffered external publishes
   /// (for at most `flush_timeout`), closes the store and the bus; `done` runs on the loop.
@@ -111,6 +116,7 @@ class app {
   void report_failure(const std::string& what);
   /// Warns (one line) when the soft RLIMIT_NOFILE cannot hold every connection allowed.
   void check_descriptor_limit() const;
+  expected<void, std::string> load_security();
 
   asio::io_context& io_;
   config::daemon_config cfg_;

@@ -83,9 +83,16 @@ int serve(asio::io_context& io, app& node) {
   std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int signo) {
     if (ec || stopped) return;
     if (signo == SIGHUP) {
-      log->info(
-          "signal=SIGHUP: the configuration is not reloaded, restart the daemon to apply a "
-          "change; the log goes to stderr, nothing to reopen");
+      // The password file, the ACL file and the certificates are reloaded; the rest of the
+      // configuration needs a restart, and the log goes to stderr, so there is nothing to reopen.
+      if (auto reloaded = node.reload_security(); reloaded) {
+        log->info(
+            "signal=SIGHUP: password file, ACL file and certificates reloaded; other "
+            "configuration changes need a restart");
+      } else {
+        log->error("signal=SIGHUP: reload failed, the previous rules stay in force: {}",
+                   reloaded.error());
+      }
     } else if (stopping) {
       log->info("signal={}: already stopping", signal_name(signo));
     } else {

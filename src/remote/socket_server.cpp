@@ -1,5 +1,6 @@
 #include "remote/socket_server.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -45,15 +46,15 @@ bool in_use(const std::string& path, int type) {
 }
 
 template <class Acceptor, class Endpoint>
-std::error_code open_acceptor(Acceptor& acceptor, const Endpoint& endpoint) {
+std::error_code open_acceptor(Acceptor& acceptor, const Endpoint& endpoint, mode_t file_mode) {
   std::error_code ec;
   acceptor.open(endpoint.protocol(), ec);
   if (ec) return ec;
-  // bind() creates the socket file with the umask applied: with 0177 it is born 0600, so it is
+  // bind() creates the socket file with the umask applied: it is born with its mode, so it is
   // never reachable by others, not even for an instant. The umask is process-wide; this runs
   // during start-up, before the loop runs, when no other thread creates files (the store
   // thread waits for its first write, which only the loop can make).
-  const mode_t previous = ::umask(0177);
+  const mode_t previous = ::umask(~file_mode & 0777);
   acceptor.bind(endpoint, ec);
   ::umask(previous);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
@@ -167,10 +168,11 @@ expected<void, std::string> socket_server::listen(const std::string& path, bool 
     std::memcpy(addr.sun_path, path.data(), path.size());
     const asio::generic::seq_packet_protocol::endpoint endpoint(&addr, sizeof(addr));
     packet_acceptor_.emplace(executor_);
-    ec = open_acceptor(*packet_acceptor_, endpoint);
+    ec = open_acceptor(*packet_acceptor_, endpoint, options_.file_mode);
   } else {
     stream_acceptor_.emplace(executor_);
-    ec = open_acceptor(*stream_acceptor_, asio::local::stream_protocol::endpoint(path));
+    ec = open_acceptor(*stream_acceptor_, asio::local::stream_protocol::endpoint(path),
+                       options_.file_mode);
   }
   if (ec) return fail("cannot listen on module socket '" + path + "': " + ec.message());
   struct stat st {};
@@ -273,6 +275,12 @@ awaitable<void> socket_server::accept_loop(Acceptor& acceptor, std::string path)
       socket.close(ignored);
       continue;
     }
+    if (const auto why = check_peer(socket.native_handle()); !why.empty()) {
+      refuse_peer(socket.native_handle(), why);
+      std::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
     ++stats_.accepted;
     auto c = std::make_shared<remote_connection>(std::move(socket), bus_, *this);
     connections_.emplace(c.get(), c);
@@ -300,6 +308,39 @@ void socket_server::refuse(int fd) {
              options_.max_connections, refused_since_warning_, stats_.refused);
   refused_since_warning_ = 0;
   quiet_until_ = now + refusal_warning_interval;
+}
+
+std::string socket_server::check_peer(int fd) const {
+  if (!options_.allowed_peers) return {};
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return "credentials unavailable: " + std::string(std::strerror(errno));
+  }
+  const auto& allowed = *options_.allowed_peers;
+  const auto listed = [](const std::vector<std::uint32_t>& ids, std::uint32_t id) {
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  };
+  if (listed(allowed.uids, cred.uid) || listed(allowed.gids, cred.gid)) return {};
+  return fmt::format("uid={} gid={} pid={} not allowed", cred.uid, cred.gid, cred.pid);
+}
+
+void socket_server::refuse_peer(int fd, const std::string& why) {
+  ++stats_.refused_peer;
+  auto m = bus::new_message();
+  m.route.operation = bus::operation::error;
+  m.content = bus::content::text("permission denied");
+  const std::string text = bus::to_json(m) + "\n";
+  (void)::send(fd, text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ++refused_peer_since_warning_;
+  const auto now = std::chrono::steady_clock::now();
+  if (peer_quiet_until_ && now < *peer_quiet_until_) return;
+  log_->warn(
+      "connection_refused reason=peer_credentials detail=\"{}\" refused={} refused_total={} "
+      "hint=\"add the user or group to moduleSocketAllowedUids or moduleSocketAllowedGids\"",
+      why, refused_peer_since_warning_, stats_.refused_peer);
+  refused_peer_since_warning_ = 0;
+  peer_quiet_until_ = now + refusal_warning_interval;
 }
 
 void socket_server::on_closed(remote_connection* c) {

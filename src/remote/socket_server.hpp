@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <unordered_map>
 #include <vector>
 
@@ -44,12 +45,25 @@ struct socket_options {
   /// Charged with every queued message's encoded bytes; null: none. Must outlive the server.
   memory_budget* budget = nullptr;
   std::chrono::milliseconds sync_timeout{30000};  ///< requests sent on behalf of a client
+  /// Peers allowed to connect, by the credentials the kernel gives (SO_PEERCRED): a peer whose
+  /// user id or group id is listed is served, others are refused. Unset: no check (the file
+  /// mode alone decides). The daemon always sets it, with root and its own user included.
+  struct peer_policy {
+    std::vector<std::uint32_t> uids;
+    std::vector<std::uint32_t> gids;
+  };
+  std::optional<peer_policy> allowed_peers;
+  /// Mode the socket files are created with. 0600: root and the daemon's user only. Other
+  /// users can connect only to a file they may write, so allowing more peers needs 0666, with
+  /// allowed_peers deciding who is served.
+  mode_t file_mode = 0600;
 };
 
 /// Totals since construction.
 struct socket_stats {
   std::uint64_t accepted = 0;         ///< connections taken on (within max_connections)
   std::uint64_t refused = 0;          ///< connections refused over max_connections
+  std::uint64_t refused_peer = 0;     ///< connections refused: peer user and group not allowed
   std::uint64_t registered = 0;       ///< successful registrations
   std::uint64_t closed_protocol = 0;  ///< connections closed for malformed or oversized input
   std::uint64_t messages_in = 0;      ///< messages decoded from clients
@@ -130,6 +144,9 @@ class socket_server {
   template <class Acceptor>
   awaitable<void> accept_loop(Acceptor& acceptor, std::string path);
   void refuse(int fd);
+  /// Why the peer on `fd` may not connect (allowed_peers), or "" when it may.
+  [[nodiscard]] std::string check_peer(int fd) const;
+  void refuse_peer(int fd, const std::string& why);
   /// Finds and logs packet_limit_.
   void size_packets();
   void spawn_accept_loop(awaitable<void> loop, const std::string& path);
@@ -154,6 +171,8 @@ class socket_server {
   std::unordered_map<remote_connection*, std::shared_ptr<remote_connection>> connections_;
   std::uint64_t refused_since_warning_ = 0;
   std::optional<std::chrono::steady_clock::time_point> quiet_until_;  // refusal warning limit
+  std::uint64_t refused_peer_since_warning_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> peer_quiet_until_;
   std::function<void(const std::string&)> on_failure_;
   std::uint64_t accept_errors_ = 0;  // since the last accept warning
   std::optional<std::chrono::steady_clock::time_point> accept_quiet_until_;

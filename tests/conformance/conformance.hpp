@@ -4,6 +4,11 @@
 // received messages, and the probe that shows a connection still works.
 //
 // Every wait is bounded by the peer's timeouts; nothing here sleeps.
+//
+// The suite runs over each listener kind, one kind per process: the harness's listener and the
+// peers' default transport follow EBUS_TEST_TRANSPORT (tcp, tls, ws, wss), and ctest registers
+// every test once per kind. What a test sends and expects is MQTT bytes whatever carries them;
+// the few places where a transport changes what the broker can do say so.
 
 #include <chrono>
 #include <cstdint>

@@ -1,13 +1,17 @@
 // The module sockets end to end (docs/REMOTE.md): a real bus and socket_server on a loop thread,
-// clients on plain POSIX sockets in the test thread, every wait bounded by poll() deadlines.
+// clients on plain POSIX sockets in the test thread. Waits for the daemon's state are woken by its
+// loop (harness::wait_until), waits for the clients' sockets by poll(); every wait has a deadline
+// that only guards against hanging.
 #include "remote/socket_server.hpp"
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <initializer_list>
 #include <memory>
@@ -47,17 +51,6 @@ std::string make_temp_dir() {
   return pattern;
 }
 
-/// Polls `f` (every 5 ms) until it returns true or `timeout` passes.
-template <class F>
-bool eventually(F&& f, std::chrono::milliseconds timeout = 5s) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (!f()) {
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
-
 awaitable<void> request_into(bus::bus& b, std::string to, bus::message m,
                              std::chrono::milliseconds timeout, std::shared_ptr<sync_result> out) {
   *out = co_await b.send_sync(to, std::move(m), timeout);
@@ -87,7 +80,11 @@ class harness {
     options_ = options;
     bus_ = std::make_unique<bus::bus>(io_.get_executor(), clock_, bus_options);
     server_ = std::make_unique<socket_server>(io_.get_executor(), *bus_, options);
-    thread_ = std::thread([this] { io_.run(); });
+    // The loop state changes only inside handlers: checking after each one sees every change.
+    thread_ = std::thread([this] {
+      while (io_.run_one() != 0)
+        run_checks();
+    });
   }
 
   harness(const harness&) = delete;
@@ -100,6 +97,31 @@ class harness {
     auto result = task.get_future();
     asio::post(io_, [&task] { task(); });
     return result.get();
+  }
+
+  /// Waits until `pred()` holds, evaluated on the loop thread now and after every handler the loop
+  /// runs (so no polling, and a state that holds only briefly is still seen). `pred` touches the
+  /// bus and the server directly and must not call call(). False when it did not hold within
+  /// `timeout`, a guard against hanging only.
+  template <class Pred>
+  bool wait_until(Pred pred, std::chrono::milliseconds timeout = 5s) {
+    auto met = std::make_shared<std::promise<void>>();
+    auto result = met->get_future();
+    const auto id = call([&] {
+      const auto n = ++checks_made_;
+      if (pred()) {
+        met->set_value();
+      } else {
+        checks_.push_back({n, std::function<bool()>(std::ref(pred)), met});
+      }
+      return n;
+    });
+    if (result.wait_for(timeout) == std::future_status::ready) return true;
+    // `pred` refers to the caller's frame: gone from the loop before this returns.
+    return call([&] {
+      std::erase_if(checks_, [&](const check& c) { return c.id == id; });
+      return result.wait_for(0s) == std::future_status::ready;
+    });
   }
 
   ~harness() {
@@ -152,7 +174,7 @@ class harness {
   /// The result of a send_sync() or send_to_group_sync() once it completed within `timeout`.
   template <class Result>
   Result wait(const std::shared_ptr<Result>& r, std::chrono::milliseconds timeout = 5s) {
-    eventually([&] { return call([&] { return r->has_value(); }); }, timeout);
+    wait_until([&] { return r->has_value(); }, timeout);
     return call([&] { return *r; });
   }
 
@@ -160,9 +182,9 @@ class harness {
   std::optional<bus::message> receive_local(const std::string& name,
                                             std::chrono::milliseconds timeout = 5s) {
     std::optional<bus::message> m;
-    eventually(
+    wait_until(
         [&] {
-          m = call([&] { return bus_->try_receive(name); });
+          m = bus_->try_receive(name);
           return m.has_value();
         },
         timeout);
@@ -193,7 +215,23 @@ class harness {
   asio_clock clock_{io_.get_executor()};
   std::unique_ptr<bus::bus> bus_;
   std::unique_ptr<socket_server> server_;
+  // wait_until()'s conditions not met yet; loop thread only.
+  struct check {
+    std::uint64_t id;
+    std::function<bool()> pred;
+    std::shared_ptr<std::promise<void>> met;
+  };
+  std::vector<check> checks_;
+  std::uint64_t checks_made_ = 0;
   std::thread thread_;
+
+  void run_checks() {
+    std::erase_if(checks_, [](const check& c) {
+      if (!c.pred()) return false;
+      c.met->set_value();
+      return true;
+    });
+  }
 };
 
 /// One read from a peer: a message's bytes, nothing within the timeout, or the end.
@@ -407,7 +445,7 @@ TEST_P(remote_module, taken_name_is_refused_with_error_then_closed) {
   EXPECT_TRUE(p.closed_by_daemon());
   // The in-process module of that name is untouched.
   EXPECT_TRUE(h.call([&] { return h.bus().has_module("eventbus"); }));
-  EXPECT_TRUE(eventually([&] { return h.connections() == 0; }));
+  EXPECT_TRUE(h.wait_until([&] { return h.server().connection_count() == 0; }));
 }
 
 TEST_P(remote_module, first_message_that_is_not_a_registration_is_refused) {
@@ -545,7 +583,7 @@ TEST_P(remote_module, in_process_module_sends_to_remote_and_to_its_group) {
   EXPECT_EQ(text_of(got), "grouped");
   EXPECT_EQ(got.route.destination, "remote");
   // With the registration reply; counted once the write completed.
-  EXPECT_TRUE(eventually([&] { return h.stats().messages_out == 3u; }));
+  EXPECT_TRUE(h.wait_until([&] { return h.server().stats().messages_out == 3u; }));
 }
 
 TEST_P(remote_module, remote_sends_to_module_and_to_group) {
@@ -711,7 +749,7 @@ TEST_P(remote_module, malformed_json_closes_only_that_connection) {
   ASSERT_EQ(good.register_as("good").route.operation, "response");
   ASSERT_TRUE(bad.send_raw("{\"header\": nope\n"));
   EXPECT_TRUE(bad.closed_by_daemon());
-  EXPECT_TRUE(eventually([&] { return !h.call([&] { return h.bus().has_module("bad"); }); }));
+  EXPECT_TRUE(h.wait_until([&] { return !h.bus().has_module("bad"); }));
   EXPECT_EQ(h.stats().closed_protocol, 1u);
   ASSERT_TRUE(good.send(make_message("good", "still here")));
   EXPECT_EQ(text_of(good.receive()), "still here");
@@ -792,9 +830,52 @@ TEST(socket_server, connections_over_the_limit_get_an_error_and_are_closed) {
   EXPECT_EQ(h.connections(), 2u);
   // A slot that frees up is taken again.
   a.reset();
-  ASSERT_TRUE(eventually([&] { return h.connections() == 1; }));
+  ASSERT_TRUE(h.wait_until([&] { return h.server().connection_count() == 1; }));
   peer c(h.path(false), false);
   EXPECT_EQ(c.register_as("c").route.operation, "response");
+}
+
+TEST(socket_server, peers_whose_user_and_group_are_not_allowed_are_refused) {
+  // The kernel's credentials of this test process: another uid only is allowed first.
+  socket_options options;
+  const auto uid = static_cast<std::uint32_t>(::geteuid());
+  const auto gid = static_cast<std::uint32_t>(::getegid());
+  options.allowed_peers = socket_options::peer_policy{{uid + 1}, {gid + 1}};
+  {
+    harness h(options);
+    ASSERT_TRUE(h.start());
+    for (const bool stream : {false, true}) {
+      peer refused(h.path(stream), stream);
+      const auto reply = refused.receive();
+      EXPECT_EQ(reply.route.operation, "error");
+      EXPECT_EQ(text_of(reply), "permission denied");
+      EXPECT_TRUE(refused.closed_by_daemon());
+    }
+    EXPECT_EQ(h.stats().refused_peer, 2u);
+    EXPECT_EQ(h.stats().accepted, 0u);
+  }
+  // Allowed by its user id, then by its group id alone.
+  for (const auto& allowed :
+       {socket_options::peer_policy{{uid}, {}}, socket_options::peer_policy{{uid + 1}, {gid}}}) {
+    options.allowed_peers = allowed;
+    harness h(options);
+    ASSERT_TRUE(h.start());
+    peer p(h.path(false), false);
+    EXPECT_EQ(p.register_as("allowed").route.operation, "response");
+    EXPECT_EQ(h.stats().refused_peer, 0u);
+  }
+}
+
+TEST(socket_files, created_with_the_configured_mode_for_other_peers) {
+  socket_options options;
+  options.file_mode = 0666;
+  harness h(options);
+  ASSERT_TRUE(h.start());
+  for (const bool stream : {false, true}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(h.path(stream).c_str(), &st), 0) << h.path(stream);
+    EXPECT_EQ(st.st_mode & 0777, 0666u) << h.path(stream);
+  }
 }
 
 TEST_P(remote_module, disconnect_fails_pending_request_with_module_removed_at_once) {
@@ -845,7 +926,7 @@ TEST_P(remote_module, group_request_keeps_the_answer_of_a_member_that_disconnect
   ASSERT_TRUE(a->send(bus::new_response(a->receive(), bus::content::text("from a"))));
   const auto asked_b = b.receive();
   a.reset();
-  ASSERT_TRUE(eventually([&] { return !h.call([&] { return h.bus().has_module("a"); }); }));
+  ASSERT_TRUE(h.wait_until([&] { return !h.bus().has_module("a"); }));
   EXPECT_FALSE(h.call([&] { return result->has_value(); }));
   ASSERT_TRUE(b.send(bus::new_response(asked_b, bus::content::text("from b"))));
   const auto r = h.wait(result, 5s);
@@ -935,12 +1016,23 @@ TEST_P(remote_module, a_large_backlog_reaches_a_slow_reader_completely_and_in_or
   bool behind = false;  // seen the backlog still being handed over while reading
   for (int i = 0; i < count; ++i) {
     if (i % 20 == 0) {
-      std::this_thread::sleep_for(2ms);  // a slow reader: the daemon's queue fills meanwhile
-      const auto c = h.call([&] { return h.server().connections(); });
-      ASSERT_EQ(c.size(), 1u);
-      most_queued = std::max(most_queued, c[0].queued);
-      most_queued_bytes = std::max(most_queued_bytes, c[0].queued_bytes);
-      behind = behind || h.call([&] { return h.bus().backlog_size("hub") > 0; });
+      // A slow reader: before reading on, it waits until the daemon's queue to it is more than
+      // half full, as it always comes to be while the reader pauses (filled until full, the
+      // hand-over resumes only once the reader has taken half, and then fills it again), unless
+      // the backlog has nothing more to hand over, near the end.
+      ASSERT_TRUE(h.wait_until([&] {
+        const auto c = h.server().connections();
+        if (c.size() != 1) return false;
+        const bool half_full = c[0].queued > options.outbound_capacity / 2 ||
+                               c[0].queued_bytes > options.outbound_bytes / 2;
+        const std::size_t backlog = h.bus().backlog_size("hub");
+        if (backlog > 0 && !half_full) return false;
+        most_queued = std::max(most_queued, c[0].queued);
+        most_queued_bytes = std::max(most_queued_bytes, c[0].queued_bytes);
+        behind = behind || backlog > 0;
+        return true;
+      })) << "message "
+          << i;
     }
     const auto m = p.receive();
     ASSERT_EQ(text_of(m), std::to_string(i) + ":" + payload) << "message " << i;
@@ -955,7 +1047,7 @@ TEST_P(remote_module, a_large_backlog_reaches_a_slow_reader_completely_and_in_or
   EXPECT_EQ(s.queue_full, 0u);
   EXPECT_EQ(s.too_large, 0u);
   // Everything written: nothing is held any more.
-  EXPECT_TRUE(eventually([&] { return h.call([&] { return budget.used(); }) == 0; }));
+  EXPECT_TRUE(h.wait_until([&] { return budget.used() == 0; }));
 }
 
 TEST_P(remote_module, outbound_queue_is_bounded_in_bytes_and_charged_to_the_budget) {
@@ -989,7 +1081,7 @@ TEST_P(remote_module, outbound_queue_is_bounded_in_bytes_and_charged_to_the_budg
     const auto m = p.receive();
     ASSERT_EQ(text_of(m), std::to_string(i) + payload);
   }
-  EXPECT_TRUE(eventually([&] { return h.call([&] { return budget.used(); }) == 0; }));
+  EXPECT_TRUE(h.wait_until([&] { return budget.used() == 0; }));
 }
 
 TEST_P(remote_module, closing_releases_what_the_outbound_queue_held) {
@@ -1007,7 +1099,7 @@ TEST_P(remote_module, closing_releases_what_the_outbound_queue_held) {
     }
   }
   p.reset();
-  EXPECT_TRUE(eventually([&] { return h.connections() == 0; }));
+  EXPECT_TRUE(h.wait_until([&] { return h.server().connection_count() == 0; }));
   EXPECT_EQ(h.call([&] { return budget.used(); }), 0u);
 }
 
@@ -1084,7 +1176,7 @@ TEST_P(remote_module, large_messages_encoded_off_the_loop_keep_their_order_and_a
     ASSERT_EQ(text_of(m), sent[i]) << "message " << i;
   }
   EXPECT_EQ(h.stats().too_large, 0u);
-  EXPECT_TRUE(eventually([&] { return h.call([&] { return budget.used(); }) == 0; }));
+  EXPECT_TRUE(h.wait_until([&] { return budget.used() == 0; }));
   const auto c = h.call([&] { return h.server().connections(); });
   ASSERT_EQ(c.size(), 1u);
   EXPECT_EQ(c[0].queued, 0u);
@@ -1110,7 +1202,7 @@ TEST_P(remote_module, a_message_found_too_large_once_encoded_off_the_loop_is_cou
   EXPECT_EQ(h.stats().too_large, 1u);
   EXPECT_EQ(h.call([&] { return h.server().connections(); })[0].stats.too_large, 1u);
   EXPECT_TRUE(log.has({"message_undeliverable", "module=remote", "exceed max_message_bytes"}));
-  EXPECT_TRUE(eventually([&] { return h.call([&] { return budget.used(); }) == 0; }));
+  EXPECT_TRUE(h.wait_until([&] { return budget.used() == 0; }));
 }
 
 TEST(socket_server, a_message_over_the_seqpacket_packet_limit_is_refused_with_the_reason) {

@@ -83,12 +83,14 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
       }
       return result;
     }
-    it = sessions_.emplace(id, std::make_unique<session>(id, c.clean_session, options_)).first;
+    it = sessions_.emplace(id, std::make_unique<session>(id, c.clean_session, options_, &access_))
+             .first;
     if (!c.clean_session) ++persistent_;
   } else {
     result.ack.session_present = true;  // [MQTT-3.2.2-2]
   }
   session& s = *it->second;
+  s.set_username(c.username);
   links_[&s] = &link;
   s.attach(link, resend);
   result.s = &s;
@@ -197,6 +199,15 @@ broker::publish_result broker::publish(const message_ptr& msg,
     }
     return publish_result::refused;
   }
+  if (self != nullptr && access_.acl && !allows(auth::acl_access::write, msg->topic, *self)) {
+    ++access_.denied_publishes;
+    if (should_warn(next_refusal_warning_)) {
+      log_->warn("publish_denied client_id=\"{}\" topic=\"{}\" reason=acl denied_total={}",
+                 log::escape(self->client_id(), max_logged_topic),
+                 log::escape(msg->topic, max_logged_topic), access_.denied_publishes);
+    }
+    return publish_result::refused;
+  }
   ++stats_.messages_received;
   const bool held = route(msg, from, self);
   if (interceptor_ && interested_in(msg->topic)) {
@@ -275,6 +286,10 @@ bool broker::route(const message_ptr& msg, const std::shared_ptr<flow_waiter>& f
   const auto now = clock_.now();
   bool held = false;
   for (const auto& [s, granted] : matches_) {
+    if (access_.acl && !allows(auth::acl_access::read, msg->topic, *s)) {
+      ++access_.denied_deliveries;
+      continue;
+    }
     // Live forwards carry RETAIN 0 [MQTT-3.3.1-9]; delivered QoS is min [MQTT-3.8.4-6].
     const auto result = s->enqueue(msg, std::min(msg->qos, granted), false, now);
     if (result == session::enqueue_result::queued_over_limit && from && s != self) {
@@ -335,10 +350,10 @@ bool broker::connection_line_at_info() {
     connection_log_window_end_ = now + std::chrono::seconds(1);
     connection_lines_in_window_ = 0;
     if (connection_lines_unreported_ > 0) {
-      log_->info("connection_lines_held count={} held_total={} detail=\"logged at debug: more "
-                 "than {} connections opened or closed in one second\"",
-                 connection_lines_unreported_, stats_.connection_lines_held,
-                 connection_log_burst);
+      log_->info(
+          "connection_lines_held count={} held_total={} detail=\"logged at debug: more "
+          "than {} connections opened or closed in one second\"",
+          connection_lines_unreported_, stats_.connection_lines_held, connection_log_burst);
       connection_lines_unreported_ = 0;
     }
   }
@@ -375,6 +390,16 @@ std::vector<codec::suback_return_code> broker::subscribe(
   for (const auto& sub : subs) {
     auto filter = topic::parse_filter(sub.filter);
     if (!filter) {
+      codes.push_back(codec::suback_return_code::failure);
+      continue;
+    }
+    if (access_.acl && !allows(auth::acl_access::subscribe, sub.filter, s)) {
+      ++access_.denied_subscriptions;
+      if (should_warn(next_refusal_warning_)) {
+        log_->warn("subscription_denied client_id=\"{}\" filter=\"{}\" reason=acl denied_total={}",
+                   log::escape(s.client_id(), max_logged_topic),
+                   log::escape(sub.filter, max_logged_topic), access_.denied_subscriptions);
+      }
       codes.push_back(codec::suback_return_code::failure);
       continue;
     }

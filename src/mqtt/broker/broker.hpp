@@ -57,6 +57,7 @@ struct broker_stats {
   std::uint64_t sessions_expired = 0;         ///< offline persistent sessions discarded
   std::uint64_t packet_timeouts = 0;          ///< connections closed: packet not completed
   std::uint64_t budget_disconnects = 0;       ///< connections closed: memory budget spent
+  std::uint64_t handshake_failures = 0;       ///< TLS or WebSocket openings that failed
   std::uint64_t connection_lines_held = 0;    ///< connection log lines moved to debug (churn)
 };
 
@@ -119,6 +120,14 @@ class broker {
   /// connect for every data point (KubeEdge's mapper template does) must not flood the log.
   [[nodiscard]] bool connection_line_at_info();
   static constexpr std::uint32_t connection_log_burst = 20;
+
+  /// The ACL in force and what it refused (access_policy.hpp).
+  [[nodiscard]] access_policy& access() noexcept { return access_; }
+  [[nodiscard]] const access_policy& access() const noexcept { return access_; }
+  /// Whether the client of `s` (its client id and username) may do `what` on `topic`.
+  [[nodiscard]] bool allows(auth::acl_access what, std::string_view topic, const session& s) const {
+    return access_.allows(what, topic, s.client_id(), s.username());
+  }
 
   /// Why a topic name or filter is refused by the limits, or empty when it is within them.
   [[nodiscard]] std::string_view check_topic(std::string_view topic) const noexcept;
@@ -198,6 +207,7 @@ class broker {
   topic::retained_store<message_ptr> retained_;
   topic::subscription_tree<int, int> interest_;
   interceptor interceptor_;
+  access_policy access_;
   broker_stats stats_;
   std::uint64_t next_assigned_id_ = 0;
   std::vector<std::pair<session*, codec::qos_level>> matches_;  // reused by route()

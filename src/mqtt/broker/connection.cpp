@@ -30,31 +30,34 @@ struct overloaded : F... {
 };
 }  // namespace
 
-connection::connection(asio::ip::tcp::socket socket, broker& core, server& owner)
-    : socket_(std::move(socket)),
+connection::connection(std::unique_ptr<stream> transport, broker& core, server& owner,
+                       const listener_options& listener)
+    : stream_(std::move(transport)),
       broker_(core),
       server_(owner),
+      listener_(listener),
       clock_(core.time_source()),
       log_(log::get("mqtt.broker")),
       decoder_({.max_packet_size = core.options().max_packet_size}),
       protocol_({.connect_timeout = core.options().connect_timeout,
                  .packet_timeout = core.options().packet_timeout,
                  .slow_subscriber_timeout = core.options().slow_subscriber_timeout}),
-      wake_signal_(socket_.get_executor(), std::chrono::steady_clock::time_point::max()),
-      resume_signal_(socket_.get_executor(), std::chrono::steady_clock::time_point::max()),
+      wake_signal_(stream_->socket().get_executor(), std::chrono::steady_clock::time_point::max()),
+      resume_signal_(stream_->socket().get_executor(),
+                     std::chrono::steady_clock::time_point::max()),
       flow_(std::make_shared<flow_waiter>()),
       receive_charge_(core.options().budget, 0),
       receive_share_charge_(core.receive_share(), 0) {
   std::error_code ec;
-  const auto ep = socket_.remote_endpoint(ec);
+  const auto ep = stream_->socket().remote_endpoint(ec);
   peer_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  stream_->socket().set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
 connection::~connection() = default;
 
 void connection::spawn(awaitable<void> task, const char* name) {
-  asio::co_spawn(socket_.get_executor(), std::move(task),
+  asio::co_spawn(stream_->socket().get_executor(), std::move(task),
                  [self = shared_from_this(), name](const std::exception_ptr& e) {
                    if (!e) return;
                    try {
@@ -76,9 +79,8 @@ void connection::start() {
     if (const auto self = weak.lock()) self->resume_signal_.cancel();
   });
   flow_->on_clear = [this] { resume_signal_.cancel(); };  // flow_ dies with this connection
-  apply(protocol_.start(clock_.now()));
+  apply(protocol_.start(clock_.now()));  // the CONNECT timeout bounds the handshake too
   spawn(reader(), "reader");
-  spawn(writer(), "writer");
 }
 
 void connection::wake() {
@@ -112,8 +114,7 @@ void connection::stop(std::string_view reason) {
   close_reason_ = std::string(reason);
   log_->debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_), peer_,
               reason);
-  std::error_code ignored;
-  socket_.cancel(ignored);  // the reader wakes and finishes the connection
+  stream_->cancel();  // the reader wakes and finishes the connection
   wake_signal_.cancel();
   deadline_->cancel();
   hold_limit_->cancel();
@@ -186,6 +187,18 @@ void connection::on_deadline() {
 }
 
 awaitable<void> connection::reader() {
+  if (const auto ec = co_await stream_->open(); ec || closing_) {
+    if (!closing_) {
+      const auto total = ++broker_.mutable_stats().handshake_failures;
+      if (broker_.connection_warning_allowed()) {
+        log_->info("handshake_failed transport={} peer={} error=\"{}\" failed_total={}",
+                   stream_->name(), peer_, log::escape(ec.message()), total);
+      }
+    }
+    finish(closing_ ? close_reason_ : stream_->name() + std::string(" handshake failed"));
+    co_return;
+  }
+  spawn(writer(), "writer");  // nothing may be written before the handshake is done
   for (;;) {
     if (close_after_flush_) co_return;  // the writer finishes once the answer is out
     if (closing_) {
@@ -213,8 +226,7 @@ awaitable<void> connection::reader() {
     }
     auto space = decoder_.prepare(read_chunk);
     if (!charge_buffers()) continue;
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
-                                                    as_tuple(use_awaitable));
+    auto [ec, n] = co_await stream_->read_some(asio::buffer(space.data(), space.size()));
     if (ec || closing_) {
       finish(closing_ ? close_reason_ : (ec == asio::error::eof ? "peer closed" : ec.message()));
       co_return;
@@ -289,9 +301,7 @@ awaitable<void> connection::writer() {
       writer_waiting_ = false;  // also woken by close() and finish()
       continue;
     }
-    const std::array<asio::const_buffer, 2> batch{asio::buffer(out_control_),
-                                                  asio::buffer(out_data_)};
-    auto [ec, n] = co_await asio::async_write(socket_, batch, as_tuple(use_awaitable));
+    const auto ec = co_await stream_->write({asio::buffer(out_control_), asio::buffer(out_data_)});
     if (ec) {
       finish("write failed: " + ec.message());
       co_return;
@@ -384,6 +394,16 @@ bool connection::handle_session_packet(codec::packet& p) {
 }
 
 bool connection::on_connect(codec::connect&& c) {
+  std::string why;
+  if (const auto code = server_.authenticate(c, listener_, *stream_, why);
+      code != codec::connect_return_code::accepted) {
+    ++broker_.mutable_stats().connections_refused;
+    server_.note_login_failure(peer_, c, code, why);
+    const auto actions = protocol_.on_connect_result(code, std::move(c.will));
+    queue_control(codec::connack{false, code});
+    apply(actions);
+    return false;
+  }
   std::string resend;
   auto result = broker_.connect(c, *this, resend);
   const bool accepted = result.ack.return_code == codec::connect_return_code::accepted;
@@ -391,6 +411,7 @@ bool connection::on_connect(codec::connect&& c) {
     // Before anything that may close the connection: finish() must find the session.
     session_ = result.s;
     client_id_ = std::move(result.client_id);
+    username_ = std::move(c.username);
   }
   const auto actions = protocol_.on_connect_result(result.ack.return_code, std::move(c.will));
   queue_control(result.ack);
@@ -452,6 +473,13 @@ void connection::on_publish(codec::publish&& p) {
 void connection::publish_will() {
   auto will = protocol_.take_will();
   if (!will) return;
+  auto& access = broker_.access();
+  if (access.acl && !access.allows(auth::acl_access::write, will->topic, client_id_, username_)) {
+    ++access.denied_publishes;
+    log_->log(line_level(broker_), "will_denied client_id=\"{}\" topic=\"{}\" reason=acl",
+              log::escape(client_id_), log::escape(will->topic));
+    return;
+  }
   // Intercepted like a PUBLISH.
   log_->log(line_level(broker_), "will client_id=\"{}\" topic=\"{}\"", log::escape(client_id_),
             log::escape(will->topic));
@@ -475,9 +503,7 @@ void connection::finish(std::string_view reason) {
   } else {
     log_->debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
   }
-  std::error_code ignored;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  stream_->close();
   wake_signal_.cancel();
   deadline_->cancel();
   hold_limit_->cancel();

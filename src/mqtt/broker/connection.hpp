@@ -1,5 +1,5 @@
 #pragma once
-// One client's TCP connection, the transport only: a reader coroutine decodes packets, a writer
+// One client's connection, the transport only: a reader coroutine decodes packets, a writer
 // coroutine writes control packets and pulls PUBLISHes from the session only when the socket
 // has taken the previous batch, and one clock timer wakes the connection at the deadline its
 // protocol object asks for. The connection-level rules (CONNECT first and once, CONNECT timeout,
@@ -15,12 +15,14 @@
 // Thread safety: loop thread only.
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/asio.hpp"
 #include "common/clock.hpp"
 #include "mqtt/broker/broker.hpp"
 #include "mqtt/broker/connection_protocol.hpp"
+#include "mqtt/broker/stream.hpp"
 #include "mqtt/codec/decoder.hpp"
 
 namespace spdlog {
@@ -30,10 +32,13 @@ class logger;
 namespace ebus::mqtt::broker {
 
 class server;
+struct listener_options;
 
 class connection final : public client_link, public std::enable_shared_from_this<connection> {
  public:
-  connection(asio::ip::tcp::socket socket, broker& core, server& owner);
+  /// `listener` outlives the connection (the server owns both).
+  connection(std::unique_ptr<stream> transport, broker& core, server& owner,
+             const listener_options& listener);
   ~connection() override;
 
   /// Arms the CONNECT timeout and spawns the reader and writer coroutines.
@@ -76,9 +81,10 @@ class connection final : public client_link, public std::enable_shared_from_this
   void finish(std::string_view reason);
   void spawn(awaitable<void> task, const char* name);
 
-  asio::ip::tcp::socket socket_;
+  std::unique_ptr<stream> stream_;
   broker& broker_;
   server& server_;
+  const listener_options& listener_;
   clock& clock_;
   std::shared_ptr<spdlog::logger> log_;
   codec::decoder decoder_;
@@ -96,6 +102,7 @@ class connection final : public client_link, public std::enable_shared_from_this
   budget_charge receive_share_charge_;  // to the connection buffers' share of it
   session* session_ = nullptr;
   std::string client_id_;
+  std::optional<std::string> username_;  // after the login: the certificate's name, say
   std::string peer_;
   std::string close_reason_;
   bool closing_ = false;  // no more packets are handled; the socket closes soon

@@ -1,6 +1,8 @@
 #pragma once
-// Listen URLs of the embedded broker: tcp://host:port and mqtt://host:port (KubeEdge's
-// mqttServerInternal). Pure parsing; the reason names what is wrong for config errors.
+// Listen URLs of the embedded broker: scheme://host:port, KubeEdge's mqttServerInternal and the
+// url of each entry of our `listeners`. Pure parsing, the one place that reads these URLs
+// (config validation and the server both call it); the reason names what is wrong for config
+// errors.
 
 #include <cstdint>
 #include <string>
@@ -10,14 +12,35 @@
 
 namespace ebus::mqtt::broker {
 
+/// What a listener speaks on its socket.
+enum class listen_transport : std::uint8_t {
+  tcp,  ///< plain MQTT over TCP: tcp://, mqtt://
+  tls,  ///< MQTT over TLS: tls://, ssl://, mqtts://
+  ws,   ///< MQTT over WebSocket: ws://
+  wss,  ///< MQTT over WebSocket over TLS: wss://
+};
+
+/// True for the transports that need a certificate and a key (tls, wss).
+constexpr bool is_tls(listen_transport t) {
+  return t == listen_transport::tls || t == listen_transport::wss;
+}
+
+/// True for the WebSocket transports (ws, wss), the ones that have an HTTP path.
+constexpr bool is_websocket(listen_transport t) {
+  return t == listen_transport::ws || t == listen_transport::wss;
+}
+
 struct listen_address {
-  std::string scheme;  ///< "tcp" or "mqtt"
-  std::string host;    ///< address or host name; brackets of IPv6 literals removed
+  std::string scheme;  ///< as written: "tcp", "mqtt", "tls", "ssl", "mqtts", "ws" or "wss"
+  listen_transport transport = listen_transport::tcp;
+  std::string host;  ///< address or host name; brackets of IPv6 literals removed
   std::uint16_t port = 0;
 };
 
-/// Parses `url`. Unsupported schemes (tls, ssl, ws, ...) are errors for now, with a reason
-/// that names the scheme.
+/// Parses `url`: a known scheme, `://`, a host (IPv6 literals in brackets) and a port, with at
+/// most a single trailing `/`. Port 0 is accepted (the kernel picks one; tests use it). Errors:
+/// unknown scheme (named), user information, missing host or port, invalid port, a path (for
+/// WebSocket the reason says to use the listener's `path` key), a query or fragment.
 [[nodiscard]] expected<listen_address, std::string> parse_listen_url(std::string_view url);
 
 }  // namespace ebus::mqtt::broker

@@ -25,13 +25,36 @@ void drain(int fd) {
   }
 }
 
-std::string url_of(const asio::ip::tcp::endpoint& ep) {
+const char* scheme_of(listen_transport t) {
+  switch (t) {
+    case listen_transport::tcp:
+      break;
+    case listen_transport::tls:
+      return "tls";
+    case listen_transport::ws:
+      return "ws";
+    case listen_transport::wss:
+      return "wss";
+  }
+  return "tcp";
+}
+
+std::string url_of(listen_transport t, const asio::ip::tcp::endpoint& ep) {
   const auto host = ep.address().to_string();
-  return ep.address().is_v6() ? fmt::format("tcp://[{}]:{}", host, ep.port())
-                              : fmt::format("tcp://{}:{}", host, ep.port());
+  return ep.address().is_v6() ? fmt::format("{}://[{}]:{}", scheme_of(t), host, ep.port())
+                              : fmt::format("{}://{}:{}", scheme_of(t), host, ep.port());
 }
 
 }  // namespace
+
+struct server::listener {
+  listener(const asio::any_io_executor& executor, listener_options o)
+      : options(std::move(o)), acceptor(executor) {}
+  listener_options options;
+  listen_transport kind = listen_transport::tcp;
+  asio::ip::tcp::acceptor acceptor;
+  std::shared_ptr<asio::ssl::context> tls;  // tls and wss; replaced by a reload
+};
 
 accept_action classify_accept_error(const std::error_code& ec) noexcept {
   // Asio reports errno values in its own category ("asio.system").
@@ -65,12 +88,20 @@ accept_action classify_accept_error(const std::error_code& ec) noexcept {
   }
 }
 
-server::server(asio::any_io_executor executor, clock& clk, broker_options options)
+server::server(asio::any_io_executor executor, clock& clk, broker_options options,
+               std::vector<listener_options> listeners)
     : executor_(executor),
       clock_(clk),
       core_(std::move(options), clk),
-      log_(log::get("mqtt.broker")),
-      acceptor_(executor) {}
+      log_(log::get("mqtt.broker")) {
+  if (listeners.empty()) {
+    listener_options first;
+    first.url = core_.options().listen_url;
+    listeners.push_back(std::move(first));
+  }
+  for (auto& o : listeners)
+    listeners_.push_back(std::make_unique<listener>(executor_, std::move(o)));
+}
 
 server::~server() {
   stop();
@@ -78,9 +109,50 @@ server::~server() {
 }
 
 expected<void, std::string> server::start() {
-  const auto& url = core_.options().listen_url;
+  for (auto& l : listeners_) {
+    if (auto bound = bind(*l); !bound) {
+      for (auto& other : listeners_) {
+        std::error_code ignored;
+        other->acceptor.close(ignored);
+      }
+      return fail("listener '" + l->options.url + "': " + bound.error());
+    }
+  }
+  if (rlimit lim{};
+      reserve_ != 0 && ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+    const auto soft = static_cast<std::size_t>(lim.rlim_cur);
+    fd_ceiling_ = soft > reserve_ ? soft - reserve_ : 0;
+  }
+  for (auto& l : listeners_) {
+    asio::co_spawn(
+        executor_, accept_loop(*l),
+        [this, alive = alive_, url = l->options.url](const std::exception_ptr& e) {
+          if (!e || !*alive) return;
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            report_failure(fmt::format("listener {}: accept loop failed: {}", url, ex.what()));
+          } catch (...) {
+            report_failure(fmt::format("listener {}: accept loop failed", url));
+          }
+        });
+    log_->info("listening url={} endpoint={} anonymous={} descriptor_ceiling={}", l->options.url,
+               url_of(l->kind, l->acceptor.local_endpoint()), l->options.allow_anonymous,
+               fd_ceiling_ ? std::to_string(*fd_ceiling_) : std::string("none"));
+  }
+  return {};
+}
+
+expected<void, std::string> server::bind(listener& l) {
+  const auto& url = l.options.url;
   auto addr = parse_listen_url(url);
   if (!addr) return fail(addr.error());
+  l.kind = addr->transport;
+  if (is_tls(l.kind)) {
+    auto context = make_tls_context(l.options.tls);
+    if (!context) return fail(context.error());
+    l.tls = std::move(*context);
+  }
 
   std::error_code ec;
   asio::ip::tcp::endpoint endpoint;
@@ -91,53 +163,46 @@ expected<void, std::string> server::start() {
     asio::ip::tcp::resolver resolver(executor_);
     auto results = resolver.resolve(addr->host, std::to_string(addr->port), ec);
     if (ec || results.empty()) {
-      return fail("cannot resolve '" + addr->host + "' in '" + url + "': " + ec.message());
+      return fail("cannot resolve '" + addr->host + "': " + ec.message());
     }
     endpoint = results.begin()->endpoint();
   }
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  auto& acceptor = l.acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     std::error_code ignored;
-    acceptor_.close(ignored);
-    return fail("cannot listen on '" + url + "': " + ec.message());
+    acceptor.close(ignored);
+    return fail("cannot listen: " + ec.message());
   }
-  if (rlimit lim{};
-      reserve_ != 0 && ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
-    const auto soft = static_cast<std::size_t>(lim.rlim_cur);
-    fd_ceiling_ = soft > reserve_ ? soft - reserve_ : 0;
-  }
-  asio::co_spawn(executor_, accept_loop(), [this, alive = alive_](const std::exception_ptr& e) {
-    if (!e || !*alive) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      report_failure(fmt::format("accept loop failed: {}", ex.what()));
-    } catch (...) {
-      report_failure("accept loop failed: unknown exception");
-    }
-  });
-  log_->info("listening url={} endpoint={} descriptor_ceiling={}", url, local_url(),
-             fd_ceiling_ ? std::to_string(*fd_ceiling_) : std::string("none"));
   return {};
 }
 
 asio::ip::tcp::endpoint server::local_endpoint() const {
   std::error_code ec;
-  return acceptor_.local_endpoint(ec);
+  return listeners_.front()->acceptor.local_endpoint(ec);
 }
 
 std::string server::local_url() const {
-  return url_of(local_endpoint());
+  return url_of(listeners_.front()->kind, local_endpoint());
 }
 
-awaitable<void> server::accept_loop() {
+std::vector<std::string> server::local_urls() const {
+  std::vector<std::string> out;
+  for (const auto& l : listeners_) {
+    std::error_code ec;
+    out.push_back(url_of(l->kind, l->acceptor.local_endpoint(ec)));
+  }
+  return out;
+}
+
+awaitable<void> server::accept_loop(listener& l) {
   using asio::experimental::as_tuple;
   const auto alive = alive_;  // the server may be gone when an aborted accept completes
   for (;;) {
-    auto [ec, socket] = co_await acceptor_.async_accept(as_tuple(asio::use_awaitable));
+    auto [ec, socket] = co_await l.acceptor.async_accept(as_tuple(asio::use_awaitable));
     if (!*alive || stopped_ || ec == asio::error::operation_aborted) co_return;
     if (ec) {
       switch (classify_accept_error(ec)) {
@@ -152,34 +217,63 @@ awaitable<void> server::accept_loop() {
           continue;
         }
         case accept_action::fail:
-          report_failure(fmt::format("accept failed: {}", ec.message()));
+          report_failure(
+              fmt::format("listener {}: accept failed: {}", l.options.url, ec.message()));
           co_return;
       }
     }
     if (connections_.size() >= core_.options().max_connections) {
       ++stats_.refused_max_connections;
-      refuse(socket, "max_connections");
+      refuse(l, socket, "max_connections");
       continue;
     }
     if (fd_ceiling_ && static_cast<std::size_t>(socket.native_handle()) >= *fd_ceiling_) {
       ++stats_.refused_fd_reserve;
-      refuse(socket, "fd_reserve");
+      refuse(l, socket, "fd_reserve");
       continue;
     }
-    auto c = std::make_shared<connection>(std::move(socket), core_, *this);
+    auto c =
+        std::make_shared<connection>(make_stream(l, std::move(socket)), core_, *this, l.options);
     connections_.emplace(c.get(), c);
     c->start();
   }
 }
 
-void server::refuse(asio::ip::tcp::socket& socket, std::string_view reason) {
+transport::websocket_options server::websocket_options_of(const listener& l) const {
+  transport::websocket_options o;
+  o.path = l.options.ws_path;
+  // One frame may carry the largest packet, plus room for frame headers of a client that
+  // splits differently.
+  o.max_buffered_bytes = core_.options().max_packet_size + 4096;
+  return o;
+}
+
+std::unique_ptr<stream> server::make_stream(listener& l, asio::ip::tcp::socket socket) {
+  switch (l.kind) {
+    case listen_transport::tcp:
+      break;
+    case listen_transport::tls:
+      return make_tls_stream(std::move(socket), l.tls);
+    case listen_transport::ws:
+      return make_websocket_stream(make_tcp_stream(std::move(socket)), websocket_options_of(l));
+    case listen_transport::wss:
+      return make_websocket_stream(make_tls_stream(std::move(socket), l.tls),
+                                   websocket_options_of(l));
+  }
+  return make_tcp_stream(std::move(socket));
+}
+
+void server::refuse(listener& l, asio::ip::tcp::socket& socket, std::string_view reason) {
   ++core_.mutable_stats().connections_refused;
-  // CONNACK, return code 0x03 "server unavailable" (3.1 and 3.1.1 alike), after the CONNECT
-  // when it has arrived already; never waiting, so refusals cannot tie up the loop.
-  static constexpr std::uint8_t connack[] = {0x20, 0x02, 0x00, 0x03};
   const int fd = socket.native_handle();
-  drain(fd);
-  (void)::send(fd, connack, sizeof connack, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (l.kind == listen_transport::tcp) {
+    // CONNACK, return code 0x03 "server unavailable" (3.1 and 3.1.1 alike), after the CONNECT
+    // when it has arrived already; never waiting, so refusals cannot tie up the loop. Over TLS
+    // or WebSocket that would take a handshake first: those connections are only closed.
+    static constexpr std::uint8_t connack[] = {0x20, 0x02, 0x00, 0x03};
+    drain(fd);
+    (void)::send(fd, connack, sizeof connack, MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
   drain(fd);
   std::error_code ignored;
   socket.close(ignored);
@@ -197,6 +291,78 @@ void server::refuse(asio::ip::tcp::socket& socket, std::string_view reason) {
       stats_.refused_fd_reserve);
 }
 
+expected<void, std::string> server::reload_certificates() {
+  std::vector<std::shared_ptr<asio::ssl::context>> loaded(listeners_.size());
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    const auto& l = *listeners_[i];
+    if (!is_tls(l.kind)) continue;
+    auto context = make_tls_context(l.options.tls);
+    if (!context) return fail("listener '" + l.options.url + "': " + context.error());
+    loaded[i] = std::move(*context);
+  }
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    if (loaded[i]) listeners_[i]->tls = std::move(loaded[i]);
+  }
+  return {};
+}
+
+codec::connect_return_code server::authenticate(codec::connect& c, const listener_options& l,
+                                                const stream& s, std::string& why) {
+  using code = codec::connect_return_code;
+  if (l.use_identity_as_username) {
+    // The verified certificate names the client; what it sent as username and password is
+    // not used (mosquitto's use_identity_as_username).
+    c.password.reset();
+    auto name = s.certificate_name();
+    if (!name || name->empty()) {
+      why = "no verified client certificate with a common name";
+      return code::not_authorized;
+    }
+    c.username = std::move(name);
+    return code::accepted;
+  }
+  // An empty username counts as none, as in mosquitto.
+  if (c.username && c.username->empty()) c.username.reset();
+  if (!c.username) {
+    if (l.allow_anonymous) return code::accepted;
+    why = "anonymous clients are not allowed on this listener";
+    return code::not_authorized;
+  }
+  if (!passwords_) {
+    if (l.allow_anonymous) return code::accepted;  // the username only names the client
+    why = "no password file to check the login against";
+    return code::not_authorized;
+  }
+  const auto result = c.password ? passwords_->check(*c.username, *c.password)
+                                 : passwords_->check_without_password(*c.username);
+  c.password.reset();  // no longer needed; not kept in memory
+  switch (result) {
+    case auth::login_result::accepted:
+      return code::accepted;
+    case auth::login_result::unknown_user:
+      why = "unknown user";
+      break;
+    case auth::login_result::wrong_password:
+      why = "wrong password";
+      break;
+  }
+  return code::bad_user_name_or_password;
+}
+
+void server::note_login_failure(const std::string& peer, const codec::connect& c,
+                                codec::connect_return_code code, const std::string& why) {
+  ++stats_.login_failures;
+  ++login_failures_unlogged_;
+  const auto now = clock_.now();
+  if (login_failures_quiet_until_ && now < *login_failures_quiet_until_) return;
+  login_failures_quiet_until_ = now + warning_interval;
+  log_->warn(
+      "login_refused peer={} client_id=\"{}\" username=\"{}\" rc={} reason=\"{}\" refused={} "
+      "refused_total={}",
+      peer, log::escape(c.client_id), log::escape(c.username.value_or("")), static_cast<int>(code),
+      why, std::exchange(login_failures_unlogged_, 0), stats_.login_failures);
+}
+
 void server::note_accept_error(const std::error_code& ec) {
   ++stats_.accept_errors;
   ++accept_errors_unlogged_;
@@ -210,7 +376,7 @@ void server::note_accept_error(const std::error_code& ec) {
 void server::report_failure(const std::string& what) {
   if (failed_ || stopped_) return;
   failed_ = true;
-  const auto line = fmt::format("mqtt listener {}: {}", core_.options().listen_url, what);
+  const auto line = fmt::format("mqtt {}", what);
   if (on_failure_) {
     on_failure_(line);
   } else {
@@ -225,8 +391,10 @@ void server::on_closed(connection* c) {
 void server::stop() {
   if (stopped_) return;
   stopped_ = true;
-  std::error_code ignored;
-  acceptor_.close(ignored);
+  for (auto& l : listeners_) {
+    std::error_code ignored;
+    l->acceptor.close(ignored);
+  }
   // close() is asynchronous; each connection removes itself once its reader has finished.
   for (auto& [ptr, c] : connections_)
     c->close("broker shutting down");

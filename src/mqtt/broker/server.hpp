@@ -19,11 +19,14 @@
 #include <string>
 #include <system_error>
 #include <unordered_map>
+#include <vector>
 
 #include "common/asio.hpp"
 #include "common/clock.hpp"
 #include "common/expected.hpp"
+#include "mqtt/auth/password_file.hpp"
 #include "mqtt/broker/broker.hpp"
+#include "mqtt/broker/stream.hpp"
 
 namespace spdlog {
 class logger;
@@ -46,6 +49,19 @@ struct server_stats {
   std::uint64_t refused_max_connections = 0;  ///< answered CONNACK 0x03: max_connections reached
   std::uint64_t refused_fd_reserve = 0;       ///< answered CONNACK 0x03: descriptor in the reserve
   std::uint64_t accept_errors = 0;            ///< accept errors retried (backed off or not)
+  std::uint64_t login_failures = 0;  ///< CONNACK 0x04/0x05: bad login, or anonymous not allowed
+};
+
+/// One listening address and how its clients are served.
+struct listener_options {
+  /// tcp:// or mqtt://, tls:// ssl:// or mqtts://, ws://, wss:// (docs/BROKER.md).
+  std::string url = "tcp://127.0.0.1:1884";
+  /// Clients that send no username are accepted.
+  bool allow_anonymous = true;
+  tls_server_settings tls;  ///< tls and wss
+  /// tls and wss: the client certificate's CN is the username; no password is asked.
+  bool use_identity_as_username = false;
+  std::string ws_path = "/mqtt";  ///< ws and wss: the HTTP path of the upgrade
 };
 
 class server {
@@ -56,17 +72,43 @@ class server {
   /// Pause after an accept error that signals a shortage of descriptors or memory.
   static constexpr auto accept_pause = std::chrono::milliseconds(100);
 
-  server(asio::any_io_executor executor, clock& clk, broker_options options);
+  /// Without listeners: one plain TCP listener on options.listen_url, anonymous clients
+  /// allowed.
+  server(asio::any_io_executor executor, clock& clk, broker_options options,
+         std::vector<listener_options> listeners = {});
   server(const server&) = delete;
   server& operator=(const server&) = delete;
   ~server();
 
-  /// Binds and listens on options().listen_url and starts accepting. The error says what
-  /// failed (bad URL, address in use, ...).
+  /// Binds and listens on every listener and starts accepting. The error names the listener
+  /// and says what failed (bad URL, address in use, unreadable certificate, ...); nothing
+  /// listens then.
   expected<void, std::string> start();
 
   /// Stops accepting and closes every connection (wills of connected clients are published).
   void stop();
+
+  /// Users and their password hashes (mosquitto_passwd's format); null: none, and a username
+  /// is taken as given. Replaced as a whole on reload; later CONNECTs use the new file.
+  void set_password_file(std::shared_ptr<const auth::password_file> passwords) {
+    passwords_ = std::move(passwords);
+  }
+  /// The ACL (mosquitto's acl_file format); null: every client may do everything.
+  void set_acl(std::shared_ptr<const auth::acl> acl) { core_.access().acl = std::move(acl); }
+  /// Loads each TLS listener's certificate, key and CAs again; connections keep the context
+  /// they were accepted with, new ones get the new one. On an error nothing changes, and the
+  /// error names the listener.
+  expected<void, std::string> reload_certificates();
+
+  /// Decides a CONNECT's login on `l`: the username may be replaced (by the certificate's
+  /// name) and the password is dropped. Not `accepted`: the CONNACK code to refuse with, and
+  /// `why` says why (for the log).
+  codec::connect_return_code authenticate(codec::connect& c, const listener_options& l,
+                                          const stream& s, std::string& why);
+
+  /// Counts a refused login and logs it, at most once per 10 s with the count since.
+  void note_login_failure(const std::string& peer, const codec::connect& c,
+                          codec::connect_return_code code, const std::string& why);
 
   /// Where a failure of the accept loop is reported; without one it is logged (critical).
   void on_failure(failure_handler handler) { on_failure_ = std::move(handler); }
@@ -82,10 +124,12 @@ class server {
     return fd_ceiling_;
   }
 
-  /// The bound address (the real port when the URL asked for port 0).
+  /// The first listener's bound address (the real port when the URL asked for port 0).
   [[nodiscard]] asio::ip::tcp::endpoint local_endpoint() const;
-  /// The bound address as a URL: tcp://127.0.0.1:1884, tcp://[::1]:1884.
+  /// The first listener's bound address as a URL: tcp://127.0.0.1:1884, tcp://[::1]:1884.
   [[nodiscard]] std::string local_url() const;
+  /// Every listener's bound address as a URL, in configuration order (tls://..., ws://...).
+  [[nodiscard]] std::vector<std::string> local_urls() const;
 
   [[nodiscard]] broker& core() noexcept { return core_; }
   [[nodiscard]] const server_stats& stats() const noexcept { return stats_; }
@@ -93,9 +137,13 @@ class server {
 
  private:
   friend class connection;
-  awaitable<void> accept_loop();
+  struct listener;
+  expected<void, std::string> bind(listener& l);
+  std::unique_ptr<stream> make_stream(listener& l, asio::ip::tcp::socket socket);
+  [[nodiscard]] transport::websocket_options websocket_options_of(const listener& l) const;
+  awaitable<void> accept_loop(listener& l);
   void on_closed(connection* c);
-  void refuse(asio::ip::tcp::socket& socket, std::string_view reason);
+  void refuse(listener& l, asio::ip::tcp::socket& socket, std::string_view reason);
   void note_accept_error(const std::error_code& ec);
   void report_failure(const std::string& what);
 
@@ -103,15 +151,18 @@ class server {
   clock& clock_;
   broker core_;
   std::shared_ptr<spdlog::logger> log_;
-  asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::unique_ptr<listener>> listeners_;
   std::unordered_map<connection*, std::shared_ptr<connection>> connections_;
   failure_handler on_failure_;
+  std::shared_ptr<const auth::password_file> passwords_;
   server_stats stats_;
   std::size_t reserve_ = 0;
   std::optional<std::size_t> fd_ceiling_;
   // Rate limits of the two warnings that connection churn can repeat.
   std::uint64_t refused_unlogged_ = 0;
   std::optional<clock::time_point> refusals_quiet_until_;
+  std::uint64_t login_failures_unlogged_ = 0;
+  std::optional<clock::time_point> login_failures_quiet_until_;
   std::uint64_t accept_errors_unlogged_ = 0;
   std::optional<clock::time_point> accept_errors_quiet_until_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -14,8 +14,9 @@ std::size_t entry_bytes(const application_message& m) noexcept {
 }
 }  // namespace
 
-session::session(std::string client_id, bool clean, const broker_options& options)
-    : client_id_(std::move(client_id)), clean_(clean), options_(options) {
+session::session(std::string client_id, bool clean, const broker_options& options,
+                 access_policy* access)
+    : client_id_(std::move(client_id)), access_(access), clean_(clean), options_(options) {
   entries_charge_ = budget_charge(options_.budget, 0);
   walks_charge_ = budget_charge(options_.budget, 0);
 }

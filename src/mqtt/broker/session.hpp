@@ -26,6 +26,7 @@
 
 #include "common/clock.hpp"
 #include "common/memory_budget.hpp"
+#include "mqtt/broker/access_policy.hpp"
 #include "mqtt/broker/application_message.hpp"
 #include "mqtt/broker/broker_options.hpp"
 #include "mqtt/topic/retained_store.hpp"
@@ -65,12 +66,17 @@ class session {
   /// hold it.
   static constexpr std::size_t entry_overhead = 48;
 
-  session(std::string client_id, bool clean, const broker_options& options);
+  /// `access`, when given, outlives the session: retained messages it denies are not sent.
+  session(std::string client_id, bool clean, const broker_options& options,
+          access_policy* access = nullptr);
   session(const session&) = delete;
   session& operator=(const session&) = delete;
   ~session();
 
   [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
+  /// The username of the connection now or last attached (the ACL's %u and user blocks).
+  [[nodiscard]] const std::optional<std::string>& username() const noexcept { return username_; }
+  void set_username(std::optional<std::string> username) { username_ = std::move(username); }
   [[nodiscard]] bool clean() const noexcept { return clean_; }
   [[nodiscard]] bool online() const noexcept { return link_ != nullptr; }
 
@@ -178,6 +184,8 @@ class session {
   [[gnu::noinline]] bool send_retained(std::string& out, std::size_t budget);
 
   std::string client_id_;
+  std::optional<std::string> username_;
+  access_policy* access_ = nullptr;
   bool clean_;
   const broker_options& options_;
   session_link* link_ = nullptr;

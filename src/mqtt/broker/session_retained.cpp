@@ -33,6 +33,11 @@ void session::find_retained() {
     auto& front = walks_.front();
     const std::size_t before = front.walk.memory();
     const bool more = front.walk.resume(slice, [&](const topic::topic_name&, const message_ptr& m) {
+      if (access_ != nullptr && access_->acl &&
+          !access_->allows(auth::acl_access::read, m->topic, client_id_, username_)) {
+        ++access_->denied_deliveries;
+        return;
+      }
       // Forced: at most one slice waits here, and the message is charged by the store already.
       entries_charge_.resize(entries_charge_.bytes() + entry_overhead);
       retained_.push_back({m, std::min(m->qos, front.qos), true});

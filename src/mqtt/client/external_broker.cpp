@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <deque>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -19,11 +20,9 @@ namespace {
 // Repeated warnings about lost publishes: at most one per interval, with the running count.
 constexpr auto warning_interval = std::chrono::seconds(10);
 
-bool rate_limited_warning(std::chrono::steady_clock::time_point& last) {
-  const auto now = std::chrono::steady_clock::now();
-  if (last != std::chrono::steady_clock::time_point{} && now - last < warning_interval) {
-    return false;
-  }
+bool rate_limited_warning(const clock& clk, std::optional<clock::time_point>& last) {
+  const auto now = clk.now();
+  if (last && now - *last < warning_interval) return false;
   last = now;
   return true;
 }
@@ -105,12 +104,16 @@ struct in_flight_publish {
 }  // namespace
 
 struct external_broker::impl {
-  impl(asio::any_io_executor executor, external_options options, message_handler on_message)
-      : executor_(executor),
+  impl(asio::any_io_executor executor, clock& clk, external_options options,
+       message_handler on_message)
+      : executor_(std::move(executor)),
+        clock_(clk),
         options_(std::move(options)),
         on_message_(std::move(on_message)),
         log_(log::get("mqtt.client")),
-        stop_timer_(executor) {}
+        stop_timer_(clock_.make_timer([this, token = std::weak_ptr(alive_)] {
+          if (!token.expired()) on_stop_due();
+        })) {}
 
   expected<void, std::string> start();
   void subscribe(std::string filter);
@@ -131,10 +134,12 @@ struct external_broker::impl {
   void on_subscribed(int mid, std::span<const int> granted);
   std::string drop(std::string why, std::string_view topic);
   std::string reject(std::string_view topic, std::size_t bytes, const std::string& why);
+  void on_stop_due();
   void post_finish_stop();
   void finish_stop();
 
   asio::any_io_executor executor_;
+  clock& clock_;
   external_options options_;
   message_handler on_message_;
   std::shared_ptr<spdlog::logger> log_;
@@ -147,14 +152,15 @@ struct external_broker::impl {
   std::deque<buffered_publish> backlog_;
   std::unordered_map<int, in_flight_publish> in_flight_;  // by mid: not yet acknowledged
   std::size_t pending_bytes_ = 0;  // topic + payload of backlog_ and in_flight_
-  std::chrono::steady_clock::time_point last_drop_warning_{};
-  std::chrono::steady_clock::time_point last_reject_warning_{};
+  std::optional<clock::time_point> last_drop_warning_;
+  std::optional<clock::time_point> last_reject_warning_;
   std::vector<std::function<void()>> on_stopped_;
-  asio::steady_timer stop_timer_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // posted handlers hold a weak_ptr
+  std::unique_ptr<clock::timer> stop_timer_;
+  std::optional<clock::time_point> stop_deadline_;  // set while stop() waits for PUBACKs
   bool started_ = false;
   bool stopping_ = false;
   bool stopped_ = false;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // posted handlers hold a weak_ptr
   // Last: destroyed first, while the state their handlers touch still exists.
   std::unique_ptr<mosquitto_connection> sub_;
   std::unique_ptr<mosquitto_connection> pub_;
@@ -203,7 +209,7 @@ expected<void, std::string> external_broker::impl::start() {
   if (options_.buffer_bytes == 0) return fail(std::string("buffer_bytes must be at least 1"));
 
   auto sub = mosquitto_connection::create(
-      executor_, settings_for(*address, "sub", options_.sub_client_id),
+      executor_, clock_, settings_for(*address, "sub", options_.sub_client_id),
       {.connected = [this] { on_sub_connected(); },
        .lost =
            [this] {
@@ -220,13 +226,13 @@ expected<void, std::string> external_broker::impl::start() {
        .subscribed = [this](int mid,
                             std::span<const int> granted) { on_subscribed(mid, granted); }});
   if (!sub) return fail(std::move(sub.error()));
-  auto pub =
-      mosquitto_connection::create(executor_, settings_for(*address, "pub", options_.pub_client_id),
-                                   {.connected = [this] { on_pub_connected(); },
-                                    .lost = [this] { ++stats_.connection_losses; },
-                                    .message = nullptr,
-                                    .published = [this](int mid) { on_published(mid); },
-                                    .subscribed = nullptr});
+  auto pub = mosquitto_connection::create(executor_, clock_,
+                                          settings_for(*address, "pub", options_.pub_client_id),
+                                          {.connected = [this] { on_pub_connected(); },
+                                           .lost = [this] { ++stats_.connection_losses; },
+                                           .message = nullptr,
+                                           .published = [this](int mid) { on_published(mid); },
+                                           .subscribed = nullptr});
   if (!pub) return fail(std::move(pub.error()));
 
   if (address->tls && !options_.tls_enable) {
@@ -367,7 +373,7 @@ void external_broker::impl::send(std::string_view topic, std::string_view payloa
 std::string external_broker::impl::reject(std::string_view topic, std::size_t bytes,
                                           const std::string& why) {
   ++stats_.rejected;
-  if (rate_limited_warning(last_reject_warning_)) {
+  if (rate_limited_warning(clock_, last_reject_warning_)) {
     log_->warn("publish_rejected topic=\"{}\" bytes={} reason=\"{}\" rejected={}",
                log::escape(topic), bytes, why, stats_.rejected);
   } else {
@@ -405,7 +411,7 @@ void external_broker::impl::on_published(int mid) {
 
 std::string external_broker::impl::drop(std::string why, std::string_view topic) {
   ++stats_.dropped;
-  if (rate_limited_warning(last_drop_warning_)) {
+  if (rate_limited_warning(clock_, last_drop_warning_)) {
     log_->warn(
         "publish_dropped reason=\"{}\" topic=\"{}\" pending={} pending_bytes={} dropped={} "
         "buffer_full={} budget={}",
@@ -432,10 +438,14 @@ void external_broker::impl::stop(std::chrono::milliseconds timeout, std::functio
     post_finish_stop();
     return;
   }
-  stop_timer_.expires_after(timeout);
-  stop_timer_.async_wait([this, token = std::weak_ptr(alive_)](std::error_code ec) {
-    if (!token.expired() && !ec) finish_stop();
-  });
+  stop_deadline_ = clock_.now() + timeout;
+  stop_timer_->arm(*stop_deadline_);
+}
+
+void external_broker::impl::on_stop_due() {
+  // A wake-up may come early, or after finish_stop() cancelled it.
+  if (!stop_deadline_ || clock_.now() < *stop_deadline_) return;
+  finish_stop();
 }
 
 void external_broker::impl::post_finish_stop() {
@@ -449,7 +459,8 @@ void external_broker::impl::post_finish_stop() {
 void external_broker::impl::finish_stop() {
   if (!stopped_) {
     stopped_ = true;
-    stop_timer_.cancel();
+    stop_deadline_.reset();
+    stop_timer_->cancel();
     if (pending() != 0) {
       stats_.lost_at_stop += pending();
       log_->warn("stop_timeout unacknowledged={} bytes={}: these publishes are lost", pending(),
@@ -472,10 +483,10 @@ void external_broker::impl::finish_stop() {
     f();
 }
 
-external_broker::external_broker(asio::any_io_executor executor, external_options options,
-                                 message_handler on_message)
-    : impl_(
-          std::make_unique<impl>(std::move(executor), std::move(options), std::move(on_message))) {}
+external_broker::external_broker(asio::any_io_executor executor, clock& clk,
+                                 external_options options, message_handler on_message)
+    : impl_(std::make_unique<impl>(std::move(executor), clk, std::move(options),
+                                   std::move(on_message))) {}
 
 external_broker::~external_broker() = default;
 
@@ -506,6 +517,14 @@ bool external_broker::sub_connected() const noexcept {
 
 bool external_broker::pub_connected() const noexcept {
   return impl_->pub_ && impl_->pub_->connected();
+}
+
+std::uint64_t external_broker::connect_attempts() const noexcept {
+  return (impl_->sub_ ? impl_->sub_->attempts() : 0) + (impl_->pub_ ? impl_->pub_->attempts() : 0);
+}
+
+bool external_broker::connecting() const noexcept {
+  return (impl_->sub_ && impl_->sub_->connecting()) || (impl_->pub_ && impl_->pub_->connecting());
 }
 
 std::size_t external_broker::pending() const noexcept {

@@ -13,6 +13,9 @@
 //    They go out in the order published. A message in flight when a connection drops is sent
 //    again (DUP set) after the reconnect, so delivery is at least once.
 //
+// Time (reconnect backoff, connect and stop timeouts, rate limits of warnings) comes from the
+// ebus::clock given to the constructor.
+//
 // Thread safety: distinct objects safe; shared objects unsafe. Loop thread only; callbacks run
 // on the loop thread.
 
@@ -24,6 +27,7 @@
 #include <string_view>
 
 #include "common/asio.hpp"
+#include "common/clock.hpp"
 #include "common/expected.hpp"
 
 namespace ebus {
@@ -80,7 +84,8 @@ class external_broker {
   /// publish(), subscribe(), unsubscribe() and stop(), but must not destroy this object.
   using message_handler = std::function<void(std::string_view topic, std::string_view payload)>;
 
-  external_broker(asio::any_io_executor executor, external_options options,
+  /// `clk` runs on the executor's loop and must outlive this object.
+  external_broker(asio::any_io_executor executor, clock& clk, external_options options,
                   message_handler on_message);
   external_broker(const external_broker&) = delete;
   external_broker& operator=(const external_broker&) = delete;
@@ -107,6 +112,11 @@ class external_broker {
 
   [[nodiscard]] bool sub_connected() const noexcept;
   [[nodiscard]] bool pub_connected() const noexcept;
+  /// Connection attempts begun by both clients since start() (mosquitto_connection::attempts()).
+  [[nodiscard]] std::uint64_t connect_attempts() const noexcept;
+  /// True while either client has an attempt under way (mosquitto_connection::connecting()):
+  /// false once each is connected or waiting for its next attempt.
+  [[nodiscard]] bool connecting() const noexcept;
   /// Publishes accepted and not yet acknowledged, and their bytes.
   [[nodiscard]] std::size_t pending() const noexcept;
   [[nodiscard]] std::size_t pending_bytes() const noexcept;

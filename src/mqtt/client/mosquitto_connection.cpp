@@ -135,28 +135,36 @@ expected<std::vector<std::string>, std::string> resolve_with_getaddrinfo(const s
 }
 
 expected<std::unique_ptr<mosquitto_connection>, std::string> mosquitto_connection::create(
-    asio::any_io_executor executor, connection_settings settings, connection_handlers handlers) {
+    asio::any_io_executor executor, clock& clk, connection_settings settings,
+    connection_handlers handlers) {
   init_library();
   std::unique_ptr<mosquitto_connection> c(
-      new mosquitto_connection(std::move(executor), std::move(settings), std::move(handlers)));
+      new mosquitto_connection(std::move(executor), clk, std::move(settings), std::move(handlers)));
   if (auto ok = c->configure(); !ok) return fail(std::move(ok.error()));
   return c;
 }
 
-mosquitto_connection::mosquitto_connection(asio::any_io_executor executor,
+mosquitto_connection::mosquitto_connection(asio::any_io_executor executor, clock& clk,
                                            connection_settings settings,
                                            connection_handlers handlers)
     : settings_(std::move(settings)),
       handlers_(std::move(handlers)),
       log_(log::get("mqtt.client")),
       descriptor_(executor),
-      retry_timer_(executor),
-      misc_timer_(executor),
-      connect_timer_(executor),
+      clock_(clk),
       backoff_(settings_.reconnect_min),
       executor_(std::move(executor)),
       numeric_host_(is_numeric_address(settings_.host)) {
   if (!settings_.resolve) settings_.resolve = &resolve_with_getaddrinfo;
+  retry_timer_ = clock_.make_timer([this, token = std::weak_ptr(alive_)] {
+    if (!token.expired()) on_retry_due();
+  });
+  misc_timer_ = clock_.make_timer([this, token = std::weak_ptr(alive_)] {
+    if (!token.expired()) on_misc_due();
+  });
+  connect_timer_ = clock_.make_timer([this, token = std::weak_ptr(alive_)] {
+    if (!token.expired()) on_connect_timeout();
+  });
 }
 
 mosquitto_connection::~mosquitto_connection() {
@@ -257,13 +265,16 @@ void mosquitto_connection::start() {
 
 void mosquitto_connection::stop_reconnecting() {
   reconnect_ = false;
-  retry_timer_.cancel();
+  retry_at_.reset();
+  retry_timer_->cancel();
 }
 
 void mosquitto_connection::disconnect() {
   stop_reconnecting();
-  misc_timer_.cancel();
-  connect_timer_.cancel();
+  misc_at_.reset();
+  misc_timer_->cancel();
+  connect_deadline_.reset();
+  connect_timer_->cancel();
   connected_ = false;
   if (mosquitto_socket(mosq_) >= 0) {
     // Usually written at once, and libmosquitto closes the socket; otherwise the write interest
@@ -297,6 +308,7 @@ int mosquitto_connection::unsubscribe(const std::string& filter) {
 
 void mosquitto_connection::attempt() {
   if (!reconnect_) return;
+  ++begun_;
   if (numeric_host_) {
     connect_to(settings_.host);
   } else if (next_address_ < addresses_.size()) {
@@ -358,7 +370,7 @@ void mosquitto_connection::connect_to(const std::string& address) {
   release_socket();
   refusal_.clear();
   address_ = address;
-  ++attempts_;
+  ++attempt_id_;
   errno = 0;
   // Sets the address for this attempt (the name is never handed to libmosquitto, which would
   // resolve it on the loop) and keeps the queue of unacknowledged publishes, as a reconnect does.
@@ -378,17 +390,21 @@ void mosquitto_connection::connect_to(const std::string& address) {
               log::escape(settings_.client_id), log::escape(settings_.host), settings_.port,
               address);
   // libmosquitto gives up on a missing CONNACK after the keep-alive, and never with keep-alive 0.
-  connect_timer_.expires_after(settings_.connect_timeout);
-  connect_timer_.async_wait([this, token = std::weak_ptr(alive_),
-                             attempt = attempts_](std::error_code ec) {
-    if (token.expired() || ec || attempt != attempts_ || connected_ || !reconnect_) return;
-    // The next mosquitto_connect_async() closes the socket.
-    release_socket();
-    ++failures_;
-    schedule_retry("connect_failed", "no CONNACK within " +
-                                         std::to_string(settings_.connect_timeout.count()) + " ms");
-  });
+  connect_deadline_ = clock_.now() + settings_.connect_timeout;
+  timed_attempt_ = attempt_id_;
+  connect_timer_->arm(*connect_deadline_);
   after_io();  // the CONNECT may already be out; watch for the CONNACK
+}
+
+void mosquitto_connection::on_connect_timeout() {
+  if (!connect_deadline_ || clock_.now() < *connect_deadline_) return;
+  connect_deadline_.reset();
+  if (timed_attempt_ != attempt_id_ || connected_ || !reconnect_) return;
+  // The next mosquitto_connect_async() closes the socket.
+  release_socket();
+  ++failures_;
+  schedule_retry("connect_failed",
+                 "no CONNACK within " + std::to_string(settings_.connect_timeout.count()) + " ms");
 }
 
 void mosquitto_connection::schedule_retry(std::string_view event, const std::string& reason) {
@@ -401,7 +417,7 @@ void mosquitto_connection::schedule_retry(std::string_view event, const std::str
   backoff_ = std::min(backoff_ * 2, settings_.reconnect_max);
   // One warning per reason and per reconnect_max: a broker that stays down for hours must not
   // fill the log.
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = clock_.now();
   if (reason != last_warning_ || now - last_warning_at_ >= settings_.reconnect_max) {
     log_->warn("{} client={} client_id={} broker={}:{} reason=\"{}\" retry_in_ms={} repeated={}",
                event, settings_.name, log::escape(settings_.client_id), log::escape(settings_.host),
@@ -414,25 +430,32 @@ void mosquitto_connection::schedule_retry(std::string_view event, const std::str
     log_->debug("{} client={} client_id={} reason=\"{}\" retry_in_ms={}", event, settings_.name,
                 log::escape(settings_.client_id), log::escape(reason), delay.count());
   }
-  retry_timer_.expires_after(delay);
-  retry_timer_.async_wait([this, token = std::weak_ptr(alive_)](std::error_code ec) {
-    if (token.expired() || ec) return;
-    attempt();
-  });
+  retry_at_ = now + delay;
+  retry_timer_->arm(*retry_at_);
+}
+
+void mosquitto_connection::on_retry_due() {
+  if (!retry_at_ || clock_.now() < *retry_at_) return;
+  retry_at_.reset();
+  attempt();
 }
 
 void mosquitto_connection::schedule_misc() {
-  misc_timer_.expires_after(misc_interval);
-  misc_timer_.async_wait([this, token = std::weak_ptr(alive_)](std::error_code ec) {
-    if (token.expired() || ec) return;
-    if (descriptor_.is_open()) {
-      // Sends PINGREQ when due, and closes a connection whose PINGRESP (or CONNACK) is late.
-      loop_rc_ = MOSQ_ERR_SUCCESS;
-      note(mosquitto_loop_misc(mosq_));
-      after_io();
-    }
-    schedule_misc();
-  });
+  misc_at_ = clock_.now() + misc_interval;
+  misc_timer_->arm(*misc_at_);
+}
+
+void mosquitto_connection::on_misc_due() {
+  if (!misc_at_ || clock_.now() < *misc_at_) return;
+  misc_at_.reset();
+  if (descriptor_.is_open()) {
+    // Sends PINGREQ when due, and closes a connection whose PINGRESP (or CONNACK) is late; both
+    // judged by libmosquitto's own clock.
+    loop_rc_ = MOSQ_ERR_SUCCESS;
+    note(mosquitto_loop_misc(mosq_));
+    after_io();
+  }
+  schedule_misc();
 }
 
 void mosquitto_connection::on_ready(bool readable, std::error_code ec, std::uint64_t generation) {
@@ -534,7 +557,8 @@ void mosquitto_connection::arm() {
 }
 
 void mosquitto_connection::handle_connack() {
-  connect_timer_.cancel();
+  connect_deadline_.reset();
+  connect_timer_->cancel();
   connected_ = true;
   backoff_ = settings_.reconnect_min;
   log_->info("connected client={} client_id={} broker={}:{} address={} failed_attempts={}",
@@ -550,8 +574,9 @@ void mosquitto_connection::handle_connack() {
 }
 
 void mosquitto_connection::handle_close() {
-  connect_timer_.cancel();
-  ++attempts_;  // a pending connect timeout is for a socket that is gone
+  connect_deadline_.reset();
+  connect_timer_->cancel();
+  ++attempt_id_;  // a pending connect timeout is for a socket that is gone
   const bool was_connected = connected_;
   connected_ = false;
   std::string reason;

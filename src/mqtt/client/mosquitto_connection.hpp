@@ -2,9 +2,11 @@
 // One libmosquitto client driven by our event loop. No libmosquitto thread: the socket is watched
 // with a posix::stream_descriptor (read always, write while mosquitto_want_write()), a timer runs
 // mosquitto_loop_misc() for keep-alive, and a refused or lost connection is retried with a capped
-// exponential backoff. The same mosquitto object lives as long as this connection, so
-// libmosquitto's queue of unacknowledged QoS 1 publishes survives reconnects: it sends them again
-// (DUP set) right after the next CONNACK.
+// exponential backoff. Every timer (retry, connect timeout, the misc call) and the rate limit of
+// warnings come from the ebus::clock given to create(); libmosquitto still measures the keep-alive
+// on its own monotonic clock, each time mosquitto_loop_misc() runs. The same mosquitto object lives
+// as long as this connection, so libmosquitto's queue of unacknowledged QoS 1 publishes survives
+// reconnects: it sends them again (DUP set) right after the next CONNACK.
 //
 // A host name is resolved here, off the loop (getaddrinfo blocks for as long as DNS takes), on a
 // thread of its own whose answer is posted back to the loop; libmosquitto is only ever given a
@@ -24,12 +26,14 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/asio.hpp"
+#include "common/clock.hpp"
 #include "common/expected.hpp"
 
 struct mosquitto;
@@ -85,8 +89,10 @@ class mosquitto_connection {
  public:
   /// Creates the libmosquitto client and applies credentials and TLS settings; TLS files are
   /// loaded once here so that a bad file fails now, with a reason, not on every reconnect.
+  /// `clk` runs on the executor's loop and must outlive the connection.
   [[nodiscard]] static expected<std::unique_ptr<mosquitto_connection>, std::string> create(
-      asio::any_io_executor executor, connection_settings settings, connection_handlers handlers);
+      asio::any_io_executor executor, clock& clk, connection_settings settings,
+      connection_handlers handlers);
 
   mosquitto_connection(const mosquitto_connection&) = delete;
   mosquitto_connection& operator=(const mosquitto_connection&) = delete;
@@ -104,6 +110,14 @@ class mosquitto_connection {
   [[nodiscard]] bool connected() const noexcept { return connected_; }
   /// Attempts that failed since the last accepted CONNACK (a name that did not resolve included).
   [[nodiscard]] std::uint64_t failed_attempts() const noexcept { return failures_; }
+  /// Connection attempts begun since start(), a name resolution that found nothing included;
+  /// never reset.
+  [[nodiscard]] std::uint64_t attempts() const noexcept { return begun_; }
+  /// True while an attempt is under way: resolving, connecting or waiting for the CONNACK. False
+  /// when connected, while waiting for the next attempt, and once reconnecting has stopped.
+  [[nodiscard]] bool connecting() const noexcept {
+    return started_ && reconnect_ && !connected_ && !retry_at_;
+  }
   [[nodiscard]] const connection_settings& settings() const noexcept { return settings_; }
 
   /// mosquitto_publish at QoS 1, retain false. Returns libmosquitto's code; `mid` is set when the
@@ -119,7 +133,7 @@ class mosquitto_connection {
   [[nodiscard]] static std::string describe(int rc);
 
  private:
-  mosquitto_connection(asio::any_io_executor executor, connection_settings settings,
+  mosquitto_connection(asio::any_io_executor executor, clock& clk, connection_settings settings,
                        connection_handlers handlers);
 
   expected<void, std::string> configure();
@@ -138,6 +152,9 @@ class mosquitto_connection {
   void release_socket();
   void arm();
   void schedule_misc();
+  void on_retry_due();
+  void on_connect_timeout();
+  void on_misc_due();
   void handle_connack();
   void handle_close();
 
@@ -161,16 +178,24 @@ class mosquitto_connection {
   std::shared_ptr<spdlog::logger> log_;
   struct mosquitto* mosq_ = nullptr;
   asio::posix::stream_descriptor descriptor_;
-  asio::steady_timer retry_timer_;
-  asio::steady_timer misc_timer_;
-  asio::steady_timer connect_timer_;
+  clock& clock_;
+  // A timer's wake-up may come early or after a cancel: each acts only when its deadline is set
+  // and has passed.
+  std::unique_ptr<clock::timer> retry_timer_;
+  std::unique_ptr<clock::timer> misc_timer_;
+  std::unique_ptr<clock::timer> connect_timer_;
+  std::optional<clock::time_point> retry_at_;          // set while waiting for the next attempt
+  std::optional<clock::time_point> misc_at_;           // the next mosquitto_loop_misc()
+  std::optional<clock::time_point> connect_deadline_;  // for the attempt timed_attempt_
   std::string topic_;  // NUL-terminated copy of the topic being published, reused
   std::chrono::milliseconds backoff_;
-  std::uint64_t generation_ = 0;  // bumped whenever the descriptor is released
-  std::uint64_t attempts_ = 0;    // identifies the attempt a connect timeout belongs to
-  std::uint64_t failures_ = 0;    // attempts failed since the last CONNACK
+  std::uint64_t generation_ = 0;     // bumped whenever the descriptor is released
+  std::uint64_t attempt_id_ = 0;     // identifies the attempt a connect timeout belongs to
+  std::uint64_t timed_attempt_ = 0;  // the attempt connect_deadline_ is for
+  std::uint64_t begun_ = 0;          // attempts begun
+  std::uint64_t failures_ = 0;       // attempts failed since the last CONNACK
   std::string last_warning_;
-  std::chrono::steady_clock::time_point last_warning_at_{};
+  clock::time_point last_warning_at_{};
   std::uint64_t quiet_failures_ = 0;  // failures logged at debug since the last warning
   std::string refusal_;               // CONNACK return code text of the current attempt
   int close_rc_ = 0;

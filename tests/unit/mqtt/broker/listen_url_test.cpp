@@ -1,5 +1,5 @@
-// parse_listen_url: tcp:// and mqtt:// with IPv4, host names and bracketed IPv6 literals;
-// everything else is refused with a reason that names the problem.
+// parse_listen_url: the plain, TLS and WebSocket schemes with IPv4, host names and bracketed IPv6
+// literals; everything else is refused with a reason that names the problem.
 
 #include "mqtt/broker/listen_url.hpp"
 
@@ -63,11 +63,77 @@ TEST(listen_url, a_single_trailing_slash_is_not_a_path) {
   EXPECT_EQ(a.port, 1884);
 }
 
-TEST(listen_url, other_schemes_are_refused_with_the_scheme_named) {
-  for (const std::string scheme : {"ssl", "tls", "ws", "wss", "http", "mqtts"}) {
-    const auto reason = parse_error(scheme + "://127.0.0.1:1884");
-    EXPECT_NE(reason.find("'" + scheme + "'"), std::string::npos) << reason;
+TEST(listen_url, each_scheme_gives_its_transport_and_keeps_its_name) {
+  const struct {
+    const char* scheme;
+    listen_transport transport;
+  } cases[] = {
+      {"tcp", listen_transport::tcp},   {"mqtt", listen_transport::tcp},
+      {"tls", listen_transport::tls},   {"ssl", listen_transport::tls},
+      {"mqtts", listen_transport::tls}, {"ws", listen_transport::ws},
+      {"wss", listen_transport::wss},
+  };
+  for (const auto& c : cases) {
+    const auto a = parse_ok(std::string(c.scheme) + "://0.0.0.0:8883");
+    EXPECT_EQ(a.scheme, c.scheme);
+    EXPECT_EQ(a.transport, c.transport) << c.scheme;
+    EXPECT_EQ(a.host, "0.0.0.0");
+    EXPECT_EQ(a.port, 8883);
   }
+}
+
+TEST(listen_url, tls_and_websocket_predicates) {
+  EXPECT_FALSE(is_tls(listen_transport::tcp));
+  EXPECT_TRUE(is_tls(listen_transport::tls));
+  EXPECT_FALSE(is_tls(listen_transport::ws));
+  EXPECT_TRUE(is_tls(listen_transport::wss));
+  EXPECT_FALSE(is_websocket(listen_transport::tcp));
+  EXPECT_FALSE(is_websocket(listen_transport::tls));
+  EXPECT_TRUE(is_websocket(listen_transport::ws));
+  EXPECT_TRUE(is_websocket(listen_transport::wss));
+}
+
+TEST(listen_url, websocket_with_an_ipv6_literal) {
+  const auto a = parse_ok("wss://[::1]:8443/");
+  EXPECT_EQ(a.transport, listen_transport::wss);
+  EXPECT_EQ(a.host, "::1");
+  EXPECT_EQ(a.port, 8443);
+}
+
+TEST(listen_url, other_schemes_are_refused_with_the_scheme_named) {
+  for (const std::string scheme : {"http", "https", "udp", "TCP", "Ws", "quic", ""}) {
+    const auto reason = parse_error(scheme + "://127.0.0.1:1884");
+    EXPECT_NE(reason.find("unsupported scheme '" + scheme + "'"), std::string::npos) << reason;
+  }
+}
+
+TEST(listen_url, a_websocket_path_in_the_url_points_to_the_path_key) {
+  for (const char* url : {"ws://127.0.0.1:8080/mqtt", "wss://[::1]:8443/mqtt/x"}) {
+    const auto reason = parse_error(url);
+    EXPECT_NE(reason.find("unexpected path '/mqtt"), std::string::npos) << reason;
+    EXPECT_NE(reason.find("`path` key"), std::string::npos) << reason;
+  }
+}
+
+TEST(listen_url, query_and_fragment_are_refused) {
+  for (const char* url : {"tcp://127.0.0.1:1884?x=1", "ws://127.0.0.1:8080/#top"}) {
+    const auto reason = parse_error(url);
+    EXPECT_NE(reason.find("query or fragment"), std::string::npos) << url << ": " << reason;
+  }
+}
+
+TEST(listen_url, user_information_is_refused_without_echoing_it) {
+  const auto reason = parse_error("tcp://user:secret@127.0.0.1:1884");
+  EXPECT_EQ(reason, "user information in the URL is not supported");
+}
+
+TEST(listen_url, host_with_spaces_is_refused) {
+  const auto reason = parse_error("tcp://my host:1884");
+  EXPECT_NE(reason.find("invalid host 'my host'"), std::string::npos) << reason;
+}
+
+TEST(listen_url, port_0_is_accepted_for_a_port_the_kernel_picks) {
+  EXPECT_EQ(parse_ok("tcp://127.0.0.1:0").port, 0);
 }
 
 TEST(listen_url, text_without_a_scheme_is_refused) {

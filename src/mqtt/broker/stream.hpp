@@ -1,0 +1,77 @@
+#pragma once
+// The byte stream under one MQTT connection: plain TCP, TLS, or WebSocket (over either). The
+// connection reads and writes MQTT bytes through this interface and never sees the layers
+// below; each layer's own opening (TLS handshake, HTTP upgrade) runs in open(), inside the
+// connection's CONNECT timeout.
+//
+// Thread safety: loop thread only. At most one read and one write are outstanding at a time.
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include <asio/ssl.hpp>
+
+#include "common/asio.hpp"
+#include "common/expected.hpp"
+#include "mqtt/transport/websocket_server.hpp"
+
+namespace ebus::mqtt::broker {
+
+class stream {
+ public:
+  using read_result = std::pair<std::error_code, std::size_t>;
+  /// What a writer hands over in one go: control packets, then PUBLISHes.
+  using write_batch = std::array<asio::const_buffer, 2>;
+
+  stream() = default;
+  stream(const stream&) = delete;
+  stream& operator=(const stream&) = delete;
+  virtual ~stream() = default;
+
+  /// Completes the layers' opening exchange; an error closes the connection.
+  virtual awaitable<std::error_code> open() = 0;
+  virtual awaitable<read_result> read_some(asio::mutable_buffer into) = 0;
+  /// Writes all of `batch` (either buffer may be empty).
+  virtual awaitable<std::error_code> write(write_batch batch) = 0;
+  /// Makes the pending read and write complete with operation_aborted.
+  virtual void cancel() noexcept = 0;
+  /// Closes the socket; no more I/O.
+  virtual void close() noexcept = 0;
+
+  /// The TCP socket at the bottom (peer address, descriptor).
+  [[nodiscard]] virtual asio::ip::tcp::socket& socket() noexcept = 0;
+  /// The client certificate's common name, once open() verified one; empty otherwise.
+  [[nodiscard]] virtual std::optional<std::string> certificate_name() const { return {}; }
+  /// "tcp", "tls", "ws" or "wss", for logs.
+  [[nodiscard]] virtual const char* name() const noexcept = 0;
+};
+
+/// Plain TCP: open() does nothing, reads and writes go straight to the socket.
+[[nodiscard]] std::unique_ptr<stream> make_tcp_stream(asio::ip::tcp::socket socket);
+
+/// A server TLS context as the listener configures it. Shared: connections keep the context
+/// they were accepted with when a reload replaces the listener's.
+struct tls_server_settings {
+  std::string cert_file;
+  std::string key_file;
+  std::string ca_file;               ///< "" = client certificates are neither asked nor checked
+  bool require_certificate = false;  ///< refuse clients without a valid certificate
+};
+/// Loads certificate, key and CAs; TLS 1.2 at least. The error names the file and the reason.
+[[nodiscard]] expected<std::shared_ptr<asio::ssl::context>, std::string> make_tls_context(
+    const tls_server_settings& settings);
+
+/// TLS over TCP: open() runs the server handshake.
+[[nodiscard]] std::unique_ptr<stream> make_tls_stream(asio::ip::tcp::socket socket,
+                                                      std::shared_ptr<asio::ssl::context> context);
+
+/// MQTT over WebSocket on `inner` (TCP for ws://, TLS for wss://): open() runs the inner
+/// opening, then the HTTP upgrade.
+[[nodiscard]] std::unique_ptr<stream> make_websocket_stream(std::unique_ptr<stream> inner,
+                                                            transport::websocket_options options);
+
+}  // namespace ebus::mqtt::broker

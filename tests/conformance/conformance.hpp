@@ -247,11 +247,12 @@ inline bool online(broker_harness& h, const std::string& client_id) {
 
 /// Waits until the broker has handled everything `p` sent before: a PINGREQ is answered only
 /// after the packets ahead of it on the same connection [MQTT-3.12.4-1]. Packets that arrive
-/// before the PINGRESP are skipped, so use it on peers that only publish.
+/// before the PINGRESP are skipped, so use it on peers that only publish. The bound only guards
+/// against a hang: a large batch under the sanitizers on a busy machine takes seconds.
 inline ::testing::AssertionResult synced(mqtt_peer& p) {
   p.send(codec::pingreq{});
   for (;;) {
-    auto packet = p.receive();
+    auto packet = p.receive(std::chrono::seconds(60));
     if (!packet) return ::testing::AssertionFailure() << "no PINGRESP";
     if (std::holds_alternative<codec::pingresp>(*packet)) return ::testing::AssertionSuccess();
   }

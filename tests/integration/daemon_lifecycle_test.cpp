@@ -307,8 +307,10 @@ TEST_F(lifecycle, under_a_low_descriptor_limit_mqtt_is_refused_first_and_the_mod
 
 TEST_F(lifecycle, module_socket_out_of_descriptors_backs_off_warns_once_and_recovers) {
 #if defined(__SANITIZE_ADDRESS__)
-  // UBSan's dynamic type check needs descriptors of its own: with none left it reports every
-  // std::error_code comparison as a type error. The plain build runs this test.
+  // UBSan's dynamic-type check finds out whether a vtable is readable through a pipe(2), and it
+  // reads its suppression file only at its first report: with no descriptor left, every
+  // std::error_code comparison is reported as a type error and nothing can silence it. The plain
+  // build runs this test.
   GTEST_SKIP() << "sanitizer runtime needs free descriptors";
 #endif
   // 64 descriptors and room for 200 module connections: the stream socket's accepts run out of

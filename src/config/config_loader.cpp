@@ -1,24 +1,21 @@
 #include "config/config_loader.hpp"
 
 #include <array>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <fcntl.h>
 #include <limits>
 #include <map>
 #include <optional>
 #include <set>
 #include <span>
-#include <sys/stat.h>
 #include <system_error>
-#include <unistd.h>
 #include <utility>
 
 #include <yaml-cpp/yaml.h>
 
+#include "common/file.hpp"
 #include "config/checks.hpp"
 
 namespace ebus::config {
@@ -27,6 +24,8 @@ namespace {
 namespace key = detail::key;
 
 constexpr std::size_t max_quoted_value = 40;
+// A configuration file is a few KiB; a path to something else must not fill memory.
+constexpr std::size_t max_config_bytes = std::size_t{16} * 1024 * 1024;
 constexpr auto int64_min = std::numeric_limits<std::int64_t>::min();
 constexpr auto int64_max = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t int32_min = std::numeric_limits<std::int32_t>::min();
@@ -933,32 +932,9 @@ expected<loaded_config, config_errors> parse_config(std::string_view yaml) {
 }
 
 expected<loaded_config, config_errors> load_config(const std::string& file) {
-  const auto cannot = [&](int err) {
-    return fail(config_errors(std::vector<config_issue>{
-        {"", "cannot read '" + file + "': " + std::generic_category().message(err)}}));
-  };
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return cannot(errno);
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    return cannot(EISDIR);
-  }
-  std::string text;
-  char buf[16384];
-  for (;;) {
-    const auto n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return cannot(err);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return parse_config(text);
+  auto text = read_text_file(file, max_config_bytes);
+  if (!text) return fail(config_errors(std::vector<config_issue>{{"", std::move(text.error())}}));
+  return parse_config(*text);
 }
 
 }  // namespace ebus::config

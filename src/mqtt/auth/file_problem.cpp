@@ -1,11 +1,6 @@
 #include "mqtt/auth/file_problem.hpp"
 
-#include <cerrno>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <system_error>
-#include <unistd.h>
-
+#include "common/file.hpp"
 #include "common/log.hpp"
 
 namespace ebus::mqtt::auth::detail {
@@ -29,36 +24,7 @@ std::string_view trim(std::string_view text) noexcept {
 }
 
 expected<std::string, std::string> read_file(const std::string& path) {
-  const auto cannot = [&](int err) {
-    return fail("cannot read '" + path + "': " + std::generic_category().message(err));
-  };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return cannot(errno);
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    return cannot(EISDIR);
-  }
-  std::string text;
-  char buf[16384];
-  for (;;) {
-    const auto n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return cannot(err);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > max_auth_file_bytes) {
-      ::close(fd);
-      return fail("'" + path + "' is larger than " + std::to_string(max_auth_file_bytes) +
-                  " bytes");
-    }
-  }
-  ::close(fd);
-  return text;
+  return read_text_file(path, max_auth_file_bytes);
 }
 
 std::string describe(std::string_view what, const std::string& path,

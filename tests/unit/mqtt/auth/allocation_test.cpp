@@ -1,41 +1,14 @@
-// acl::allows(read) runs for every delivered message, so it must not allocate. This file replaces
-// the global operator new of the test executable with one that counts calls.
-#include <atomic>
-#include <cstdlib>
-#include <new>
+// acl::allows(read) runs for every delivered message, so it must not allocate. The test
+// executable counts allocations (ebus_test_allocation_counter).
 #include <string>
 #include <string_view>
 
 #include <gtest/gtest.h>
 
+#include "ebus_test/allocation_counter.hpp"
 #include "mqtt/auth/acl.hpp"
 
-namespace {
-std::atomic<std::size_t> allocations{0};
-}  // namespace
-
-// GCC 12 with sanitizers inlines these pairs and then warns that free() releases memory from
-// operator new, which is exactly what a replacement is allowed to do.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+using ebus::test::allocations;
 
 namespace ebus::mqtt::auth {
 namespace {
@@ -58,7 +31,7 @@ TEST(acl, allows_does_not_allocate) {
   const client_identity unsafe{"c/1", std::string_view("a+b")};
 
   std::size_t granted = 0;
-  const std::size_t before = allocations.load();
+  const std::size_t before = allocations();
   for (const client_identity* id : {&who, &anonymous, &unsafe}) {
     for (const std::string_view topic :
          {"public/x", "$hw/events/device/dev1/twin/update", "$hw/events/device/secret/twin/x",
@@ -69,7 +42,7 @@ TEST(acl, allows_does_not_allocate) {
     }
     granted += a->allows(acl_access::subscribe, "$hw/events/device/+/twin/#", *id) ? 1 : 0;
   }
-  EXPECT_EQ(allocations.load() - before, 0U);
+  EXPECT_EQ(allocations() - before, 0U);
   EXPECT_GT(granted, 0U);  // the calls did real work
 }
 

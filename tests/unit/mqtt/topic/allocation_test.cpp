@@ -1,41 +1,14 @@
-// Matching runs for every PUBLISH, so it must not allocate. This file replaces the global
-// operator new of the test executable with one that counts calls.
-#include <atomic>
-#include <cstdlib>
-#include <new>
+// Matching runs for every PUBLISH, so it must not allocate. The test executable
+// counts allocations (ebus_test_allocation_counter).
 #include <string_view>
 
 #include <gtest/gtest.h>
 
+#include "ebus_test/allocation_counter.hpp"
 #include "mqtt/topic/retained_store.hpp"
 #include "mqtt/topic/subscription_tree.hpp"
 
-namespace {
-std::atomic<std::size_t> allocations{0};
-}  // namespace
-
-// GCC 12 with sanitizers inlines these pairs and then warns that free() releases memory from
-// operator new, which is exactly what a replacement is allowed to do.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+using ebus::test::allocations;
 
 namespace ebus::mqtt::topic {
 namespace {
@@ -52,12 +25,12 @@ TEST(subscription_tree, match_does_not_allocate) {
     t.insert(filter(f), 1, 0);
   }
   std::size_t visits = 0;
-  const std::size_t before = allocations.load();
+  const std::size_t before = allocations();
   for (const std::string_view name :
        {"$hw/events/device/ns/dev/twin/update", "a/b/c", "a//c", "x/y", "$SYS/x"}) {
     t.match(name, [&](const int&, const int&, const topic_filter&) { ++visits; });
   }
-  EXPECT_EQ(allocations.load() - before, 0U);
+  EXPECT_EQ(allocations() - before, 0U);
   EXPECT_EQ(visits, 4U + 2U + 3U + 1U + 0U);
 }
 
@@ -69,10 +42,10 @@ TEST(retained_store, match_does_not_allocate_for_narrow_filters) {
   const topic_filter plus = filter("a/+/c");
   const topic_filter hash = filter("#");
   std::size_t visits = 0;
-  const std::size_t before = allocations.load();
+  const std::size_t before = allocations();
   s.match(plus, [&](const topic_name&, const int&) { ++visits; });
   s.match(hash, [&](const topic_name&, const int&) { ++visits; });
-  EXPECT_EQ(allocations.load() - before, 0U);
+  EXPECT_EQ(allocations() - before, 0U);
   EXPECT_EQ(visits, 2U + 3U);
 }
 

@@ -17,6 +17,7 @@
 
 #include "common/file.hpp"
 #include "config/checks.hpp"
+#include "mqtt/client/broker_url.hpp"
 
 namespace ebus::config {
 namespace {
@@ -855,7 +856,10 @@ void loader::finish() {
         (eb.mode == mqtt_mode::both || eb.mode == mqtt_mode::external)) {
       errors_.push_back({*old_mqtt_path_ + ".server", "required when mqtt.mode is 1 or 2"});
     }
-    if (!eb.password.empty() && eb.username.empty()) {
+    // A user in the URL takes the password along (credentials_for, as Paho does).
+    const auto url = mqtt::client::parse_broker_url(eb.server_external);
+    const bool url_user = url && url->username.has_value();
+    if (!eb.password.empty() && eb.username.empty() && !url_user) {
       const auto it = written_.find(key::password);
       warnings_.push_back({it != written_.end() ? it->second : key::password,
                            "set without mqttUsername; it is never sent"});

@@ -1,7 +1,6 @@
 #include <arpa/inet.h>
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <fcntl.h>
 #include <memory>
 #include <netinet/in.h>
@@ -21,6 +20,7 @@
 #include "config/checks.hpp"
 #include "config/config_loader.hpp"
 #include "mqtt/broker/listen_url.hpp"
+#include "mqtt/client/broker_url.hpp"
 
 namespace ebus::config {
 namespace detail {
@@ -104,61 +104,11 @@ bool has_space_or_control(std::string_view s) {
   return false;
 }
 
-// The external broker's URL (mqttServerExternal); listen URLs are mqtt/broker/listen_url.hpp's.
+// The external broker's URL (mqttServerExternal), read by the client's own parser, which masks a
+// password in what it says; listen URLs are mqtt/broker/listen_url.hpp's.
 std::optional<std::string> check_external_url(std::string_view url) {
-  // First, and without quoting the URL: it may hold a password.
-  if (url.find('@') != std::string_view::npos) {
-    return std::string(
-        "user information in the URL is not supported; set mqttUsername and mqttPassword");
-  }
-  const auto sep = url.find("://");
-  if (sep == std::string_view::npos) {
-    return quote(url) + " is not a URL of the form tcp://host:port or ssl://host:port";
-  }
-  const std::string_view scheme = url.substr(0, sep);
-  if (scheme == "ws" || scheme == "wss") {
-    return "unsupported scheme " + quote(scheme) +
-           ": the MQTT client does not speak WebSocket; use tcp://, mqtt://, ssl://, tls:// or "
-           "mqtts://";
-  } else if (scheme != "tcp" && scheme != "mqtt" && scheme != "ssl" && scheme != "tls" &&
-             scheme != "mqtts") {
-    return "unsupported scheme " + quote(scheme) +
-           ": use tcp://, mqtt://, ssl://, tls:// or mqtts://";
-  }
-  std::string_view rest = url.substr(sep + 3);
-  if (const auto end = rest.find_first_of("/?#"); end != std::string_view::npos) {
-    if (rest.substr(end) != "/") return "unexpected path, query or fragment in " + quote(url);
-    rest = rest.substr(0, end);
-  }
-  std::string_view host;
-  std::optional<std::string_view> port;
-  if (!rest.empty() && rest.front() == '[') {  // [::1]:1884
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos) return "unclosed '[' in " + quote(url);
-    host = rest.substr(1, close - 1);
-    const std::string_view after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return "unexpected text after ']' in " + quote(url);
-      port = after.substr(1);
-    }
-  } else {
-    const auto colon = rest.rfind(':');
-    host = rest.substr(0, colon);
-    if (colon != std::string_view::npos) port = rest.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) {
-      // "tcp://::1" would otherwise read as host ":" and port 1 (RFC 3986 section 3.2.2).
-      return "IPv6 address without brackets in " + quote(url) + " (write tcp://[::1]:1884)";
-    }
-  }
-  if (host.empty()) return "missing host in " + quote(url);
-  if (has_space_or_control(host)) return "invalid host " + quote(host) + " in " + quote(url);
-  if (!port) return std::nullopt;  // the client uses 1883, or 8883 for ssl, tls and mqtts
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(port->data(), port->data() + port->size(), value);
-  if (port->empty() || ec != std::errc{} || end != port->data() + port->size() || value == 0 ||
-      value > 65535) {
-    return "invalid port " + quote(*port) + " in " + quote(url) + " (must be 1 to 65535)";
-  }
+  auto parsed = mqtt::client::parse_broker_url(url);
+  if (!parsed) return std::move(parsed.error());
   return std::nullopt;
 }
 

@@ -331,7 +331,7 @@ std::string app::describe() const {
       line += fmt::format(" listeners={}", fmt::join(std::next(urls.begin()), urls.end(), ","));
     }
   }
-  if (external_) line += fmt::format(" external={}", eb.server_external);
+  if (external_) line += fmt::format(" external={}", external_->display_url());
   if (sockets_) {
     if (!eb.module_socket.empty()) line += fmt::format(" socket={}", eb.module_socket);
     if (!eb.module_stream_socket.empty()) {

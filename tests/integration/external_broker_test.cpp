@@ -595,6 +595,101 @@ TEST_F(external_broker_test, username_and_password_are_checked_by_the_broker) {
   EXPECT_EQ(ok->stats().sub_connects, 1U);
 }
 
+TEST_F(external_broker_test, credentials_in_the_url_override_the_configured_ones) {
+  mosquitto_broker secured(
+      {.start = false, .allow_anonymous = false, .extra_config = {"password_file {dir}/passwd"}});
+  run_to_end({"mosquitto_passwd", "-b", "-c", secured.dir() + "/passwd", "edge@site", "s3:c/r%t"});
+  secured.start();
+  const captured_log log;
+  const auto hostport = "127.0.0.1:" + std::to_string(secured.port());
+
+  // Percent-decoded; the configured pair, wrong here, is not what is sent.
+  auto both = options_for(secured, "url-auth");
+  both.url = "tcp://edge%40site:s3%3Ac%2Fr%25t@" + hostport;
+  both.username = "wrong";
+  both.password = "wrong";
+  auto with_both = start(both);
+  // A user name alone keeps the configured password, as in Paho.
+  auto user_only = options_for(secured, "url-user");
+  user_only.url = "tcp://edge%40site@" + hostport;
+  user_only.username = "wrong";
+  user_only.password = "s3:c/r%t";
+  auto with_user = start(user_only);
+  ASSERT_TRUE(run_until([&] {
+    return with_both->sub_connected() && with_both->pub_connected() && with_user->sub_connected() &&
+           with_user->pub_connected();
+  })) << secured.output();
+  EXPECT_TRUE(secured.wait_for_output(" as url-auth-sub ")) << secured.output();
+
+  // The password shows nowhere, masked in the log and in the URL shown to people.
+  EXPECT_EQ(with_both->display_url(), "tcp://edge%40site:***@" + hostport);
+  EXPECT_EQ(log.lines_starting_with("info starting url=tcp://edge%40site:***@" + hostport + " "),
+            1U);
+  for (const auto& line : log.lines()) {
+    EXPECT_EQ(line.find("s3%3Ac"), std::string::npos) << line;
+    EXPECT_EQ(line.find("s3:c/r%t"), std::string::npos) << line;
+  }
+}
+
+TEST_F(external_broker_test, connects_through_a_unix_socket) {
+  // Debian's mosquitto 2.0 listens on a Unix socket with "listener 0 <path>"; the TCP listener
+  // stays, for mosquitto_sub and mosquitto_pub.
+  mosquitto_broker broker({.extra_config = {"listener 0 {dir}/mqtt.sock"}});
+  const captured_log log;
+  auto o = options_for(broker, "unix");
+  o.url = "unix://" + broker.dir() + "/mqtt.sock";
+  auto ext = make(o);
+  ext->subscribe("unix/in");
+  ASSERT_TRUE(ext->start());
+  ASSERT_TRUE(run_until([&] { return ext->sub_connected() && ext->pub_connected(); }))
+      << broker.output();
+  // Both clients came in through the socket, not over TCP.
+  EXPECT_TRUE(broker.wait_for_output("connected from " + broker.dir() + "/mqtt.sock:0 as unix-sub"))
+      << broker.output();
+  EXPECT_TRUE(broker.wait_for_output("connected from " + broker.dir() + "/mqtt.sock:0 as unix-pub"))
+      << broker.output();
+  EXPECT_EQ(log.lines_starting_with("info connected client=sub client_id=unix-sub broker=" +
+                                    broker.dir() + "/mqtt.sock "),
+            1U);
+
+  ASSERT_TRUE(loops_back(*ext, "unix/in"));
+  auto sub = subscriber(broker, "unix/out");
+  ext->publish("unix/out", "through the socket");
+  ASSERT_TRUE(run_until([&] { return !messages(*sub).empty(); })) << sub->output();
+  EXPECT_EQ(messages(*sub), std::vector<std::string>{"1 0 unix/out through the socket"});
+  mosquitto_pub(broker, {"-t", "unix/in", "-m", "from tcp"});
+  ASSERT_TRUE(run_until([&] { return received_on("unix/in", "from tcp"); }));
+
+  // A restart of the broker: the clients reconnect through the socket.
+  broker.stop();
+  ASSERT_TRUE(run_until([&] { return !ext->sub_connected() && !ext->pub_connected(); }));
+  broker.start();
+  ASSERT_TRUE(retry_until({ext.get()}, [&] {
+    return ext->sub_connected() && ext->pub_connected();
+  })) << broker.output();
+  EXPECT_EQ(ext->stats().sub_connects, 2U);
+}
+
+TEST_F(external_broker_test, a_missing_unix_socket_is_retried_with_the_reason) {
+  const captured_log log;
+  mosquitto_broker broker({.start = false, .extra_config = {"listener 0 {dir}/late.sock"}});
+  auto o = options_for(broker, "unix-late");
+  o.url = "unix://" + broker.dir() + "/late.sock";
+  auto ext = start(o);
+  ASSERT_TRUE(
+      retry_until({ext.get()}, [&] { return ext->connect_attempts() >= 4 && !ext->connecting(); }));
+  EXPECT_FALSE(ext->sub_connected());
+  EXPECT_EQ(
+      log.lines_starting_with("warning connect_failed client=sub client_id=unix-late-sub "
+                              "broker=" +
+                              broker.dir() + "/late.sock reason=\"No such file or directory\""),
+      1U);
+  broker.start();
+  ASSERT_TRUE(retry_until({ext.get()}, [&] {
+    return ext->sub_connected() && ext->pub_connected();
+  })) << broker.output();
+}
+
 TEST_F(external_broker_test, repeated_connect_failures_warn_once_per_reconnect_max) {
   const captured_log log;
   mosquitto_broker broker({.start = false});
@@ -649,8 +744,12 @@ TEST_F(external_broker_test, start_reports_invalid_options) {
   EXPECT_NE(error_of(o).find("invalid port 'port'"), std::string::npos) << error_of(o);
   o.url = "tcp://127.0.0.1:70000";
   EXPECT_NE(error_of(o).find("invalid port"), std::string::npos) << error_of(o);
-  o.url = "127.0.0.1:1883";
-  EXPECT_NE(error_of(o).find("not a URL"), std::string::npos) << error_of(o);
+  o.url = "tcp://127.0.0.1:1883/mqtt";
+  EXPECT_NE(error_of(o).find("unexpected path"), std::string::npos) << error_of(o);
+  o.url = "unix://relative.sock";
+  EXPECT_NE(error_of(o).find("is relative"), std::string::npos) << error_of(o);
+  o.url = "tcp://u:hunter2@127.0.0.1:0";
+  EXPECT_EQ(error_of(o), "invalid port '0' in 'tcp://u:***@127.0.0.1:0' (must be 1 to 65535)");
 
   o.url = "ssl://127.0.0.1:8883";
   o.tls_enable = true;

@@ -1,7 +1,6 @@
 #include "mqtt/client/external_broker.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <deque>
 #include <optional>
 #include <unordered_map>
@@ -12,6 +11,7 @@
 
 #include "common/log.hpp"
 #include "common/memory_budget.hpp"
+#include "mqtt/client/broker_url.hpp"
 #include "mqtt/client/mosquitto_connection.hpp"
 
 namespace ebus::mqtt::client {
@@ -27,67 +27,6 @@ bool rate_limited_warning(const clock& clk, std::optional<clock::time_point>& la
   return true;
 }
 constexpr std::size_t max_payload = 268'435'455;  // largest MQTT remaining length
-
-struct broker_address {
-  std::string host;
-  std::uint16_t port = 0;
-  bool tls = false;
-};
-
-expected<broker_address, std::string> parse_url(std::string_view url) {
-  const auto sep = url.find("://");
-  if (sep == std::string_view::npos) {
-    return fail("'" + std::string(url) + "' is not a URL of the form tcp://host:port");
-  }
-  const auto scheme = url.substr(0, sep);
-  broker_address out;
-  if (scheme == "ssl" || scheme == "tls" || scheme == "mqtts") {
-    out.tls = true;
-  } else if (scheme != "tcp" && scheme != "mqtt") {
-    return fail("unsupported scheme '" + std::string(scheme) + "' in '" + std::string(url) +
-                "' (supported: tcp, mqtt, ssl, tls, mqtts)");
-  }
-  std::string_view rest = url.substr(sep + 3);
-  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
-    if (rest.substr(slash) != "/") return fail("unexpected path in '" + std::string(url) + "'");
-    rest = rest.substr(0, slash);
-  }
-  std::string_view host = rest;
-  std::string_view port;
-  bool has_port = false;
-  if (!rest.empty() && rest.front() == '[') {  // [::1]:1883
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos) return fail("unclosed '[' in '" + std::string(url) + "'");
-    host = rest.substr(1, close - 1);
-    if (close + 1 < rest.size()) {
-      if (rest[close + 1] != ':') return fail("invalid host in '" + std::string(url) + "'");
-      has_port = true;
-      port = rest.substr(close + 2);
-    }
-  } else if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-    has_port = true;
-    if (host.find(':') != std::string_view::npos) {
-      return fail("IPv6 address without brackets in '" + std::string(url) +
-                  "' (write tcp://[::1]:1883)");
-    }
-  }
-  if (host.empty()) return fail("missing host in '" + std::string(url) + "'");
-  out.host = std::string(host);
-  if (!has_port) {
-    out.port = out.tls ? 8883 : 1883;
-    return out;
-  }
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || value == 0 ||
-      value > 65535) {
-    return fail("invalid port '" + std::string(port) + "' in '" + std::string(url) + "'");
-  }
-  out.port = static_cast<std::uint16_t>(value);
-  return out;
-}
 
 struct buffered_publish {
   std::string topic;
@@ -123,7 +62,7 @@ struct external_broker::impl {
 
   [[nodiscard]] std::size_t pending() const noexcept { return in_flight_.size() + backlog_.size(); }
 
-  connection_settings settings_for(const broker_address& address, std::string name,
+  connection_settings settings_for(const broker_url& address, std::string name,
                                    std::string client_id) const;
   void send(std::string_view topic, std::string_view payload, budget_charge charge);
   void flush_backlog();
@@ -166,17 +105,18 @@ struct external_broker::impl {
   std::unique_ptr<mosquitto_connection> pub_;
 };
 
-connection_settings external_broker::impl::settings_for(const broker_address& address,
-                                                        std::string name,
+connection_settings external_broker::impl::settings_for(const broker_url& address, std::string name,
                                                         std::string client_id) const {
   connection_settings s;
   s.name = std::move(name);
   s.client_id = std::move(client_id);
-  s.host = address.host;
+  s.unix_socket = address.transport == broker_transport::unix_socket;
+  s.host = s.unix_socket ? address.path : address.host;
   s.port = address.port;
-  s.username = options_.username;
-  s.password = options_.password;
-  s.tls = address.tls;
+  auto credentials = credentials_for(address, options_.username, options_.password);
+  s.username = std::move(credentials.username);
+  s.password = std::move(credentials.password);
+  s.tls = address.transport == broker_transport::tls;
   s.tls_verify = options_.tls_enable;
   s.ca_file = options_.ca_file;
   s.cert_file = options_.cert_file;
@@ -190,7 +130,7 @@ connection_settings external_broker::impl::settings_for(const broker_address& ad
 expected<void, std::string> external_broker::impl::start() {
   if (started_) return fail(std::string("the external broker client is already started"));
   if (stopping_) return fail(std::string("the external broker client was stopped"));
-  auto address = parse_url(options_.url);
+  auto address = parse_broker_url(options_.url);
   if (!address) return fail(std::move(address.error()));
   if (options_.sub_client_id.empty() || options_.pub_client_id.empty()) {
     return fail(std::string("the client ids must not be empty"));
@@ -235,22 +175,23 @@ expected<void, std::string> external_broker::impl::start() {
                                            .subscribed = nullptr});
   if (!pub) return fail(std::move(pub.error()));
 
-  if (address->tls && !options_.tls_enable) {
+  const bool tls = address->transport == broker_transport::tls;
+  if (tls && !options_.tls_enable) {
     log_->warn(
         "tls_unverified url={}: the broker's certificate is not verified "
         "(eventBusTLS.enable is false)",
-        log::escape(options_.url));
-  } else if (!address->tls && options_.tls_enable) {
+        log::escape(redact_url(options_.url)));
+  } else if (!tls && options_.tls_enable) {
     log_->warn(
-        "tls_not_used url={}: eventBusTLS.enable only applies to ssl://, tls:// and "
-        "mqtts:// URLs",
-        log::escape(options_.url));
+        "tls_not_used url={}: eventBusTLS.enable only applies to ssl://, tls://, tcps://, "
+        "mqtts:// and mqtt+ssl:// URLs",
+        log::escape(redact_url(options_.url)));
   }
   sub_ = std::move(*sub);
   pub_ = std::move(*pub);
   started_ = true;
   log_->info("starting url={} sub_client_id={} pub_client_id={} filters={}",
-             log::escape(options_.url), log::escape(options_.sub_client_id),
+             log::escape(redact_url(options_.url)), log::escape(options_.sub_client_id),
              log::escape(options_.pub_client_id), filters_.size());
   sub_->start();
   pub_->start();
@@ -537,6 +478,10 @@ std::size_t external_broker::pending_bytes() const noexcept {
 
 const external_stats& external_broker::stats() const noexcept {
   return impl_->stats_;
+}
+
+std::string external_broker::display_url() const {
+  return redact_url(impl_->options_.url);
 }
 
 }  // namespace ebus::mqtt::client

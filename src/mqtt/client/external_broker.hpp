@@ -37,9 +37,10 @@ class memory_budget;
 namespace ebus::mqtt::client {
 
 struct external_options {
-  /// tcp://host:port or mqtt://host:port; ssl://, tls:// or mqtts:// for TLS. The port defaults
-  /// to 1883 (8883 for TLS). A host name is resolved off the loop (mosquitto_connection.hpp);
-  /// TLS verifies, and sends as SNI, that name.
+  /// Any URL parse_broker_url() accepts (broker_url.hpp): tcp://host:port, ssl://host:port,
+  /// unix:///path... A host name is resolved off the loop (mosquitto_connection.hpp); TLS
+  /// verifies, and sends as SNI, that name. Its user information, if any, overrides `username`
+  /// and `password` (credentials_for()).
   std::string url = "tcp://127.0.0.1:1883";
   std::string sub_client_id;  ///< must be non-empty
   std::string pub_client_id;  ///< must be non-empty
@@ -121,6 +122,8 @@ class external_broker {
   [[nodiscard]] std::size_t pending() const noexcept;
   [[nodiscard]] std::size_t pending_bytes() const noexcept;
   [[nodiscard]] const external_stats& stats() const noexcept;
+  /// The URL with its password masked, for logs and status lines.
+  [[nodiscard]] std::string display_url() const;
 
  private:
   struct impl;

@@ -154,7 +154,9 @@ mosquitto_connection::mosquitto_connection(asio::any_io_executor executor, clock
       clock_(clk),
       backoff_(settings_.reconnect_min),
       executor_(std::move(executor)),
-      numeric_host_(is_numeric_address(settings_.host)) {
+      numeric_host_(!settings_.unix_socket && is_numeric_address(settings_.host)),
+      broker_(settings_.unix_socket ? settings_.host
+                                    : settings_.host + ":" + std::to_string(settings_.port)) {
   if (!settings_.resolve) settings_.resolve = &resolve_with_getaddrinfo;
   retry_timer_ = clock_.make_timer([this, token = std::weak_ptr(alive_)] {
     if (!token.expired()) on_retry_due();
@@ -181,6 +183,7 @@ mosquitto_connection::~mosquitto_connection() {
 
 expected<void, std::string> mosquitto_connection::configure() {
   const auto& s = settings_;
+  if (s.tls && s.unix_socket) return fail(std::string("TLS over a Unix socket is not supported"));
   mosq_ = mosquitto_new(s.client_id.c_str(), true, this);
   if (mosq_ == nullptr) {
     return fail("cannot create the " + s.name + " client '" + s.client_id +
@@ -193,8 +196,9 @@ expected<void, std::string> mosquitto_connection::configure() {
   mosquitto_subscribe_callback_set(mosq_, &on_subscribe_cb);
   // libmosquitto formats a line per packet once a log callback is set: only when it is shown.
   if (log_->should_log(spdlog::level::trace)) mosquitto_log_callback_set(mosq_, &on_log_cb);
-  // Small QoS 1 publishes would otherwise wait for the previous PUBACK (Nagle).
-  mosquitto_int_option(mosq_, MOSQ_OPT_TCP_NODELAY, 1);
+  // Small QoS 1 publishes would otherwise wait for the previous PUBACK (Nagle). Not on a Unix
+  // socket, where libmosquitto's setsockopt would fail and log a warning on every connect.
+  if (!s.unix_socket) mosquitto_int_option(mosq_, MOSQ_OPT_TCP_NODELAY, 1);
   if (!s.username.empty()) {
     const int rc = mosquitto_username_pw_set(mosq_, s.username.c_str(),
                                              s.password.empty() ? nullptr : s.password.c_str());
@@ -309,7 +313,7 @@ int mosquitto_connection::unsubscribe(const std::string& filter) {
 void mosquitto_connection::attempt() {
   if (!reconnect_) return;
   ++begun_;
-  if (numeric_host_) {
+  if (numeric_host_ || settings_.unix_socket) {
     connect_to(settings_.host);
   } else if (next_address_ < addresses_.size()) {
     connect_to(addresses_[next_address_++]);
@@ -375,7 +379,8 @@ void mosquitto_connection::connect_to(const std::string& address) {
   // Sets the address for this attempt (the name is never handed to libmosquitto, which would
   // resolve it on the loop) and keeps the queue of unacknowledged publishes, as a reconnect does.
   int rc =
-      mosquitto_connect_async(mosq_, address.c_str(), settings_.port, settings_.keepalive_seconds);
+      mosquitto_connect_async(mosq_, address.c_str(), settings_.unix_socket ? 0 : settings_.port,
+                              settings_.keepalive_seconds);
   const int err = errno;
   if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(mosq_) < 0) rc = MOSQ_ERR_NO_CONN;
   sync_socket();
@@ -386,9 +391,8 @@ void mosquitto_connection::connect_to(const std::string& address) {
     schedule_retry("connect_failed", rc == MOSQ_ERR_ERRNO ? errno_text(err) : describe(rc));
     return;
   }
-  log_->debug("connecting client={} client_id={} broker={}:{} address={}", settings_.name,
-              log::escape(settings_.client_id), log::escape(settings_.host), settings_.port,
-              address);
+  log_->debug("connecting client={} client_id={} broker={} address={}", settings_.name,
+              log::escape(settings_.client_id), log::escape(broker_), log::escape(address));
   // libmosquitto gives up on a missing CONNACK after the keep-alive, and never with keep-alive 0.
   connect_deadline_ = clock_.now() + settings_.connect_timeout;
   timed_attempt_ = attempt_id_;
@@ -419,9 +423,9 @@ void mosquitto_connection::schedule_retry(std::string_view event, const std::str
   // fill the log.
   const auto now = clock_.now();
   if (reason != last_warning_ || now - last_warning_at_ >= settings_.reconnect_max) {
-    log_->warn("{} client={} client_id={} broker={}:{} reason=\"{}\" retry_in_ms={} repeated={}",
-               event, settings_.name, log::escape(settings_.client_id), log::escape(settings_.host),
-               settings_.port, log::escape(reason), delay.count(), quiet_failures_);
+    log_->warn("{} client={} client_id={} broker={} reason=\"{}\" retry_in_ms={} repeated={}",
+               event, settings_.name, log::escape(settings_.client_id), log::escape(broker_),
+               log::escape(reason), delay.count(), quiet_failures_);
     last_warning_ = reason;
     last_warning_at_ = now;
     quiet_failures_ = 0;
@@ -561,9 +565,9 @@ void mosquitto_connection::handle_connack() {
   connect_timer_->cancel();
   connected_ = true;
   backoff_ = settings_.reconnect_min;
-  log_->info("connected client={} client_id={} broker={}:{} address={} failed_attempts={}",
-             settings_.name, log::escape(settings_.client_id), log::escape(settings_.host),
-             settings_.port, address_, failures_);
+  log_->info("connected client={} client_id={} broker={} address={} failed_attempts={}",
+             settings_.name, log::escape(settings_.client_id), log::escape(broker_),
+             log::escape(address_), failures_);
   failures_ = 0;
   // The next connection, after a loss, asks the resolver again: the name may have moved.
   addresses_.clear();

@@ -10,10 +10,11 @@
 //
 // A host name is resolved here, off the loop (getaddrinfo blocks for as long as DNS takes), on a
 // thread of its own whose answer is posted back to the loop; libmosquitto is only ever given a
-// numeric address, so it never resolves anything itself. Each attempt takes the next address of
-// the last answer; when none is left (and after every accepted connection) the name is resolved
-// again. With TLS the configured name, not the address, is what the certificate is verified
-// against and what goes out as SNI.
+// numeric address (or a Unix socket path, with port 0, which is how it tells the two apart), so it
+// never resolves anything itself. Each attempt takes the next address of the last answer; when
+// none is left (and after every accepted connection) the name is resolved again. With TLS the
+// configured name, not the address, is what the certificate is verified against and what goes
+// out as SNI.
 //
 // Events: `connected` and `lost` run after the libmosquitto call that detected them has returned.
 // `message`, `published` and `subscribed` run inside that call (libmosquitto's callbacks); they
@@ -56,8 +57,11 @@ expected<std::vector<std::string>, std::string> resolve_with_getaddrinfo(const s
 struct connection_settings {
   std::string name{};  ///< "sub" or "pub", for the logs
   std::string client_id{};
+  /// A host name or address; with unix_socket, the path of the broker's socket.
   std::string host{};
-  std::uint16_t port = 1883;
+  std::uint16_t port = 1883;  ///< unused with unix_socket
+  /// Connect to a Unix domain socket at `host`: nothing is resolved, and TLS does not apply.
+  bool unix_socket = false;
   std::string username{};  ///< sent only when non-empty
   std::string password{};  ///< sent only when username and password are non-empty
   bool tls = false;
@@ -211,6 +215,7 @@ class mosquitto_connection {
   bool write_waiting_ = false;
   asio::any_io_executor executor_;
   bool numeric_host_ = false;  // an IPv4 or IPv6 address: nothing to resolve
+  std::string broker_;         // host:port, or the socket path, for the logs
   bool resolving_ = false;
   std::vector<std::string> addresses_;  // the last answer for the host name
   std::size_t next_address_ = 0;        // the one the next attempt takes

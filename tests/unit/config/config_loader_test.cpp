@@ -930,7 +930,7 @@ TEST(config_validate, external_url_with_websocket_scheme) {
 
 TEST(config_validate, external_url_port_may_be_left_out) {
   for (const char* url : {"tcp://broker", "mqtt://broker:1883", "ssl://broker", "tls://b:8883",
-                          "mqtts://[fe80::1]", "tcp://10.0.0.1/"}) {
+                          "mqtts://[fe80::1]", "tcp://10.0.0.1/", "tcps://b"}) {
     EXPECT_EQ(
         load(eventbus_doc(std::string("    mqttMode: 2\n    mqttServerExternal: ") + url + "\n"))
             .config.eventbus.server_external,
@@ -948,12 +948,38 @@ TEST(config_validate, external_url_needs_a_host_and_a_valid_port) {
               ElementsAre(issue(path, "invalid port ''")));
 }
 
-TEST(config_validate, external_url_with_credentials_is_refused_without_echoing_them) {
+TEST(config_validate, external_url_forms_that_paho_dials_are_accepted) {
+  // Credentials, a Unix socket, and AddBroker's scheme-less forms.
+  for (const char* url : {"tcp://u:hunter2@b:1883", "ssl://u%40x:p%2Fw@b", "unix:///run/mqtt.sock",
+                          "10.0.0.2:1883", ":1883"}) {
+    EXPECT_EQ(load(eventbus_doc(std::string("    mqttMode: 2\n    mqttServerExternal: \"") + url +
+                                "\"\n"))
+                  .config.eventbus.server_external,
+              url);
+  }
+}
+
+TEST(config_validate, external_url_errors_do_not_echo_the_password) {
   const auto errors =
-      errors_of(eventbus_doc("    mqttMode: 2\n    mqttServerExternal: tcp://u:hunter2@b:1883\n"));
-  EXPECT_THAT(errors, ElementsAre(issue("modules.eventBus.mqttServerExternal",
-                                        "set mqttUsername and mqttPassword")));
+      errors_of(eventbus_doc("    mqttMode: 2\n    mqttServerExternal: tcp://u:hunter2@b:0\n"));
+  EXPECT_THAT(errors,
+              ElementsAre(issue("modules.eventBus.mqttServerExternal",
+                                "invalid port '0' in 'tcp://u:***@b:0' (must be 1 to 65535)")));
   EXPECT_THAT(errors.at(0).message, Not(HasSubstr("hunter2")));
+  const auto unencoded =
+      errors_of(eventbus_doc("    mqttMode: 2\n    mqttServerExternal: tcp://u:hun/ter2@b\n"));
+  EXPECT_THAT(unencoded, ElementsAre(issue("modules.eventBus.mqttServerExternal", "%2F")));
+  EXPECT_THAT(unencoded.at(0).message, Not(HasSubstr("hun")));
+}
+
+TEST(config_validate, external_unix_socket_must_be_an_absolute_path) {
+  EXPECT_THAT(
+      errors_of(eventbus_doc("    mqttMode: 1\n    mqttServerExternal: unix://mosquitto.sock\n")),
+      ElementsAre(issue("modules.eventBus.mqttServerExternal", "is relative")));
+  EXPECT_THAT(
+      errors_of(eventbus_doc(std::string("    mqttMode: 2\n    mqttServerExternal: unix:///") +
+                             std::string(120, 'x') + "\n")),
+      ElementsAre(issue("modules.eventBus.mqttServerExternal", "shorter than 108 bytes")));
 }
 
 TEST(config_validate, external_url_is_not_checked_in_internal_mode) {
@@ -1102,6 +1128,11 @@ TEST(config_validate, password_without_username_is_a_warning) {
   EXPECT_THAT(r.warnings, ElementsAre(issue("modules.eventBus.mqttPassword",
                                             "set without mqttUsername; it is never sent")));
   EXPECT_THAT(load(eventbus_doc("    mqttUsername: u\n    mqttPassword: p\n")).warnings, IsEmpty());
+  // A user in the URL sends the password, as Paho does.
+  EXPECT_THAT(load(eventbus_doc("    mqttServerExternal: tcp://edge@broker:1883\n"
+                                "    mqttPassword: p\n"))
+                  .warnings,
+              IsEmpty());
 }
 
 TEST(config_validate, empty_node_name) {

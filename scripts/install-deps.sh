@@ -12,7 +12,7 @@ packages=(
   libcli11-dev libsqlite3-dev libssl-dev libmosquitto-dev libwslay-dev libhttp-parser-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # test and comparison peers
-  mosquitto mosquitto-clients python3 python3-paho-mqtt sqlite3
+  mosquitto mosquitto-clients python3 python3-paho-mqtt sqlite3 openssl
 )
 
 missing=()

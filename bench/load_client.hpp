@@ -1,12 +1,14 @@
 #pragma once
 // The load generator's side of the benchmarks that compare eventbus with mosquitto: plain
 // blocking MQTT clients on our codec, so that both brokers get exactly the same byte stream,
-// and child-process helpers.
+// the same clients over TLS and WebSocket (client_link), and child-process helpers.
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -14,6 +16,10 @@
 
 #include "mqtt/codec/decoder.hpp"
 #include "mqtt/codec/packet.hpp"
+
+// OpenSSL's handle types, so that this header does not pull in OpenSSL's.
+struct ssl_ctx_st;
+struct ssl_st;
 
 namespace ebus::bench {
 
@@ -31,10 +37,14 @@ int mqtt_connect(std::uint16_t port, const std::string& client_id);
 void mqtt_close(int fd);
 /// utime + stime of a process, from /proc (clock-tick resolution).
 double process_cpu_seconds(pid_t pid);
-/// Starts argv[0] from PATH with stdout to /dev/null.
-pid_t spawn(std::vector<std::string> argv);
+/// Starts argv[0] from PATH with stdout to /dev/null, and stderr to `stderr_path` (appended)
+/// when one is given.
+pid_t spawn(std::vector<std::string> argv, const std::string& stderr_path = {});
 /// SIGTERM and wait.
 void stop_process(pid_t pid);
+
+/// utime + stime of this process, all threads, from getrusage.
+double own_cpu_seconds();
 
 /// Memory of a process from /proc/<pid>/status, in KiB (0 where a field is missing).
 struct memory_usage {
@@ -65,6 +75,98 @@ struct temp_dir {
   temp_dir& operator=(const temp_dir&) = delete;
   ~temp_dir();
   std::filesystem::path path;
+};
+
+// --- clients over TLS and WebSocket ------------------------------------------------------------
+
+/// What a client speaks on its socket; the names are the listen URL schemes.
+enum class transport_kind : std::uint8_t { tcp, tls, ws, wss };
+/// "tcp", "tls", "ws" or "wss"; throws for anything else.
+[[nodiscard]] transport_kind parse_transport(std::string_view name);
+[[nodiscard]] std::string_view name_of(transport_kind kind) noexcept;
+[[nodiscard]] constexpr bool uses_tls(transport_kind kind) noexcept {
+  return kind == transport_kind::tls || kind == transport_kind::wss;
+}
+[[nodiscard]] constexpr bool uses_websocket(transport_kind kind) noexcept {
+  return kind == transport_kind::ws || kind == transport_kind::wss;
+}
+
+/// An OpenSSL client context (TLS 1.2 at least), shared by the links that use it. Creating one
+/// ignores SIGPIPE for the process: OpenSSL writes with write(2), and a broker that closes must
+/// come back as an error, not kill the benchmark.
+class tls_client_context {
+ public:
+  /// `ca_file`: the broker's certificate must chain to it and name 127.0.0.1. Empty: it is not
+  /// checked at all (the broker does the same work either way; checking costs the client only).
+  explicit tls_client_context(const std::string& ca_file);
+  tls_client_context(const tls_client_context&) = delete;
+  tls_client_context& operator=(const tls_client_context&) = delete;
+  ~tls_client_context();
+  [[nodiscard]] ssl_ctx_st* native() const noexcept { return ctx_; }
+
+ private:
+  ssl_ctx_st* ctx_ = nullptr;
+};
+
+/// One client connection to 127.0.0.1:port carrying MQTT over TCP, TLS, WebSocket or WebSocket
+/// over TLS, with its own decoder. The socket is non-blocking underneath: the calls that wait do
+/// so in poll() and throw after io_timeout without progress, so that a stuck broker ends the run
+/// instead of hanging it. Everything the protocol layers cost is paid once per call, never per
+/// byte: send() wraps what it is given into one WebSocket frame (masked a word at a time) and
+/// one TLS write, and receive() reads up to 64 KiB at once.
+///
+/// Thread safety: one thread at a time (an OpenSSL connection is not shared between threads),
+/// except shutdown().
+class client_link {
+ public:
+  static constexpr auto io_timeout = std::chrono::seconds(10);
+
+  /// dial(), then the TLS handshake (tls, wss: `tls` is required) and the WebSocket upgrade
+  /// (ws, wss: GET /mqtt, Sec-WebSocket-Protocol: mqtt).
+  client_link(std::uint16_t port, transport_kind kind, const tls_client_context* tls = nullptr);
+  client_link(const client_link&) = delete;
+  client_link& operator=(const client_link&) = delete;
+  /// Closes the socket: no TLS close_notify and no WebSocket close frame.
+  ~client_link();
+
+  /// CONNECT (clean session, keep-alive 60) and an accepted CONNACK; throws otherwise.
+  void mqtt_connect(const std::string& client_id);
+  /// Writes MQTT bytes, blocking while the socket is full. A TLS record holds 16 KiB: callers
+  /// that batch stay a little under it, so that a batch and its frame header make one record.
+  void send(std::string_view mqtt);
+  /// Reads what has arrived, up to about 64 KiB, waiting for bytes when `wait`, and hands the
+  /// MQTT bytes to the decoder. False only when `wait` is false and nothing was there. Throws
+  /// once the broker closed.
+  bool receive(bool wait);
+  /// The next packet already received; nullopt when none is complete. Throws on a decode error.
+  std::optional<mqtt::codec::packet> next_buffered();
+  /// The next packet, reading as needed.
+  mqtt::codec::packet read_packet();
+  /// Shuts the socket down both ways, so that a receive() waiting on another thread throws.
+  void shutdown() noexcept;
+  /// tls, wss: the protocol and cipher suite agreed, "TLSv1.3 TLS_AES_256_GCM_SHA384"; else "".
+  [[nodiscard]] std::string tls_description() const;
+
+ private:
+  std::size_t read_wire(char* into, std::size_t size, bool wait);
+  void write_wire(const char* data, std::size_t size);
+  void wait_ready(short events);
+  void start_tls(const tls_client_context& tls);
+  void upgrade_to_websocket(std::uint16_t port);
+  void unwrap_frames();
+  void write_frame(std::uint8_t opcode, std::string_view payload);
+
+  transport_kind kind_;
+  int fd_ = -1;
+  ssl_st* ssl_ = nullptr;
+  mqtt::codec::decoder dec_;
+  // ws, wss: bytes read and not yet unwrapped, in in_[in_begin_, in_end_).
+  std::unique_ptr<char[]> in_;
+  std::size_t in_capacity_ = 0;
+  std::size_t in_begin_ = 0;
+  std::size_t in_end_ = 0;
+  std::string frame_out_;
+  std::uint64_t mask_state_ = 0;
 };
 
 }  // namespace ebus::bench

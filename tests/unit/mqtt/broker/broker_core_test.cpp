@@ -1106,7 +1106,6 @@ TEST(broker_bounds, a_subscriber_stuck_past_the_timeout_drops_and_publishers_go_
   EXPECT_EQ(received(fast).size(), 1u) << "the others still get every message";
 }
 
-
 TEST(broker, connection_lines_beyond_the_burst_go_to_debug_and_are_reported_next_second) {
   auto logger = log::get("mqtt.broker");
   const auto level = logger->level();

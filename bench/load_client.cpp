@@ -2,11 +2,8 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
-#include <array>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cstring>
 #include <exception>
 #include <fcntl.h>
@@ -14,7 +11,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <random>
 #include <signal.h>
 #include <spawn.h>
 #include <stdexcept>
@@ -27,9 +23,7 @@
 
 #include <climits>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "mqtt/codec/encoder.hpp"
 
@@ -234,127 +228,18 @@ temp_dir::~temp_dir() {
 
 namespace {
 
-// RFC 6455 section 5.2.
-constexpr std::uint8_t op_continuation = 0x0;
-constexpr std::uint8_t op_text = 0x1;
-constexpr std::uint8_t op_binary = 0x2;
-constexpr std::uint8_t op_close = 0x8;
-constexpr std::uint8_t op_ping = 0x9;
-constexpr std::uint8_t op_pong = 0xa;
 constexpr std::size_t read_chunk = std::size_t{64} * 1024;
-constexpr std::size_t max_response_header = std::size_t{16} * 1024;
-
-std::string openssl_errors() {
-  std::string out;
-  while (const unsigned long code = ERR_get_error()) {
-    std::array<char, 256> text{};
-    ERR_error_string_n(code, text.data(), text.size());
-    if (!out.empty()) out += "; ";
-    out += text.data();
-  }
-  return out;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-// The value of header `name` (lower case) in an HTTP response head, trimmed; "" when absent.
-std::string header_value(std::string_view head, std::string_view name) {
-  std::size_t at = head.find("\r\n");
-  while (at != std::string_view::npos) {
-    const std::size_t begin = at + 2;
-    const std::size_t end = head.find("\r\n", begin);
-    const auto line = head.substr(begin, end == std::string_view::npos ? end : end - begin);
-    const std::size_t colon = line.find(':');
-    if (colon != std::string_view::npos && lower(line.substr(0, colon)) == name) {
-      auto value = line.substr(colon + 1);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-        value.remove_prefix(1);
-      while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
-        value.remove_suffix(1);
-      return std::string(value);
-    }
-    at = end;
-  }
-  return {};
-}
-
-std::string base64(const unsigned char* data, std::size_t size) {
-  std::string out(4 * ((size + 2) / 3) + 1, '\0');
-  const int n =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-// Sec-WebSocket-Accept for a key (RFC 6455 section 4.2.2).
-std::string websocket_accept(const std::string& key) {
-  const std::string text = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int size = 0;
-  if (EVP_Digest(text.data(), text.size(), digest.data(), &size, EVP_sha1(), nullptr) != 1) {
-    throw std::runtime_error("SHA-1: " + openssl_errors());
-  }
-  return base64(digest.data(), size);
-}
-
-// xorshift64: masking keys need no cryptographic quality here, and must cost nothing.
-std::uint32_t next_mask(std::uint64_t& state) {
-  state ^= state << 13;
-  state ^= state >> 7;
-  state ^= state << 17;
-  return static_cast<std::uint32_t>(state >> 32);
-}
 
 }  // namespace
 
 transport_kind parse_transport(std::string_view name) {
-  if (name == "tcp") return transport_kind::tcp;
-  if (name == "tls") return transport_kind::tls;
-  if (name == "ws") return transport_kind::ws;
-  if (name == "wss") return transport_kind::wss;
+  if (const auto kind = mqtt::transport::parse_transport_kind(name)) return *kind;
   throw std::runtime_error("unknown transport '" + std::string(name) +
                            "': expected tcp, tls, ws or wss");
 }
 
-std::string_view name_of(transport_kind kind) noexcept {
-  switch (kind) {
-    case transport_kind::tcp:
-      break;
-    case transport_kind::tls:
-      return "tls";
-    case transport_kind::ws:
-      return "ws";
-    case transport_kind::wss:
-      return "wss";
-  }
-  return "tcp";
-}
-
-tls_client_context::tls_client_context(const std::string& ca_file) {
-  std::signal(SIGPIPE, SIG_IGN);
-  ctx_ = SSL_CTX_new(TLS_client_method());
-  if (ctx_ == nullptr) throw std::runtime_error("SSL_CTX_new: " + openssl_errors());
-  SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-  // Read-ahead: one recv() takes in as many records as have arrived, not one record per call.
-  SSL_CTX_set_read_ahead(ctx_, 1);
-  if (!ca_file.empty()) {
-    if (SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr) != 1) {
-      const std::string why = openssl_errors();
-      SSL_CTX_free(ctx_);
-      throw std::runtime_error("CA file '" + ca_file + "': " + why);
-    }
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-  }
-}
-
-tls_client_context::~tls_client_context() {
-  SSL_CTX_free(ctx_);
-}
+tls_client_context::tls_client_context(const std::string& ca_file)
+    : ctx_(mqtt::transport::make_tls_client_context(ca_file, true)) {}
 
 client_link::client_link(std::uint16_t port, transport_kind kind, const tls_client_context* tls)
     : kind_(kind), fd_(dial(port)) {
@@ -366,14 +251,14 @@ client_link::client_link(std::uint16_t port, transport_kind kind, const tls_clie
     }
     if (uses_websocket(kind_)) upgrade_to_websocket(port);
   } catch (...) {
-    if (ssl_ != nullptr) SSL_free(ssl_);
+    ssl_.reset();
     ::close(fd_);
     throw;
   }
 }
 
 client_link::~client_link() {
-  if (ssl_ != nullptr) SSL_free(ssl_);
+  ssl_.reset();
   ::close(fd_);
 }
 
@@ -389,75 +274,37 @@ void client_link::wait_ready(short events) {
 }
 
 void client_link::start_tls(const tls_client_context& tls) {
-  ssl_ = SSL_new(tls.native());
-  if (ssl_ == nullptr) throw std::runtime_error("SSL_new: " + openssl_errors());
-  SSL_set_fd(ssl_, fd_);
-  // The certificate names the address connected to (subjectAltName IP:127.0.0.1).
-  X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), "127.0.0.1");
-  SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE);
-  for (;;) {
-    ERR_clear_error();
-    const int r = SSL_connect(ssl_);
-    if (r == 1) return;
-    const int err = SSL_get_error(ssl_, r);
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-      wait_ready(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
-      continue;
-    }
-    std::string why = openssl_errors();
-    if (const long verify = SSL_get_verify_result(ssl_); verify != X509_V_OK) {
-      why += std::string(why.empty() ? "" : "; ") + X509_verify_cert_error_string(verify);
-    }
-    throw std::runtime_error("TLS handshake failed: " + (why.empty() ? "connection closed" : why));
-  }
+  ssl_ = mqtt::transport::make_tls_client_session(tls.native(), fd_, "127.0.0.1");
+  mqtt::transport::tls_client_handshake(ssl_.get(), [this](bool want_read) {
+    wait_ready(want_read ? POLLIN : POLLOUT);  // throws after io_timeout
+    return true;
+  });
 }
 
 void client_link::upgrade_to_websocket(std::uint16_t port) {
-  std::array<unsigned char, 16> nonce{};
-  std::random_device random;
-  for (auto& b : nonce)
-    b = static_cast<unsigned char>(random());
-  mask_state_ = (std::uint64_t{random()} << 32) | random() | 1;  // xorshift needs a nonzero state
-  const std::string key = base64(nonce.data(), nonce.size());
-  const std::string request = "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                              "Sec-WebSocket-Key: " +
-                              key +
-                              "\r\nSec-WebSocket-Version: 13\r\n"
-                              "Sec-WebSocket-Protocol: mqtt\r\n\r\n";
-  write_wire(request.data(), request.size());
+  ws_.emplace(
+      mqtt::transport::websocket_client_options{.host = "127.0.0.1:" + std::to_string(port)});
+  write_wire(ws_->request().data(), ws_->request().size());
 
-  in_capacity_ = read_chunk * 2;
+  const std::size_t max_head = mqtt::transport::websocket_client_options{}.max_response_bytes;
+  in_capacity_ = std::max(read_chunk * 2, max_head);
   in_ = std::make_unique<char[]>(in_capacity_);
-  std::string_view head;
   for (;;) {
-    const std::string_view got(in_.get(), in_end_);
-    if (const auto end = got.find("\r\n\r\n"); end != std::string_view::npos) {
-      head = got.substr(0, end + 2);  // the last line's CRLF stays, for header_value()
-      in_begin_ = end + 4;            // frames may follow the head in the same read
+    const auto r = ws_->check_upgrade(std::string_view(in_.get(), in_end_));
+    using state = mqtt::transport::websocket_client::upgrade_state;
+    if (r.state == state::refused) throw std::runtime_error(r.reason);
+    if (r.state == state::accepted) {
+      in_begin_ = r.head_bytes;  // frames may follow the head in the same read
       break;
     }
-    if (in_end_ >= max_response_header) {
-      throw std::runtime_error("WebSocket upgrade: response header over 16 KiB");
-    }
-    in_end_ += read_wire(in_.get() + in_end_, max_response_header - in_end_, true);
-  }
-  const std::string status(head.substr(0, head.find("\r\n")));
-  if (status.rfind("HTTP/1.1 101", 0) != 0) {
-    throw std::runtime_error("WebSocket upgrade refused: " + status);
-  }
-  if (header_value(head, "sec-websocket-accept") != websocket_accept(key)) {
-    throw std::runtime_error("WebSocket upgrade: wrong Sec-WebSocket-Accept");
-  }
-  if (header_value(head, "sec-websocket-protocol") != "mqtt") {
-    throw std::runtime_error("WebSocket upgrade: subprotocol mqtt not agreed");
+    in_end_ += read_wire(in_.get() + in_end_, max_head - in_end_, true);
   }
   unwrap_frames();
 }
 
 std::size_t client_link::read_wire(char* into, std::size_t size, bool wait) {
   for (;;) {
-    if (ssl_ == nullptr) {
+    if (!ssl_) {
       const auto n = ::recv(fd_, into, size, 0);
       if (n > 0) return static_cast<std::size_t>(n);
       if (n == 0) throw std::runtime_error("connection closed by the broker");
@@ -470,9 +317,10 @@ std::size_t client_link::read_wire(char* into, std::size_t size, bool wait) {
       continue;
     }
     ERR_clear_error();
-    const int n = SSL_read(ssl_, into, static_cast<int>(std::min<std::size_t>(size, INT_MAX)));
+    const int n =
+        SSL_read(ssl_.get(), into, static_cast<int>(std::min<std::size_t>(size, INT_MAX)));
     if (n > 0) return static_cast<std::size_t>(n);
-    const int err = SSL_get_error(ssl_, n);
+    const int err = SSL_get_error(ssl_.get(), n);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
       // Also after records that carry no data, such as TLS 1.3 session tickets.
       if (!wait) return 0;
@@ -486,7 +334,7 @@ std::size_t client_link::read_wire(char* into, std::size_t size, bool wait) {
 
 void client_link::write_wire(const char* data, std::size_t size) {
   while (size > 0) {
-    if (ssl_ == nullptr) {
+    if (!ssl_) {
       const auto n = ::send(fd_, data, size, MSG_NOSIGNAL);
       if (n > 0) {
         data += n;
@@ -501,13 +349,14 @@ void client_link::write_wire(const char* data, std::size_t size) {
       throw std::runtime_error("send failed: connection closed by the broker");
     }
     ERR_clear_error();
-    const int n = SSL_write(ssl_, data, static_cast<int>(std::min<std::size_t>(size, INT_MAX)));
+    const int n =
+        SSL_write(ssl_.get(), data, static_cast<int>(std::min<std::size_t>(size, INT_MAX)));
     if (n > 0) {
       data += n;
       size -= static_cast<std::size_t>(n);
       continue;
     }
-    const int err = SSL_get_error(ssl_, n);
+    const int err = SSL_get_error(ssl_.get(), n);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
       wait_ready(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
       continue;
@@ -517,104 +366,32 @@ void client_link::write_wire(const char* data, std::size_t size) {
   }
 }
 
-void client_link::write_frame(std::uint8_t opcode, std::string_view payload) {
-  std::string& f = frame_out_;
-  f.clear();
-  f.push_back(static_cast<char>(0x80 | opcode));  // FIN: every frame is a whole message
-  if (payload.size() < 126) {
-    f.push_back(static_cast<char>(0x80 | payload.size()));
-  } else if (payload.size() <= 0xffff) {
-    f.push_back(static_cast<char>(0x80 | 126));
-    f.push_back(static_cast<char>(payload.size() >> 8));
-    f.push_back(static_cast<char>(payload.size() & 0xff));
-  } else {
-    f.push_back(static_cast<char>(0x80 | 127));
-    for (int shift = 56; shift >= 0; shift -= 8)
-      f.push_back(static_cast<char>((static_cast<std::uint64_t>(payload.size()) >> shift) & 0xff));
-  }
-  // A client masks every frame (RFC 6455 section 5.3); a word at a time, so that masking costs
-  // the load generator little next to what unmasking costs the broker.
-  const std::uint32_t mask = next_mask(mask_state_);
-  std::array<char, 4> key{};
-  std::memcpy(key.data(), &mask, key.size());
-  f.append(key.data(), key.size());
-  const std::size_t start = f.size();
-  f.append(payload);
-  std::uint64_t word_mask = 0;
-  std::memcpy(&word_mask, key.data(), 4);
-  std::memcpy(reinterpret_cast<char*>(&word_mask) + 4, key.data(), 4);
-  char* p = f.data() + start;
-  const std::size_t words = payload.size() / 8;
-  for (std::size_t i = 0; i < words; ++i) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, p + i * 8, 8);
-    w ^= word_mask;
-    std::memcpy(p + i * 8, &w, 8);
-  }
-  for (std::size_t i = words * 8; i < payload.size(); ++i)
-    p[i] = static_cast<char>(p[i] ^ key[i % 4]);
-  write_wire(f.data(), f.size());
-}
-
 void client_link::unwrap_frames() {
-  for (;;) {
-    const char* at = in_.get() + in_begin_;
-    const std::size_t avail = in_end_ - in_begin_;
-    if (avail < 2) break;
-    const auto b0 = static_cast<std::uint8_t>(at[0]);
-    const auto b1 = static_cast<std::uint8_t>(at[1]);
-    if ((b1 & 0x80) != 0) throw std::runtime_error("WebSocket: masked frame from the broker");
-    std::size_t header = 2;
-    std::uint64_t length = b1 & 0x7f;
-    if (length >= 126) {
-      const std::size_t bytes = length == 126 ? 2 : 8;
-      if (avail < header + bytes) break;
-      length = 0;
-      for (std::size_t i = 0; i < bytes; ++i)
-        length = (length << 8) | static_cast<std::uint8_t>(at[header + i]);
-      header += bytes;
-    }
-    if (length > std::size_t{64} * 1024 * 1024) {
-      throw std::runtime_error("WebSocket: frame over 64 MiB from the broker");
-    }
-    if (avail - header < length) {
-      // Make room for the rest of this frame behind it.
-      const std::size_t need = header + static_cast<std::size_t>(length);
-      if (need + read_chunk > in_capacity_) {
-        auto bigger = std::make_unique<char[]>(need + read_chunk);
-        std::memcpy(bigger.get(), at, avail);
-        in_ = std::move(bigger);
-        in_capacity_ = need + read_chunk;
-        in_begin_ = 0;
-        in_end_ = avail;
-      }
-      break;
-    }
-    const std::string_view payload(at + header, static_cast<std::size_t>(length));
-    in_begin_ += header + static_cast<std::size_t>(length);
-    switch (b0 & 0x0f) {
-      case op_continuation:
-      case op_binary:
-        dec_.feed(payload);  // MQTT packets may span frames [MQTT-6.0.0-2]
-        break;
-      case op_text:
-        throw std::runtime_error("WebSocket: text frame from the broker");
-      case op_close:
-        throw std::runtime_error("connection closed by the broker (WebSocket close)");
-      case op_ping:
-        write_frame(op_pong, payload);
-        break;
-      case op_pong:
-        break;
-      default:
-        throw std::runtime_error("WebSocket: reserved opcode " + std::to_string(b0 & 0x0f));
-    }
+  using state = mqtt::transport::websocket_client::unwrap_state;
+  replies_.clear();
+  const auto r = ws_->unwrap(
+      std::string_view(in_.get() + in_begin_, in_end_ - in_begin_),
+      [this](std::string_view mqtt) { dec_.feed(mqtt); }, replies_);
+  in_begin_ += r.consumed;
+  if (!replies_.empty()) write_wire(replies_.data(), replies_.size());  // pongs
+  if (r.state == state::failed) throw std::runtime_error(r.reason);
+  if (r.state == state::closed) {
+    throw std::runtime_error("connection closed by the broker (WebSocket close)");
   }
-  if (in_begin_ == in_end_) {
+  const std::size_t avail = in_end_ - in_begin_;
+  if (r.next_frame_bytes + read_chunk > in_capacity_) {
+    // Make room for the rest of this frame behind it.
+    auto bigger = std::make_unique<char[]>(r.next_frame_bytes + read_chunk);
+    std::memcpy(bigger.get(), in_.get() + in_begin_, avail);
+    in_ = std::move(bigger);
+    in_capacity_ = r.next_frame_bytes + read_chunk;
+    in_begin_ = 0;
+    in_end_ = avail;
+  } else if (avail == 0) {
     in_begin_ = in_end_ = 0;
   } else if (in_capacity_ - in_end_ < read_chunk) {
-    std::memmove(in_.get(), in_.get() + in_begin_, in_end_ - in_begin_);
-    in_end_ -= in_begin_;
+    std::memmove(in_.get(), in_.get() + in_begin_, avail);
+    in_end_ = avail;
     in_begin_ = 0;
   }
 }
@@ -632,7 +409,9 @@ void client_link::mqtt_connect(const std::string& client_id) {
 
 void client_link::send(std::string_view mqtt) {
   if (uses_websocket(kind_)) {
-    write_frame(op_binary, mqtt);
+    frame_out_.clear();
+    ws_->frame(mqtt::transport::websocket_client::op_binary, mqtt, frame_out_);
+    write_wire(frame_out_.data(), frame_out_.size());
   } else {
     write_wire(mqtt.data(), mqtt.size());
   }
@@ -655,7 +434,7 @@ bool client_link::receive(bool wait) {
     total += n;
     // SSL_read returns one record at a time: take the rest of what read-ahead already holds,
     // so that one call sees what a plain recv() would.
-    if (n == 0 || ssl_ == nullptr || total >= read_chunk || SSL_has_pending(ssl_) == 0) break;
+    if (n == 0 || !ssl_ || total >= read_chunk || SSL_has_pending(ssl_.get()) == 0) break;
   }
   return total > 0;
 }
@@ -679,8 +458,8 @@ void client_link::shutdown() noexcept {
 }
 
 std::string client_link::tls_description() const {
-  if (ssl_ == nullptr) return {};
-  return std::string(SSL_get_version(ssl_)) + " " + SSL_get_cipher_name(ssl_);
+  if (!ssl_) return {};
+  return std::string(SSL_get_version(ssl_.get())) + " " + SSL_get_cipher_name(ssl_.get());
 }
 
 }  // namespace ebus::bench

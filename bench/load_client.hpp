@@ -16,10 +16,9 @@
 
 #include "mqtt/codec/decoder.hpp"
 #include "mqtt/codec/packet.hpp"
-
-// OpenSSL's handle types, so that this header does not pull in OpenSSL's.
-struct ssl_ctx_st;
-struct ssl_st;
+#include "mqtt/transport/tls_client.hpp"
+#include "mqtt/transport/transport_kind.hpp"
+#include "mqtt/transport/websocket_client.hpp"
 
 namespace ebus::bench {
 
@@ -80,16 +79,12 @@ struct temp_dir {
 // --- clients over TLS and WebSocket ------------------------------------------------------------
 
 /// What a client speaks on its socket; the names are the listen URL schemes.
-enum class transport_kind : std::uint8_t { tcp, tls, ws, wss };
+using mqtt::transport::name_of;
+using mqtt::transport::transport_kind;
+using mqtt::transport::uses_tls;
+using mqtt::transport::uses_websocket;
 /// "tcp", "tls", "ws" or "wss"; throws for anything else.
 [[nodiscard]] transport_kind parse_transport(std::string_view name);
-[[nodiscard]] std::string_view name_of(transport_kind kind) noexcept;
-[[nodiscard]] constexpr bool uses_tls(transport_kind kind) noexcept {
-  return kind == transport_kind::tls || kind == transport_kind::wss;
-}
-[[nodiscard]] constexpr bool uses_websocket(transport_kind kind) noexcept {
-  return kind == transport_kind::ws || kind == transport_kind::wss;
-}
 
 /// An OpenSSL client context (TLS 1.2 at least), shared by the links that use it. Creating one
 /// ignores SIGPIPE for the process: OpenSSL writes with write(2), and a broker that closes must
@@ -101,11 +96,11 @@ class tls_client_context {
   explicit tls_client_context(const std::string& ca_file);
   tls_client_context(const tls_client_context&) = delete;
   tls_client_context& operator=(const tls_client_context&) = delete;
-  ~tls_client_context();
-  [[nodiscard]] ssl_ctx_st* native() const noexcept { return ctx_; }
+  ~tls_client_context() = default;
+  [[nodiscard]] ssl_ctx_st* native() const noexcept { return ctx_.get(); }
 
  private:
-  ssl_ctx_st* ctx_ = nullptr;
+  mqtt::transport::tls_context_ptr ctx_;
 };
 
 /// One client connection to 127.0.0.1:port carrying MQTT over TCP, TLS, WebSocket or WebSocket
@@ -154,19 +149,19 @@ class client_link {
   void start_tls(const tls_client_context& tls);
   void upgrade_to_websocket(std::uint16_t port);
   void unwrap_frames();
-  void write_frame(std::uint8_t opcode, std::string_view payload);
 
   transport_kind kind_;
   int fd_ = -1;
-  ssl_st* ssl_ = nullptr;
+  mqtt::transport::tls_session_ptr ssl_;
   mqtt::codec::decoder dec_;
+  std::optional<mqtt::transport::websocket_client> ws_;
   // ws, wss: bytes read and not yet unwrapped, in in_[in_begin_, in_end_).
   std::unique_ptr<char[]> in_;
   std::size_t in_capacity_ = 0;
   std::size_t in_begin_ = 0;
   std::size_t in_end_ = 0;
   std::string frame_out_;
-  std::uint64_t mask_state_ = 0;
+  std::string replies_;  // pongs
 };
 
 }  // namespace ebus::bench

@@ -12,10 +12,8 @@ namespace ebus::test {
 namespace {
 
 transport_kind parse_transport(std::string_view value) {
-  if (value.empty() || value == "tcp") return transport_kind::tcp;
-  if (value == "tls") return transport_kind::tls;
-  if (value == "ws") return transport_kind::ws;
-  if (value == "wss") return transport_kind::wss;
+  if (value.empty()) return transport_kind::tcp;
+  if (const auto kind = mqtt::transport::parse_transport_kind(value)) return *kind;
   throw std::invalid_argument("EBUS_TEST_TRANSPORT='" + std::string(value) +
                               "': expected tcp, tls, ws or wss");
 }
@@ -68,20 +66,6 @@ transport_kind test_transport() {
     return parse_transport(value == nullptr ? "" : value);
   }();
   return kind;
-}
-
-std::string_view name_of(transport_kind kind) noexcept {
-  switch (kind) {
-    case transport_kind::tcp:
-      break;
-    case transport_kind::tls:
-      return "tls";
-    case transport_kind::ws:
-      return "ws";
-    case transport_kind::wss:
-      return "wss";
-  }
-  return "tcp";
 }
 
 const tls_files& test_tls_files() {

@@ -216,7 +216,16 @@ awaitable<void> connection::reader() {
       continue;  // closing now, or refusing with a CONNACK first
     }
     if (*r) {
-      (void)handle(std::move(**r));  // a packet that ends the connection also sets closing_
+      const auto verdict = protocol_.on_packet(**r);
+      if (verdict.what == kind::connect) {
+        // The login may wait for the login thread; packets behind the CONNECT wait with it.
+        auto& c = std::get<codec::connect>(**r);
+        std::string why;
+        const auto login = co_await server_.authenticate(c, listener_, *stream_, why);
+        if (!closing_) (void)on_connect(std::move(c), login, why);
+      } else {
+        (void)handle(std::move(**r), verdict);  // a packet that ends it also sets closing_
+      }
       continue;
     }
     if (decoder_.buffered() == 0) {
@@ -340,10 +349,8 @@ void connection::protocol_error(std::string_view what) {
   close("protocol error");
 }
 
-bool connection::handle(codec::packet&& p) {
-  const auto verdict = protocol_.on_packet(p);
+bool connection::handle(codec::packet&& p, const protocol_action& verdict) {
   if (verdict.what == kind::handle) return handle_session_packet(p);
-  if (verdict.what == kind::connect) return on_connect(std::move(std::get<codec::connect>(p)));
   apply(verdict);
   return !closing_;
 }
@@ -393,14 +400,13 @@ bool connection::handle_session_packet(codec::packet& p) {
       p);
 }
 
-bool connection::on_connect(codec::connect&& c) {
-  std::string why;
-  if (const auto code = server_.authenticate(c, listener_, *stream_, why);
-      code != codec::connect_return_code::accepted) {
+bool connection::on_connect(codec::connect&& c, codec::connect_return_code login,
+                            const std::string& why) {
+  if (login != codec::connect_return_code::accepted) {
     ++broker_.mutable_stats().connections_refused;
-    server_.note_login_failure(peer_, c, code, why);
-    const auto actions = protocol_.on_connect_result(code, std::move(c.will));
-    queue_control(codec::connack{false, code});
+    server_.note_login_failure(peer_, c, login, why);
+    const auto actions = protocol_.on_connect_result(login, std::move(c.will));
+    queue_control(codec::connack{false, login});
     apply(actions);
     return false;
   }

@@ -67,10 +67,12 @@ class connection final : public client_link, public std::enable_shared_from_this
   [[nodiscard]] bool session_linked() const;
 
   /// Returns false when the connection must stop reading.
-  bool handle(codec::packet&& p);
+  /// A packet other than CONNECT, with what the protocol object decided about it.
+  bool handle(codec::packet&& p, const protocol_action& verdict);
   /// A session packet: PUBLISH, its acknowledgements, SUBSCRIBE, UNSUBSCRIBE.
   bool handle_session_packet(codec::packet& p);
-  bool on_connect(codec::connect&& c);
+  /// The CONNECT, once the server has decided its login (`why`: the reason of a refusal).
+  bool on_connect(codec::connect&& c, codec::connect_return_code login, const std::string& why);
   void on_publish(codec::publish&& p);
   void on_decode_error(std::error_code ec);
   void protocol_error(std::string_view what);

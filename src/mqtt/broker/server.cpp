@@ -106,6 +106,7 @@ server::server(asio::any_io_executor executor, clock& clk, broker_options option
 server::~server() {
   stop();
   *alive_ = false;
+  if (login_thread_) login_thread_->join();  // a hash under way finishes; its answer is dropped
 }
 
 expected<void, std::string> server::start() {
@@ -306,8 +307,34 @@ expected<void, std::string> server::reload_certificates() {
   return {};
 }
 
-codec::connect_return_code server::authenticate(codec::connect& c, const listener_options& l,
-                                                const stream& s, std::string& why) {
+// Runs `job` on the login thread and completes, with its result, on the awaiting coroutine's
+// executor (the loop). Nothing of the caller is touched on the login thread.
+awaitable<auth::login_result> server::on_login_thread(std::shared_ptr<login_job> job) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(auth::login_result)>(
+      [pool = login_thread_->get_executor()](auto handler, std::shared_ptr<login_job> work) {
+        auto loop = asio::get_associated_executor(handler);
+        asio::post(pool, [handler = std::move(handler), work = std::move(work),
+                          guard = asio::make_work_guard(loop)]() mutable {
+          const auto result = work->password ? work->passwords->check(work->user, *work->password)
+                                             : work->passwords->check_without_password(work->user);
+          work->password.reset();
+          auto resume = guard.get_executor();
+          asio::post(resume, [handler = std::move(handler), result]() mutable {
+            std::move(handler)(result);
+          });
+        });
+      },
+      asio::use_awaitable, std::move(job));
+}
+
+void server::set_password_file(std::shared_ptr<const auth::password_file> passwords) {
+  if (passwords && !login_thread_) login_thread_ = std::make_unique<asio::thread_pool>(1);
+  passwords_ = std::move(passwords);
+}
+
+awaitable<codec::connect_return_code> server::authenticate(codec::connect& c,
+                                                           const listener_options& l,
+                                                           const stream& s, std::string& why) {
   using code = codec::connect_return_code;
   if (l.use_identity_as_username) {
     // The verified certificate names the client; what it sent as username and password is
@@ -316,29 +343,33 @@ codec::connect_return_code server::authenticate(codec::connect& c, const listene
     auto name = s.certificate_name();
     if (!name || name->empty()) {
       why = "no verified client certificate with a common name";
-      return code::not_authorized;
+      co_return code::not_authorized;
     }
     c.username = std::move(name);
-    return code::accepted;
+    co_return code::accepted;
   }
   // An empty username counts as none, as in mosquitto.
   if (c.username && c.username->empty()) c.username.reset();
   if (!c.username) {
-    if (l.allow_anonymous) return code::accepted;
+    if (l.allow_anonymous) co_return code::accepted;
     why = "anonymous clients are not allowed on this listener";
-    return code::not_authorized;
+    co_return code::not_authorized;
   }
   if (!passwords_) {
-    if (l.allow_anonymous) return code::accepted;  // the username only names the client
+    if (l.allow_anonymous) co_return code::accepted;  // the username only names the client
     why = "no password file to check the login against";
-    return code::not_authorized;
+    co_return code::not_authorized;
   }
-  const auto result = c.password ? passwords_->check(*c.username, *c.password)
-                                 : passwords_->check_without_password(*c.username);
+  // The file is kept alive by the job, even if a reload replaces it meanwhile. A named job:
+  // GCC 12 miscompiles a lambda temporary with string captures inside a co_await expression.
+  auto job = std::make_shared<login_job>(
+      login_job{passwords_, std::move(*c.username), std::move(c.password)});
+  const auto result = co_await on_login_thread(job);
+  c.username = std::move(job->user);
   c.password.reset();  // no longer needed; not kept in memory
   switch (result) {
     case auth::login_result::accepted:
-      return code::accepted;
+      co_return code::accepted;
     case auth::login_result::unknown_user:
       why = "unknown user";
       break;
@@ -346,7 +377,7 @@ codec::connect_return_code server::authenticate(codec::connect& c, const listene
       why = "wrong password";
       break;
   }
-  return code::bad_user_name_or_password;
+  co_return code::bad_user_name_or_password;
 }
 
 void server::note_login_failure(const std::string& peer, const codec::connect& c,

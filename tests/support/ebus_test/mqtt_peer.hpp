@@ -23,6 +23,8 @@
 #include "ebus_test/transport.hpp"
 #include "mqtt/codec/decoder.hpp"
 #include "mqtt/codec/packet.hpp"
+#include "mqtt/transport/tls_client.hpp"
+#include "mqtt/transport/websocket_client.hpp"
 
 namespace ebus::test {
 
@@ -90,8 +92,6 @@ class mqtt_peer {
   [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
 
  private:
-  struct tls_session;
-
   void start_tls(const std::string& host);
   void upgrade_to_websocket(const std::string& host, std::uint16_t port);
   // The byte stream under MQTT (TCP or TLS): > 0 bytes read, 0 at the end, -1 on timeout.
@@ -106,7 +106,8 @@ class mqtt_peer {
   int fd_ = -1;
   bool eof_ = false;
   transport_kind transport_ = transport_kind::tcp;
-  std::unique_ptr<tls_session> tls_;
+  mqtt::transport::tls_session_ptr tls_;
+  std::optional<mqtt::transport::websocket_client> ws_;
   std::string frames_in_;  // WebSocket bytes not yet unwrapped
   mqtt::codec::decoder decoder_;
 };

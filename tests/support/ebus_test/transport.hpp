@@ -7,23 +7,19 @@
 #include <string>
 #include <string_view>
 
+#include "mqtt/transport/transport_kind.hpp"
+
 namespace ebus::test {
 
-enum class transport_kind : std::uint8_t { tcp, tls, ws, wss };
+/// name_of(): "tcp", "tls", "ws", "wss", also the listen URL scheme.
+using mqtt::transport::name_of;
+using mqtt::transport::transport_kind;
+using mqtt::transport::uses_tls;
+using mqtt::transport::uses_websocket;
 
 /// EBUS_TEST_TRANSPORT: "tcp" (also when unset or empty), "tls", "ws" or "wss"; read once. Any
 /// other value throws std::invalid_argument, so a typo cannot silently test plain TCP.
 [[nodiscard]] transport_kind test_transport();
-
-/// "tcp", "tls", "ws", "wss": also the listen URL scheme.
-[[nodiscard]] std::string_view name_of(transport_kind kind) noexcept;
-
-[[nodiscard]] constexpr bool uses_tls(transport_kind kind) noexcept {
-  return kind == transport_kind::tls || kind == transport_kind::wss;
-}
-[[nodiscard]] constexpr bool uses_websocket(transport_kind kind) noexcept {
-  return kind == transport_kind::ws || kind == transport_kind::wss;
-}
 
 /// A self-signed certificate for CN=localhost and IP 127.0.0.1, and its key: the TLS listeners'
 /// certificate and the clients' only trusted CA. Made on first use with the openssl CLI, once per

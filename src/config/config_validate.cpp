@@ -259,8 +259,8 @@ void check_listener_settings(const daemon_config& cfg, const listener_ref& ref,
   const auto warn = [&](const char* name, std::string message) {
     if (warnings != nullptr) warnings->push_back({at(name), std::move(message)});
   };
-  const bool tls = mqtt::broker::is_tls(addr.transport);
-  const bool websocket = mqtt::broker::is_websocket(addr.transport);
+  const bool tls = mqtt::transport::uses_tls(addr.transport);
+  const bool websocket = mqtt::transport::uses_websocket(addr.transport);
   if (tls) {
     const std::string why = "required for a " + addr.scheme + ":// listener: ";
     bool pair_readable = true;

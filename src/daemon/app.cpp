@@ -242,7 +242,7 @@ expected<void, std::string> app::start() {
   extra_modules_.clear();
 
   if (internal_) {
-    if (auto loaded = load_security(); !loaded) return fail(loaded.error());
+    if (auto loaded = load_security("loaded"); !loaded) return fail(loaded.error());
     internal_->reserve_descriptors(descriptor_reserve(cfg_));
     internal_->on_failure([this](const std::string& what) { report_failure(what); });
     if (auto listening = internal_->start(); !listening) {
@@ -270,26 +270,8 @@ expected<void, std::string> app::start() {
   return {};
 }
 
-expected<void, std::string> app::load_security() {
-  const auto& eb = cfg_.eventbus;
-  if (!eb.password_file.empty()) {
-    auto passwords = mqtt::auth::password_file::load(eb.password_file);
-    if (!passwords) return fail("modules.eventBus.passwordFile: " + passwords.error());
-    log_->info("password_file path={} users={}", log::escape(eb.password_file), passwords->size());
-    internal_->set_password_file(
-        std::make_shared<const mqtt::auth::password_file>(std::move(*passwords)));
-  }
-  if (!eb.acl_file.empty()) {
-    auto acl = mqtt::auth::acl::load(eb.acl_file);
-    if (!acl) return fail("modules.eventBus.aclFile: " + acl.error());
-    log_->info("acl_file path={} rules={}", log::escape(eb.acl_file), acl->rule_count());
-    internal_->set_acl(std::make_shared<const mqtt::auth::acl>(std::move(*acl)));
-  }
-  return {};
-}
-
-expected<void, std::string> app::reload_security() {
-  if (!internal_) return {};
+expected<void, std::string> app::load_security(std::string_view verb) {
+  // Each file replaces what is in force only once it has loaded; the errors say which did not.
   std::string errors;
   const auto note = [&](const std::string& line) {
     if (!errors.empty()) errors += '\n';
@@ -298,27 +280,34 @@ expected<void, std::string> app::reload_security() {
   const auto& eb = cfg_.eventbus;
   if (!eb.password_file.empty()) {
     if (auto passwords = mqtt::auth::password_file::load(eb.password_file); passwords) {
-      log_->info("reloaded password_file path={} users={}", log::escape(eb.password_file),
+      log_->info("{} password_file path={} users={}", verb, log::escape(eb.password_file),
                  passwords->size());
       internal_->set_password_file(
           std::make_shared<const mqtt::auth::password_file>(std::move(*passwords)));
     } else {
-      note("modules.eventBus.passwordFile: " + passwords.error() + " (the previous users stay)");
+      note("modules.eventBus.passwordFile: " + passwords.error());
     }
   }
   if (!eb.acl_file.empty()) {
     if (auto acl = mqtt::auth::acl::load(eb.acl_file); acl) {
-      log_->info("reloaded acl_file path={} rules={}", log::escape(eb.acl_file), acl->rule_count());
+      log_->info("{} acl_file path={} rules={}", verb, log::escape(eb.acl_file), acl->rule_count());
       internal_->set_acl(std::make_shared<const mqtt::auth::acl>(std::move(*acl)));
     } else {
-      note("modules.eventBus.aclFile: " + acl.error() + " (the previous rules stay)");
+      note("modules.eventBus.aclFile: " + acl.error());
     }
-  }
-  if (auto certificates = internal_->reload_certificates(); !certificates) {
-    note(certificates.error() + " (the previous certificates stay)");
   }
   if (!errors.empty()) return fail(std::move(errors));
   return {};
+}
+
+expected<void, std::string> app::reload_security() {
+  if (!internal_) return {};
+  auto files = load_security("reloaded");
+  auto certificates = internal_->reload_certificates();
+  if (files && certificates) return {};
+  std::string errors = files ? std::string() : files.error();
+  if (!certificates) errors += (errors.empty() ? "" : "\n") + certificates.error();
+  return fail(std::move(errors));
 }
 
 std::string app::describe() const {

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/asio.hpp"
@@ -116,7 +117,8 @@ class app {
   void report_failure(const std::string& what);
   /// Warns (one line) when the soft RLIMIT_NOFILE cannot hold every connection allowed.
   void check_descriptor_limit() const;
-  expected<void, std::string> load_security();
+  /// Loads the password and ACL files into the broker (`verb` for the log: loaded, reloaded).
+  expected<void, std::string> load_security(std::string_view verb);
 
   asio::io_context& io_;
   config::daemon_config cfg_;

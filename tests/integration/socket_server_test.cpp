@@ -356,6 +356,18 @@ bus::message make_message(std::string destination, std::string content, bool syn
   return m;
 }
 
+/// Sends numbered messages to "remote" until the bus refuses one (at most `limit`): how many were
+/// taken, and the refusal.
+std::pair<int, std::error_code> send_until_refused(harness& h, const std::string& payload,
+                                                   int limit) {
+  for (int i = 0; i < limit; ++i) {
+    const auto sent = h.call(
+        [&] { return h.bus().send("remote", make_message("", std::to_string(i) + payload)); });
+    if (!sent) return {i, sent.error()};
+  }
+  return {limit, {}};
+}
+
 std::string text_of(const bus::message& m) {
   return m.content.bytes();
 }
@@ -948,17 +960,7 @@ TEST_P(remote_module, slow_remote_fills_its_queue_and_senders_get_queue_full) {
   // The client reads nothing now. The kernel's buffers take some messages, the queue 8 more,
   // then the bus refuses without blocking the loop.
   const std::string payload(4096, 'p');
-  int accepted = 0;
-  std::error_code refusal;
-  for (int i = 0; i < 10000 && !refusal; ++i) {
-    const auto sent = h.call(
-        [&] { return h.bus().send("remote", make_message("", std::to_string(i) + payload)); });
-    if (sent) {
-      ++accepted;
-    } else {
-      refusal = sent.error();
-    }
-  }
+  const auto [accepted, refusal] = send_until_refused(h, payload, 10000);
   EXPECT_EQ(refusal, bus_errc::queue_full);
   EXPECT_GE(accepted, 8);
   // The loop still serves everyone else.
@@ -1061,17 +1063,7 @@ TEST_P(remote_module, outbound_queue_is_bounded_in_bytes_and_charged_to_the_budg
   peer p(h.path(stream()), stream());
   ASSERT_EQ(p.register_as("remote").route.operation, "response");
   const std::string payload(4096, 'p');
-  int accepted = 0;
-  std::error_code refusal;
-  for (int i = 0; i < 100000 && !refusal; ++i) {
-    const auto sent = h.call(
-        [&] { return h.bus().send("remote", make_message("", std::to_string(i) + payload)); });
-    if (sent) {
-      ++accepted;
-    } else {
-      refusal = sent.error();
-    }
-  }
+  const auto [accepted, refusal] = send_until_refused(h, payload, 100000);
   EXPECT_EQ(refusal, bus_errc::queue_full);
   const auto [c, used] = h.call([&] { return std::pair{h.server().connections(), budget.used()}; });
   ASSERT_EQ(c.size(), 1u);

@@ -9,26 +9,13 @@
 #include <string_view>
 
 #include "common/expected.hpp"
+#include "mqtt/transport/transport_kind.hpp"
 
 namespace ebus::mqtt::broker {
 
-/// What a listener speaks on its socket.
-enum class listen_transport : std::uint8_t {
-  tcp,  ///< plain MQTT over TCP: tcp://, mqtt://
-  tls,  ///< MQTT over TLS: tls://, ssl://, mqtts://
-  ws,   ///< MQTT over WebSocket: ws://
-  wss,  ///< MQTT over WebSocket over TLS: wss://
-};
-
-/// True for the transports that need a certificate and a key (tls, wss).
-constexpr bool is_tls(listen_transport t) {
-  return t == listen_transport::tls || t == listen_transport::wss;
-}
-
-/// True for the WebSocket transports (ws, wss), the ones that have an HTTP path.
-constexpr bool is_websocket(listen_transport t) {
-  return t == listen_transport::ws || t == listen_transport::wss;
-}
+/// What a listener speaks on its socket: tcp (tcp://, mqtt://), tls (tls://, ssl://, mqtts://),
+/// ws (ws://), wss (wss://).
+using listen_transport = transport::transport_kind;
 
 struct listen_address {
   std::string scheme;  ///< as written: "tcp", "mqtt", "tls", "ssl", "mqtts", "ws" or "wss"

@@ -25,24 +25,10 @@ void drain(int fd) {
   }
 }
 
-const char* scheme_of(listen_transport t) {
-  switch (t) {
-    case listen_transport::tcp:
-      break;
-    case listen_transport::tls:
-      return "tls";
-    case listen_transport::ws:
-      return "ws";
-    case listen_transport::wss:
-      return "wss";
-  }
-  return "tcp";
-}
-
 std::string url_of(listen_transport t, const asio::ip::tcp::endpoint& ep) {
   const auto host = ep.address().to_string();
-  return ep.address().is_v6() ? fmt::format("{}://[{}]:{}", scheme_of(t), host, ep.port())
-                              : fmt::format("{}://{}:{}", scheme_of(t), host, ep.port());
+  return ep.address().is_v6() ? fmt::format("{}://[{}]:{}", transport::name_of(t), host, ep.port())
+                              : fmt::format("{}://{}:{}", transport::name_of(t), host, ep.port());
 }
 
 }  // namespace
@@ -149,7 +135,7 @@ expected<void, std::string> server::bind(listener& l) {
   auto addr = parse_listen_url(url);
   if (!addr) return fail(addr.error());
   l.kind = addr->transport;
-  if (is_tls(l.kind)) {
+  if (transport::uses_tls(l.kind)) {
     auto context = make_tls_context(l.options.tls);
     if (!context) return fail(context.error());
     l.tls = std::move(*context);
@@ -296,7 +282,7 @@ expected<void, std::string> server::reload_certificates() {
   std::vector<std::shared_ptr<asio::ssl::context>> loaded(listeners_.size());
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
     const auto& l = *listeners_[i];
-    if (!is_tls(l.kind)) continue;
+    if (!transport::uses_tls(l.kind)) continue;
     auto context = make_tls_context(l.options.tls);
     if (!context) return fail("listener '" + l.options.url + "': " + context.error());
     loaded[i] = std::move(*context);

@@ -14,52 +14,18 @@ namespace {
 using asio::use_awaitable;
 using asio::experimental::as_tuple;
 
-class tcp_stream final : public stream {
+asio::ip::tcp::socket& bottom(asio::ip::tcp::socket& s) noexcept {
+  return s;
+}
+asio::ip::tcp::socket& bottom(asio::ssl::stream<asio::ip::tcp::socket>& s) noexcept {
+  return s.next_layer();
+}
+
+// Reads, writes, cancelling and closing are the same over a socket and over TLS on it.
+template <class Stream>
+class asio_stream : public stream {
  public:
-  explicit tcp_stream(asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
-
-  awaitable<std::error_code> open() override { co_return std::error_code{}; }
-
-  awaitable<read_result> read_some(asio::mutable_buffer into) override {
-    auto [ec, n] = co_await socket_.async_read_some(into, as_tuple(use_awaitable));
-    co_return read_result{ec, n};
-  }
-
-  awaitable<std::error_code> write(write_batch batch) override {
-    auto [ec, n] = co_await asio::async_write(socket_, batch, as_tuple(use_awaitable));
-    (void)n;
-    co_return ec;
-  }
-
-  void cancel() noexcept override {
-    std::error_code ignored;
-    socket_.cancel(ignored);
-  }
-
-  void close() noexcept override {
-    std::error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
-  }
-
-  asio::ip::tcp::socket& socket() noexcept override { return socket_; }
-  const char* name() const noexcept override { return "tcp"; }
-
- private:
-  asio::ip::tcp::socket socket_;
-};
-
-class tls_stream final : public stream {
- public:
-  tls_stream(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> context)
-      : context_(std::move(context)), stream_(std::move(socket), *context_) {}
-
-  awaitable<std::error_code> open() override {
-    auto [ec] =
-        co_await stream_.async_handshake(asio::ssl::stream_base::server, as_tuple(use_awaitable));
-    if (!ec) read_certificate_name();
-    co_return ec;
-  }
+  explicit asio_stream(Stream s) : stream_(std::move(s)) {}
 
   awaitable<read_result> read_some(asio::mutable_buffer into) override {
     auto [ec, n] = co_await stream_.async_read_some(into, as_tuple(use_awaitable));
@@ -74,17 +40,43 @@ class tls_stream final : public stream {
 
   void cancel() noexcept override {
     std::error_code ignored;
-    stream_.next_layer().cancel(ignored);
+    bottom(stream_).cancel(ignored);
   }
 
   void close() noexcept override {
-    // No close_notify: the peer is gone or being dropped, and waiting for it could stall.
+    // Over TLS without close_notify: the peer is gone or being dropped, and waiting for it
+    // could stall.
     std::error_code ignored;
-    stream_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    stream_.next_layer().close(ignored);
+    bottom(stream_).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    bottom(stream_).close(ignored);
   }
 
-  asio::ip::tcp::socket& socket() noexcept override { return stream_.next_layer(); }
+  asio::ip::tcp::socket& socket() noexcept override { return bottom(stream_); }
+
+ protected:
+  Stream stream_;
+};
+
+class tcp_stream final : public asio_stream<asio::ip::tcp::socket> {
+ public:
+  using asio_stream::asio_stream;
+  awaitable<std::error_code> open() override { co_return std::error_code{}; }
+  const char* name() const noexcept override { return "tcp"; }
+};
+
+class tls_stream final : public asio_stream<asio::ssl::stream<asio::ip::tcp::socket>> {
+ public:
+  // The SSL object keeps its own reference to the OpenSSL context; context_ keeps Asio's.
+  tls_stream(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> context)
+      : asio_stream({std::move(socket), *context}), context_(std::move(context)) {}
+
+  awaitable<std::error_code> open() override {
+    auto [ec] =
+        co_await stream_.async_handshake(asio::ssl::stream_base::server, as_tuple(use_awaitable));
+    if (!ec) read_certificate_name();
+    co_return ec;
+  }
+
   std::optional<std::string> certificate_name() const override { return certificate_name_; }
   const char* name() const noexcept override { return "tls"; }
 
@@ -108,7 +100,6 @@ class tls_stream final : public stream {
   }
 
   std::shared_ptr<asio::ssl::context> context_;
-  asio::ssl::stream<asio::ip::tcp::socket> stream_;
   std::optional<std::string> certificate_name_;
 };
 

@@ -83,14 +83,14 @@ TEST(listen_url, each_scheme_gives_its_transport_and_keeps_its_name) {
 }
 
 TEST(listen_url, tls_and_websocket_predicates) {
-  EXPECT_FALSE(is_tls(listen_transport::tcp));
-  EXPECT_TRUE(is_tls(listen_transport::tls));
-  EXPECT_FALSE(is_tls(listen_transport::ws));
-  EXPECT_TRUE(is_tls(listen_transport::wss));
-  EXPECT_FALSE(is_websocket(listen_transport::tcp));
-  EXPECT_FALSE(is_websocket(listen_transport::tls));
-  EXPECT_TRUE(is_websocket(listen_transport::ws));
-  EXPECT_TRUE(is_websocket(listen_transport::wss));
+  EXPECT_FALSE(transport::uses_tls(listen_transport::tcp));
+  EXPECT_TRUE(transport::uses_tls(listen_transport::tls));
+  EXPECT_FALSE(transport::uses_tls(listen_transport::ws));
+  EXPECT_TRUE(transport::uses_tls(listen_transport::wss));
+  EXPECT_FALSE(transport::uses_websocket(listen_transport::tcp));
+  EXPECT_FALSE(transport::uses_websocket(listen_transport::tls));
+  EXPECT_TRUE(transport::uses_websocket(listen_transport::ws));
+  EXPECT_TRUE(transport::uses_websocket(listen_transport::wss));
 }
 
 TEST(listen_url, websocket_with_an_ipv6_literal) {

@@ -7,27 +7,47 @@
 //   (b) C connections (default 1,000) each CONNECT, then send the first half of a PUBLISH of
 //       P bytes (default 512 KiB) and stop there; RSS is read 2 s after the last byte went out
 //
+//   (c) for each count C in --idle (default 10000,50000): C clients CONNECT (keep-alive 120 s,
+//       distinct client ids) and then send nothing; memory is read 2 s after the last CONNACK.
+//       Bytes per connection = RssAnon growth / C (the kernel's socket buffers are not the
+//       process's memory and are not counted by either broker)
+//   (d) the whole daemon (apps/eventbus) idle at its default configuration (internal broker,
+//       module sockets, SQLite store), against an idle mosquitto: Pss and private memory from
+//       /proc/<pid>/smaps_rollup, RssAnon from /proc/<pid>/status
+//
 //   memory_compare [--retained N] [--retained-bytes B] [--connections C] [--packet-bytes P]
-//                  [--mosquitto PATH] [--server PATH]
+//                  [--idle C1,C2,...] [--only abcd] [--json FILE] [--mosquitto PATH]
+//                  [--server PATH] [--daemon PATH]
+//
+// --only picks scenarios by letter (default all); --json appends one JSON line per broker and
+// scenario (group "memory"). Up to 50,000 connections need as many descriptors in each process
+// and more source ports than one address has: the bench raises RLIMIT_NOFILE (as root, past the
+// hard limit) and spreads the clients over source addresses 127.0.0.2, 127.0.0.3, ...
 //
 // Memory comes from /proc/<pid>/status of the broker: VmRSS and RssAnon after the scenario, and
 // the peaks, sampled every 10 ms (VmHWM for RSS, which also catches what falls between samples).
 // (a) then subscribes to 10 of the topics, spread over the range, to show how many retained
 // messages the broker really kept. Only 127.0.0.1; every wait is bounded.
 #include <algorithm>
+#include <arpa/inet.h>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <fcntl.h>
 #include <filesystem>
+#include <fstream>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <optional>
 #include <poll.h>
 #include <stdexcept>
 #include <string>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -105,6 +125,7 @@ struct measurement {
   std::uint64_t peak_rss_kib = 0;
   std::uint64_t peak_anon_kib = 0;
   double seconds = 0;
+  std::size_t connections = 0;  // (c): connections the broker accepted
   std::string note;
 };
 
@@ -287,6 +308,115 @@ measurement half_packet_scenario(std::uint16_t port, pid_t pid, std::size_t conn
   return m;
 }
 
+// --- (c) idle connections -----------------------------------------------------------------------
+
+// Pss and private memory from /proc/<pid>/smaps_rollup, in KiB.
+struct smaps_rollup {
+  std::uint64_t pss_kib = 0;
+  std::uint64_t private_kib = 0;  // Private_Clean + Private_Dirty
+};
+
+smaps_rollup read_smaps_rollup(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  smaps_rollup r;
+  std::string line;
+  auto field = [&line](std::string_view key) -> std::uint64_t {
+    return line.compare(0, key.size(), key) == 0 ? std::stoull(line.substr(key.size())) : 0;
+  };
+  while (std::getline(in, line)) {
+    r.pss_kib += field("Pss:");
+    r.private_kib += field("Private_Clean:") + field("Private_Dirty:");
+  }
+  return r;
+}
+
+// A blocking connection to 127.0.0.1:port from source address 127.0.0.<source>, the port chosen
+// at connect time (IP_BIND_ADDRESS_NO_PORT), so that each source address has its own range.
+int dial_from(std::uint16_t port, std::uint8_t source) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket failed: " + std::string(std::strerror(errno)));
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  from.sin_addr.s_addr = htonl(INADDR_LOOPBACK + source - 1);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    throw std::runtime_error("connect failed: " + why);
+  }
+  return fd;
+}
+
+measurement idle_scenario(std::uint16_t port, pid_t pid, std::size_t connections) {
+  constexpr std::size_t per_source = 20000;  // well inside one address's ephemeral port range
+  constexpr std::size_t in_flight = 256;     // CONNECTs sent before their CONNACKs are read
+  measurement m;
+  m.before = process_memory(pid);
+  memory_sampler sampler(pid);
+  const auto start = steady::now();
+  std::vector<int> fds;
+  fds.reserve(connections);
+  std::string failure;
+  std::string out;
+  std::size_t acknowledged = 0;
+  auto read_connack = [&](int fd) {
+    codec::decoder dec;
+    const auto ack = read_packet(fd, dec);
+    const auto* c = std::get_if<codec::connack>(&ack);
+    if (c == nullptr || c->return_code != codec::connect_return_code::accepted) {
+      throw std::runtime_error("CONNECT refused");
+    }
+    ++acknowledged;
+  };
+  try {
+    for (std::size_t i = 0; i < connections; ++i) {
+      const int fd = dial_from(port, static_cast<std::uint8_t>(2 + i / per_source));
+      set_receive_timeout(fd, io_timeout);
+      fds.push_back(fd);
+      out.clear();
+      codec::encode(codec::connect{.keep_alive = 120, .client_id = "idle-" + std::to_string(i)},
+                    out);
+      send_all(fd, out);
+      if (fds.size() > in_flight) read_connack(fds[fds.size() - 1 - in_flight]);
+    }
+    for (std::size_t k = fds.size() > in_flight ? fds.size() - in_flight : 0; k < fds.size(); ++k)
+      read_connack(fds[k]);
+  } catch (const std::exception& e) {
+    failure = "after " + std::to_string(fds.size()) + " connections: " + e.what();
+  }
+  std::this_thread::sleep_for(settle);
+  m.seconds = std::chrono::duration<double>(steady::now() - start).count();
+  m.after = process_memory(pid);
+  sampler.stop();
+  m.peak_rss_kib = sampler.peak_rss_kib();
+  m.peak_anon_kib = sampler.peak_anon_kib();
+  m.connections = acknowledged;
+  m.note = std::to_string(acknowledged) + " of " + std::to_string(connections) + " connected";
+  if (!failure.empty()) m.note += "; " + failure;
+  for (const int fd : fds)
+    ::close(fd);
+  return m;
+}
+
+// --- (d) an idle daemon -------------------------------------------------------------------------
+
+std::string daemon_config(const std::filesystem::path& dir, std::uint16_t port) {
+  const auto path = dir / "edgecore.yaml";
+  std::ofstream c(path);
+  c << "database:\n  dataSource: " << (dir / "edgecore.db").string()
+    << "\nmodules:\n  eventBus:\n    mqttMode: 0\n    mqttServerInternal: tcp://127.0.0.1:" << port
+    << "\n    moduleSocket: " << (dir / "eventbus.sock").string()
+    << "\n    moduleStreamSocket: " << (dir / "eventbus-stream.sock").string() << "\n";
+  if (!c) throw std::runtime_error("cannot write " + path.string());
+  return path.string();
+}
+
 // --- running a broker ---------------------------------------------------------------------------
 
 struct broker_process {
@@ -322,6 +452,10 @@ int run(int argc, char** argv) {
   std::size_t packet_bytes = std::size_t{512} * 1024;
   std::string mosquitto = "/usr/sbin/mosquitto";
   std::string server = std::string(EBUS_BENCH_DIR) + "/broker_server";
+  std::string daemon = std::string(EBUS_BENCH_DIR) + "/../apps/eventbus/eventbus";
+  std::vector<std::size_t> idle = {10000, 50000};
+  std::string only = "abcd";
+  std::string json;
   parse_options(argc, argv, [&](const std::string& key, const std::string& value) {
     if (key == "--retained") {
       retained = std::stoul(value);
@@ -335,6 +469,19 @@ int run(int argc, char** argv) {
       mosquitto = value;
     } else if (key == "--server") {
       server = value;
+    } else if (key == "--daemon") {
+      daemon = value;
+    } else if (key == "--idle") {
+      idle.clear();
+      for (std::size_t at = 0; at < value.size();) {
+        const auto comma = std::min(value.find(',', at), value.size());
+        idle.push_back(std::stoul(value.substr(at, comma - at)));
+        at = comma + 1;
+      }
+    } else if (key == "--only") {
+      only = value;
+    } else if (key == "--json") {
+      json = value;
     } else {
       return false;
     }
@@ -344,12 +491,18 @@ int run(int argc, char** argv) {
   if (retained == 0 || connections == 0 || packet_bytes < 64) {
     throw std::runtime_error("--retained and --connections must be positive, --packet-bytes >= 64");
   }
-  // Our 1,000 sockets plus the broker's (it inherits the limit).
-  const auto files = raise_open_file_limit();
-  if (files < connections + 64) {
-    throw std::runtime_error("RLIMIT_NOFILE hard limit " + std::to_string(files) +
-                             " is too low for " + std::to_string(connections) + " connections");
+  auto wanted = [&](char scenario) { return only.find(scenario) != std::string::npos; };
+  // Our sockets plus the broker's (it inherits the limit). Root may raise the hard limit.
+  std::size_t most = connections;
+  if (wanted('c')) {
+    for (const auto c : idle)
+      most = std::max(most, c);
   }
+  if (rlimit lim{}; ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max < most + 1024) {
+    lim.rlim_max = lim.rlim_cur = most + 1024;
+    (void)::setrlimit(RLIMIT_NOFILE, &lim);  // fails unless privileged: checked below
+  }
+  const auto files = raise_open_file_limit();
 
   temp_dir dir("ebus-memory-compare");
   const auto conf = (dir.path / "mosquitto.conf").string();
@@ -378,6 +531,42 @@ int run(int argc, char** argv) {
   std::snprintf(name_b, sizeof name_b, "(b) %zu conns x half of %zu KiB", connections,
                 packet_bytes / 1024);
 
+  std::FILE* json_out = json.empty() ? nullptr : std::fopen(json.c_str(), "a");
+  if (!json.empty() && json_out == nullptr) throw std::runtime_error("cannot open " + json);
+  auto record = [&](const std::string& scenario, const char* broker, const measurement& m,
+                    std::optional<smaps_rollup> rollup) {
+    if (json_out == nullptr) return;
+    std::fprintf(json_out,
+                 "{\"group\": \"memory\", \"scenario\": \"%s\", \"broker\": \"%s\", \"run\": 1, "
+                 "\"metrics\": {\"rss_kib\": %llu, \"anon_kib\": %llu, \"peak_rss_kib\": %llu, "
+                 "\"peak_anon_kib\": %llu",
+                 scenario.c_str(), broker, static_cast<unsigned long long>(m.after.vm_rss_kib),
+                 static_cast<unsigned long long>(m.after.rss_anon_kib),
+                 static_cast<unsigned long long>(m.peak_rss_kib),
+                 static_cast<unsigned long long>(m.peak_anon_kib));
+    if (m.connections > 0) {
+      const double grown =
+          static_cast<double>(m.after.rss_anon_kib) - static_cast<double>(m.before.rss_anon_kib);
+      std::fprintf(
+          json_out,
+          ", \"connections\": %zu, \"bytes_per_connection\": %.1f, "
+          "\"rss_bytes_per_connection\": %.1f",
+          m.connections, grown * 1024.0 / static_cast<double>(m.connections),
+          (static_cast<double>(m.after.vm_rss_kib) - static_cast<double>(m.before.vm_rss_kib)) *
+              1024.0 / static_cast<double>(m.connections));
+    }
+    if (rollup) {
+      std::fprintf(json_out, ", \"pss_kib\": %llu, \"private_kib\": %llu",
+                   static_cast<unsigned long long>(rollup->pss_kib),
+                   static_cast<unsigned long long>(rollup->private_kib));
+    }
+    std::string note;
+    for (const char c : m.note)
+      note += c == '"' || c == '\\' ? '\'' : c;
+    std::fprintf(json_out, "}, \"note\": \"%s\"}\n", note.c_str());
+    std::fflush(json_out);
+  };
+
   std::vector<std::string> notes;
   auto report = [&](const char* name, const measurement& ours, const measurement& theirs) {
     print_row(name, "eventbus", ours);
@@ -389,9 +578,11 @@ int run(int argc, char** argv) {
     std::fflush(stdout);
     notes.push_back(std::string(name) + ", eventbus: " + ours.note);
     notes.push_back(std::string(name) + ", mosquitto: " + theirs.note);
+    record(name, "eventbus", ours, std::nullopt);
+    record(name, "mosquitto", theirs, std::nullopt);
   };
 
-  {
+  if (wanted('a')) {
     measurement theirs;
     measurement ours;
     {
@@ -404,7 +595,11 @@ int run(int argc, char** argv) {
     }
     report(name_a, ours, theirs);
   }
-  {
+  if (wanted('b')) {
+    if (files < connections + 64) {
+      throw std::runtime_error("RLIMIT_NOFILE hard limit " + std::to_string(files) +
+                               " is too low for " + std::to_string(connections) + " connections");
+    }
     measurement theirs;
     measurement ours;
     {
@@ -417,9 +612,74 @@ int run(int argc, char** argv) {
     }
     report(name_b, ours, theirs);
   }
+  std::vector<std::string> per_connection;
+  for (const auto count : wanted('c') ? idle : std::vector<std::size_t>{}) {
+    const std::string name = "idle connections " + std::to_string(count);
+    if (files < count + 64) {
+      notes.push_back(name + ": not run, RLIMIT_NOFILE " + std::to_string(files) + " too low");
+      continue;
+    }
+    measurement theirs;
+    measurement ours;
+    {
+      const auto b = start_eventbus();
+      ours = idle_scenario(b->port, b->pid, count);
+    }
+    {
+      const auto b = start_mosquitto();
+      theirs = idle_scenario(b->port, b->pid, count);
+    }
+    report(("(c) " + name).c_str(), ours, theirs);
+    auto per = [](const measurement& m) {
+      return m.connections == 0 ? 0.0
+                                : (static_cast<double>(m.after.rss_anon_kib) -
+                                   static_cast<double>(m.before.rss_anon_kib)) *
+                                      1024.0 / static_cast<double>(m.connections);
+    };
+    char line[160];
+    std::snprintf(line, sizeof line,
+                  "%zu idle connections: eventbus %.0f B, mosquitto %.0f B (%.2fx)", count,
+                  per(ours), per(theirs), per(theirs) > 0 ? per(ours) / per(theirs) : 0.0);
+    per_connection.emplace_back(line);
+  }
+  if (wanted('d')) {
+    measurement theirs;
+    measurement ours;
+    smaps_rollup our_rollup;
+    smaps_rollup their_rollup;
+    {
+      const auto port = free_port();
+      const auto conf_path = daemon_config(dir.path, port);
+      broker_process b({daemon, "--config", conf_path}, port);
+      std::this_thread::sleep_for(settle);
+      ours.before = ours.after = process_memory(b.pid);
+      ours.peak_rss_kib = ours.after.vm_hwm_kib;
+      our_rollup = read_smaps_rollup(b.pid);
+    }
+    {
+      const auto b = start_mosquitto();
+      std::this_thread::sleep_for(settle);
+      theirs.before = theirs.after = process_memory(b->pid);
+      theirs.peak_rss_kib = theirs.after.vm_hwm_kib;
+      their_rollup = read_smaps_rollup(b->pid);
+    }
+    print_row("(d) idle daemon", "eventbus", ours);
+    print_row("", "mosquitto", theirs);
+    std::printf("%-34s Pss / private: eventbus %.1f / %.1f MiB, mosquitto %.1f / %.1f MiB\n", "",
+                mib(our_rollup.pss_kib), mib(our_rollup.private_kib), mib(their_rollup.pss_kib),
+                mib(their_rollup.private_kib));
+    record("idle daemon", "eventbus", ours, our_rollup);
+    record("idle daemon", "mosquitto", theirs, their_rollup);
+  }
+  if (json_out != nullptr) std::fclose(json_out);
+  if (!per_connection.empty()) {
+    std::printf("\nRssAnon growth per idle connection:\n");
+    for (const auto& l : per_connection)
+      std::printf("  %s\n", l.c_str());
+  }
 
   std::printf(
-      "\nretained payload sent in (a): %.1f MiB; half packets in (b): %.1f MiB\n",
+      "\nretained payload sent in (a): %.1f MiB; half packets in (b): %.1f MiB (when run)\n",
       static_cast<double>(retained) * static_cast<double>(retained_bytes) / 1048576.0,
       static_cast<double>(connections) * (static_cast<double>(packet_bytes) / 2.0) / 1048576.0);
   std::printf("\nNOTES:\n");

@@ -42,9 +42,6 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
       protocol_({.connect_timeout = core.options().connect_timeout,
                  .packet_timeout = core.options().packet_timeout,
                  .slow_subscriber_timeout = core.options().slow_subscriber_timeout}),
-      wake_signal_(stream_->socket().get_executor(), std::chrono::steady_clock::time_point::max()),
-      resume_signal_(stream_->socket().get_executor(),
-                     std::chrono::steady_clock::time_point::max()),
       flow_(std::make_shared<flow_waiter>()),
       receive_charge_(core.options().budget, 0),
       receive_share_charge_(core.receive_share(), 0) {
@@ -76,24 +73,64 @@ void connection::start() {
     if (const auto self = weak.lock()) self->on_deadline();
   });
   hold_limit_ = clock_.make_timer([weak = weak_from_this()] {
-    if (const auto self = weak.lock()) self->resume_signal_.cancel();
+    if (const auto self = weak.lock()) self->resume_reader();
   });
-  flow_->on_clear = [this] { resume_signal_.cancel(); };  // flow_ dies with this connection
-  apply(protocol_.start(clock_.now()));  // the CONNECT timeout bounds the handshake too
+  // Called from inside the session that drained, maybe while another connection decodes from
+  // the shared read buffer: the reader resumes on a later turn of the loop, never inline.
+  flow_->on_clear = [this] { resume_reader(); };  // flow_ dies with this connection
+  apply(protocol_.start(clock_.now()));           // the CONNECT timeout bounds the handshake too
+  reader_state_ = reader_state::running;
   spawn(reader(), "reader");
 }
 
 void connection::wake() {
-  if (writer_waiting_) {
-    writer_waiting_ = false;  // it runs soon; until then, messages are staged below
-    wake_signal_.cancel();
+  if (!opened_ || finished_) return;  // nothing is written before the handshake is done
+  if (!writer_running_) {
+    // Posted, not run here: messages published in this turn of the loop go out in one batch.
+    writer_running_ = true;
+    asio::post(stream_->socket().get_executor(),
+               [self = shared_from_this()] { self->spawn(self->writer(), "writer"); });
     return;
   }
-  // A write is in flight: encode what the session may send into the next batch now, so a burst
-  // to a subscriber that keeps up waits as bytes, not in (and over) its bounded session queue.
+  // The writer is on its way or a write is in flight: encode what the session may send into the
+  // next batch now, so a burst to a subscriber that keeps up waits as bytes, not in (and over)
+  // its bounded session queue.
   if (session_ != nullptr && protocol_.connected() && !closing_ && staged_.size() < write_batch) {
     session_->fill(staged_, write_batch);
   }
+}
+
+void connection::park_until_readable() {
+  reader_state_ = reader_state::parked_on_socket;
+  stream_->when_readable([self = shared_from_this()](std::error_code ec) {
+    self->reader_state_ = reader_state::running;
+    if (ec || self->closing_) {
+      self->finish(self->closing_ ? self->close_reason_ : ec.message());
+      return;
+    }
+    self->spawn(self->reader(), "reader");
+  });
+}
+
+void connection::park_until_subscribers_drain() {
+  decoder_.keep_rest();  // other connections read into the shared buffer meanwhile
+  hold_limit_->arm(clock_.now() + broker_.options().slow_subscriber_timeout);
+  reader_state_ = reader_state::parked_on_subscribers;
+}
+
+void connection::resume_reader() {
+  if (reader_state_ != reader_state::parked_on_subscribers) return;
+  reader_state_ = reader_state::running;
+  hold_limit_->cancel();
+  if (flow_->blocking > 0 && !closing_) {
+    // Timed out: the subscribers still over their limit are slow from now on (the session
+    // decides that by the same timeout) and nobody waits for them.
+    flow_->blocking = 0;
+    ++flow_->generation;
+  }
+  if (!closing_) apply(protocol_.on_resumed(clock_.now()));
+  asio::post(stream_->socket().get_executor(),
+             [self = shared_from_this()] { self->spawn(self->reader(), "reader"); });
 }
 
 bool connection::session_linked() const {
@@ -114,11 +151,9 @@ void connection::stop(std::string_view reason) {
   close_reason_ = std::string(reason);
   log_->debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_), peer_,
               reason);
-  stream_->cancel();  // the reader wakes and finishes the connection
-  wake_signal_.cancel();
+  stream_->cancel();  // a reader parked on the socket wakes and finishes the connection
   deadline_->cancel();
-  hold_limit_->cancel();
-  resume_signal_.cancel();
+  resume_reader();  // so does one held back by subscribers
 }
 
 void connection::apply(const protocol_actions& actions) {
@@ -187,27 +222,16 @@ void connection::on_deadline() {
 }
 
 awaitable<void> connection::reader() {
-  if (const auto ec = co_await stream_->open(); ec || closing_) {
-    if (!closing_) {
-      const auto total = ++broker_.mutable_stats().handshake_failures;
-      if (broker_.connection_warning_allowed()) {
-        log_->info("handshake_failed transport={} peer={} error=\"{}\" failed_total={}",
-                   stream_->name(), peer_, log::escape(ec.message()), total);
-      }
-    }
-    finish(closing_ ? close_reason_ : stream_->name() + std::string(" handshake failed"));
-    co_return;
-  }
-  spawn(writer(), "writer");  // nothing may be written before the handshake is done
+  if (!opened_) co_await open();
   for (;;) {
-    if (close_after_flush_) co_return;  // the writer finishes once the answer is out
+    if (close_after_flush_ || finished_) co_return;  // the writer finishes once the answer is out
     if (closing_) {
       finish(close_reason_);
       co_return;
     }
     if (flow_->blocking > 0) {
-      co_await wait_for_subscribers();
-      continue;
+      park_until_subscribers_drain();  // resume_reader() starts the reader again
+      co_return;
     }
     // Packets already buffered go first: after a wait, the rest of a read is still here.
     auto r = decoder_.next();
@@ -221,6 +245,7 @@ awaitable<void> connection::reader() {
         // The login may wait for the login thread; packets behind the CONNECT wait with it.
         auto& c = std::get<codec::connect>(**r);
         std::string why;
+        decoder_.keep_rest();
         const auto login = co_await server_.authenticate(c, listener_, *stream_, why);
         if (!closing_) (void)on_connect(std::move(c), login, why);
       } else {
@@ -228,8 +253,27 @@ awaitable<void> connection::reader() {
       }
       continue;
     }
+    decoder_.keep_rest();
     if (decoder_.buffered() == 0) {
       protocol_.on_buffer_empty();
+      if (stream_->reads_when_ready()) {
+        // Between packets: read into the server's buffer, so that an idle connection holds no
+        // receive buffer, and once the socket is drained hold no coroutine either.
+        decoder_.release();
+        const auto into = server_.read_buffer();
+        const auto [ec, n] = stream_->read_ready(into);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+          park_until_readable();
+          co_return;
+        }
+        if (ec) {
+          finish(ec == asio::error::eof ? "peer closed" : ec.message());
+          co_return;
+        }
+        decoder_.borrow({static_cast<const char*>(into.data()), n});
+        protocol_.on_bytes(clock_.now());
+        continue;
+      }
     } else if (!protocol_.partial_pending()) {
       apply(protocol_.on_partial_packet(clock_.now()));
     }
@@ -243,6 +287,22 @@ awaitable<void> connection::reader() {
     decoder_.commit(n);
     protocol_.on_bytes(clock_.now());
   }
+}
+
+awaitable<void> connection::open() {
+  if (const auto ec = co_await stream_->open(); ec || closing_) {
+    if (!closing_) {
+      const auto total = ++broker_.mutable_stats().handshake_failures;
+      if (broker_.connection_warning_allowed()) {
+        log_->info("handshake_failed transport={} peer={} error=\"{}\" failed_total={}",
+                   stream_->name(), peer_, log::escape(ec.message()), total);
+      }
+    }
+    finish(closing_ ? close_reason_ : stream_->name() + std::string(" handshake failed"));
+    co_return;
+  }
+  opened_ = true;
+  wake();  // whatever was queued during the handshake
 }
 
 bool connection::charge_buffers() {
@@ -274,23 +334,12 @@ bool connection::charge_buffers() {
   return true;
 }
 
-awaitable<void> connection::wait_for_subscribers() {
-  hold_limit_->arm(clock_.now() + broker_.options().slow_subscriber_timeout);
-  resume_signal_.expires_at(std::chrono::steady_clock::time_point::max());
-  (void)co_await resume_signal_.async_wait(as_tuple(use_awaitable));
-  hold_limit_->cancel();
-  if (flow_->blocking > 0 && !closing_) {
-    // Timed out: the subscribers still over their limit are slow from now on (the session
-    // decides that by the same timeout) and nobody waits for them.
-    flow_->blocking = 0;
-    ++flow_->generation;
-  }
-  if (!closing_) apply(protocol_.on_resumed(clock_.now()));
-}
-
 awaitable<void> connection::writer() {
   for (;;) {
-    if (finished_) co_return;
+    if (finished_) {
+      writer_running_ = false;
+      co_return;
+    }
     // Control packets first: a SUBACK precedes the retained messages it releases.
     out_control_.clear();
     out_control_.swap(control_);
@@ -300,18 +349,21 @@ awaitable<void> connection::writer() {
       session_->fill(out_data_, write_batch);
     }
     if (out_control_.empty() && out_data_.empty()) {
+      writer_running_ = false;
       if (close_after_flush_) {
         finish("refused");
         co_return;
       }
       if (closing_) co_return;
-      writer_waiting_ = true;
-      co_await wake_signal_.async_wait(as_tuple(use_awaitable));
-      writer_waiting_ = false;  // also woken by close() and finish()
-      continue;
+      // Idle: the buffers go, so that a quiet connection holds nothing for the bursts it once
+      // had (one allocation per burst when traffic resumes, next to a system call).
+      for (auto* b : {&control_, &staged_, &out_control_, &out_data_})
+        std::string().swap(*b);
+      co_return;  // wake() starts it again
     }
     const auto ec = co_await stream_->write({asio::buffer(out_control_), asio::buffer(out_data_)});
     if (ec) {
+      writer_running_ = false;
       finish("write failed: " + ec.message());
       co_return;
     }
@@ -509,11 +561,9 @@ void connection::finish(std::string_view reason) {
   } else {
     log_->debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
   }
-  stream_->close();
-  wake_signal_.cancel();
+  stream_->close();  // a reader parked on the socket wakes, finds the connection finished
   deadline_->cancel();
   hold_limit_->cancel();
-  resume_signal_.cancel();
   flow_->on_clear = nullptr;
   receive_charge_.reset();
   receive_share_charge_.reset();

@@ -2,10 +2,14 @@
 // One client's connection, the transport only: a reader coroutine decodes packets, a writer
 // coroutine writes control packets and pulls PUBLISHes from the session only when the socket
 // has taken the previous batch, and one clock timer wakes the connection at the deadline its
-// protocol object asks for. The connection-level rules (CONNECT first and once, CONNECT timeout,
-// packet timeout, keep-alive, will, takeover) are decided by connection_protocol, which this
-// class feeds and obeys; session packets go to the session and the broker core directly. Time
-// comes from the broker's clock, never from std::chrono, so tests drive it by hand.
+// protocol object asks for. Neither coroutine outlives its work: on plain TCP the reader stops
+// once the socket is drained and a readiness wait (a few dozen bytes in the reactor) starts it
+// again; the writer stops when nothing is left to write and wake() starts it again. An idle
+// connection therefore holds no coroutine frame and no buffer. The connection-level rules (CONNECT
+// first and once, CONNECT timeout, packet timeout, keep-alive, will, takeover) are decided by
+// connection_protocol, which this class feeds and obeys; session packets go to the session and the
+// broker core directly. Time comes from the broker's clock, never from std::chrono, so tests drive
+// it by hand.
 //
 // A client that stops reading only fills its own bounded session queue. A publisher whose
 // messages push a subscriber's queue over its limit stops being read (the rest of its packets
@@ -14,6 +18,7 @@
 //
 // Thread safety: loop thread only.
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,10 +55,20 @@ class connection final : public client_link, public std::enable_shared_from_this
   [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
 
  private:
+  /// Runs the stream's opening exchange once, then decodes and handles packets until the socket
+  /// is drained, subscribers hold this publisher back, or the connection ends.
   awaitable<void> reader();
+  awaitable<void> open();
+  /// Writes until nothing is left, then ends; wake() starts it again.
   awaitable<void> writer();
-  /// Waits until no subscriber holds this publisher back, or slow_subscriber_timeout.
-  awaitable<void> wait_for_subscribers();
+  /// Stops the reader until the socket has bytes (plain TCP, after read_ready() found none).
+  void park_until_readable();
+  /// Stops the reader until no subscriber holds this publisher back, or
+  /// slow_subscriber_timeout.
+  void park_until_subscribers_drain();
+  /// Ends park_until_subscribers_drain() (drained, timed out or closing): restarts the reader on
+  /// a later turn of the loop.
+  void resume_reader();
   /// Charges the receive and acknowledgement buffers beyond their everyday size to the memory
   /// budget; false (and the connection closing) when the budget is spent.
   bool charge_buffers();
@@ -95,8 +110,6 @@ class connection final : public client_link, public std::enable_shared_from_this
   std::string staged_;       // PUBLISHes taken from the session while a write is in flight
   std::string out_control_;  // the batch being written: control packets,
   std::string out_data_;     // then PUBLISHes
-  asio::steady_timer wake_signal_;
-  asio::steady_timer resume_signal_;          // cancelled when held-back publishing may go on
   std::unique_ptr<clock::timer> deadline_;    // the protocol's deadline
   std::unique_ptr<clock::timer> hold_limit_;  // ends a wait for subscribers
   std::shared_ptr<flow_waiter> flow_;
@@ -110,7 +123,15 @@ class connection final : public client_link, public std::enable_shared_from_this
   bool closing_ = false;  // no more packets are handled; the socket closes soon
   bool close_after_flush_ = false;
   bool finished_ = false;
-  bool writer_waiting_ = false;
+  enum class reader_state : std::uint8_t {
+    idle,                   // not started, or ended
+    running,                // a coroutine runs or is about to
+    parked_on_socket,       // a readiness wait restarts it
+    parked_on_subscribers,  // resume_reader() restarts it
+  };
+  reader_state reader_state_ = reader_state::idle;
+  bool opened_ = false;          // the stream's opening exchange is done
+  bool writer_running_ = false;  // a writer coroutine runs or is about to
 };
 
 }  // namespace ebus::mqtt::broker

@@ -152,6 +152,14 @@ class server {
     std::optional<std::string> password;
   };
   awaitable<auth::login_result> on_login_thread(std::shared_ptr<login_job> job);
+  /// Where connections read to when they hold no buffer of their own (loop thread only: a
+  /// connection decodes what it read before it next suspends, and keeps only an unfinished
+  /// packet's start).
+  [[nodiscard]] asio::mutable_buffer read_buffer() noexcept {
+    if (!read_buffer_) read_buffer_ = std::make_unique_for_overwrite<char[]>(read_buffer_size);
+    return {read_buffer_.get(), read_buffer_size};
+  }
+  static constexpr std::size_t read_buffer_size = std::size_t{64} * 1024;
 
   asio::any_io_executor executor_;
   clock& clock_;
@@ -163,6 +171,7 @@ class server {
   std::shared_ptr<const auth::password_file> passwords_;
   std::unique_ptr<asio::thread_pool> login_thread_;  // hashes passwords; made with the first file
   server_stats stats_;
+  std::unique_ptr<char[]> read_buffer_;
   std::size_t reserve_ = 0;
   std::optional<std::size_t> fd_ceiling_;
   // Rate limits of the two warnings that connection churn can repeat.

@@ -201,7 +201,7 @@ void session::fill(std::string& out, std::size_t budget) {
   drained();
 }
 
-std::deque<session::inflight_message>::iterator session::find_inflight(std::uint16_t id) {
+ring_queue<session::inflight_message>::iterator session::find_inflight(std::uint16_t id) {
   return std::find_if(inflight_.begin(), inflight_.end(),
                       [id](const inflight_message& f) { return f.id == id; });
 }

@@ -14,7 +14,6 @@
 // Thread safety: distinct objects safe; shared objects unsafe (loop thread).
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,6 +25,7 @@
 
 #include "common/clock.hpp"
 #include "common/memory_budget.hpp"
+#include "common/ring_queue.hpp"
 #include "mqtt/broker/access_policy.hpp"
 #include "mqtt/broker/application_message.hpp"
 #include "mqtt/broker/broker_options.hpp"
@@ -61,7 +61,7 @@ class session {
     disconnect,         ///< refused; the overflow policy disconnects the subscriber
   };
 
-  /// Bookkeeping of one queued entry (the deque slot and its share of the deque's blocks),
+  /// Bookkeeping of one queued entry (its ring slot, and the free slots a doubling ring keeps),
   /// charged to the budget besides the message, which is charged once however many queues
   /// hold it.
   static constexpr std::size_t entry_overhead = 48;
@@ -156,7 +156,7 @@ class session {
   };
 
   std::uint16_t next_packet_id();
-  std::deque<inflight_message>::iterator find_inflight(std::uint16_t id);
+  ring_queue<inflight_message>::iterator find_inflight(std::uint16_t id);
   void count_drop() noexcept {
     ++dropped_;
     ++unreported_drops_;
@@ -189,8 +189,8 @@ class session {
   bool clean_;
   const broker_options& options_;
   session_link* link_ = nullptr;
-  std::deque<queued_message> queue_;
-  std::deque<queued_message> retained_;  // owed to new subscriptions, sent first
+  ring_queue<queued_message> queue_;
+  ring_queue<queued_message> retained_;  // owed to new subscriptions, sent first
   std::size_t queued_qos0_ = 0;
   std::size_t queued_bytes_ = 0;
   budget_charge entries_charge_;  // bookkeeping of queue_ and retained_ entries
@@ -198,9 +198,9 @@ class session {
     retained_walk walk;
     codec::qos_level qos;
   };
-  std::deque<pending_walk> walks_;         // retained messages of new subscriptions still to find
+  ring_queue<pending_walk> walks_;         // retained messages of new subscriptions still to find
   budget_charge walks_charge_;             // what the walks hold
-  std::deque<inflight_message> inflight_;  // in send order, for in-order redelivery
+  ring_queue<inflight_message> inflight_;  // in send order, for in-order redelivery
   std::unordered_set<std::uint16_t> awaiting_release_;
   std::optional<clock::time_point> over_limit_since_;
   std::vector<std::pair<std::weak_ptr<flow_waiter>, std::uint64_t>> waiters_;

@@ -59,8 +59,22 @@ class asio_stream : public stream {
 
 class tcp_stream final : public asio_stream<asio::ip::tcp::socket> {
  public:
-  using asio_stream::asio_stream;
+  explicit tcp_stream(asio::ip::tcp::socket s) : asio_stream(std::move(s)) {
+    std::error_code ignored;
+    stream_.non_blocking(true, ignored);  // read_ready() must never block the loop
+  }
   awaitable<std::error_code> open() override { co_return std::error_code{}; }
+  bool reads_when_ready() const noexcept override { return true; }
+  read_result read_ready(asio::mutable_buffer into) override {
+    std::error_code ec;
+    const std::size_t n = stream_.read_some(into, ec);
+    return {ec, n};
+  }
+  void when_readable(std::function<void(std::error_code)> then) override {
+    // Asio registers sockets edge-triggered: this wait is only correct after read_ready()
+    // found the socket drained (would_block).
+    stream_.async_wait(asio::socket_base::wait_read, std::move(then));
+  }
   const char* name() const noexcept override { return "tcp"; }
 };
 

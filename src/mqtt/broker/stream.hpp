@@ -7,6 +7,7 @@
 // Thread safety: loop thread only. At most one read and one write are outstanding at a time.
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,20 @@ class stream {
   /// Completes the layers' opening exchange; an error closes the connection.
   virtual awaitable<std::error_code> open() = 0;
   virtual awaitable<read_result> read_some(asio::mutable_buffer into) = 0;
+  /// True when the stream can read without waiting (read_ready) and wait without a buffer or a
+  /// coroutine (when_readable): the connection then reads into a buffer shared by all
+  /// connections and holds nothing of its own while idle. Plain TCP only; TLS and WebSocket keep
+  /// their own buffers.
+  [[nodiscard]] virtual bool reads_when_ready() const noexcept { return false; }
+  /// Reads what has already arrived; would_block when nothing has (then when_readable()).
+  virtual read_result read_ready(asio::mutable_buffer /*into*/) {
+    return {asio::error::operation_not_supported, 0};
+  }
+  /// Calls `then` once read_ready() has something (or with the error that ends the wait:
+  /// operation_aborted after cancel() or close()), after read_ready() returned would_block.
+  virtual void when_readable(std::function<void(std::error_code)> then) {
+    then(asio::error::operation_not_supported);
+  }
   /// Writes all of `batch` (either buffer may be empty).
   virtual awaitable<std::error_code> write(write_batch batch) = 0;
   /// Makes the pending read and write complete with operation_aborted.

@@ -460,6 +460,7 @@ decoder::decoder(decoder_options options)
     : max_packet_size_(options.max_packet_size), level_(options.level) {}
 
 std::span<char> decoder::prepare(std::size_t n) {
+  if (borrowed_ != nullptr) keep_rest();
   if (begin_ == end_) {
     begin_ = end_ = 0;
     if (capacity_ > large_buffer) {
@@ -500,6 +501,35 @@ void decoder::feed(std::string_view bytes) {
   commit(bytes.size());
 }
 
+void decoder::borrow(std::string_view bytes) noexcept {
+  borrowed_ = bytes.data();
+  begin_ = 0;
+  end_ = bytes.size();
+}
+
+void decoder::keep_rest() {
+  if (borrowed_ == nullptr) return;
+  const char* rest = borrowed_ + begin_;
+  const std::size_t live = end_ - begin_;
+  borrowed_ = nullptr;
+  begin_ = end_ = 0;
+  if (live == 0) return;
+  // missing_ already counts these bytes as received: prepare() must not size by it, nor
+  // commit() subtract them again.
+  const std::size_t missing = std::exchange(missing_, 0);
+  const std::span<char> space = prepare(live);
+  std::memcpy(space.data(), rest, live);
+  end_ += live;
+  missing_ = missing;
+}
+
+void decoder::release() noexcept {
+  if (borrowed_ != nullptr || begin_ != end_) return;
+  buffer_.reset();
+  capacity_ = 0;
+  begin_ = end_ = 0;
+}
+
 decode_result decoder::fail(codec_errc code, std::string_view detail) {
   error_ = make_error_code(code);
   detail_ = detail;
@@ -510,7 +540,7 @@ decode_result decoder::next() {
   if (error_) return ebus::fail(error_);
   const std::size_t available = end_ - begin_;
   if (available == 0) return std::nullopt;
-  const char* const data = buffer_.get() + begin_;
+  const char* const data = (borrowed_ != nullptr ? borrowed_ : buffer_.get()) + begin_;
 
   const auto first = static_cast<std::uint8_t>(data[0]);
   if (const auto f = check_first_byte(first, level_)) return fail(f->code, f->detail);

@@ -66,6 +66,15 @@ class decoder {
   /// Copies `bytes` into the buffer: prepare() plus commit().
   void feed(std::string_view bytes);
 
+  /// Decodes straight from `bytes` (nothing may be buffered): a connection that reads into a
+  /// buffer shared by all connections then copies only the start of an unfinished packet, with
+  /// keep_rest(), before the shared buffer is reused. `bytes` must stay valid until then.
+  void borrow(std::string_view bytes) noexcept;
+  /// Ends borrow(): copies the bytes not yet decoded into the decoder's own buffer.
+  void keep_rest();
+  /// Frees the receive buffer when nothing is buffered, so that an idle connection holds none.
+  void release() noexcept;
+
   /// Decodes the next packet if its bytes are all buffered. After an error every further call
   /// returns the same error.
   [[nodiscard]] decode_result next();
@@ -92,6 +101,7 @@ class decoder {
   std::size_t max_packet_size_;
   protocol_level level_;
   std::unique_ptr<char[]> buffer_;
+  const char* borrowed_ = nullptr;  // set by borrow(): begin_ and end_ index these bytes
   std::size_t capacity_ = 0;
   std::size_t begin_ = 0;    // first byte not yet decoded
   std::size_t end_ = 0;      // one past the last received byte

@@ -1,7 +1,9 @@
 // clock::timer, the re-armable wake-up of one owner: on the manual clock (the default built on
-// call_at) and on asio_clock (a steady_timer). Only deadlines already due are used with Asio, so
-// nothing waits.
+// call_at) and on asio_clock (a heap of timers under one Asio timer). Only deadlines already due
+// are used with Asio, so nothing waits.
+#include <algorithm>
 #include <memory>
+#include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -107,6 +109,86 @@ TEST(clock_timer, on_asio_clock_destruction_drops_a_wakeup_already_due) {
   t.reset();
   io.run();
   EXPECT_EQ(fired, 0);
+}
+
+}  // namespace
+}  // namespace ebus::test
+
+namespace ebus::test {
+namespace {
+
+// asio_clock keeps its timers in one heap under one Asio timer: with every deadline already
+// due, a run of the loop fires them in deadline order, re-armed ones at their last deadline,
+// cancelled and destroyed ones not at all.
+TEST(clock_timer, on_asio_clock_many_timers_fire_in_deadline_order) {
+  asio::io_context io{1};
+  asio_clock clk(io.get_executor());
+  const auto base = clk.now() - 1h;
+  std::vector<int> fired;
+  std::vector<std::unique_ptr<clock::timer>> timers;
+  std::mt19937 rng(5);
+  std::vector<int> order(64);
+  for (int i = 0; i < 64; ++i)
+    order[static_cast<std::size_t>(i)] = i;
+  std::shuffle(order.begin(), order.end(), rng);
+  for (int i = 0; i < 64; ++i) {
+    timers.push_back(clk.make_timer([&fired, i] { fired.push_back(i); }));
+  }
+  for (const int i : order)
+    timers[static_cast<std::size_t>(i)]->arm(base + std::chrono::seconds(64 - i));  // 63 first
+  timers[10]->arm(base + 1h);  // re-armed later, still due: last
+  timers[20]->cancel();
+  timers[30].reset();
+  EXPECT_EQ(clk.armed_timers(), 62U);
+  io.run();
+  std::vector<int> expected;
+  for (int i = 63; i >= 0; --i) {
+    if (i != 10 && i != 20 && i != 30) expected.push_back(i);
+  }
+  expected.push_back(10);
+  EXPECT_EQ(fired, expected);
+  EXPECT_EQ(clk.armed_timers(), 0U);
+}
+
+TEST(clock_timer, on_asio_clock_a_firing_timer_may_rearm_itself_and_destroy_another) {
+  asio::io_context io{1};
+  asio_clock clk(io.get_executor());
+  int first = 0;
+  int second = 0;
+  std::unique_ptr<clock::timer> other = clk.make_timer([&] { ++second; });
+  std::unique_ptr<clock::timer> t;
+  t = clk.make_timer([&] {
+    if (++first == 1) {
+      t->arm(clk.now());  // again, due at once
+      other.reset();      // armed and due, but gone before its turn
+    } else {
+      t.reset();
+    }
+  });
+  t->arm(clk.now() - 2s);
+  other->arm(clk.now() - 1s);
+  io.run();
+  EXPECT_EQ(first, 2);
+  EXPECT_EQ(second, 0);
+  EXPECT_EQ(t, nullptr);
+}
+
+TEST(clock_timer, on_asio_clock_cancel_all_lets_the_loop_finish) {
+  asio::io_context io{1};
+  asio_clock clk(io.get_executor());
+  int fired = 0;
+  auto a = clk.make_timer([&] { ++fired; });
+  auto b = clk.make_timer([&] { ++fired; });
+  a->arm(clk.now() + 24h);
+  b->arm(clk.now() + 48h);
+  clk.cancel_all();
+  EXPECT_EQ(clk.armed_timers(), 0U);
+  io.run();  // returns at once: nothing is armed
+  EXPECT_EQ(fired, 0);
+  b->arm(clk.now());  // still usable
+  io.restart();
+  io.run();
+  EXPECT_EQ(fired, 1);
 }
 
 }  // namespace

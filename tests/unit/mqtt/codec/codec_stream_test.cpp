@@ -1,7 +1,9 @@
 // The decoder as a stream: input split anywhere, several packets per read, the maximum packet
 // size checked before the body is buffered, sticky errors and buffer management.
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -10,6 +12,7 @@
 
 #include "codec_test_support.hpp"
 #include "mqtt/codec/decoder.hpp"
+#include "mqtt/codec/encoder.hpp"
 #include "packet_vectors.hpp"
 
 namespace ebus::mqtt::codec::test {
@@ -235,6 +238,85 @@ TEST(Stream, LargeBufferIsReleasedOnceDrained) {
   EXPECT_GT(dec.capacity(), std::size_t{1} << 20);
   (void)dec.prepare(512);
   EXPECT_LE(dec.capacity(), 4096u);
+}
+
+}  // namespace
+}  // namespace ebus::mqtt::codec::test
+
+namespace ebus::mqtt::codec::test {
+namespace {
+
+// A connection reading into a buffer shared by all connections: borrow() what one read
+// returned, decode, keep_rest() before the buffer is reused (here: overwritten).
+TEST(DecoderBorrow, SplitAnywhereDecodesTheSamePacketsAsFeed) {
+  const std::string wire = all_valid_bytes();
+  std::mt19937 rng(7);
+  for (int round = 0; round < 50; ++round) {
+    decoder dec;
+    std::vector<packet> got;
+    std::string shared;
+    for (std::size_t at = 0; at < wire.size();) {
+      const std::size_t n = std::min<std::size_t>(1 + rng() % 97, wire.size() - at);
+      if (dec.buffered() == 0) {
+        dec.release();
+        shared.assign(wire, at, n);
+        dec.borrow(shared);
+        auto more = drain(dec);
+        std::move(more.begin(), more.end(), std::back_inserter(got));
+        dec.keep_rest();
+        shared.assign(shared.size(), '\xff');  // the next connection's bytes
+      } else {
+        dec.feed(std::string_view(wire).substr(at, n));
+        auto more = drain(dec);
+        std::move(more.begin(), more.end(), std::back_inserter(got));
+      }
+      at += n;
+    }
+    ASSERT_EQ(got, all_valid_values()) << "round " << round;
+    EXPECT_EQ(dec.buffered(), 0U);
+  }
+}
+
+TEST(DecoderBorrow, OnlyTheUnfinishedPacketIsCopied) {
+  const std::string first = valid_vectors().front().bytes;
+  std::string shared = first + first.substr(0, first.size() - 1);
+  decoder dec;
+  dec.borrow(shared);
+  EXPECT_EQ(dec.capacity(), 0U);  // decoding from the borrowed bytes
+  ASSERT_EQ(drain(dec).size(), 1U);
+  dec.keep_rest();
+  shared.assign(shared.size(), '\0');
+  EXPECT_EQ(dec.buffered(), first.size() - 1);
+  EXPECT_GT(dec.capacity(), 0U);
+  dec.feed(first.substr(first.size() - 1));
+  const auto r = dec.next();
+  ASSERT_TRUE(r.has_value() && r->has_value());
+  EXPECT_EQ(**r, valid_vectors().front().value);
+}
+
+TEST(DecoderBorrow, ReleaseFreesAnEmptyBufferOnly) {
+  decoder dec;
+  const std::string p = valid_vectors().front().bytes;
+  dec.feed(p.substr(0, 1));
+  dec.release();  // a packet's start is buffered: kept
+  EXPECT_GT(dec.capacity(), 0U);
+  dec.feed(p.substr(1));
+  ASSERT_EQ(drain(dec).size(), 1U);
+  dec.release();
+  EXPECT_EQ(dec.capacity(), 0U);
+  dec.feed(p);  // usable again
+  EXPECT_EQ(drain(dec).size(), 1U);
+}
+
+TEST(DecoderBorrow, AnOversizedPacketIsRefusedFromBorrowedBytesToo) {
+  decoder dec({.max_packet_size = 16});
+  std::string big;
+  encode_publish(big, "t", std::string(64, 'x'), qos_level::at_most_once, false, false, 0);
+  dec.borrow(big);
+  const auto r = dec.next();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(), make_error_code(codec_errc::packet_too_large));
+  dec.keep_rest();
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 #pragma once
-// A FIFO queue in one ring buffer that holds no memory while empty: the storage is allocated by
-// the first push_back() and freed when the last element leaves. Per-client queues (messages
-// waiting, messages in flight, retained messages owed) are empty most of the time on a broker
-// with many idle clients, and std::deque allocates about 600 bytes as soon as it is constructed.
+// A FIFO queue in one ring buffer that holds no memory until the first push_back(), and again
+// after release() on an empty queue. Per-client queues (messages waiting, messages in flight,
+// retained messages owed) are empty most of the time on a broker with many idle clients, and
+// std::deque allocates about 600 bytes as soon as it is constructed. An emptied queue keeps its
+// storage until release(), so that a busy queue that drains after every burst does not
+// allocate again for the next one.
 //
 // The capacity is a power of two and doubles when full. Besides the ends, erase() removes an
 // element from the middle (shifting the shorter side), for acknowledgements that arrive out of
@@ -72,7 +74,7 @@ class ring_queue {
   void pop_front() noexcept {
     std::destroy_at(&at(0));
     head_ = (head_ + 1) & (capacity_ - 1);
-    if (--size_ == 0) deallocate();
+    --size_;
   }
 
   /// Removes the element at `pos`; returns the iterator to the element that followed it.
@@ -87,15 +89,21 @@ class ring_queue {
     for (std::size_t k = i; k + 1 < size_; ++k)
       at(k) = std::move(at(k + 1));
     std::destroy_at(&at(size_ - 1));
-    if (--size_ == 0) deallocate();
+    --size_;
     return iterator(this, i);
   }
 
+  /// Removes every element and frees the storage.
   void clear() noexcept {
     for (std::size_t k = 0; k < size_; ++k)
       std::destroy_at(&at(k));
     size_ = 0;
     deallocate();
+  }
+
+  /// Frees the storage of an empty queue (nothing otherwise).
+  void release() noexcept {
+    if (size_ == 0) deallocate();
   }
 
   iterator begin() noexcept { return iterator(this, 0); }

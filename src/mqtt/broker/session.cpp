@@ -45,6 +45,7 @@ void session::detach(clock::time_point now) noexcept {
   link_ = nullptr;
   offline_since_ = now;
   release_waiters();  // nothing drains an offline queue: nobody waits for it
+  release_idle_memory();
 }
 
 bool session::slow(clock::time_point now) const noexcept {
@@ -199,6 +200,13 @@ void session::fill(std::string& out, std::size_t budget) {
     release_entry();
   }
   drained();
+}
+
+void session::release_idle_memory() noexcept {
+  queue_.release();
+  retained_.release();
+  walks_.release();
+  inflight_.release();
 }
 
 ring_queue<session::inflight_message>::iterator session::find_inflight(std::uint16_t id) {

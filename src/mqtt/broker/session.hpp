@@ -105,6 +105,9 @@ class session {
   /// offline, or is destroyed). Call after enqueue() returned queued_over_limit.
   void hold(const std::shared_ptr<flow_waiter>& publisher);
 
+  /// Frees the storage of queues that are empty (the connection's writer has gone idle).
+  void release_idle_memory() noexcept;
+
   /// True when fill() would write something now.
   [[nodiscard]] bool has_sendable() const noexcept;
 

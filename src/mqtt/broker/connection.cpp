@@ -98,9 +98,11 @@ void connection::wake() {
   // The writer is on its way or a write is in flight: encode what the session may send into the
   // next batch now, so a burst to a subscriber that keeps up waits as bytes, not in (and over)
   // its bounded session queue.
-  if (session_ != nullptr && protocol_.connected() && !closing_ && staged_.size() < write_batch) {
-    if (staged_.capacity() < first_batch) staged_.reserve(first_batch);  // not grown 15 bytes up
-    session_->fill(staged_, write_batch);
+  if (session_ != nullptr && protocol_.connected() && !closing_ &&
+      out().staged.size() < write_batch) {
+    auto& staged = out_->staged;
+    if (staged.capacity() < first_batch) staged.reserve(first_batch);  // not grown 15 bytes up
+    session_->fill(staged, write_batch);
   }
 }
 
@@ -313,7 +315,7 @@ bool connection::charge_buffers() {
   // Everyday buffers (one read, a few acknowledgements) are part of a connection's fixed cost;
   // what a large packet or unread acknowledgements make them grow to is charged, first to the
   // connection buffers' share of the budget, then to the budget.
-  const std::size_t control = control_.capacity() + out_control_.capacity();
+  const std::size_t control = out_ ? out_->control.capacity() + out_->out_control.capacity() : 0;
   const std::size_t extra = (decoder_.capacity() > 2 * read_chunk ? decoder_.capacity() : 0) +
                             (control > everyday_control ? control : 0);
   auto* budget = broker_.options().budget;
@@ -345,15 +347,16 @@ awaitable<void> connection::writer() {
       co_return;
     }
     // Control packets first: a SUBACK precedes the retained messages it releases.
-    out_control_.clear();
-    out_control_.swap(control_);
-    out_data_.clear();
-    out_data_.swap(staged_);
+    auto& b = out();
+    b.out_control.clear();
+    b.out_control.swap(b.control);
+    b.out_data.clear();
+    b.out_data.swap(b.staged);
     if (session_ != nullptr && protocol_.connected() && !closing_) {
-      if (out_data_.capacity() < first_batch) out_data_.reserve(first_batch);
-      session_->fill(out_data_, write_batch);
+      if (b.out_data.capacity() < first_batch) b.out_data.reserve(first_batch);
+      session_->fill(b.out_data, write_batch);
     }
-    if (out_control_.empty() && out_data_.empty()) {
+    if (b.out_control.empty() && b.out_data.empty()) {
       writer_running_ = false;
       if (close_after_flush_) {
         finish("refused");
@@ -362,12 +365,12 @@ awaitable<void> connection::writer() {
       if (closing_) co_return;
       // Idle: the buffers go, so that a quiet connection holds nothing for the bursts it once
       // had (one allocation per burst when traffic resumes, next to a system call).
-      for (auto* b : {&control_, &staged_, &out_control_, &out_data_})
-        std::string().swap(*b);
+      out_.reset();
       if (session_ != nullptr) session_->release_idle_memory();
       co_return;  // wake() starts it again
     }
-    const auto ec = co_await stream_->write({asio::buffer(out_control_), asio::buffer(out_data_)});
+    const auto ec =
+        co_await stream_->write({asio::buffer(b.out_control), asio::buffer(b.out_data)});
     if (ec) {
       writer_running_ = false;
       finish("write failed: " + ec.message());
@@ -377,8 +380,9 @@ awaitable<void> connection::writer() {
 }
 
 void connection::queue_control(const codec::packet& p) {
-  codec::encode(p, control_);
-  if (control_.size() > broker_.options().max_control_backlog) {
+  auto& control = out().control;
+  codec::encode(p, control);
+  if (control.size() > broker_.options().max_control_backlog) {
     close("client does not read its acknowledgements");
     return;
   }
@@ -424,7 +428,8 @@ bool connection::handle_session_packet(codec::packet& p) {
                    return true;
                  },
                  [this](codec::pubrec& a) {
-                   if (session_ != nullptr && session_->on_pubrec(a.packet_id, control_)) wake();
+                   if (session_ != nullptr && session_->on_pubrec(a.packet_id, out().control))
+                     wake();
                    return true;
                  },
                  [this](codec::pubcomp& a) {
@@ -485,7 +490,7 @@ bool connection::on_connect(codec::connect&& c, codec::connect_return_code login
     apply(actions);
     return false;
   }
-  control_ += resend;
+  if (!resend.empty()) out().control += resend;
   apply(actions);  // keep-alive replaces the CONNECT timeout
   log_->log(line_level(broker_),
             "connected client_id=\"{}\" peer={} clean_session={} keep_alive={} session_present={}",

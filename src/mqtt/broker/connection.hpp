@@ -106,10 +106,18 @@ class connection final : public client_link, public std::enable_shared_from_this
   std::shared_ptr<spdlog::logger> log_;
   codec::decoder decoder_;
   connection_protocol protocol_;
-  std::string control_;      // acknowledgements and other control packets not yet written
-  std::string staged_;       // PUBLISHes taken from the session while a write is in flight
-  std::string out_control_;  // the batch being written: control packets,
-  std::string out_data_;     // then PUBLISHes
+  // What the connection writes, allocated while there is something to write.
+  struct write_buffers {
+    std::string control;      // acknowledgements and other control packets not yet written
+    std::string staged;       // PUBLISHes taken from the session while a write is in flight
+    std::string out_control;  // the batch being written: control packets,
+    std::string out_data;     // then PUBLISHes
+  };
+  write_buffers& out() {
+    if (!out_) out_ = std::make_unique<write_buffers>();
+    return *out_;
+  }
+  std::unique_ptr<write_buffers> out_;
   std::unique_ptr<clock::timer> deadline_;    // the protocol's deadline
   std::unique_ptr<clock::timer> hold_limit_;  // ends a wait for subscribers
   std::shared_ptr<flow_waiter> flow_;

@@ -113,7 +113,7 @@ protocol_actions connection_protocol::on_connect_result(codec::connect_return_co
   // it is released, and the will published, when the connection finishes.
   session_attached_ = true;
   accepted_ = true;
-  will_ = std::move(will);
+  will_ = will ? std::make_unique<codec::will_message>(std::move(*will)) : nullptr;
   if (state_ != state::awaiting_connect) return out;
   state_ = state::connected;
   keepalive_limit_ = std::chrono::milliseconds(std::uint32_t{pending_keep_alive_} * 1500);

@@ -21,6 +21,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -188,7 +189,8 @@ class connection_protocol {
 
   /// The will, once publish_will asked for it.
   [[nodiscard]] std::optional<codec::will_message> take_will() noexcept {
-    auto w = std::move(will_);
+    if (!will_) return std::nullopt;
+    std::optional<codec::will_message> w(std::move(*will_));
     will_.reset();
     return w;
   }
@@ -199,7 +201,7 @@ class connection_protocol {
   [[nodiscard]] bool accepted() const noexcept { return accepted_; }
   /// The session the broker gave this connection is still its own.
   [[nodiscard]] bool session_attached() const noexcept { return session_attached_; }
-  [[nodiscard]] bool has_will() const noexcept { return will_.has_value(); }
+  [[nodiscard]] bool has_will() const noexcept { return will_ != nullptr; }
   /// 1.5 x the CONNECT's keep-alive; zero when off or not connected.
   [[nodiscard]] duration keepalive_limit() const noexcept { return keepalive_limit_; }
   /// The deadline last asked for; time_point::max() when none.
@@ -220,8 +222,8 @@ class connection_protocol {
   std::optional<time_point> partial_since_;
   time_point armed_ = time_point::max();
   duration keepalive_limit_{};
-  std::uint16_t pending_keep_alive_ = 0;  // of the CONNECT handed to the broker
-  std::optional<codec::will_message> will_;
+  std::uint16_t pending_keep_alive_ = 0;       // of the CONNECT handed to the broker
+  std::unique_ptr<codec::will_message> will_;  // on the heap: most clients set none
   bool session_attached_ = false;
   bool accepted_ = false;
 };

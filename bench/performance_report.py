@@ -155,9 +155,9 @@ def sections(multicore_supported):
                 "(in-process, or remote over the SEQPACKET module socket) vs mosquitto with one "
                 "subscriber. broker_us_per_msg: the node loop's CPU.",
                 ["msgs_per_s", "broker_us_per_msg", "lost"],
-                [Run("routing_compare", [], ["--messages", "20000"], "in-process: ",
+                [Run("routing_compare", ["--runs", "3"], ["--messages", "20000"], "in-process: ",
                      routing_targets(1_000_000)),
-                 Run("routing_compare", ["--twin", "remote"],
+                 Run("routing_compare", ["--twin", "remote", "--runs", "3"],
                      ["--twin", "remote", "--messages", "20000"], "remote: ",
                      routing_targets(500_000))]),
         Section("multicore", "Multicore",

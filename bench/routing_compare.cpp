@@ -1,7 +1,9 @@
 // MQTT -> bus routing rate of an eventbus node, side by side with Debian's mosquitto in the same
 // role, in one run on one machine.
 //
-//   routing_compare [--messages N] [--window W] [--mosquitto PATH] [--twin in-process|remote]
+//   routing_compare [--messages N] [--window W] [--mosquitto PATH|none] [--twin in-process|remote]
+//                   [--runs R] [--json FILE]
+//                   [--publishers P] [--qos 0|1]
 //
 // eventbus: a whole node (daemon::app, mode internal) runs in-process on its own loop thread,
 // with a counting module "twin" (group twin) standing in for devicetwin; with --twin remote that
@@ -14,6 +16,8 @@
 // mosquitto: the same P publishers to a mosquitto on a free loopback port and ONE subscriber on
 // $hw/events/device/+/+/twin/+ with the same QoS (what a mode-2 edgecore's sub client is),
 // reading as fast as it can. CPU is the mosquitto process's utime + stime from /proc.
+// --mosquitto none leaves it out; --publishers and --qos keep only the scenarios named (for a
+// profile of one scenario; threads are named eb-loop, eb-twin, pub and mq-sub).
 //
 // Each payload carries its publisher's sequence number, so the subscriber sees holes as they
 // happen. Publishers are paced to stay at most `window` messages (default 1000, all publishers
@@ -84,6 +88,11 @@ constexpr auto stall_limit = 3s;  // no progress for this long: the rest is lost
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch())
       .count();
+}
+
+// Threads are named so that a profile (perf report --comm) tells the node's loop from the load.
+void name_thread(const char* name) {
+  ::pthread_setname_np(::pthread_self(), name);
 }
 
 // --- what counts the routed messages ------------------------------------------------------------
@@ -184,7 +193,10 @@ class node {
     if (auto started = app_->start(); !started) throw std::runtime_error(started.error());
     port_ = app_->internal_broker()->local_endpoint().port();
     work_.emplace(io_.get_executor());
-    thread_ = std::thread([this] { io_.run(); });
+    thread_ = std::thread([this] {
+      name_thread("eb-loop");
+      io_.run();
+    });
     if (::pthread_getcpuclockid(thread_.native_handle(), &cpu_clock_) != 0) {
       throw std::runtime_error("pthread_getcpuclockid failed");
     }
@@ -241,13 +253,26 @@ class remote_counter {
     auto c = ebus::remote::bus_client::connect(socket, "twin", "twin");
     if (!c) throw std::runtime_error(c.error());
     client_.emplace(std::move(*c));
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      name_thread("eb-twin");
+      run();
+    });
+    if (::pthread_getcpuclockid(thread_.native_handle(), &cpu_clock_) != 0) {
+      throw std::runtime_error("pthread_getcpuclockid failed");
+    }
   }
   remote_counter(const remote_counter&) = delete;
   remote_counter& operator=(const remote_counter&) = delete;
   ~remote_counter() {
     done_.store(true);
     thread_.join();
+  }
+
+  // CPU time of the module's thread so far (receiving and decoding), read from any thread.
+  [[nodiscard]] double cpu_seconds() const {
+    timespec ts{};
+    ::clock_gettime(cpu_clock_, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
   }
 
  private:
@@ -265,6 +290,7 @@ class remote_counter {
   std::optional<ebus::remote::bus_client> client_;
   std::atomic<bool> done_{false};
   std::thread thread_;
+  clockid_t cpu_clock_{};
 };
 
 // Stands in for a mode-2 edgecore's sub client: one subscriber reading as fast as it can.
@@ -280,7 +306,10 @@ class subscriber {
         s->return_codes[0] == codec::suback_return_code::failure) {
       throw std::runtime_error("SUBSCRIBE refused");
     }
-    reader_ = std::thread([this] { read_loop(); });
+    reader_ = std::thread([this] {
+      name_thread("mq-sub");
+      read_loop();
+    });
   }
   subscriber(const subscriber&) = delete;
   subscriber& operator=(const subscriber&) = delete;
@@ -384,6 +413,7 @@ outcome drive(std::uint16_t port, const scenario& s, progress& seen,
   for (std::size_t i = 0; i < s.publishers; ++i) {
     const std::size_t share = s.messages / s.publishers + (i < s.messages % s.publishers ? 1 : 0);
     threads.emplace_back([&, i, share] {
+      name_thread("pub");
       const int fd = fds[i];
       const std::string topic = device_topic(i);
       std::string payload = make_payload();
@@ -492,13 +522,30 @@ int run(int argc, char** argv) {
   std::optional<std::size_t> window;
   std::string mosquitto = "/usr/sbin/mosquitto";
   bool remote = false;
+  std::optional<std::size_t> only_publishers;
+  std::optional<codec::qos_level> only_qos;
+  std::size_t runs = 1;
+  std::string json;
   parse_options(argc, argv, [&](const std::string& key, const std::string& value) {
+    if (key == "--runs") {
+      runs = std::stoul(value);
+      return true;
+    }
+    if (key == "--json") {
+      json = value;
+      return true;
+    }
     if (key == "--messages") {
       messages = std::stoul(value);
     } else if (key == "--window") {
       window = std::stoul(value);
     } else if (key == "--mosquitto") {
       mosquitto = value;
+    } else if (key == "--publishers") {
+      only_publishers = std::stoul(value);
+    } else if (key == "--qos") {
+      if (value != "0" && value != "1") throw std::runtime_error("--qos takes 0 or 1");
+      only_qos = value == "0" ? codec::qos_level::at_most_once : codec::qos_level::at_least_once;
     } else if (key == "--twin") {
       if (value != "in-process" && value != "remote") {
         throw std::runtime_error("--twin takes in-process or remote");
@@ -523,22 +570,31 @@ int run(int argc, char** argv) {
     std::ofstream c(conf);
     c << "listener " << mport << " 127.0.0.1\nallow_anonymous true\nlog_type none\n";
   }
-  const pid_t mpid = spawn({mosquitto, "-c", conf.string()});
+  // "none": eventbus alone (for profiling the node).
+  const bool compare = mosquitto != "none";
+  const pid_t mpid = compare ? spawn({mosquitto, "-c", conf.string()}) : 0;
   struct reaper {
     pid_t pid;
-    ~reaper() { stop_process(pid); }
+    ~reaper() {
+      if (pid > 0) stop_process(pid);
+    }
   } mosquitto_guard{mpid};
   const std::string socket = remote ? (dir.path / "eventbus.sock").string() : std::string();
   node eb(dir.path, socket);
   std::optional<remote_counter> remote_twin;
   if (remote) remote_twin.emplace(socket, eb.counter());
 
-  const std::vector<scenario> scenarios = {
+  std::vector<scenario> scenarios = {
       {1, codec::qos_level::at_most_once, n0, w},
       {8, codec::qos_level::at_most_once, n0, w},
       {1, codec::qos_level::at_least_once, n1, w},
       {8, codec::qos_level::at_least_once, n1, w},
   };
+  std::erase_if(scenarios, [&](const scenario& s) {
+    return (only_publishers && s.publishers != *only_publishers) ||
+           (only_qos && s.qos != *only_qos);
+  });
+  if (scenarios.empty()) throw std::runtime_error("no scenario has those publishers and QoS");
   std::printf("payload %zu bytes, topic $hw/events/device/default/dev-<i>/twin/update\n",
               make_payload().size());
   std::printf("eventbus twin module: %s\n",
@@ -550,60 +606,98 @@ int run(int argc, char** argv) {
   std::printf("%-10s %12s %12s %12s %12s %10s %10s  %s\n", "scenario", "eb msgs/s", "eb us/msg",
               "mq msgs/s", "mq us/msg", "thr ratio", "cpu ratio", "loss (eb, mq)");
 
+  std::FILE* json_out = json.empty() ? nullptr : std::fopen(json.c_str(), "a");
+  if (!json.empty() && json_out == nullptr) throw std::runtime_error("cannot open " + json);
+  // One JSON line per broker, scenario and run (group "routing"), for the performance report.
+  auto record = [&](const std::string& name, const char* broker, std::size_t run, const outcome& o,
+                    std::size_t lost_messages) {
+    if (json_out == nullptr) return;
+    std::fprintf(json_out,
+                 "{\"group\": \"routing\", \"scenario\": \"%s\", \"broker\": \"%s\", \"run\": "
+                 "%zu, \"metrics\": {\"msgs_per_s\": %.1f, \"broker_us_per_msg\": %.3f, "
+                 "\"sent\": %zu, \"delivered\": %zu, \"lost\": %zu}, \"note\": \"%s\"}\n",
+                 name.c_str(), broker, run, o.msgs_per_s, o.cpu_us_per_msg, o.sent, o.counted,
+                 lost_messages,
+                 std::string(broker) == "eventbus"
+                     ? (remote ? "twin module remote over SEQPACKET; CPU of the node loop thread"
+                               : "twin module in-process; CPU of the node loop thread")
+                     : "one subscriber on the wildcard filter; CPU of the mosquitto process");
+    std::fflush(json_out);
+  };
+
   bool lost = false;
   std::vector<std::string> notes;
-  for (const auto& s : scenarios) {
-    const auto before = eb.stats();
-    const auto ours = drive(eb.port(), s, eb.counter(), [&eb] { return eb.loop_cpu_seconds(); });
-    const auto after = eb.stats();
-    outcome theirs;
-    {
-      subscriber sub(mport, s.qos);
-      theirs = drive(mport, s, sub.counter(), [mpid] { return process_cpu_seconds(mpid); });
+  for (std::size_t run = 1; run <= runs; ++run) {
+    for (const auto& s : scenarios) {
+      const auto before = eb.stats();
+      const double twin_before = remote_twin ? remote_twin->cpu_seconds() : 0;
+      const auto ours = drive(eb.port(), s, eb.counter(), [&eb] { return eb.loop_cpu_seconds(); });
+      const double twin_cpu = remote_twin ? remote_twin->cpu_seconds() - twin_before : 0;
+      const auto after = eb.stats();
+      outcome theirs;
+      if (compare) {
+        subscriber sub(mport, s.qos);
+        theirs = drive(mport, s, sub.counter(), [mpid] { return process_cpu_seconds(mpid); });
+      }
+      const int q = static_cast<int>(s.qos);
+      const std::string name = "P=" + std::to_string(s.publishers) + " QoS" + std::to_string(q);
+      const std::size_t eb_lost = s.messages - std::min(s.messages, ours.counted);
+      const std::size_t mq_lost = compare ? s.messages - std::min(s.messages, theirs.counted) : 0;
+      auto loss = [&s](std::size_t n) {
+        if (n == 0) return std::string("0");
+        char pct[32];
+        std::snprintf(pct, sizeof pct, " (%.1f%%)",
+                      100.0 * static_cast<double>(n) / static_cast<double>(s.messages));
+        return std::to_string(n) + pct;
+      };
+      if (compare) {
+        std::printf("%-10s %12.0f %12.2f %12.0f %12.2f %9.2fx %9.2fx  %s, %s\n", name.c_str(),
+                    ours.msgs_per_s, ours.cpu_us_per_msg, theirs.msgs_per_s, theirs.cpu_us_per_msg,
+                    ours.msgs_per_s / theirs.msgs_per_s,
+                    ours.cpu_us_per_msg / theirs.cpu_us_per_msg, loss(eb_lost).c_str(),
+                    loss(mq_lost).c_str());
+      } else {
+        std::printf("%-10s %12.0f %12.2f %12s %12s %10s %10s  %s, -\n", name.c_str(),
+                    ours.msgs_per_s, ours.cpu_us_per_msg, "-", "-", "-", "-",
+                    loss(eb_lost).c_str());
+      }
+      if (remote_twin && ours.counted > 0) {
+        std::printf("%-10s %12s %12.2f  (remote twin thread: receive and decode)\n", "", "",
+                    twin_cpu * 1e6 / static_cast<double>(ours.counted));
+      }
+      std::fflush(stdout);
+      auto stall = [](const outcome& o) {
+        if (!o.stalled_at) return std::string();
+        return "; nothing arrived for 3 s at " + std::to_string(*o.stalled_at) +
+               ", pacing given up from there";
+      };
+      const auto to_twin = after.to_twin - before.to_twin;
+      if (eb_lost != 0 || ours.sent != s.messages || ours.stalled_at || to_twin != ours.counted) {
+        notes.push_back(name + ": eventbus module counted " + std::to_string(ours.counted) +
+                        " of " + std::to_string(ours.sent) + " sent (eventbus to_twin " +
+                        std::to_string(to_twin) + ", no_member " +
+                        std::to_string(after.no_member - before.no_member) + ", refused " +
+                        std::to_string(after.refused - before.refused) + ", bus queue_full " +
+                        std::to_string(after.queue_full - before.queue_full) + ")" + stall(ours));
+      }
+      if (compare && (mq_lost != 0 || theirs.sent != s.messages || theirs.stalled_at)) {
+        notes.push_back(name + ": mosquitto subscriber counted " + std::to_string(theirs.counted) +
+                        " of " + std::to_string(theirs.sent) + " sent (" +
+                        std::to_string(theirs.gaps) + " seen missing from the sequences, " +
+                        std::to_string(theirs.reordered) + " out of order)" + stall(theirs));
+      }
+      record(name, "eventbus", run, ours, eb_lost);
+      if (compare) record(name, "mosquitto", run, theirs, mq_lost);
+      lost = lost || eb_lost != 0;
     }
-    const int q = static_cast<int>(s.qos);
-    const std::string name = "P=" + std::to_string(s.publishers) + " QoS" + std::to_string(q);
-    const std::size_t eb_lost = s.messages - std::min(s.messages, ours.counted);
-    const std::size_t mq_lost = s.messages - std::min(s.messages, theirs.counted);
-    auto loss = [&s](std::size_t n) {
-      if (n == 0) return std::string("0");
-      char pct[32];
-      std::snprintf(pct, sizeof pct, " (%.1f%%)",
-                    100.0 * static_cast<double>(n) / static_cast<double>(s.messages));
-      return std::to_string(n) + pct;
-    };
-    std::printf("%-10s %12.0f %12.2f %12.0f %12.2f %9.2fx %9.2fx  %s, %s\n", name.c_str(),
-                ours.msgs_per_s, ours.cpu_us_per_msg, theirs.msgs_per_s, theirs.cpu_us_per_msg,
-                ours.msgs_per_s / theirs.msgs_per_s, ours.cpu_us_per_msg / theirs.cpu_us_per_msg,
-                loss(eb_lost).c_str(), loss(mq_lost).c_str());
-    std::fflush(stdout);
-    auto stall = [](const outcome& o) {
-      if (!o.stalled_at) return std::string();
-      return "; nothing arrived for 3 s at " + std::to_string(*o.stalled_at) +
-             ", pacing given up from there";
-    };
-    const auto to_twin = after.to_twin - before.to_twin;
-    if (eb_lost != 0 || ours.sent != s.messages || ours.stalled_at || to_twin != ours.counted) {
-      notes.push_back(name + ": eventbus module counted " + std::to_string(ours.counted) + " of " +
-                      std::to_string(ours.sent) + " sent (eventbus to_twin " +
-                      std::to_string(to_twin) + ", no_member " +
-                      std::to_string(after.no_member - before.no_member) + ", refused " +
-                      std::to_string(after.refused - before.refused) + ", bus queue_full " +
-                      std::to_string(after.queue_full - before.queue_full) + ")" + stall(ours));
-    }
-    if (mq_lost != 0 || theirs.sent != s.messages || theirs.stalled_at) {
-      notes.push_back(name + ": mosquitto subscriber counted " + std::to_string(theirs.counted) +
-                      " of " + std::to_string(theirs.sent) + " sent (" +
-                      std::to_string(theirs.gaps) + " seen missing from the sequences, " +
-                      std::to_string(theirs.reordered) + " out of order)" + stall(theirs));
-    }
-    lost = lost || eb_lost != 0;
   }
+  if (json_out != nullptr) std::fclose(json_out);
 
   std::printf(
       "\nthr ratio = eventbus msgs/s / mosquitto msgs/s (>1: eventbus faster);\n"
       "cpu ratio = eventbus us/msg / mosquitto us/msg (<1: eventbus cheaper).\n"
-      "eb us/msg: CPU of the node's loop thread only (broker, routing, bus, counting module).\n"
+      "eb us/msg: CPU of the node's loop thread only (broker, routing, bus, counting module;\n"
+      "  remote: JSON encoding and socket writes); a remote twin's own CPU on the line below.\n"
       "mq us/msg: CPU of the mosquitto process (routing to and writing for its subscriber).\n"
       "msgs/s and us/msg count delivered messages only; a row with loss compares unequal work.\n"
       "Caveats: load generator, subscriber and broker share the machine's %u cores; mosquitto's\n"

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -52,21 +53,115 @@ constexpr std::array<go_escape, 128> make_ascii_escapes() {
 }
 constexpr std::array<go_escape, 128> ascii_escapes = make_ascii_escapes();
 
+// What each ASCII byte becomes, itself included, padded to a word: a run of ASCII is written a
+// word per byte without a branch on which bytes need escaping (JSON text content is full of
+// quotes, at places no branch predictor guesses).
+struct ascii_output {
+  std::array<char, 8> text{};
+  std::uint8_t length = 0;
+};
+
+constexpr std::array<ascii_output, 128> make_ascii_outputs() {
+  std::array<ascii_output, 128> t{};
+  for (unsigned c = 0; c < 128; ++c) {
+    const go_escape& e = ascii_escapes[c];
+    if (e.length == 0) {
+      t[c].text[0] = static_cast<char>(c);
+      t[c].length = 1;
+    } else {
+      for (std::size_t k = 0; k < e.length; ++k)
+        t[c].text[k] = e.text[k];
+      t[c].length = e.length;
+    }
+  }
+  return t;
+}
+constexpr std::array<ascii_output, 128> ascii_outputs = make_ascii_outputs();
+
 // 16 bytes compared at once: SSE2 on x86-64, NEON on ARM (GCC and Clang vector extensions).
 using byte_block = signed char __attribute__((vector_size(16)));
 constexpr std::size_t block_size = sizeof(byte_block);
 
-// Whether any of the 16 bytes at `p` is a control, non-ASCII (negative as a signed char), or
-// one of " \ < > &.
-bool block_needs_escape(const unsigned char* p) {
+// What the 16 bytes at `p` need: `first` is the offset of the first that is a control,
+// non-ASCII (negative as a signed char), or one of " \ < > & (block_size when none is);
+// `ascii` whether all are ASCII.
+struct block_scan {
+  std::size_t first;
+  bool ascii;
+};
+
+[[gnu::always_inline]] inline block_scan scan_block(const unsigned char* p) {
   byte_block v;  // NOLINT(cppcoreguidelines-pro-type-member-init): filled by memcpy
   std::memcpy(&v, p, sizeof v);
   const byte_block hit =
       (v < 0x20) | (v == '"') | (v == '\\') | (v == '<') | (v == '>') | (v == '&');
   std::uint64_t halves[2];
   std::memcpy(halves, &hit, sizeof halves);
-  return (halves[0] | halves[1]) != 0;
+  if ((halves[0] | halves[1]) == 0) return {block_size, true};
+  // Each hit is a byte of all ones; the first byte in memory is the low one on little-endian.
+  const auto first_in = [](std::uint64_t h) -> std::size_t {
+    if constexpr (std::endian::native == std::endian::little) {
+      return static_cast<std::size_t>(std::countr_zero(h)) / 8;
+    } else {
+      return static_cast<std::size_t>(std::countl_zero(h)) / 8;
+    }
+  };
+  std::uint64_t bytes[2];
+  std::memcpy(bytes, p, sizeof bytes);
+  const bool ascii = ((bytes[0] | bytes[1]) & 0x8080808080808080) == 0;
+  return {halves[0] != 0 ? first_in(halves[0]) : 8 + first_in(halves[1]), ascii};
 }
+
+// Writes straight into a string's storage: room is made ahead by resizing (one allocation for a
+// whole message when the first guess holds), bytes go in through a pointer without the capacity
+// check and terminator of each append, and finish() cuts the string to what was written.
+class json_writer {
+ public:
+  explicit json_writer(std::string& out) noexcept
+      : out_(out), start_(out.size()), end_(out.size()) {}
+  json_writer(const json_writer&) = delete;
+  json_writer& operator=(const json_writer&) = delete;
+
+  /// The write position, with at least `n` bytes of room behind it (up to limit()).
+  [[gnu::always_inline]] char* room(std::size_t n) {
+    if (out_.size() - end_ < n) [[unlikely]]
+      grow(n);
+    return out_.data() + end_;
+  }
+  [[nodiscard]] const char* limit() const noexcept { return out_.data() + out_.size(); }
+  /// Everything before `p` (a position within the room) is written.
+  void commit(const char* p) noexcept { end_ = static_cast<std::size_t>(p - out_.data()); }
+  void put(std::string_view s) {
+    char* p = room(s.size());
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    commit(p + s.size());
+  }
+  void put(char c) {
+    char* p = room(1);
+    *p = c;
+    commit(p + 1);
+  }
+  /// Cuts the string to what was written; call before the string is used.
+  void finish() {
+    out_.resize(end_);
+    finished_ = true;
+  }
+  ~json_writer() {
+    if (!finished_) out_.resize(end_);  // an allocation failed: no unwritten room is left
+  }
+
+ private:
+  [[gnu::noinline]] void grow(std::size_t n) {
+    // Half again what was written besides: escaping that outgrows the first guess makes room a
+    // few times, not at every escape.
+    out_.resize(end_ + n + (end_ - start_) / 2);
+  }
+
+  std::string& out_;
+  std::size_t start_;
+  std::size_t end_;
+  bool finished_ = false;
+};
 
 // Length of the well-formed UTF-8 sequence starting at s[i], or 0 if it is not well formed
 // (the same acceptance as Go's utf8.DecodeRuneInString: no overlongs, no surrogates, <= U+10FFFF).
@@ -91,68 +186,322 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   return 0;
 }
 
-void append_go_number(std::string& out, const nlohmann::json& v) {
-  std::array<char, 64> buf{};
+void write_int(json_writer& w, std::int64_t v) {
+  constexpr std::size_t longest = 20;  // "-9223372036854775808"
+  char* p = w.room(longest);
+  w.commit(std::to_chars(p, p + longest, v).ptr);
+}
+
+void write_go_number(json_writer& w, const nlohmann::json& v) {
+  constexpr std::size_t longest = 64;
+  char* const p = w.room(longest);
   char* end = nullptr;
   if (v.is_number_integer() && !v.is_number_unsigned()) {
-    end = std::to_chars(buf.data(), buf.data() + buf.size(), v.get<std::int64_t>()).ptr;
+    end = std::to_chars(p, p + longest, v.get<std::int64_t>()).ptr;
   } else if (v.is_number_unsigned()) {
-    end = std::to_chars(buf.data(), buf.data() + buf.size(), v.get<std::uint64_t>()).ptr;
+    end = std::to_chars(p, p + longest, v.get<std::uint64_t>()).ptr;
   } else {
     // Go's float64 encoding: shortest representation, 'f' format unless the magnitude is
     // below 1e-6 or at least 1e21, then 'e' with a two-digit-minimum exponent trimmed ("e-7").
     double d = v.get<double>();
     if (d == 0) d = 0;  // "-0" would decode back as the integer 0; write both zeros alike
     if (!std::isfinite(d)) {
-      out += "null";  // Go refuses to encode these; a null keeps the document valid
+      w.put("null");  // Go refuses to encode these; a null keeps the document valid
       return;
     }
     const double a = std::fabs(d);
     const bool exponent = a != 0 && (a < 1e-6 || a >= 1e21);
-    end = std::to_chars(buf.data(), buf.data() + buf.size(), d,
+    end = std::to_chars(p, p + longest, d,
                         exponent ? std::chars_format::scientific : std::chars_format::fixed)
               .ptr;
-    const auto n = static_cast<std::size_t>(end - buf.data());
-    if (exponent && n >= 4 && buf[n - 4] == 'e' && buf[n - 3] == '-' && buf[n - 2] == '0') {
-      buf[n - 2] = buf[n - 1];
+    const auto n = static_cast<std::size_t>(end - p);
+    if (exponent && n >= 4 && p[n - 4] == 'e' && p[n - 3] == '-' && p[n - 2] == '0') {
+      p[n - 2] = p[n - 1];
       --end;
     }
   }
-  out.append(buf.data(), end);
+  w.commit(end);
 }
 
-void append_field_name(std::string& out, bool& first, std::string_view name) {
-  if (!first) out += ',';
+constexpr std::size_t escape_room = 6;  // the most one byte of a string takes once escaped
+
+[[gnu::always_inline]] inline bool needs_escape(unsigned char c) {
+  return c >= 0x80 || ascii_escapes[c].length != 0;
+}
+
+// Whether any byte of `x` needs escaping: the test of scan_block() on a word (exact for the
+// word as a whole, not per byte).
+[[gnu::always_inline]] inline bool word_needs_escape(std::uint64_t x) {
+  constexpr std::uint64_t ones = 0x0101010101010101;
+  constexpr std::uint64_t high = ones * 0x80;
+  const auto has_below = [&](std::uint64_t n) { return (x - ones * n) & ~x & high; };
+  const auto has = [&](unsigned char b) {
+    const std::uint64_t y = x ^ (ones * b);
+    return (y - ones) & ~y & high;
+  };
+  return ((x & high) | has_below(0x20) | has('"') | has('\\') | has('<') | has('>') | has('&')) !=
+         0;
+}
+
+// Copies the last `n` (< 16) bytes of a string to `out` when none needs escaping; false (and
+// nothing written) otherwise. Two overlapping word loads, so nothing past the string is read
+// and no byte-sized stores are read back as a word.
+[[gnu::always_inline]] inline bool copy_clean_tail(const unsigned char* in, std::size_t n,
+                                                   char* out) {
+  if (n >= 8) {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    std::memcpy(&a, in, 8);
+    std::memcpy(&b, in + n - 8, 8);
+    if (word_needs_escape(a) || word_needs_escape(b)) return false;
+    std::memcpy(out, &a, 8);
+    std::memcpy(out + n - 8, &b, 8);
+    return true;
+  }
+  if (n >= 4) {
+    std::uint32_t a = 0;
+    std::uint32_t b = 0;
+    std::memcpy(&a, in, 4);
+    std::memcpy(&b, in + n - 4, 4);
+    if (word_needs_escape(a | std::uint64_t{b} << 32)) return false;
+    std::memcpy(out, &a, 4);
+    std::memcpy(out + n - 4, &b, 4);
+    return true;
+  }
+  for (std::size_t k = 0; k < n; ++k) {
+    if (needs_escape(in[k])) return false;
+  }
+  for (std::size_t k = 0; k < n; ++k)
+    out[k] = static_cast<char>(in[k]);
+  return true;
+}
+
+void write_go_string(json_writer& w, std::string_view s) {
+  const auto* in = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  // Room for the rest of the string unescaped, the closing quote and one whole block stored
+  // past the end: kept so at every step, so clean bytes never ask for room.
+  const auto enough = [&](std::size_t i) { return n - i + 1 + block_size; };
+  char* o = w.room(1 + enough(0));
+  *o++ = '"';
+  std::size_t i = 0;
+  // Writes in[i] escaped, or the well-formed UTF-8 sequence it starts, and moves past it.
+  const auto escape_one = [&] {
+    if (static_cast<std::size_t>(w.limit() - o) < escape_room + enough(i)) {
+      w.commit(o);
+      o = w.room(escape_room + enough(i));
+    }
+    const unsigned char c = in[i];
+    if (c < 0x80) {
+      const go_escape& e = ascii_escapes[c];
+      std::memcpy(o, e.text.data(), e.text.size());
+      o += e.length;
+      ++i;
+      return;
+    }
+    const std::size_t len = utf8_sequence_length(s, i);
+    if (len == 0) {
+      std::memcpy(o, "\\ufffd", escape_room);
+      o += escape_room;
+      ++i;
+    } else if (len == 3 && c == 0xE2 && in[i + 1] == 0x80 && (in[i + 2] & 0xFE) == 0xA8) {
+      // U+2028 and U+2029 are escaped for JavaScript safety.
+      std::memcpy(o, in[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", escape_room);
+      o += escape_room;
+      i += 3;
+    } else {
+      std::memcpy(o, in + i, len);
+      o += len;
+      i += len;
+    }
+  };
+  while (n - i >= block_size) {
+    const block_scan b = scan_block(in + i);
+    if (b.first == block_size) {  // clean: copied as it is
+      std::memcpy(o, in + i, block_size);
+      o += block_size;
+      i += block_size;
+      continue;
+    }
+    if (b.ascii) {
+      // Each byte's output, a word at a time; the output moves on by its length.
+      constexpr std::size_t most = (block_size - 1) * escape_room + sizeof(ascii_output::text);
+      if (static_cast<std::size_t>(w.limit() - o) < most + enough(i)) {
+        w.commit(o);
+        o = w.room(most + enough(i));
+      }
+      for (std::size_t k = 0; k < block_size; ++k) {
+        const ascii_output& e = ascii_outputs[in[i + k]];
+        std::memcpy(o, e.text.data(), e.text.size());
+        o += e.length;
+      }
+      i += block_size;
+      continue;
+    }
+    // Non-ASCII text: its clean prefix, then sequence by sequence. The block is stored whole
+    // and the output moves on by the prefix only: what follows is overwritten.
+    std::memcpy(o, in + i, block_size);
+    o += b.first;
+    i += b.first;
+    do {
+      escape_one();
+    } while (i < n && needs_escape(in[i]));
+  }
+  if (copy_clean_tail(in + i, n - i, o)) {
+    o += n - i;
+  } else {
+    while (i < n) {
+      if (needs_escape(in[i])) {
+        escape_one();
+      } else {
+        *o++ = static_cast<char>(in[i++]);
+      }
+    }
+  }
+  *o++ = '"';
+  w.commit(o);
+}
+
+void write_base64(json_writer& w, std::string_view bytes, const char* alphabet) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const std::size_t n = bytes.size();
+  char* o = w.room((n + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < n; i += 3) {
+    const unsigned v = (unsigned{p[i]} << 16) | (unsigned{p[i + 1]} << 8) | p[i + 2];
+    *o++ = alphabet[(v >> 18) & 63];
+    *o++ = alphabet[(v >> 12) & 63];
+    *o++ = alphabet[(v >> 6) & 63];
+    *o++ = alphabet[v & 63];
+  }
+  if (i + 1 == n) {
+    const unsigned v = unsigned{p[i]} << 16;
+    *o++ = alphabet[(v >> 18) & 63];
+    *o++ = alphabet[(v >> 12) & 63];
+    *o++ = '=';
+    *o++ = '=';
+  } else if (i + 2 == n) {
+    const unsigned v = (unsigned{p[i]} << 16) | (unsigned{p[i + 1]} << 8);
+    *o++ = alphabet[(v >> 18) & 63];
+    *o++ = alphabet[(v >> 12) & 63];
+    *o++ = alphabet[(v >> 6) & 63];
+    *o++ = '=';
+  }
+  w.commit(o);
+}
+
+constexpr const char* base64_standard =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr const char* base64_url_safe =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void write_go_json(json_writer& w, const nlohmann::json& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::null:
+    case nlohmann::json::value_t::discarded:
+      w.put("null");
+      return;
+    case nlohmann::json::value_t::boolean:
+      w.put(value.get<bool>() ? "true" : "false");
+      return;
+    case nlohmann::json::value_t::string:
+      write_go_string(w, value.get_ref<const std::string&>());
+      return;
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned:
+    case nlohmann::json::value_t::number_float:
+      write_go_number(w, value);
+      return;
+    case nlohmann::json::value_t::binary: {
+      const auto& bin = value.get_binary();
+      w.put('"');
+      write_base64(w, std::string_view(reinterpret_cast<const char*>(bin.data()), bin.size()),
+                   base64_standard);
+      w.put('"');
+      return;
+    }
+    case nlohmann::json::value_t::array: {
+      w.put('[');
+      bool first = true;
+      for (const auto& element : value) {
+        if (!first) w.put(',');
+        first = false;
+        write_go_json(w, element);
+      }
+      w.put(']');
+      return;
+    }
+    case nlohmann::json::value_t::object: {
+      w.put('{');
+      bool first = true;
+      for (const auto& [key, element] : value.items()) {  // std::map: sorted bytewise, as Go
+        if (!first) w.put(',');
+        first = false;
+        write_go_string(w, key);
+        w.put(':');
+        write_go_json(w, element);
+      }
+      w.put('}');
+      return;
+    }
+  }
+}
+
+// `,"name":` (without the comma for the first field of an object).
+[[gnu::always_inline]] inline void write_key(json_writer& w, bool& first, std::string_view name) {
+  char* p = w.room(name.size() + 4);
+  if (!first) *p++ = ',';
   first = false;
-  out += '"';
-  out += name;
-  out += "\":";
+  *p++ = '"';
+  std::memcpy(p, name.data(), name.size());
+  p += name.size();
+  *p++ = '"';
+  *p++ = ':';
+  w.commit(p);
 }
 
-void append_string_field(std::string& out, bool& first, std::string_view name,
-                         const std::string& value) {
+[[gnu::always_inline]] inline void write_string_field(json_writer& w, bool& first,
+                                                      std::string_view name,
+                                                      const std::string& value) {
   if (value.empty()) return;  // omitempty
-  append_field_name(out, first, name);
-  append_go_string(out, value);
+  write_key(w, first, name);
+  write_go_string(w, value);
 }
 
-void append_content(std::string& out, const content& c) {
+void write_content(json_writer& w, const content& c) {
   switch (c.type()) {
     case content::kind::null:
-      out += "null";
+      w.put("null");
       return;
     case content::kind::text:
-      append_go_string(out, c.bytes());
+      write_go_string(w, c.bytes());
       return;
     case content::kind::binary:
-      out += '"';
-      append_base64(out, c.bytes());
-      out += '"';
+      w.put('"');
+      write_base64(w, c.bytes(), base64_standard);
+      w.put('"');
       return;
     case content::kind::json:
-      append_go_json(out, c.json_value());
+      write_go_json(w, c.json_value());
       return;
   }
+}
+
+// What a message usually takes as JSON: exact for clean strings and text, with a little over
+// for the escapes that JSON text content (quotes) carries; more is made room for as needed.
+std::size_t expected_json_size(const message& m) {
+  // Keys, punctuation, timestamp and sync, and the room write_go_string() asks for to expand a
+  // block of ASCII with escapes in it.
+  constexpr std::size_t envelope = 160 + 128;
+  const auto& h = m.header;
+  const auto& r = m.route;
+  const std::size_t n = m.content.bytes().size();
+  const std::size_t content = m.content.type() == content::kind::binary ? (n + 2) / 3 * 4 + 2
+                              : m.content.type() == content::kind::json ? 64
+                                                                        : n + n / 8 + 2;
+  return envelope + h.id.size() + h.parent_id.size() + h.resource_version.size() + h.type.size() +
+         r.source.size() + r.destination.size() + r.group.size() + r.operation.size() +
+         r.resource.size() + content;
 }
 
 decode_error invalid(std::string reason) {
@@ -253,22 +602,27 @@ std::array<std::optional<simdjson::dom::element>, N> last_members(
   return found;
 }
 
-// Reads an optional string member into `out`; false when present with another type.
+// Reads an optional string member into `out` (emptied when absent); false when present with
+// another type.
 bool fast_string(const std::optional<simdjson::dom::element>& e, std::string& out) {
-  if (!e || e->is_null()) return true;
+  if (!e || e->is_null()) {
+    out.clear();
+    return true;
+  }
   std::string_view v;
   if (e->get_string().get(v) != simdjson::SUCCESS) return false;
   out.assign(v);
   return true;
 }
 
-// The message, or nullopt when decode_json_tree() must decide (refused text, wrong types, depth).
-std::optional<message> fast_decode(simdjson::dom::parser& parser, std::string_view text) {
-  if (parser.max_depth() != fast_path_depth) return std::nullopt;
+// Decodes into `m`, every field written; false when decode_json_tree() must decide (refused
+// text, wrong types, depth), and `m` is then left partly written.
+bool fast_decode(simdjson::dom::parser& parser, std::string_view text, message& m) {
+  if (parser.max_depth() != fast_path_depth) return false;
   simdjson::dom::element root;
-  if (parser.parse(text.data(), text.size()).get(root) != simdjson::SUCCESS) return std::nullopt;
+  if (parser.parse(text.data(), text.size()).get(root) != simdjson::SUCCESS) return false;
   simdjson::dom::object doc;
-  if (root.get_object().get(doc) != simdjson::SUCCESS) return std::nullopt;
+  if (root.get_object().get(doc) != simdjson::SUCCESS) return false;
 
   static constexpr std::array<std::string_view, 3> sections{"header", "route", "content"};
   static constexpr std::array<std::string_view, 6> header_fields{
@@ -276,229 +630,106 @@ std::optional<message> fast_decode(simdjson::dom::parser& parser, std::string_vi
   static constexpr std::array<std::string_view, 5> route_fields{"source", "destination", "group",
                                                                 "operation", "resource"};
   const auto [h, r, c] = last_members(doc, sections);
-  message m;
+  if (!h || h->is_null()) m.header = {};
+  if (!r || r->is_null()) m.route = {};
   if (h && !h->is_null()) {
     simdjson::dom::object obj;
-    if (h->get_object().get(obj) != simdjson::SUCCESS) return std::nullopt;
+    if (h->get_object().get(obj) != simdjson::SUCCESS) return false;
     const auto f = last_members(obj, header_fields);
     if (!fast_string(f[0], m.header.id) || !fast_string(f[1], m.header.parent_id) ||
         !fast_string(f[2], m.header.resource_version) || !fast_string(f[3], m.header.type)) {
-      return std::nullopt;
+      return false;
     }
+    m.header.timestamp = 0;
     if (f[4] && !f[4]->is_null()) {
       // UINT64 only holds values beyond INT64_MAX: out of range, which the reader reports.
-      if (f[4]->type() != simdjson::dom::element_type::INT64) return std::nullopt;
+      if (f[4]->type() != simdjson::dom::element_type::INT64) return false;
       m.header.timestamp = std::int64_t(*f[4]);
     }
+    m.header.sync = false;
     if (f[5] && !f[5]->is_null()) {
-      if (f[5]->get_bool().get(m.header.sync) != simdjson::SUCCESS) return std::nullopt;
+      if (f[5]->get_bool().get(m.header.sync) != simdjson::SUCCESS) return false;
     }
   }
   if (r && !r->is_null()) {
     simdjson::dom::object obj;
-    if (r->get_object().get(obj) != simdjson::SUCCESS) return std::nullopt;
+    if (r->get_object().get(obj) != simdjson::SUCCESS) return false;
     const auto f = last_members(obj, route_fields);
     if (!fast_string(f[0], m.route.source) || !fast_string(f[1], m.route.destination) ||
         !fast_string(f[2], m.route.group) || !fast_string(f[3], m.route.operation) ||
         !fast_string(f[4], m.route.resource)) {
-      return std::nullopt;
+      return false;
     }
   }
-  if (c) {
-    std::string_view s;
-    if (c->get_string().get(s) == simdjson::SUCCESS) {
-      m.content = content::text(std::string(s));
-    } else {
-      m.content = content::json(to_nlohmann(*c));
-    }
+  if (!c) {
+    m.content = {};
+  } else if (std::string_view s; c->get_string().get(s) == simdjson::SUCCESS) {
+    m.content = content::text(std::string(s));
+  } else {
+    m.content = content::json(to_nlohmann(*c));
   }
-  return m;
-}
-
-void append_base64_with(std::string& out, std::string_view bytes, const char* alphabet) {
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  const std::size_t n = bytes.size();
-  // Written in place: this runs for every twin message (its resource is base64), and a
-  // character-by-character append checks the capacity each time.
-  const std::size_t start = out.size();
-  out.resize(start + (n + 2) / 3 * 4);
-  char* o = out.data() + start;
-  std::size_t i = 0;
-  for (; i + 2 < n; i += 3) {
-    const unsigned v = (unsigned{p[i]} << 16) | (unsigned{p[i + 1]} << 8) | p[i + 2];
-    *o++ = alphabet[(v >> 18) & 63];
-    *o++ = alphabet[(v >> 12) & 63];
-    *o++ = alphabet[(v >> 6) & 63];
-    *o++ = alphabet[v & 63];
-  }
-  if (i + 1 == n) {
-    const unsigned v = unsigned{p[i]} << 16;
-    *o++ = alphabet[(v >> 18) & 63];
-    *o++ = alphabet[(v >> 12) & 63];
-    *o++ = '=';
-    *o++ = '=';
-  } else if (i + 2 == n) {
-    const unsigned v = (unsigned{p[i]} << 16) | (unsigned{p[i + 1]} << 8);
-    *o++ = alphabet[(v >> 18) & 63];
-    *o++ = alphabet[(v >> 12) & 63];
-    *o++ = alphabet[(v >> 6) & 63];
-    *o++ = '=';
-  }
+  return true;
 }
 
 }  // namespace
 
 void append_go_string(std::string& out, std::string_view s) {
-  const auto* in = reinterpret_cast<const unsigned char*>(s.data());
-  const std::size_t n = s.size();
-  out.reserve(out.size() + n + 2);
-  out += '"';
-  // Escaped bytes are gathered here and appended in blocks; clean runs go straight to `out`.
-  std::array<char, 1024> buf;  // NOLINT(cppcoreguidelines-pro-type-member-init): written first
-  std::size_t b = 0;
-  const auto flush = [&] {
-    out.append(buf.data(), b);
-    b = 0;
-  };
-  std::size_t i = 0;
-  while (i < n) {
-    std::size_t j = i;
-    while (n - j >= block_size && !block_needs_escape(in + j))
-      j += block_size;
-    if (j > i) {
-      flush();
-      out.append(s.data() + i, j - i);
-      i = j;
-    }
-    // The block that stopped the scan (or the tail), byte by byte.
-    const std::size_t block_end = std::min(n, i + block_size);
-    while (i < block_end) {
-      if (b > buf.size() - 8) flush();
-      const unsigned char c = in[i];
-      if (c < 0x80) {
-        const go_escape& e = ascii_escapes[c];
-        if (e.length == 0) {
-          buf[b++] = static_cast<char>(c);
-        } else {
-          std::memcpy(buf.data() + b, e.text.data(), e.text.size());
-          b += e.length;
-        }
-        ++i;
-        continue;
-      }
-      const std::size_t len = utf8_sequence_length(s, i);
-      if (len == 0) {
-        std::memcpy(buf.data() + b, "\\ufffd", 6);
-        b += 6;
-        ++i;
-      } else if (len == 3 && c == 0xE2 && in[i + 1] == 0x80 && (in[i + 2] & 0xFE) == 0xA8) {
-        // U+2028 and U+2029 are escaped for JavaScript safety.
-        std::memcpy(buf.data() + b, in[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
-        b += 6;
-        i += 3;
-      } else {
-        std::memcpy(buf.data() + b, in + i, len);
-        b += len;
-        i += len;
-      }
-    }
-  }
-  flush();
-  out += '"';
+  json_writer w(out);
+  write_go_string(w, s);
+  w.finish();
 }
 
 void append_go_json(std::string& out, const nlohmann::json& value) {
-  switch (value.type()) {
-    case nlohmann::json::value_t::null:
-    case nlohmann::json::value_t::discarded:
-      out += "null";
-      return;
-    case nlohmann::json::value_t::boolean:
-      out += value.get<bool>() ? "true" : "false";
-      return;
-    case nlohmann::json::value_t::string:
-      append_go_string(out, value.get_ref<const std::string&>());
-      return;
-    case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned:
-    case nlohmann::json::value_t::number_float:
-      append_go_number(out, value);
-      return;
-    case nlohmann::json::value_t::binary: {
-      out += '"';
-      const auto& bin = value.get_binary();
-      append_base64(out, std::string_view(reinterpret_cast<const char*>(bin.data()), bin.size()));
-      out += '"';
-      return;
-    }
-    case nlohmann::json::value_t::array: {
-      out += '[';
-      bool first = true;
-      for (const auto& element : value) {
-        if (!first) out += ',';
-        first = false;
-        append_go_json(out, element);
-      }
-      out += ']';
-      return;
-    }
-    case nlohmann::json::value_t::object: {
-      out += '{';
-      bool first = true;
-      for (const auto& [key, element] : value.items()) {  // std::map: sorted bytewise, as Go
-        if (!first) out += ',';
-        first = false;
-        append_go_string(out, key);
-        out += ':';
-        append_go_json(out, element);
-      }
-      out += '}';
-      return;
-    }
-  }
+  json_writer w(out);
+  write_go_json(w, value);
+  w.finish();
 }
 
 void append_base64(std::string& out, std::string_view bytes) {
-  append_base64_with(out, bytes,
-                     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+  json_writer w(out);
+  write_base64(w, bytes, base64_standard);
+  w.finish();
 }
 
 std::string base64_url(std::string_view bytes) {
   std::string out;
-  append_base64_with(out, bytes,
-                     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+  json_writer w(out);
+  write_base64(w, bytes, base64_url_safe);
+  w.finish();
   return out;
 }
 
 void encode_json(const message& m, std::string& out) {
+  json_writer w(out);
+  w.room(expected_json_size(m));
   // Field order and omitempty follow beehive's model.MessageHeader / MessageRoute tags.
-  out += R"({"header":{"msg_id":)";
-  append_go_string(out, m.header.id);
+  w.put(R"({"header":{"msg_id":)");
+  write_go_string(w, m.header.id);
   bool first = false;
-  append_string_field(out, first, "parent_msg_id", m.header.parent_id);
-  append_field_name(out, first, "timestamp");
-  append_go_number(out, nlohmann::json(m.header.timestamp));
-  append_string_field(out, first, "resourceversion", m.header.resource_version);
+  write_string_field(w, first, "parent_msg_id", m.header.parent_id);
+  write_key(w, first, "timestamp");
+  write_int(w, m.header.timestamp);
+  write_string_field(w, first, "resourceversion", m.header.resource_version);
   if (m.header.sync) {
-    append_field_name(out, first, "sync");
-    out += "true";
+    write_key(w, first, "sync");
+    w.put("true");
   }
-  append_string_field(out, first, "type", m.header.type);
-  out += R"(},"route":{)";
+  write_string_field(w, first, "type", m.header.type);
+  w.put(R"(},"route":{)");
   first = true;
-  append_string_field(out, first, "source", m.route.source);
-  append_string_field(out, first, "destination", m.route.destination);
-  append_string_field(out, first, "group", m.route.group);
-  append_string_field(out, first, "operation", m.route.operation);
-  append_string_field(out, first, "resource", m.route.resource);
-  out += R"(},"content":)";
-  append_content(out, m.content);
-  out += '}';
+  write_string_field(w, first, "source", m.route.source);
+  write_string_field(w, first, "destination", m.route.destination);
+  write_string_field(w, first, "group", m.route.group);
+  write_string_field(w, first, "operation", m.route.operation);
+  write_string_field(w, first, "resource", m.route.resource);
+  w.put(R"(},"content":)");
+  write_content(w, m.content);
+  w.put('}');
+  w.finish();
 }
 
 std::string to_json(const message& m) {
   std::string out;
-  out.reserve(256 + m.content.bytes().size());
   encode_json(m, out);
   return out;
 }
@@ -557,18 +788,28 @@ expected<message, decode_error> decode_json_tree(std::string_view text) {
   return m;
 }
 
-expected<message, decode_error> from_json(std::string_view text) {
+expected<void, decode_error> decode_json(std::string_view text, message& out) {
   // An empty text is left to the reader, which refuses it: simdjson would copy from its data
   // pointer, which may be null.
-  std::optional<message> fast;
+  bool fast = false;
   if (!text.empty() && text.size() <= thread_parser_max_bytes) {
-    fast = fast_decode(thread_parser(), text);
+    fast = fast_decode(thread_parser(), text, out);
   } else if (!text.empty()) {
     simdjson::dom::parser own = new_parser();
-    fast = fast_decode(own, text);
+    fast = fast_decode(own, text, out);
   }
-  if (fast) return std::move(*fast);
-  return decode_json_tree(text);
+  if (fast) return {};
+  auto decoded = decode_json_tree(text);
+  if (!decoded) return fail(std::move(decoded.error()));
+  out = std::move(*decoded);
+  return {};
+}
+
+expected<message, decode_error> from_json(std::string_view text) {
+  // Decoded in place, so the message is not moved on its way out.
+  expected<message, decode_error> result;
+  if (auto ok = decode_json(text, *result); !ok) result = fail(std::move(ok.error()));
+  return result;
 }
 
 }  // namespace ebus::bus

@@ -29,6 +29,10 @@ void encode_json(const message& m, std::string& out);
 /// a JSON string content becomes text. Never throws.
 [[nodiscard]] expected<message, decode_error> from_json(std::string_view text);
 
+/// from_json() into `out`, which is overwritten whole (left unspecified on error): a message
+/// that lives in its container (a queue, a result) is decoded where it stays.
+[[nodiscard]] expected<void, decode_error> decode_json(std::string_view text, message& out);
+
 /// The same decoding over a whole nlohmann document: slower, and the reference for every input.
 /// from_json() uses it for what simdjson refuses and for the reason of every refusal; the fuzz
 /// target checks that the two always agree.

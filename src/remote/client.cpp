@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <memory>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -11,6 +12,7 @@
 #include <utility>
 
 #include "bus/message_json.hpp"
+#include "remote/frame.hpp"
 #include "remote/sizing.hpp"
 
 namespace ebus::remote {
@@ -81,6 +83,13 @@ expected<bus_client, std::string> bus_client::connect(const std::string& path,
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   bus_client client(fd, stream, name, timeout);
   client.packet_limit_ = packet_limit;
+  if (!stream) {
+    auto packets = packet_receiver::create();
+    if (!packets) {
+      return fail("cannot reserve memory to receive packets: " + errno_text(packets.error()));
+    }
+    client.packets_.emplace(std::move(*packets));
+  }
 
   auto reg = bus::new_message();
   bus::build_router(reg, name, {}, "module", "add");
@@ -125,7 +134,12 @@ bus_client::bus_client(bus_client&& other) noexcept
       io_timeout_(other.io_timeout_),
       registration_(std::move(other.registration_)),
       kept_(std::move(other.kept_)),
-      buffer_(std::move(other.buffer_)) {}
+      packets_(std::move(other.packets_)),
+      buffer_(std::move(other.buffer_)),
+      capacity_(std::exchange(other.capacity_, 0)),
+      filled_(std::exchange(other.filled_, 0)),
+      taken_(std::exchange(other.taken_, 0)),
+      scanned_(std::exchange(other.scanned_, 0)) {}
 
 bus_client& bus_client::operator=(bus_client&& other) noexcept {
   if (this != &other) {
@@ -137,7 +151,12 @@ bus_client& bus_client::operator=(bus_client&& other) noexcept {
     io_timeout_ = other.io_timeout_;
     registration_ = std::move(other.registration_);
     kept_ = std::move(other.kept_);
+    packets_ = std::move(other.packets_);
     buffer_ = std::move(other.buffer_);
+    capacity_ = std::exchange(other.capacity_, 0);
+    filled_ = std::exchange(other.filled_, 0);
+    taken_ = std::exchange(other.taken_, 0);
+    scanned_ = std::exchange(other.scanned_, 0);
   }
   return *this;
 }
@@ -222,72 +241,112 @@ expected<bus::message, std::string> bus_client::request(bus::message m,
   }
 }
 
-std::optional<std::string> bus_client::take_line() {
+expected<std::optional<std::string_view>, std::string> bus_client::next_text() {
+  if (!stream_) {
+    const auto packet = packets_->next();
+    if (!packet) return std::optional<std::string_view>{};
+    if (packet->empty()) {  // how SEQPACKET reports the peer's close
+      close();
+      return fail(std::string("the daemon closed the connection"));
+    }
+    return std::optional<std::string_view>{packet_message(*packet)};
+  }
   for (;;) {
-    const auto end = buffer_.find('\n');
-    if (end == std::string::npos) return std::nullopt;
-    std::string line = buffer_.substr(0, end);
-    buffer_.erase(0, end + 1);
-    if (!line.empty()) return line;  // an empty line is ignored, as the daemon does
+    char* const data = buffer_.get();
+    const auto* end =
+        filled_ == scanned_
+            ? nullptr
+            : static_cast<const char*>(std::memchr(data + scanned_, '\n', filled_ - scanned_));
+    if (end == nullptr) {
+      scanned_ = filled_;  // a long line is not searched again from its start
+      return std::optional<std::string_view>{};
+    }
+    const std::string_view line(data + taken_, static_cast<std::size_t>(end - data) - taken_);
+    taken_ = scanned_ = static_cast<std::size_t>(end - data) + 1;
+    if (!line.empty()) return std::optional<std::string_view>{line};  // empty lines are ignored
   }
 }
 
-expected<std::optional<bus::message>, std::string> bus_client::read_message(
+expected<bool, std::string> bus_client::fill() {
+  if (!stream_) {
+    const auto got = packets_->receive(fd_);
+    if (got) return *got > 0;
+    const int err = got.error();
+    close();
+    if (err == EMSGSIZE) {
+      return fail("the daemon sent a packet larger than " + std::to_string(packets_->slot_bytes()) +
+                  " bytes");
+    }
+    return fail(err == ECONNRESET ? std::string("the daemon closed the connection")
+                                  : "receive failed: " + errno_text(err));
+  }
+  // The lines taken go; an unfinished one moves to the front, and the buffer grows only for a
+  // line longer than it (left uninitialised: the kernel writes it).
+  if (taken_ > 0) {
+    std::memmove(buffer_.get(), buffer_.get() + taken_, filled_ - taken_);
+    filled_ -= taken_;
+    scanned_ -= taken_;
+    taken_ = 0;
+  }
+  if (filled_ == 0 && capacity_ > 4 * read_chunk) {  // what a long line took goes back
+    buffer_.reset();
+    capacity_ = 0;
+  }
+  if (capacity_ - filled_ < read_chunk / 2) {
+    const std::size_t grown = std::max(2 * capacity_, filled_ + read_chunk);
+    auto bigger = std::make_unique_for_overwrite<char[]>(grown);
+    if (filled_ > 0) std::memcpy(bigger.get(), buffer_.get(), filled_);
+    buffer_ = std::move(bigger);
+    capacity_ = grown;
+  }
+  const auto n = ::recv(fd_, buffer_.get() + filled_, capacity_ - filled_, MSG_DONTWAIT);
+  if (n > 0) {
+    filled_ += static_cast<std::size_t>(n);
+    return true;
+  }
+  const int err = n == 0 ? 0 : errno;
+  if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return false;
+  close();
+  return fail(err == 0 || err == ECONNRESET ? std::string("the daemon closed the connection")
+                                            : "receive failed: " + errno_text(err));
+}
+
+expected<std::optional<std::string_view>, std::string> bus_client::wait_text(
     std::chrono::milliseconds timeout) {
   if (fd_ < 0) return fail(std::string("the connection is closed"));
-  const auto deadline = clock::now() + timeout;
-  std::string packet;
+  std::optional<clock::time_point> deadline;  // taken once there is something to wait for
   for (;;) {
-    if (stream_) {
-      if (auto line = take_line()) {
-        packet = std::move(*line);
-        break;
-      }
-    }
-    const int ready = wait_for(fd_, POLLIN, deadline);
-    if (ready == 0 || (ready < 0 && errno == EINTR)) return std::nullopt;
+    auto next = next_text();
+    if (!next || *next) return next;
+    // Nothing left: take what the socket holds, and wait only when it holds nothing.
+    auto got = fill();
+    if (!got) return fail(std::move(got.error()));
+    if (*got) continue;
+    if (!deadline) deadline = clock::now() + timeout;
+    const int ready = wait_for(fd_, POLLIN, *deadline);
+    if (ready == 0 || (ready < 0 && errno == EINTR)) return std::optional<std::string_view>{};
     if (ready < 0) {
       const int err = errno;
       close();
       return fail("poll failed: " + errno_text(err));
     }
-    ssize_t n = 0;
-    if (stream_) {
-      const auto old = buffer_.size();
-      buffer_.resize(old + read_chunk);
-      n = ::recv(fd_, buffer_.data() + old, read_chunk, 0);
-      buffer_.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
-    } else {
-      // MSG_TRUNC with MSG_PEEK reports the whole packet's length, so one read takes it all.
-      const auto size = ::recv(fd_, nullptr, 0, MSG_PEEK | MSG_TRUNC);
-      if (size > 0) {
-        packet.resize(static_cast<std::size_t>(size));
-        n = ::recv(fd_, packet.data(), packet.size(), 0);
-      } else {
-        n = size;
-      }
-    }
-    if (n < 0) {
-      const int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) continue;
-      close();
-      return fail(err == ECONNRESET ? std::string("the daemon closed the connection")
-                                    : "receive failed: " + errno_text(err));
-    }
-    if (n == 0) {
-      close();
-      return fail(std::string("the daemon closed the connection"));
-    }
-    if (!stream_) break;
   }
-  if (!packet.empty() && packet.back() == '\n') packet.pop_back();
-  auto decoded = bus::from_json(packet);
-  if (!decoded) {
-    close();
-    return fail("the daemon sent a message that is not a beehive message: " +
-                decoded.error().reason);
+}
+
+expected<std::optional<bus::message>, std::string> bus_client::read_message(
+    std::chrono::milliseconds timeout) {
+  // One result, decoded in place and returned in place: a message is never moved on its way.
+  expected<std::optional<bus::message>, std::string> result;
+  if (auto text = wait_text(timeout); !text) {
+    result = fail(std::move(text.error()));
+  } else if (*text) {
+    if (auto ok = bus::decode_json(**text, result->emplace()); !ok) {
+      close();
+      result =
+          fail("the daemon sent a message that is not a beehive message: " + ok.error().reason);
+    }
   }
-  return std::optional<bus::message>(std::move(*decoded));
+  return result;
 }
 
 }  // namespace ebus::remote

@@ -1,7 +1,9 @@
 #pragma once
 // A blocking client of the daemon's module sockets (docs/REMOTE.md): connects, registers as a
-// remote module, then sends and receives beehive messages. For command-line tools and tests;
-// plain POSIX sockets with poll() deadlines, no event loop.
+// remote module, then sends and receives beehive messages. For command-line tools, tests and
+// remote modules; plain POSIX sockets with poll() deadlines, no event loop. It takes whatever the
+// socket holds at once (many SEQPACKET packets per system call, 64 KiB of the stream socket) and
+// decodes one message per receive(), where the bytes lie; it waits only when nothing is left.
 //
 //   auto c = ebus::remote::bus_client::connect("/var/run/kubeedge/eventbus.sock", "my-tool");
 //   if (!c) { std::fprintf(stderr, "%s\n", c.error().c_str()); ... }
@@ -12,13 +14,16 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "bus/message.hpp"
 #include "common/expected.hpp"
+#include "remote/packet_io.hpp"
 
 namespace ebus::remote {
 
@@ -52,7 +57,9 @@ class bus_client {
 
   /// The next message, from those kept by request() first; nullopt when none arrived within
   /// `timeout`. Error when the connection closed or the daemon sent something that is not a
-  /// beehive message; the client is unusable afterwards.
+  /// beehive message, or a SEQPACKET packet larger than packet_receiver::default_slot_bytes
+  /// (more than the kernel lets the daemon send; the stream socket has no such limit); the
+  /// client is unusable afterwards.
   expected<std::optional<bus::message>, std::string> receive(std::chrono::milliseconds timeout);
 
   /// Sends `m` with header.sync = true and waits for the message whose parent_msg_id is m's id:
@@ -72,8 +79,15 @@ class bus_client {
   /// Reads one message from the socket, ignoring those kept in `kept_`.
   expected<std::optional<bus::message>, std::string> read_message(
       std::chrono::milliseconds timeout);
-  /// One complete line from `buffer_` (stream socket), without its '\n'.
-  std::optional<std::string> take_line();
+  /// The next message's text, waiting at most `timeout` for one; nullopt when none came. Valid
+  /// until the next call.
+  expected<std::optional<std::string_view>, std::string> wait_text(
+      std::chrono::milliseconds timeout);
+  /// The next message's text from what was received; nullopt when nothing complete is left.
+  /// Error when the connection closed. Valid until the next call.
+  expected<std::optional<std::string_view>, std::string> next_text();
+  /// Receives what the socket holds without waiting; false when it held nothing.
+  expected<bool, std::string> fill();
   void close() noexcept;
 
   int fd_ = -1;
@@ -82,8 +96,15 @@ class bus_client {
   std::string name_;
   std::chrono::milliseconds io_timeout_;
   nlohmann::json registration_;
-  std::deque<bus::message> kept_;  // received while request() waited for its response
-  std::string buffer_;             // stream socket: bytes after the last complete line
+  std::deque<bus::message> kept_;           // received while request() waited for its response
+  std::optional<packet_receiver> packets_;  // SEQPACKET: packets received, not yet decoded
+  // Stream socket: bytes received; [taken_, filled_) not yet taken as lines, no '\n' in
+  // [taken_, scanned_).
+  std::unique_ptr<char[]> buffer_;
+  std::size_t capacity_ = 0;
+  std::size_t filled_ = 0;
+  std::size_t taken_ = 0;
+  std::size_t scanned_ = 0;
 };
 
 }  // namespace ebus::remote

@@ -6,7 +6,6 @@
 #include <limits>
 #include <map>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <system_error>
 #include <vector>
 
@@ -28,7 +27,6 @@ constexpr std::size_t write_batch_messages = 64;
 constexpr std::size_t write_batch_bytes = 256 * 1024;
 constexpr std::size_t max_tracked_requests = 4096;
 constexpr auto warning_interval = std::chrono::seconds(10);
-constexpr std::string_view newline = "\n";
 // Content larger than this is encoded on the server's encoder thread: a 1 MB payload of control
 // bytes takes milliseconds to write as JSON (six bytes out for each), longer than the MQTT
 // clients served by the same loop should wait for their PINGRESP.
@@ -50,6 +48,20 @@ std::size_t encoded_size_bound(const bus::message& m) {
                               h.type.size() + r.source.size() + r.destination.size() +
                               r.group.size() + r.operation.size() + r.resource.size();
   return max_json_expansion * strings + encoded_content_bytes(m.content, max_json_expansion) + 512;
+}
+
+/// `m` as the client gets it: its JSON and the '\n' beehive writes after each message, in one
+/// buffer (one iovec a packet).
+std::string encode_line(const bus::message& m) {
+  std::string text;
+  bus::encode_json(m, text);
+  text.push_back('\n');
+  return text;
+}
+
+/// The JSON bytes of a line from encode_line(): what limits and accounting count.
+std::size_t json_bytes(const std::string& line) noexcept {
+  return line.size() - 1;
 }
 
 /// What an error message about `m` needs: its id and resource (beehive NewErrorMessage).
@@ -268,8 +280,8 @@ bool remote_connection::on_registration(bus::message&& m) {
   reply.route.destination = name_;
   // Ahead of anything the bus may already have queued: the client reads its registration reply
   // first.
-  auto text = bus::to_json(reply);
-  auto charge = forced_charge(text.size());
+  auto text = encode_line(reply);
+  auto charge = forced_charge(json_bytes(text));
   enqueue(std::move(text), std::move(charge), true);
   log_->info("registered module={} group={} peer={}", name_, r->group, peer_);
   return true;
@@ -278,8 +290,8 @@ bool remote_connection::on_registration(bus::message&& m) {
 void remote_connection::refuse(const bus::message& request, std::string reason) {
   log_->info("registration_refused peer={} module=\"{}\" reason=\"{}\"", peer_,
              log::escape(request.route.source), log::escape(reason));
-  auto text = bus::to_json(bus::new_error(request, reason));
-  auto charge = forced_charge(text.size());
+  auto text = encode_line(bus::new_error(request, reason));
+  auto charge = forced_charge(json_bytes(text));
   enqueue(std::move(text), std::move(charge));
   ++server_.stats_.errors_returned;
   close_reason_ = "registration refused: " + reason;
@@ -401,17 +413,18 @@ std::error_code remote_connection::deliver(bus::message&& m) {
       m.content.bytes().size() > inline_encode_limit) {
     return deliver_encoded_later(std::move(m));
   }
-  std::string text = bus::to_json(m);
-  if (text.size() > max_out_) {
+  std::string text = encode_line(m);
+  const std::size_t bytes = json_bytes(text);
+  if (bytes > max_out_) {
     undeliverable(stats_.too_large, server_.stats_.too_large,
-                  too_large_reason(text.size(), max_out_, o.max_message_bytes,
+                  too_large_reason(bytes, max_out_, o.max_message_bytes,
                                    std::holds_alternative<packet_socket>(socket_)));
     return bus::make_error_code(bus::bus_errc::too_large);
   }
   budget_charge charge;
-  if (!budget_charge::try_make(o.budget, text.size(), charge)) {
+  if (!budget_charge::try_make(o.budget, bytes, charge)) {
     undeliverable(stats_.memory_budget, server_.stats_.memory_budget,
-                  fmt::format("memory budget exhausted: {} bytes, {} of {} in use", text.size(),
+                  fmt::format("memory budget exhausted: {} bytes, {} of {} in use", bytes,
                               o.budget->used(), o.budget->limit()));
     return bus::make_error_code(bus::bus_errc::memory_budget);
   }
@@ -445,7 +458,7 @@ std::error_code remote_connection::deliver_encoded_later(bus::message&& m) {
   queue_.push_back({{}, std::move(charge), bound, job});
   asio::post(server_.encoder(),
              [job, m = std::move(m), weak = weak_from_this(), loop = server_.executor_]() mutable {
-               job->text = bus::to_json(m);
+               job->text = encode_line(m);
                m = {};  // freed here, not on the loop
                asio::post(loop, [weak = std::move(weak), job = std::move(job)] {
                  if (const auto self = weak.lock()) self->encoded(*job);
@@ -461,16 +474,17 @@ void remote_connection::encoded(encoding& job) {
                                [&](const outgoing& e) { return e.job.get() == &job; });
   if (it == queue_.end()) return;
   std::string text = std::move(job.text);
+  const std::size_t bytes = json_bytes(text);
   queued_bytes_ -= it->bytes;
-  if (text.size() > max_out_) {
+  if (bytes > max_out_) {
     const auto& o = server_.options();
     undeliverable(stats_.too_large, server_.stats_.too_large,
-                  too_large_reason(text.size(), max_out_, o.max_message_bytes,
+                  too_large_reason(bytes, max_out_, o.max_message_bytes,
                                    std::holds_alternative<packet_socket>(socket_)));
     queue_.erase(it);
   } else {
-    it->charge.resize(text.size());  // smaller than the bound it was charged at
-    it->bytes = text.size();
+    it->charge.resize(bytes);  // smaller than the bound it was charged at
+    it->bytes = bytes;
     it->text = std::move(text);
     it->job.reset();
     queued_bytes_ += it->bytes;
@@ -480,8 +494,8 @@ void remote_connection::encoded(encoding& job) {
 }
 
 void remote_connection::enqueue(std::string text, budget_charge charge, bool front) {
-  queued_bytes_ += text.size();
-  const std::size_t bytes = text.size();
+  const std::size_t bytes = json_bytes(text);
+  queued_bytes_ += bytes;
   if (front) {
     queue_.push_front({std::move(text), std::move(charge), bytes, nullptr});
   } else {
@@ -539,17 +553,18 @@ void remote_connection::track_request(const std::string& id) {
 
 bool remote_connection::queue_reply(bus::message&& m) {
   m.route.destination = name_;
-  std::string text = bus::to_json(m);
+  std::string text = encode_line(m);
+  const std::size_t bytes = json_bytes(text);
   const auto& o = server_.options();
   std::string reason;
   budget_charge charge;
-  if (text.size() > max_out_) {
-    reason = too_large_reason(text.size(), max_out_, o.max_message_bytes,
+  if (bytes > max_out_) {
+    reason = too_large_reason(bytes, max_out_, o.max_message_bytes,
                               std::holds_alternative<packet_socket>(socket_));
   } else if (queued() >= o.outbound_capacity || queued_bytes_ >= o.outbound_bytes) {
     reason = fmt::format("outbound queue full ({} messages, {} bytes)", queued(), queued_bytes_);
-  } else if (!budget_charge::try_make(o.budget, text.size(), charge)) {
-    reason = fmt::format("memory budget exhausted: {} bytes", text.size());
+  } else if (!budget_charge::try_make(o.budget, bytes, charge)) {
+    reason = fmt::format("memory budget exhausted: {} bytes", bytes);
   }
   if (!reason.empty()) {
     undeliverable(
@@ -567,8 +582,6 @@ void remote_connection::queue_error(const bus::message& about, std::string reaso
 
 awaitable<void> remote_connection::writer() {
   std::vector<asio::const_buffer> buffers;
-  std::vector<iovec> iov;
-  std::vector<mmsghdr> headers;
   for (;;) {
     if (closed_) co_return;
     if (queue_.empty() || queue_.front().job) {  // nothing, or the next is still encoding
@@ -587,37 +600,25 @@ awaitable<void> remote_connection::writer() {
     std::size_t batch_bytes = 0;  // as counted in queued_bytes_
     while (!queue_.empty() && !queue_.front().job && batch_.size() < write_batch_messages &&
            (batch_.empty() || bytes + queue_.front().text.size() <= write_batch_bytes)) {
-      bytes += queue_.front().text.size() + newline.size();
+      bytes += queue_.front().text.size();
       batch_bytes += queue_.front().bytes;
       batch_.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
     in_flight_ = batch_.size();
     std::error_code ec;
-    std::size_t written = 0;
     if (auto* packets = std::get_if<packet_socket>(&socket_)) {
       // One packet per message (the packet boundary is the message boundary), many packets
       // per system call.
-      iov.resize(batch_.size() * 2);
-      headers.assign(batch_.size(), mmsghdr{});
-      for (std::size_t i = 0; i < batch_.size(); ++i) {
-        iov[2 * i] = {batch_[i].text.data(), batch_[i].text.size()};
-        iov[2 * i + 1] = {const_cast<char*>(newline.data()), newline.size()};
-        headers[i].msg_hdr.msg_iov = &iov[2 * i];
-        headers[i].msg_hdr.msg_iovlen = 2;
-      }
-      while (written < batch_.size() && !closed_) {
-        const int n =
-            ::sendmmsg(packets->native_handle(), headers.data() + written,
-                       static_cast<unsigned>(batch_.size() - written), MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n > 0) {
-          written += static_cast<std::size_t>(n);
-          stats_.messages_out += static_cast<std::size_t>(n);
-          server_.stats_.messages_out += static_cast<std::size_t>(n);
-          continue;
-        }
-        const int err = errno;
-        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+      packets_out_.clear();
+      for (const auto& o : batch_)
+        packets_out_.add(o.text);
+      while (!packets_out_.finished() && !closed_) {
+        const auto r = packets_out_.send(packets->native_handle());
+        stats_.messages_out += r.sent;
+        server_.stats_.messages_out += r.sent;
+        if (r.error == 0) break;
+        if (r.error == EAGAIN) {
           auto [e] =
               co_await packets->async_wait(asio::socket_base::wait_write, as_tuple(use_awaitable));
           if (e) {
@@ -626,33 +627,28 @@ awaitable<void> remote_connection::writer() {
           }
           continue;
         }
-        if (err == EMSGSIZE || err == ENOBUFS || err == ENOMEM) {
-          // The kernel refused this packet (its size, or the memory for it); the client loses
-          // this one only.
-          const std::size_t size = batch_[written].text.size();
+        if (packet_sender::refused(r.error)) {
+          // The client loses this one only.
           undeliverable(stats_.dropped, server_.stats_.messages_dropped,
                         fmt::format("the kernel refused a SEQPACKET packet of {} bytes: {}; use "
                                     "the stream socket",
-                                    size + newline.size(), std::system_category().message(err)));
-          ++written;
+                                    batch_[packets_out_.done() - 1].text.size(),
+                                    std::system_category().message(r.error)));
           continue;
         }
-        ec = std::error_code(err, std::system_category());
+        ec = std::error_code(r.error, std::system_category());
         break;
       }
     } else {
       buffers.clear();
-      for (const auto& o : batch_) {
+      for (const auto& o : batch_)
         buffers.push_back(asio::buffer(o.text));
-        buffers.push_back(asio::buffer(newline));
-      }
       auto [e, n] = co_await asio::async_write(std::get<stream_socket>(socket_), buffers,
                                                as_tuple(use_awaitable));
       ec = e;
       if (!ec) {
-        written = batch_.size();
-        stats_.messages_out += written;
-        server_.stats_.messages_out += written;
+        stats_.messages_out += batch_.size();
+        server_.stats_.messages_out += batch_.size();
       }
     }
     in_flight_ = 0;

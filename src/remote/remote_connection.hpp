@@ -27,6 +27,7 @@
 #include "common/asio.hpp"
 #include "common/memory_budget.hpp"
 #include "remote/frame.hpp"
+#include "remote/packet_io.hpp"
 #include "remote/registration.hpp"
 #include "remote/socket_server.hpp"
 
@@ -111,13 +112,14 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
     std::string text;
   };
   struct outgoing {
-    std::string text;  // encoded message, without the '\n'
+    std::string text;  // encoded message and its '\n'
     budget_charge charge;
     std::size_t bytes = 0;          // as counted in queued_bytes_: the text, or a bound of it
     std::shared_ptr<encoding> job;  // set while the text is being encoded
   };
   std::deque<outgoing> queue_;
   std::vector<outgoing> batch_;   // taken from queue_ by the write in progress
+  packet_sender packets_out_;     // SEQPACKET: batch_ as packets
   std::size_t in_flight_ = 0;     // messages in batch_ not written yet
   std::size_t queued_bytes_ = 0;  // `bytes` of queue_ and batch_
   connection_stats stats_;

@@ -35,6 +35,7 @@
 #include "common/asio_clock.hpp"
 #include "common/log.hpp"
 #include "common/memory_budget.hpp"
+#include "remote/client.hpp"
 #include "remote/sizing.hpp"
 
 namespace ebus::remote {
@@ -991,6 +992,80 @@ TEST(socket_server, stop_unregisters_every_remote_module_and_closes_clients) {
 }
 
 // --- bounds, hand-over pacing, message sizes -------------------------------------------------
+
+// --- the library client (remote::bus_client), which takes many messages per read ------------
+
+TEST_P(remote_module, bus_client_takes_a_burst_whole_and_in_order) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  auto c = bus_client::connect(h.path(stream()), "remote", "twin", stream());
+  ASSERT_TRUE(c) << c.error();
+  constexpr int count = 500;  // many reads' worth: SEQPACKET slots, stream read chunks
+  ASSERT_TRUE(h.call([&] {
+    for (int i = 0; i < count; ++i) {
+      if (!h.bus().send("remote", make_message("", "m-" + std::to_string(i)))) return false;
+    }
+    return true;
+  }));
+  for (int i = 0; i < count; ++i) {
+    auto m = c->receive(5s);
+    ASSERT_TRUE(m) << m.error();
+    ASSERT_TRUE(*m) << "message " << i;
+    ASSERT_EQ(text_of(**m), "m-" + std::to_string(i));
+    EXPECT_EQ((*m)->route.destination, "remote");
+  }
+  const auto none = c->receive(100ms);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
+}
+
+TEST_P(remote_module, bus_client_takes_messages_larger_than_one_read_between_small_ones) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  // More than a stream read and than what a SEQPACKET slot keeps after use.
+  const std::string large(200 * 1024, 'L');
+  ASSERT_GE(h.server().packet_limit(), large.size() + 1024);
+  auto c = bus_client::connect(h.path(stream()), "remote", "", stream());
+  ASSERT_TRUE(c) << c.error();
+  const std::vector<std::string> contents = {"first", large, "between", large + "2", "last"};
+  ASSERT_TRUE(h.call([&] {
+    return std::all_of(contents.begin(), contents.end(), [&](const std::string& text) {
+      return h.bus().send("remote", make_message("", text)).has_value();
+    });
+  }));
+  for (const auto& expected : contents) {
+    auto m = c->receive(5s);
+    ASSERT_TRUE(m) << m.error();
+    ASSERT_TRUE(*m);
+    ASSERT_EQ(text_of(**m), expected);
+  }
+}
+
+TEST_P(remote_module, bus_client_reports_the_daemon_closing_after_the_messages_before_it) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  auto c = bus_client::connect(h.path(stream()), "remote", "", stream());
+  ASSERT_TRUE(c) << c.error();
+  ASSERT_TRUE(h.call([&] {
+    return h.bus().send("remote", make_message("", "one")).has_value() &&
+           h.bus().send("remote", make_message("", "two")).has_value();
+  }));
+  // Written (the registration reply and both), then the daemon goes.
+  ASSERT_TRUE(h.wait_until([&] { return h.server().stats().messages_out == 3u; }));
+  h.call([&] {
+    h.server().stop();
+    return 0;
+  });
+  for (const char* expected : {"one", "two"}) {
+    auto m = c->receive(5s);
+    ASSERT_TRUE(m) << m.error();
+    ASSERT_TRUE(*m);
+    EXPECT_EQ(text_of(**m), expected);
+  }
+  const auto end = c->receive(5s);
+  ASSERT_FALSE(end);
+  EXPECT_EQ(end.error(), "the daemon closed the connection");
+}
 
 TEST_P(remote_module, a_large_backlog_reaches_a_slow_reader_completely_and_in_order) {
   memory_budget budget;  // unlimited: measures what is held

@@ -429,5 +429,56 @@ TEST(message_json_decode, large_messages_decode_like_small_ones) {
   }
 }
 
+TEST(message_json_decode, decoding_into_a_used_message_leaves_nothing_of_it) {
+  message used = fixed("1d2c3b4a-0000-4000-8000-00000000000f");
+  used.header.parent_id = "p";
+  used.header.resource_version = "7";
+  used.header.type = "unixpacket";
+  used.header.sync = true;
+  build_router(used, "s", "g", "r", "o");
+  used.route.destination = "d";
+  used.content = content::text("old");
+  // Fast path (a document simdjson takes) and slow path (one it refuses) alike.
+  for (const std::string text :
+       {R"({"header":{"msg_id":"new"},"route":{"source":"x"}})",
+        R"({"header":{"msg_id":"new"},"route":{"source":"x"},"n":123456789012345678901234567890})",
+        R"({"route":null,"header":{"msg_id":"new"}})"}) {
+    message m = used;
+    ASSERT_TRUE(decode_json(text, m)) << text;
+    const auto fresh = from_json(text);
+    ASSERT_TRUE(fresh) << text;
+    EXPECT_EQ(m, *fresh) << text;
+    EXPECT_EQ(m.header.id, "new");
+    EXPECT_EQ(m.header.timestamp, 0);
+    EXPECT_FALSE(m.header.sync);
+    EXPECT_TRUE(m.header.parent_id.empty());
+    EXPECT_TRUE(m.route.destination.empty());
+    EXPECT_TRUE(m.content.is_null());
+  }
+  message m = used;
+  EXPECT_FALSE(decode_json(R"({"header":{"msg_id":1}})", m));
+}
+
+TEST(message_json, encoding_appends_and_grows_past_its_first_guess) {
+  // Quotes and controls take up to six bytes each: far past the room guessed at first, with a
+  // prefix already in the string.
+  auto m = fixed("1d2c3b4a-0000-4000-8000-000000000010");
+  build_router(m, "bus", "user", "r", "upload");
+  std::string payload;
+  for (int i = 0; i < 20000; ++i)
+    payload += (i % 3 == 0) ? "\"" : (i % 3 == 1) ? "\x01" : "<";
+  m.content = content::text(payload);
+  std::string content;
+  append_go_string(content, payload);
+  const std::string expected =
+      R"({"header":{"msg_id":"1d2c3b4a-0000-4000-8000-000000000010","timestamp":1732612345678},)"
+      R"("route":{"source":"bus","group":"user","operation":"upload","resource":"r"},"content":)" +
+      content + "}";
+  EXPECT_EQ(to_json(m), expected);
+  std::string out = "prefix";
+  encode_json(m, out);
+  EXPECT_EQ(out, "prefix" + expected);
+}
+
 }  // namespace
 }  // namespace ebus::bus

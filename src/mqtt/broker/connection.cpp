@@ -229,6 +229,7 @@ void connection::on_deadline() {
 
 awaitable<void> connection::reader() {
   if (!opened_) co_await open();
+  bool just_read = false;  // read_ready() returned bytes and the loop has not run since
   for (;;) {
     if (close_after_flush_ || finished_) co_return;  // the writer finishes once the answer is out
     if (closing_) {
@@ -266,6 +267,13 @@ awaitable<void> connection::reader() {
         // Between packets: read into the server's buffer, so that an idle connection holds no
         // receive buffer, and once the socket is drained hold no coroutine either.
         decoder_.release();
+        if (just_read) {
+          // A publisher that keeps the socket full must not keep the loop: other connections,
+          // writers and timers get their turn between two reads, as after an Asio read.
+          just_read = false;
+          co_await asio::post(stream_->socket().get_executor(), use_awaitable);
+          continue;  // the connection may be closing now
+        }
         const auto into = server_.read_buffer();
         const auto [ec, n] = stream_->read_ready(into);
         if (ec == asio::error::would_block || ec == asio::error::try_again) {
@@ -278,6 +286,7 @@ awaitable<void> connection::reader() {
         }
         decoder_.borrow({static_cast<const char*>(into.data()), n});
         protocol_.on_bytes(clock_.now());
+        just_read = true;
         continue;
       }
     } else if (!protocol_.partial_pending()) {

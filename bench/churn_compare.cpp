@@ -216,44 +216,11 @@ class broker_process {
   pid_t pid_ = 0;
 };
 
-using metrics = std::vector<std::pair<std::string, double>>;
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\u%04x", static_cast<unsigned>(c));
-      out += hex;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+using metrics = result_metrics;
 
 void append_json(const std::string& path, const std::string& group, const std::string& scenario,
                  broker_kind broker, std::size_t run, const metrics& m, const std::string& note) {
-  if (path.empty()) return;
-  std::ostringstream line;
-  line.precision(10);
-  line << R"({"group": ")" << group << R"(", "scenario": ")" << json_escape(scenario)
-       << R"(", "broker": ")" << name_of(broker) << R"(", "run": )" << run << R"(, "metrics": {)";
-  for (std::size_t i = 0; i < m.size(); ++i) {
-    line << (i == 0 ? "" : ", ") << '"' << m[i].first << "\": ";
-    if (std::isfinite(m[i].second)) {
-      line << m[i].second;
-    } else {
-      line << "null";
-    }
-  }
-  line << R"(}, "note": ")" << json_escape(note) << "\"}\n";
-  std::ofstream out(path, std::ios::app);
-  out << line.str();
-  if (!out) throw std::runtime_error("cannot append to " + path);
+  append_result(path, group, scenario, name_of(broker), run, m, note);
 }
 
 std::optional<double> metric(const metrics& m, std::string_view name) {

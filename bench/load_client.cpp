@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <fcntl.h>
@@ -186,6 +188,51 @@ std::uint64_t raise_open_file_limit() {
     if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) throw std::runtime_error("setrlimit failed");
   }
   return lim.rlim_cur;
+}
+
+namespace {
+std::string json_escape(std::string_view s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(c));
+      out += esc;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+}  // namespace
+
+void append_result(const std::string& path, std::string_view group, std::string_view scenario,
+                   std::string_view broker, std::size_t run, const result_metrics& metrics,
+                   std::string_view note) {
+  if (path.empty()) return;
+  std::string line = "{\"group\": \"" + json_escape(group) + "\", \"scenario\": \"" +
+                     json_escape(scenario) + "\", \"broker\": \"" + json_escape(broker) +
+                     "\", \"run\": " + std::to_string(run) + ", \"metrics\": {";
+  bool first = true;
+  for (const auto& [name, value] : metrics) {
+    char number[40];
+    if (!std::isfinite(value)) {
+      std::snprintf(number, sizeof number, "null");
+    } else if (value == std::floor(value) && std::fabs(value) < 9e15) {
+      std::snprintf(number, sizeof number, "%.0f", value);
+    } else {
+      std::snprintf(number, sizeof number, "%.10g", value);
+    }
+    line += (first ? "\"" : ", \"") + json_escape(name) + "\": " + number;
+    first = false;
+  }
+  line += "}, \"note\": \"" + json_escape(note) + "\"}\n";
+  std::ofstream out(path, std::ios::app);
+  out << line;
+  if (!out) throw std::runtime_error("cannot append to " + path);
 }
 
 void write_mosquitto_config(const std::string& path, std::uint16_t port) {

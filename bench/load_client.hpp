@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <sys/types.h>
+#include <utility>
 #include <vector>
 
 #include "mqtt/codec/decoder.hpp"
@@ -60,6 +61,15 @@ std::uint64_t raise_open_file_limit();
 void write_mosquitto_config(const std::string& path, std::uint16_t port);
 /// Sets SO_SNDTIMEO, so that a send to a broker that stopped reading fails instead of hanging.
 void set_send_timeout(int fd, std::chrono::milliseconds timeout);
+
+/// One measured run's figures, by name (docs/PERFORMANCE.md's metric names); NaN is written null.
+using result_metrics = std::vector<std::pair<std::string, double>>;
+/// Appends one run as a JSON line {group, scenario, broker, run, metrics, note} to `path` (the
+/// format bench/performance_report.py reads); nothing when `path` is empty. Throws when it
+/// cannot write.
+void append_result(const std::string& path, std::string_view group, std::string_view scenario,
+                   std::string_view broker, std::size_t run, const result_metrics& metrics,
+                   std::string_view note = {});
 
 /// Reads "--key value" pairs, calling `take(key, value)` for each; `take` returns false for a key
 /// it does not know. Throws for an unknown key or a key without a value.

@@ -129,6 +129,16 @@ struct measurement {
   std::string note;
 };
 
+// Waits `settle`, then reads the broker's memory after a scenario and the sampled peaks.
+void settle_and_read(measurement& m, pid_t pid, memory_sampler& sampler, steady::time_point start) {
+  std::this_thread::sleep_for(settle);
+  m.seconds = std::chrono::duration<double>(steady::now() - start).count();
+  m.after = process_memory(pid);
+  sampler.stop();
+  m.peak_rss_kib = sampler.peak_rss_kib();
+  m.peak_anon_kib = sampler.peak_anon_kib();
+}
+
 // --- (a) retained messages -----------------------------------------------------------------------
 
 std::string retained_topic(std::size_t i) {
@@ -278,12 +288,7 @@ measurement half_packet_scenario(std::uint16_t port, pid_t pid, std::size_t conn
       }
     }
   }
-  std::this_thread::sleep_for(settle);
-  m.seconds = std::chrono::duration<double>(steady::now() - start).count();
-  m.after = process_memory(pid);
-  sampler.stop();
-  m.peak_rss_kib = sampler.peak_rss_kib();
-  m.peak_anon_kib = sampler.peak_anon_kib();
+  settle_and_read(m, pid, sampler, start);
 
   // Connections the broker has closed by now.
   std::size_t closed = 0;
@@ -390,12 +395,7 @@ measurement idle_scenario(std::uint16_t port, pid_t pid, std::size_t connections
   } catch (const std::exception& e) {
     failure = "after " + std::to_string(fds.size()) + " connections: " + e.what();
   }
-  std::this_thread::sleep_for(settle);
-  m.seconds = std::chrono::duration<double>(steady::now() - start).count();
-  m.after = process_memory(pid);
-  sampler.stop();
-  m.peak_rss_kib = sampler.peak_rss_kib();
-  m.peak_anon_kib = sampler.peak_anon_kib();
+  settle_and_read(m, pid, sampler, start);
   m.connections = acknowledged;
   m.note = std::to_string(acknowledged) + " of " + std::to_string(connections) + " connected";
   if (!failure.empty()) m.note += "; " + failure;
@@ -531,40 +531,30 @@ int run(int argc, char** argv) {
   std::snprintf(name_b, sizeof name_b, "(b) %zu conns x half of %zu KiB", connections,
                 packet_bytes / 1024);
 
-  std::FILE* json_out = json.empty() ? nullptr : std::fopen(json.c_str(), "a");
-  if (!json.empty() && json_out == nullptr) throw std::runtime_error("cannot open " + json);
   auto record = [&](const std::string& scenario, const char* broker, const measurement& m,
                     std::optional<smaps_rollup> rollup) {
-    if (json_out == nullptr) return;
-    std::fprintf(json_out,
-                 "{\"group\": \"memory\", \"scenario\": \"%s\", \"broker\": \"%s\", \"run\": 1, "
-                 "\"metrics\": {\"rss_kib\": %llu, \"anon_kib\": %llu, \"peak_rss_kib\": %llu, "
-                 "\"peak_anon_kib\": %llu",
-                 scenario.c_str(), broker, static_cast<unsigned long long>(m.after.vm_rss_kib),
-                 static_cast<unsigned long long>(m.after.rss_anon_kib),
-                 static_cast<unsigned long long>(m.peak_rss_kib),
-                 static_cast<unsigned long long>(m.peak_anon_kib));
+    result_metrics metrics = {
+        {"rss_kib", static_cast<double>(m.after.vm_rss_kib)},
+        {"anon_kib", static_cast<double>(m.after.rss_anon_kib)},
+        {"peak_rss_kib", static_cast<double>(m.peak_rss_kib)},
+        {"peak_anon_kib", static_cast<double>(m.peak_anon_kib)},
+    };
     if (m.connections > 0) {
-      const double grown =
-          static_cast<double>(m.after.rss_anon_kib) - static_cast<double>(m.before.rss_anon_kib);
-      std::fprintf(
-          json_out,
-          ", \"connections\": %zu, \"bytes_per_connection\": %.1f, "
-          "\"rss_bytes_per_connection\": %.1f",
-          m.connections, grown * 1024.0 / static_cast<double>(m.connections),
-          (static_cast<double>(m.after.vm_rss_kib) - static_cast<double>(m.before.vm_rss_kib)) *
-              1024.0 / static_cast<double>(m.connections));
+      const auto per_connection = [&](std::uint64_t after_kib, std::uint64_t before_kib) {
+        return (static_cast<double>(after_kib) - static_cast<double>(before_kib)) * 1024.0 /
+               static_cast<double>(m.connections);
+      };
+      metrics.emplace_back("connections", static_cast<double>(m.connections));
+      metrics.emplace_back("bytes_per_connection",
+                           per_connection(m.after.rss_anon_kib, m.before.rss_anon_kib));
+      metrics.emplace_back("rss_bytes_per_connection",
+                           per_connection(m.after.vm_rss_kib, m.before.vm_rss_kib));
     }
     if (rollup) {
-      std::fprintf(json_out, ", \"pss_kib\": %llu, \"private_kib\": %llu",
-                   static_cast<unsigned long long>(rollup->pss_kib),
-                   static_cast<unsigned long long>(rollup->private_kib));
+      metrics.emplace_back("pss_kib", static_cast<double>(rollup->pss_kib));
+      metrics.emplace_back("private_kib", static_cast<double>(rollup->private_kib));
     }
-    std::string note;
-    for (const char c : m.note)
-      note += c == '"' || c == '\\' ? '\'' : c;
-    std::fprintf(json_out, "}, \"note\": \"%s\"}\n", note.c_str());
-    std::fflush(json_out);
+    append_result(json, "memory", scenario, broker, 1, metrics, m.note);
   };
 
   std::vector<std::string> notes;
@@ -671,7 +661,6 @@ int run(int argc, char** argv) {
     record("idle daemon", "eventbus", ours, our_rollup);
     record("idle daemon", "mosquitto", theirs, their_rollup);
   }
-  if (json_out != nullptr) std::fclose(json_out);
   if (!per_connection.empty()) {
     std::printf("\nRssAnon growth per idle connection:\n");
     for (const auto& l : per_connection)

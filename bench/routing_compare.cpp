@@ -606,23 +606,19 @@ int run(int argc, char** argv) {
   std::printf("%-10s %12s %12s %12s %12s %10s %10s  %s\n", "scenario", "eb msgs/s", "eb us/msg",
               "mq msgs/s", "mq us/msg", "thr ratio", "cpu ratio", "loss (eb, mq)");
 
-  std::FILE* json_out = json.empty() ? nullptr : std::fopen(json.c_str(), "a");
-  if (!json.empty() && json_out == nullptr) throw std::runtime_error("cannot open " + json);
   // One JSON line per broker, scenario and run (group "routing"), for the performance report.
   auto record = [&](const std::string& name, const char* broker, std::size_t run, const outcome& o,
                     std::size_t lost_messages) {
-    if (json_out == nullptr) return;
-    std::fprintf(json_out,
-                 "{\"group\": \"routing\", \"scenario\": \"%s\", \"broker\": \"%s\", \"run\": "
-                 "%zu, \"metrics\": {\"msgs_per_s\": %.1f, \"broker_us_per_msg\": %.3f, "
-                 "\"sent\": %zu, \"delivered\": %zu, \"lost\": %zu}, \"note\": \"%s\"}\n",
-                 name.c_str(), broker, run, o.msgs_per_s, o.cpu_us_per_msg, o.sent, o.counted,
-                 lost_messages,
-                 std::string(broker) == "eventbus"
-                     ? (remote ? "twin module remote over SEQPACKET; CPU of the node loop thread"
-                               : "twin module in-process; CPU of the node loop thread")
-                     : "one subscriber on the wildcard filter; CPU of the mosquitto process");
-    std::fflush(json_out);
+    append_result(json, "routing", name, broker, run,
+                  {{"msgs_per_s", o.msgs_per_s},
+                   {"broker_us_per_msg", o.cpu_us_per_msg},
+                   {"sent", static_cast<double>(o.sent)},
+                   {"delivered", static_cast<double>(o.counted)},
+                   {"lost", static_cast<double>(lost_messages)}},
+                  std::string(broker) == "eventbus"
+                      ? (remote ? "twin module remote over SEQPACKET; CPU of the node loop thread"
+                                : "twin module in-process; CPU of the node loop thread")
+                      : "one subscriber on the wildcard filter; CPU of the mosquitto process");
   };
 
   bool lost = false;
@@ -691,7 +687,6 @@ int run(int argc, char** argv) {
       lost = lost || eb_lost != 0;
     }
   }
-  if (json_out != nullptr) std::fclose(json_out);
 
   std::printf(
       "\nthr ratio = eventbus msgs/s / mosquitto msgs/s (>1: eventbus faster);\n"

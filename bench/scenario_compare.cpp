@@ -251,7 +251,7 @@ class broker_process {
 
 // --- results ------------------------------------------------------------------------------------
 
-using metrics = std::vector<std::pair<std::string, double>>;
+using metrics = result_metrics;
 
 double metric(const metrics& m, std::string_view name) {
   for (const auto& [k, v] : m)
@@ -259,58 +259,17 @@ double metric(const metrics& m, std::string_view name) {
   return std::nan("");
 }
 
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(c));
-      out += esc;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-// One JSON object per line, appended (perf_common's result format).
+// One JSON object per line, appended (bench/load_client.hpp: append_result).
 class json_sink {
  public:
-  explicit json_sink(const std::string& path) {
-    if (path.empty()) return;
-    out_.open(path, std::ios::app);
-    if (!out_) throw std::runtime_error("cannot open " + path);
-  }
+  explicit json_sink(std::string path) : path_(std::move(path)) {}
   void write(std::string_view group, std::string_view scenario, std::string_view broker, int run,
              const metrics& m, std::string_view note) {
-    if (!out_.is_open()) return;
-    std::string line = "{\"group\": \"" + json_escape(group) + "\", \"scenario\": \"" +
-                       json_escape(scenario) + "\", \"broker\": \"" + json_escape(broker) +
-                       "\", \"run\": " + std::to_string(run) + ", \"metrics\": {";
-    bool first = true;
-    for (const auto& [k, v] : m) {
-      char num[40];
-      if (!std::isfinite(v)) {
-        std::snprintf(num, sizeof num, "null");
-      } else if (v == std::floor(v) && std::fabs(v) < 9e15) {
-        std::snprintf(num, sizeof num, "%.0f", v);
-      } else {
-        std::snprintf(num, sizeof num, "%.6g", v);
-      }
-      line += (first ? "\"" : ", \"") + json_escape(k) + "\": " + num;
-      first = false;
-    }
-    line += "}, \"note\": \"" + json_escape(note) + "\"}\n";
-    out_ << line;
-    out_.flush();
-    if (!out_) throw std::runtime_error("cannot write the JSON results");
+    append_result(path_, group, scenario, broker, static_cast<std::size_t>(run), m, note);
   }
 
  private:
-  std::ofstream out_;
+  std::string path_;
 };
 
 double median(std::vector<double> v) {

@@ -606,7 +606,10 @@ int run(int argc, char** argv) {
   for (const auto count : wanted('c') ? idle : std::vector<std::size_t>{}) {
     const std::string name = "idle connections " + std::to_string(count);
     if (files < count + 64) {
-      notes.push_back(name + ": not run, RLIMIT_NOFILE " + std::to_string(files) + " too low");
+      const std::string why = name + ": not run, RLIMIT_NOFILE " + std::to_string(files) +
+                              " too low (raising the hard limit needs CAP_SYS_RESOURCE)";
+      notes.push_back(why);
+      append_result(json, "memory", "(c) " + name, "eventbus", 1, {}, why);  // a note, no row
       continue;
     }
     measurement theirs;

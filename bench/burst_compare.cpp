@@ -76,28 +76,12 @@ std::int64_t now_ns() {
 
 // --- payload and topic ------------------------------------------------------------------------
 
-constexpr std::size_t payload_size = 64;
-constexpr std::size_t seq_digits = 16;
 constexpr std::string_view topic_prefix = "burst/";
-
-std::string make_payload() {
-  std::string p(seq_digits, '0');
-  p.append(payload_size - seq_digits, 'p');
-  return p;
-}
-
-void write_seq(std::string& payload, std::uint64_t seq) {
-  for (std::size_t i = seq_digits; i > 0; --i) {
-    payload[i - 1] = static_cast<char>('0' + seq % 10);
-    seq /= 10;
-  }
-}
 
 // Publisher index and sequence number of one of our messages; nullopt for anything else.
 std::optional<std::pair<std::size_t, std::uint64_t>> parse_message(std::string_view topic,
                                                                    std::string_view payload) {
-  if (!topic.starts_with(topic_prefix) || topic.size() == topic_prefix.size() ||
-      payload.size() != payload_size) {
+  if (!topic.starts_with(topic_prefix) || topic.size() == topic_prefix.size()) {
     return std::nullopt;
   }
   std::size_t index = 0;
@@ -105,12 +89,9 @@ std::optional<std::pair<std::size_t, std::uint64_t>> parse_message(std::string_v
     if (topic[i] < '0' || topic[i] > '9') return std::nullopt;
     index = index * 10 + static_cast<std::size_t>(topic[i] - '0');
   }
-  std::uint64_t seq = 0;
-  for (std::size_t i = 0; i < seq_digits; ++i) {
-    if (payload[i] < '0' || payload[i] > '9') return std::nullopt;
-    seq = seq * 10 + static_cast<std::uint64_t>(payload[i] - '0');
-  }
-  return std::pair{index, seq};
+  const auto seq = read_sequence(payload);
+  if (!seq) return std::nullopt;
+  return std::pair{index, *seq};
 }
 
 // --- the subscriber ------------------------------------------------------------------------------
@@ -500,7 +481,7 @@ outcome drive_once(std::uint16_t port, pid_t broker, const scenario& s) {
     threads.emplace_back([&, i, share] {
       auto& link = *links[i];
       const std::string topic = std::string(topic_prefix) + std::to_string(i);
-      std::string payload = make_payload();
+      std::string payload = sequenced_payload();
       std::string batch;
       std::uint16_t id = 0;
       std::optional<pacer> pace;
@@ -518,7 +499,7 @@ outcome drive_once(std::uint16_t port, pid_t broker, const scenario& s) {
               throw std::runtime_error("publisher: no acknowledgement for 2 s");
             }
           }
-          write_seq(payload, k);
+          write_sequence(payload, k);
           if (acked) {
             id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
             codec::encode_publish(batch, topic, payload, s.qos, false, false, id);
@@ -705,7 +686,7 @@ int run(int argc, char** argv) {
       "may run ahead\nof what the subscriber has received from it; unacknowledged publishes per "
       "publisher: QoS 1 %s,\nQoS 2 %s; a burst has no window and no limit (%zu bursts of %zu)\n\n",
       defaults.session_queue_size, defaults.max_inflight, policy_name(defaults.overflow),
-      mosquitto.c_str(), payload_size, describe(limit_for(q::at_least_once)).c_str(),
+      mosquitto.c_str(), sequenced_payload_size, describe(limit_for(q::at_least_once)).c_str(),
       describe(limit_for(q::exactly_once)).c_str(), bursts, burst);
   std::printf("%-24s %-10s %9s %9s %8s %6s %6s %10s %10s\n", "scenario", "broker", "sent",
               "received", "lost", "dup", "ooo", "msgs/s", "cpu us/msg");

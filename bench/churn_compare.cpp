@@ -79,8 +79,6 @@ namespace codec = ebus::mqtt::codec;
 using steady = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-constexpr std::size_t payload_size = 64;
-constexpr std::size_t seq_digits = 16;
 constexpr std::size_t subscriber_clients = 100;
 constexpr std::size_t batch_bytes = std::size_t{16} * 1024;
 constexpr auto io_limit = 10s;       // one connection or the publisher made no progress
@@ -115,29 +113,6 @@ std::vector<std::size_t> parse_counts(const std::string& text) {
 }
 
 // --- payloads -------------------------------------------------------------------------------
-
-std::string make_payload() {
-  std::string p(seq_digits, '0');
-  p.append(payload_size - seq_digits, 'p');
-  return p;
-}
-
-void write_seq(std::string& payload, std::uint64_t seq) {
-  for (std::size_t i = seq_digits; i > 0; --i) {
-    payload[i - 1] = static_cast<char>('0' + seq % 10);
-    seq /= 10;
-  }
-}
-
-std::optional<std::uint64_t> read_seq(std::string_view payload) {
-  if (payload.size() != payload_size) return std::nullopt;
-  std::uint64_t seq = 0;
-  for (std::size_t i = 0; i < seq_digits; ++i) {
-    if (payload[i] < '0' || payload[i] > '9') return std::nullopt;
-    seq = seq * 10 + static_cast<std::uint64_t>(payload[i] - '0');
-  }
-  return seq;
-}
 
 // --- CPUs, brokers, results -------------------------------------------------------------------
 
@@ -439,7 +414,7 @@ churn_result churn_once(const broker_process& broker, const options& o) {
   std::vector<std::string> topics;
   for (std::size_t i = 0; i < loops.size(); ++i)
     topics.push_back(device_topic(i));
-  std::string payload = make_payload();
+  std::string payload = sequenced_payload();
   std::string out;
   std::uint64_t floor = 0;  // the pacer's restart point
   std::size_t waiting = 0;  // loops in awaiting_window
@@ -511,7 +486,7 @@ churn_result churn_once(const broker_process& broker, const options& o) {
       if (!p) throw std::runtime_error("subscriber: undecodable packet");
       if (!*p) break;
       if (const auto* m = std::get_if<codec::publish>(&**p)) {
-        if (const auto seq = read_seq(m->payload)) {
+        if (const auto seq = read_sequence(m->payload)) {
           got.record(*seq);
         } else {
           ++got.foreign;
@@ -524,7 +499,7 @@ churn_result churn_once(const broker_process& broker, const options& o) {
   auto publish = [&](churn_loop& l, std::size_t index) {
     if (l.state == churn_loop::phase::awaiting_window) --waiting;
     if (got.seen.size() <= r.published) got.seen.resize(got.seen.size() * 2 + 1024, 0);
-    write_seq(payload, r.published++);
+    write_sequence(payload, r.published++);
     out.clear();
     codec::encode_publish(out, topics[index], payload, codec::qos_level::at_most_once, false, false,
                           0);
@@ -835,7 +810,7 @@ subs_result subscriptions_once(const broker_process& broker, const options& o, s
     }
   };
   auto on_publish = [&](sub_client& c, std::string_view payload) {
-    const auto seq = read_seq(payload);
+    const auto seq = read_sequence(payload);
     if (!seq) {
       ++r.unexpected;
       return;
@@ -902,7 +877,7 @@ subs_result subscriptions_once(const broker_process& broker, const options& o, s
   // Publishing.
   std::string topic;
   std::vector<std::size_t> to;
-  std::string payload = make_payload();
+  std::string payload = sequenced_payload();
   std::string batch;
   std::size_t batch_off = 0;
   bool pub_writable = true;
@@ -923,7 +898,7 @@ subs_result subscriptions_once(const broker_process& broker, const options& o, s
         r.expected += 1;
         refresh(c);
       }
-      write_seq(payload, k);
+      write_sequence(payload, k);
       codec::encode_publish(batch, topic, payload, codec::qos_level::at_most_once, false, false, 0);
     }
     if (pub_writable && !batch.empty()) {

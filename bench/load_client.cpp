@@ -209,6 +209,33 @@ std::string json_escape(std::string_view s) {
 }
 }  // namespace
 
+namespace {
+constexpr std::size_t sequence_digits = 16;
+}  // namespace
+
+std::string sequenced_payload() {
+  std::string p(sequence_digits, '0');
+  p.append(sequenced_payload_size - sequence_digits, 'p');
+  return p;
+}
+
+void write_sequence(std::string& payload, std::uint64_t seq) {
+  for (std::size_t i = sequence_digits; i > 0; --i) {
+    payload[i - 1] = static_cast<char>('0' + seq % 10);
+    seq /= 10;
+  }
+}
+
+std::optional<std::uint64_t> read_sequence(std::string_view payload) {
+  if (payload.size() != sequenced_payload_size) return std::nullopt;
+  std::uint64_t seq = 0;
+  for (std::size_t i = 0; i < sequence_digits; ++i) {
+    if (payload[i] < '0' || payload[i] > '9') return std::nullopt;
+    seq = seq * 10 + static_cast<std::uint64_t>(payload[i] - '0');
+  }
+  return seq;
+}
+
 void append_result(const std::string& path, std::string_view group, std::string_view scenario,
                    std::string_view broker, std::size_t run, const result_metrics& metrics,
                    std::string_view note) {

@@ -62,6 +62,15 @@ void write_mosquitto_config(const std::string& path, std::uint16_t port);
 /// Sets SO_SNDTIMEO, so that a send to a broker that stopped reading fails instead of hanging.
 void set_send_timeout(int fd, std::chrono::milliseconds timeout);
 
+/// The payload that lets a subscriber count what it lost: 64 bytes, the publisher's sequence
+/// number in the first 16 as decimal digits.
+inline constexpr std::size_t sequenced_payload_size = 64;
+/// A payload with sequence number 0; write_sequence() sets it.
+std::string sequenced_payload();
+void write_sequence(std::string& payload, std::uint64_t seq);
+/// The sequence number of a sequenced payload; nullopt for any other payload.
+std::optional<std::uint64_t> read_sequence(std::string_view payload);
+
 /// One measured run's figures, by name (docs/PERFORMANCE.md's metric names); NaN is written null.
 using result_metrics = std::vector<std::pair<std::string, double>>;
 /// Appends one run as a JSON line {group, scenario, broker, run, metrics, note} to `path` (the

@@ -272,6 +272,18 @@ class json_sink {
   std::string path_;
 };
 
+// The note for a run that lost or duplicated messages or failed: counts, `detail`, the errors.
+std::string trouble_note(const std::string& scenario, broker_kind kind, int run, std::uint64_t lost,
+                         std::uint64_t of, std::uint64_t duplicates,
+                         const std::vector<std::string>& errors, const std::string& detail) {
+  std::string line = scenario + ", " + name_of(kind) + " run " + std::to_string(run) + ": lost " +
+                     std::to_string(lost) + " of " + std::to_string(of) + ", duplicates " +
+                     std::to_string(duplicates) + detail;
+  for (const auto& e : errors)
+    line += "; " + e;
+  return line;
+}
+
 double median(std::vector<double> v) {
   v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); }), v.end());
   if (v.empty()) return std::nan("");
@@ -939,20 +951,16 @@ int run_throughput(int argc, char** argv) {
                     metric(m, "broker_us_per_msg"), metric(m, "loadgen_us_per_msg"));
         std::fflush(stdout);
         if (o.lost() != 0 || o.duplicates != 0 || !o.errors.empty()) {
-          std::string line = s.name + ", " + name_of(kind) + " run " + std::to_string(r) +
-                             ": lost " + std::to_string(o.lost()) + " of " +
-                             std::to_string(o.expected) + ", duplicates " +
-                             std::to_string(o.duplicates);
+          std::string detail;
           if (s.qos != codec::qos_level::at_most_once) {
-            line += ", broker acknowledged " + std::to_string(o.acked) + " of " +
-                    std::to_string(o.sent) + " to the publishers";
+            detail += ", broker acknowledged " + std::to_string(o.acked) + " of " +
+                      std::to_string(o.sent) + " to the publishers";
           }
           if (o.window_restarts != 0) {
-            line += ", window restarted " + std::to_string(o.window_restarts) + " times";
+            detail += ", window restarted " + std::to_string(o.window_restarts) + " times";
           }
-          for (const auto& e : o.errors)
-            line += "; " + e;
-          notes.push_back(line);
+          notes.push_back(
+              trouble_note(s.name, kind, r, o.lost(), o.expected, o.duplicates, o.errors, detail));
           if (kind == broker_kind::eventbus) failed = true;
         }
         sum.by_broker[name_of(kind)].push_back(m);
@@ -1346,13 +1354,8 @@ int run_latency(int argc, char** argv) {
                       metric(m, "loadgen_us_per_msg"));
           std::fflush(stdout);
           if (o.lost() != 0 || o.duplicates != 0 || !o.errors.empty()) {
-            std::string line = name + ", " + name_of(kind) + " run " + std::to_string(r) +
-                               ": lost " + std::to_string(o.lost()) + " of " +
-                               std::to_string(o.sent) + ", duplicates " +
-                               std::to_string(o.duplicates);
-            for (const auto& e : o.errors)
-              line += "; " + e;
-            notes.push_back(line);
+            notes.push_back(
+                trouble_note(name, kind, r, o.lost(), o.sent, o.duplicates, o.errors, {}));
             if (kind == broker_kind::eventbus) failed = true;
           }
           sum.by_broker[name_of(kind)].push_back(m);

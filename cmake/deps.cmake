@@ -18,6 +18,11 @@ target_include_directories(ebus_asio SYSTEM INTERFACE ${ASIO_INCLUDE_DIR})
 target_compile_definitions(ebus_asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED)
 target_link_libraries(ebus_asio INTERFACE Threads::Threads)
 
+# libxxhash-dev: XXH3 for the string-keyed maps, used inline (header only).
+find_path(XXHASH_INCLUDE_DIR xxhash.h REQUIRED)
+add_library(ebus_xxhash INTERFACE)
+target_include_directories(ebus_xxhash SYSTEM INTERFACE ${XXHASH_INCLUDE_DIR})
+
 if(EBUS_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

@@ -9,7 +9,7 @@ packages=(
   clang clang-format clang-tidy libclang-rt-14-dev
   # libraries
   libasio-dev libexpected-dev nlohmann-json3-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev
-  libcli11-dev libsqlite3-dev libssl-dev libmosquitto-dev libwslay-dev libhttp-parser-dev
+  libxxhash-dev libcli11-dev libsqlite3-dev libssl-dev libmosquitto-dev libwslay-dev libhttp-parser-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # test and comparison peers
   mosquitto mosquitto-clients python3 python3-paho-mqtt sqlite3 openssl

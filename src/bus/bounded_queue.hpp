@@ -39,6 +39,28 @@ class bounded_queue {
   /// The oldest element. Precondition: !empty().
   [[nodiscard]] const T& front() const { return slots_[head_]; }
 
+  /// Appends an element that `fill(T& slot)` writes in place (its slot holds a moved-from or
+  /// default element): one assignment per field instead of building a T and moving it in.
+  /// Returns false, without calling `fill`, when the queue is full.
+  template <class F>
+  bool push_with(F&& fill) {
+    if (full()) return false;
+    if (size_ == slots_.size()) grow();
+    fill(slots_[(head_ + size_) & (slots_.size() - 1)]);
+    ++size_;
+    return true;
+  }
+
+  /// Removes the oldest element after `take(T& slot)` has moved out what it wants; the slot
+  /// keeps whatever `take` left in it until it is reused. Precondition: !empty().
+  template <class F>
+  void pop_with(F&& take) {
+    T& slot = slots_[head_];
+    head_ = (head_ + 1) & (slots_.size() - 1);
+    --size_;
+    take(slot);
+  }
+
   /// Removes and returns the oldest element. Precondition: !empty().
   T pop() {
     T value = std::move(slots_[head_]);

@@ -282,8 +282,9 @@ std::error_code bus::refused(mailbox& mb, std::error_code ec, std::size_t bytes,
 }
 
 std::optional<message> bus::take(mailbox& mb) {
-  if (mb.queue.empty()) return std::nullopt;
-  message m = mb.queue.pop().msg;  // its charge is released here
+  std::optional<message> m;
+  if (mb.queue.empty()) return m;
+  mb.queue.pop_into(m);  // its charge is released here
   // A hand-over paused for room goes on once the inbox is half empty.
   if (!mb.receiving.empty() && mb.queue.size() <= mb.queue.capacity() / 2 &&
       mb.queue.bytes() <= mb.queue.byte_limit() / 2) {
@@ -453,8 +454,11 @@ expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group
   std::size_t taken = 0;
   std::error_code first_error;
   for (std::size_t i = 0; i < members.size() && !stopped_; ++i) {
+    // The last member takes `msg` itself, the others a copy.
     const bool last = i + 1 == members.size();
-    message m = last ? std::move(msg) : message(msg);
+    std::optional<message> duplicate;
+    if (!last) duplicate.emplace(msg);
+    message& m = last ? msg : *duplicate;
     std::error_code ec;
     if (bl != backlogs_.end() && bl->second.receiver == members[i]) {
       // Still receiving the backlog: this message goes behind it.

@@ -34,6 +34,7 @@
 #include "common/clock.hpp"
 #include "common/expected.hpp"
 #include "common/memory_budget.hpp"
+#include "common/string_hash.hpp"
 
 namespace spdlog {
 class logger;
@@ -219,12 +220,6 @@ class bus {
     std::uint64_t handed = 0;           // messages handed to the receiver so far
     std::uint64_t refused = 0;
     warning_limit warning;
-  };
-  struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
   };
   template <class T>
   using string_map = std::unordered_map<std::string, T, string_hash, std::equal_to<>>;

@@ -1,7 +1,9 @@
 #include "bus/message.hpp"
 
 #include <array>
+#include <cstring>
 #include <random>
+#include <string_view>
 
 #include "bus/message_json.hpp"
 #include "common/clock.hpp"
@@ -35,6 +37,17 @@ class uuid_source {
   static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
   std::array<std::uint64_t, 4> s_{};
 };
+
+/// The two lower-case hex digits of every byte value.
+constexpr std::array<char, 512> hex_pairs = [] {
+  constexpr std::string_view digits = "0123456789abcdef";
+  std::array<char, 512> pairs{};
+  for (std::size_t v = 0; v < 256; ++v) {
+    pairs[2 * v] = digits[v >> 4];
+    pairs[2 * v + 1] = digits[v & 15];
+  }
+  return pairs;
+}();
 
 // Bytes held by a JSON value: one node per value, plus its strings and, for objects, a tree node
 // per member.
@@ -111,13 +124,12 @@ std::string new_uuid() {
   }
   b[6] = static_cast<std::uint8_t>((b[6] & 0x0F) | 0x40);  // version 4
   b[8] = static_cast<std::uint8_t>((b[8] & 0x3F) | 0x80);  // RFC 4122 variant
-  static constexpr char hex[] = "0123456789abcdef";
+  // Where each byte's two hex digits go in 8-4-4-4-12.
+  static constexpr std::array<std::uint8_t, 16> at = {0,  2,  4,  6,  9,  11, 14, 16,
+                                                      19, 21, 24, 26, 28, 30, 32, 34};
   std::string out(36, '-');
-  std::size_t pos = 0;
   for (std::size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) ++pos;
-    out[pos++] = hex[b[i] >> 4];
-    out[pos++] = hex[b[i] & 0x0F];
+    std::memcpy(&out[at[i]], &hex_pairs[2 * std::size_t{b[i]}], 2);
   }
   return out;
 }

@@ -362,38 +362,54 @@ void write_go_string(json_writer& w, std::string_view s) {
   w.commit(o);
 }
 
-void write_base64(json_writer& w, std::string_view bytes, const char* alphabet) {
+/// Two base64 characters for every 12-bit value, so that one lookup writes two characters.
+struct base64_alphabet {
+  std::array<char, 2 * 4096> pairs{};
+
+  /// The character for the 6-bit value `v` (the second of pair v).
+  [[nodiscard]] constexpr char single(unsigned v) const { return pairs[2 * v + 1]; }
+};
+
+constexpr base64_alphabet make_alphabet(std::string_view chars) {
+  base64_alphabet a;
+  for (unsigned v = 0; v < 4096; ++v) {
+    a.pairs[2 * v] = chars[v >> 6];
+    a.pairs[2 * v + 1] = chars[v & 63];
+  }
+  return a;
+}
+
+constexpr base64_alphabet base64_standard =
+    make_alphabet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+constexpr base64_alphabet base64_url_safe =
+    make_alphabet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+
+void write_base64(json_writer& w, std::string_view bytes, const base64_alphabet& alphabet) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   const std::size_t n = bytes.size();
   char* o = w.room((n + 2) / 3 * 4);
   std::size_t i = 0;
   for (; i + 2 < n; i += 3) {
     const unsigned v = (unsigned{p[i]} << 16) | (unsigned{p[i + 1]} << 8) | p[i + 2];
-    *o++ = alphabet[(v >> 18) & 63];
-    *o++ = alphabet[(v >> 12) & 63];
-    *o++ = alphabet[(v >> 6) & 63];
-    *o++ = alphabet[v & 63];
+    std::memcpy(o, &alphabet.pairs[2 * (v >> 12)], 2);
+    std::memcpy(o + 2, &alphabet.pairs[2 * (v & 4095)], 2);
+    o += 4;
   }
   if (i + 1 == n) {
     const unsigned v = unsigned{p[i]} << 16;
-    *o++ = alphabet[(v >> 18) & 63];
-    *o++ = alphabet[(v >> 12) & 63];
+    *o++ = alphabet.single((v >> 18) & 63);
+    *o++ = alphabet.single((v >> 12) & 63);
     *o++ = '=';
     *o++ = '=';
   } else if (i + 2 == n) {
     const unsigned v = (unsigned{p[i]} << 16) | (unsigned{p[i + 1]} << 8);
-    *o++ = alphabet[(v >> 18) & 63];
-    *o++ = alphabet[(v >> 12) & 63];
-    *o++ = alphabet[(v >> 6) & 63];
+    *o++ = alphabet.single((v >> 18) & 63);
+    *o++ = alphabet.single((v >> 12) & 63);
+    *o++ = alphabet.single((v >> 6) & 63);
     *o++ = '=';
   }
   w.commit(o);
 }
-
-constexpr const char* base64_standard =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-constexpr const char* base64_url_safe =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 void write_go_json(json_writer& w, const nlohmann::json& value) {
   switch (value.type()) {

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <utility>
 
 #include "bus/bounded_queue.hpp"
@@ -71,7 +72,7 @@ class message_queue {
     if (const auto r = room_for(bytes); r != refusal::none) return r;
     budget_charge charge;
     if (!budget_charge::try_make(budget_, bytes, charge)) return refusal::budget;
-    append(entry{std::move(msg), bytes, std::move(charge)});
+    append(std::move(msg), bytes, std::move(charge));
     return refusal::none;
   }
 
@@ -99,6 +100,16 @@ class message_queue {
     return e;
   }
 
+  /// Removes the oldest message into `out`, releasing its charge. Moves the message once, where
+  /// pop() moves the whole entry out first. Precondition: !empty().
+  void pop_into(std::optional<message>& out) {
+    queue_.pop_with([&](entry& e) {
+      bytes_ -= e.bytes;
+      e.charge.reset();
+      out.emplace(std::move(e.msg));
+    });
+  }
+
   /// Discards every message and frees the storage; their charges are released.
   void clear() {
     queue_ = bounded_queue<entry>(queue_.capacity());
@@ -116,6 +127,15 @@ class message_queue {
     const std::size_t n = e.bytes;
     (void)queue_.push(std::move(e));  // room_for() said it fits
     bytes_ += n;
+  }
+
+  void append(message&& msg, std::size_t bytes, budget_charge&& charge) {
+    (void)queue_.push_with([&](entry& slot) {  // room_for() said it fits
+      slot.msg = std::move(msg);
+      slot.bytes = bytes;
+      slot.charge = std::move(charge);
+    });
+    bytes_ += bytes;
   }
 
   bounded_queue<entry> queue_;

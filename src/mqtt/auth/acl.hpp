@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "common/expected.hpp"
+#include "common/string_hash.hpp"
 #include "mqtt/auth/file_problem.hpp"
 #include "mqtt/topic/topic.hpp"
 
@@ -108,12 +109,6 @@ class acl {
   struct rule_set {
     std::vector<rule> denies;
     std::vector<rule> grants;
-  };
-  struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
   };
   class builder;
   friend class builder;

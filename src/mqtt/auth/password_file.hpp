@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/expected.hpp"
+#include "common/string_hash.hpp"
 #include "mqtt/auth/file_problem.hpp"
 
 namespace ebus::mqtt::auth {
@@ -65,12 +66,6 @@ class password_file {
     std::uint32_t iterations = 0;  // pbkdf2 only
     std::array<unsigned char, 12> salt{};
     std::array<unsigned char, 64> hash{};
-  };
-  struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
   };
   using user_map = std::unordered_map<std::string, entry, string_hash, std::equal_to<>>;
 

@@ -461,10 +461,7 @@ bool broker::remove_interest(std::string_view filter) {
 }
 
 bool broker::interested_in(std::string_view topic) const {
-  bool found = false;
-  interest_.match(topic,
-                  [&found](const int&, const int&, const topic::topic_filter&) { found = true; });
-  return found;
+  return interest_.matches_any(topic);
 }
 
 }  // namespace ebus::mqtt::broker

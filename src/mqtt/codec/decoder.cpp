@@ -85,8 +85,9 @@ bool is_valid_qos(std::uint8_t value) noexcept {
 }
 
 // Topic names carry no wildcards [MQTT-4.7.1-1] and have at least one character [MQTT-4.7.3-1].
+// Two memchr scans: find_first_of() would call memchr once per character of the topic.
 bool has_wildcard(std::string_view topic) noexcept {
-  return topic.find_first_of("+#") != std::string_view::npos;
+  return topic.find('+') != std::string_view::npos || topic.find('#') != std::string_view::npos;
 }
 
 // ---- fixed header ---------------------------------------------------------------------------

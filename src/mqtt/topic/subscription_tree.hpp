@@ -113,6 +113,11 @@ class subscription_tree {
   template <class F>
   void match(std::string_view name, F&& visit) const;
 
+  /// Whether any subscription matches `name`: match() that stops at the first one.
+  [[nodiscard]] bool matches_any(std::string_view name) const {
+    return walk(name, [](const subscribers& s) { return !s.by_key.empty(); });
+  }
+
   /// Number of (filter, key) subscriptions.
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
@@ -159,6 +164,11 @@ class subscription_tree {
       visit(entry.first, entry.second, subs.filter);
     }
   }
+
+  /// The walk of match(): calls `found(const subscribers&)` for each matching filter and stops
+  /// (returning true) as soon as it returns true.
+  template <class F>
+  bool walk(std::string_view name, F&& found) const;
 
   node root_;
   std::size_t size_ = 0;
@@ -234,6 +244,15 @@ bool subscription_tree<Key, Value>::erase(const topic_filter& filter, const Key&
 template <class Key, class Value>
 template <class F>
 void subscription_tree<Key, Value>::match(std::string_view name, F&& visit) const {
+  walk(name, [&visit](const subscribers& s) {
+    visit_all(s, visit);
+    return false;
+  });
+}
+
+template <class Key, class Value>
+template <class F>
+bool subscription_tree<Key, Value>::walk(std::string_view name, F&& found) const {
   struct frame {
     const node* at;
     std::size_t pos;  // offset of the next unread level of `name`
@@ -246,9 +265,9 @@ void subscription_tree<Key, Value>::match(std::string_view name, F&& visit) cons
     // Follow literal children in this loop; only '+' branches go on the stack.
     for (;;) {
       const bool root_skips_wildcards = dollar && f.pos == 0;  // [MQTT-4.7.2-1]
-      if (f.at->hash && !root_skips_wildcards) visit_all(*f.at->hash, visit);
+      if (f.at->hash && !root_skips_wildcards && found(*f.at->hash)) return true;
       if (detail::at_end(name, f.pos)) {
-        if (f.at->exact) visit_all(*f.at->exact, visit);
+        if (f.at->exact && found(*f.at->exact)) return true;
         break;
       }
       const std::string_view level = detail::read_level(name, f.pos);
@@ -258,6 +277,7 @@ void subscription_tree<Key, Value>::match(std::string_view name, F&& visit) cons
       f.at = literal;
     }
   }
+  return false;
 }
 
 }  // namespace ebus::mqtt::topic

@@ -78,7 +78,7 @@ std::error_code check_filter_levels(std::string_view text) noexcept {
 
 expected<topic_name, std::error_code> parse_name(std::string_view text) {
   if (const std::error_code ec = check_encoding(text)) return fail(ec);
-  if (text.find_first_of("+#") != std::string_view::npos) {
+  if (text.find('+') != std::string_view::npos || text.find('#') != std::string_view::npos) {
     return fail(make_error_code(topic_errc::wildcard_in_name));  // [MQTT-3.3.2-2]
   }
   return topic_name(text);

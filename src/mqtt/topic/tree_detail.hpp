@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/string_hash.hpp"
+
 namespace ebus::mqtt::topic::detail {
 
 /// Reads the level of `topic` that starts at offset `pos` (pos <= topic.size()) and moves `pos`
@@ -28,14 +30,6 @@ inline std::string_view read_level(std::string_view topic, std::size_t& pos) noe
 inline bool at_end(std::string_view topic, std::size_t pos) noexcept {
   return pos > topic.size();
 }
-
-/// Transparent hash, so that a std::string_view level finds a std::string key without allocating.
-struct string_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
 
 /// Literal children of a tree node, keyed by level text.
 template <class Node>

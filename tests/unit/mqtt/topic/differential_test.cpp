@@ -67,6 +67,7 @@ TEST(differential, subscription_tree_agrees_with_matches) {
   std::map<subscription, int> model;  // (filter, key) -> value
   int value = 0;
   std::size_t checked_hits = 0;
+  std::size_t checked_misses = 0;
 
   for (int round = 0; round < 40; ++round) {
     // Change the subscriptions: mostly inserts (some replacing), some erases.
@@ -97,10 +98,13 @@ TEST(differential, subscription_tree_agrees_with_matches) {
       });
       std::sort(actual.begin(), actual.end());
       ASSERT_EQ(actual, expected) << "name: " << name;
+      ASSERT_EQ(tree.matches_any(name), !expected.empty()) << "name: " << name;
       checked_hits += actual.size();
+      if (expected.empty()) ++checked_misses;
     }
   }
-  EXPECT_GT(checked_hits, 1000U);  // the generator does produce matches
+  EXPECT_GT(checked_hits, 1000U);   // the generator does produce matches
+  EXPECT_GT(checked_misses, 100U);  // and names that match nothing
 
   for (const auto& [sub, v] : model) {
     EXPECT_TRUE(tree.erase(*parse_filter(sub.first), sub.second));

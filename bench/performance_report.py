@@ -103,7 +103,7 @@ def sections(multicore_supported):
     def memory(scenario, metric):
         if "idle connections" in scenario and metric == "bytes_per_connection":
             return IDLE_CONN
-        if "idle daemon" in scenario and metric in ("anon_kib", "pss_kib"):
+        if "idle daemon" in scenario and metric in ("anon_kib", "pss_kib", "private_kib"):
             return IDLE_DAEMON
         return None
 
@@ -152,13 +152,18 @@ def sections(multicore_supported):
                      ["--only", "cd", "--idle", "2000"], targets=memory)]),
         Section("routing", "MQTT -> bus routing",
                 "Device publishers -> a whole node's routing into a counting twin module "
-                "(in-process, or remote over the SEQPACKET module socket) vs mosquitto with one "
-                "subscriber. broker_us_per_msg: the node loop's CPU.",
+                "(in-process, or remote over the SEQPACKET module socket: one message per "
+                "packet as beehive frames them, or batched packets for a module that registers "
+                "with \"batch\": true) vs mosquitto with one subscriber. broker_us_per_msg: the "
+                "node loop's CPU.",
                 ["msgs_per_s", "broker_us_per_msg", "lost"],
                 [Run("routing_compare", ["--runs", "3"], ["--messages", "20000"], "in-process: ",
                      routing_targets(1_000_000)),
                  Run("routing_compare", ["--twin", "remote", "--runs", "3"],
                      ["--twin", "remote", "--messages", "20000"], "remote: ",
+                     routing_targets(500_000)),
+                 Run("routing_compare", ["--twin", "remote-batched", "--runs", "3"],
+                     ["--twin", "remote-batched", "--messages", "20000"], "remote batched: ",
                      routing_targets(500_000))]),
         Section("multicore", "Multicore",
                 "1->8 fan-out with the broker allowed one CPU, then two (the load generator "

@@ -1,14 +1,16 @@
 // MQTT -> bus routing rate of an eventbus node, side by side with Debian's mosquitto in the same
 // role, in one run on one machine.
 //
-//   routing_compare [--messages N] [--window W] [--mosquitto PATH|none] [--twin in-process|remote]
+//   routing_compare [--messages N] [--window W] [--mosquitto PATH|none]
+//                   [--twin in-process|remote|remote-batched]
 //                   [--runs R] [--json FILE]
 //                   [--publishers P] [--qos 0|1]
 //
 // eventbus: a whole node (daemon::app, mode internal) runs in-process on its own loop thread,
 // with a counting module "twin" (group twin) standing in for devicetwin; with --twin remote that
 // module is a remote module on the SEQPACKET module socket instead, as a separate process would
-// be (the node's loop then also encodes each message as JSON and writes it to the socket). P device
+// be (the node's loop then also encodes each message as JSON and writes it to the socket); with
+// --twin remote-batched it registers with "batch": true, so many messages share a packet. P device
 // connections (dev-0 .. dev-<P-1>) publish on $hw/events/device/default/dev-<i>/twin/update; the
 // module counts what reaches it. CPU is the loop thread's own CPU clock, so the load generator is
 // not counted.
@@ -249,8 +251,10 @@ class node {
 // socket, counting every message it reads (JSON decoding included), on its own thread.
 class remote_counter {
  public:
-  remote_counter(const std::string& socket, progress& p) : progress_(p) {
-    auto c = ebus::remote::bus_client::connect(socket, "twin", "twin");
+  remote_counter(const std::string& socket, ebus::remote::packet_framing framing, progress& p)
+      : progress_(p) {
+    auto c = ebus::remote::bus_client::connect(socket, "twin", "twin", false,
+                                               std::chrono::seconds(5), framing);
     if (!c) throw std::runtime_error(c.error());
     client_.emplace(std::move(*c));
     thread_ = std::thread([this] {
@@ -522,6 +526,7 @@ int run(int argc, char** argv) {
   std::optional<std::size_t> window;
   std::string mosquitto = "/usr/sbin/mosquitto";
   bool remote = false;
+  bool batched = false;
   std::optional<std::size_t> only_publishers;
   std::optional<codec::qos_level> only_qos;
   std::size_t runs = 1;
@@ -547,10 +552,11 @@ int run(int argc, char** argv) {
       if (value != "0" && value != "1") throw std::runtime_error("--qos takes 0 or 1");
       only_qos = value == "0" ? codec::qos_level::at_most_once : codec::qos_level::at_least_once;
     } else if (key == "--twin") {
-      if (value != "in-process" && value != "remote") {
-        throw std::runtime_error("--twin takes in-process or remote");
+      if (value != "in-process" && value != "remote" && value != "remote-batched") {
+        throw std::runtime_error("--twin takes in-process, remote or remote-batched");
       }
-      remote = value == "remote";
+      remote = value != "in-process";
+      batched = value == "remote-batched";
     } else {
       return false;
     }
@@ -582,7 +588,12 @@ int run(int argc, char** argv) {
   const std::string socket = remote ? (dir.path / "eventbus.sock").string() : std::string();
   node eb(dir.path, socket);
   std::optional<remote_counter> remote_twin;
-  if (remote) remote_twin.emplace(socket, eb.counter());
+  if (remote) {
+    remote_twin.emplace(
+        socket,
+        batched ? ebus::remote::packet_framing::batched : ebus::remote::packet_framing::one_message,
+        eb.counter());
+  }
 
   std::vector<scenario> scenarios = {
       {1, codec::qos_level::at_most_once, n0, w},
@@ -598,7 +609,10 @@ int run(int argc, char** argv) {
   std::printf("payload %zu bytes, topic $hw/events/device/default/dev-<i>/twin/update\n",
               make_payload().size());
   std::printf("eventbus twin module: %s\n",
-              remote ? "remote, over the SEQPACKET module socket (another thread)" : "in-process");
+              !remote   ? "in-process"
+              : batched ? "remote, over the SEQPACKET module socket, batched packets (another "
+                          "thread)"
+                        : "remote, over the SEQPACKET module socket (another thread)");
   std::printf(
       "N = %zu (QoS 0), %zu (QoS 1); publishers, together, paced to stay at most %zu messages\n"
       "ahead of the counting side; each QoS 1 publisher keeps up to %zu PUBACKs outstanding\n\n",
@@ -616,8 +630,11 @@ int run(int argc, char** argv) {
                    {"delivered", static_cast<double>(o.counted)},
                    {"lost", static_cast<double>(lost_messages)}},
                   std::string(broker) == "eventbus"
-                      ? (remote ? "twin module remote over SEQPACKET; CPU of the node loop thread"
-                                : "twin module in-process; CPU of the node loop thread")
+                      ? (!remote   ? "twin module in-process; CPU of the node loop thread"
+                         : batched ? "twin module remote over SEQPACKET, batched packets; CPU of "
+                                     "the node loop thread"
+                                   : "twin module remote over SEQPACKET; CPU of the node loop "
+                                     "thread")
                       : "one subscriber on the wildcard filter; CPU of the mosquitto process");
   };
 

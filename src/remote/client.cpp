@@ -12,7 +12,6 @@
 #include <utility>
 
 #include "bus/message_json.hpp"
-#include "remote/frame.hpp"
 #include "remote/sizing.hpp"
 
 namespace ebus::remote {
@@ -61,7 +60,8 @@ std::string connect_hint(int err, bool stream) {
 expected<bus_client, std::string> bus_client::connect(const std::string& path,
                                                       const std::string& name,
                                                       const std::string& group, bool stream,
-                                                      std::chrono::milliseconds timeout) {
+                                                      std::chrono::milliseconds timeout,
+                                                      packet_framing framing) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof addr.sun_path) {
@@ -94,8 +94,15 @@ expected<bus_client, std::string> bus_client::connect(const std::string& path,
   auto reg = bus::new_message();
   bus::build_router(reg, name, {}, "module", "add");
   reg.header.sync = true;
-  reg.content =
-      group.empty() ? bus::content::text({}) : bus::content::json(nlohmann::json{{"group", group}});
+  const bool batch = framing == packet_framing::batched && !stream;
+  if (group.empty() && !batch) {
+    reg.content = bus::content::text({});  // beehive's own registration
+  } else {
+    nlohmann::json content = nlohmann::json::object();
+    if (!group.empty()) content["group"] = group;
+    if (batch) content["batch"] = true;
+    reg.content = bus::content::json(std::move(content));
+  }
   if (auto sent = client.send(reg); !sent) return fail("registration failed: " + sent.error());
 
   const auto deadline = clock::now() + timeout;
@@ -135,6 +142,7 @@ bus_client::bus_client(bus_client&& other) noexcept
       registration_(std::move(other.registration_)),
       kept_(std::move(other.kept_)),
       packets_(std::move(other.packets_)),
+      packet_rest_(std::exchange(other.packet_rest_, {})),
       buffer_(std::move(other.buffer_)),
       capacity_(std::exchange(other.capacity_, 0)),
       filled_(std::exchange(other.filled_, 0)),
@@ -152,6 +160,7 @@ bus_client& bus_client::operator=(bus_client&& other) noexcept {
     registration_ = std::move(other.registration_);
     kept_ = std::move(other.kept_);
     packets_ = std::move(other.packets_);
+    packet_rest_ = std::exchange(other.packet_rest_, {});
     buffer_ = std::move(other.buffer_);
     capacity_ = std::exchange(other.capacity_, 0);
     filled_ = std::exchange(other.filled_, 0);
@@ -243,13 +252,25 @@ expected<bus::message, std::string> bus_client::request(bus::message m,
 
 expected<std::optional<std::string_view>, std::string> bus_client::next_text() {
   if (!stream_) {
-    const auto packet = packets_->next();
-    if (!packet) return std::optional<std::string_view>{};
-    if (packet->empty()) {  // how SEQPACKET reports the peer's close
-      close();
-      return fail(std::string("the daemon closed the connection"));
+    // A packet holds one message, or several, one per line, when registered with "batch"; JSON
+    // escapes newlines, so the lines are the messages either way.
+    while (packet_rest_.empty()) {
+      const auto packet = packets_->next();
+      if (!packet) return std::optional<std::string_view>{};
+      if (packet->empty()) {  // how SEQPACKET reports the peer's close
+        close();
+        return fail(std::string("the daemon closed the connection"));
+      }
+      packet_rest_ = *packet;
+      while (!packet_rest_.empty() && packet_rest_.front() == '\n')
+        packet_rest_.remove_prefix(1);
     }
-    return std::optional<std::string_view>{packet_message(*packet)};
+    const std::size_t end = std::min(packet_rest_.find('\n'), packet_rest_.size());
+    const std::string_view line = packet_rest_.substr(0, end);
+    packet_rest_.remove_prefix(std::min(end + 1, packet_rest_.size()));
+    while (!packet_rest_.empty() && packet_rest_.front() == '\n')
+      packet_rest_.remove_prefix(1);
+    return std::optional<std::string_view>{line};
   }
   for (;;) {
     char* const data = buffer_.get();

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -32,16 +33,25 @@ inline constexpr const char* default_socket_path = "/var/run/kubeedge/eventbus.s
 /// Default path of the stream module socket (`moduleStreamSocket`).
 inline constexpr const char* default_stream_socket_path = "/var/run/kubeedge/eventbus-stream.sock";
 
+/// How the daemon frames what it sends on the SEQPACKET socket.
+enum class packet_framing : std::uint8_t {
+  one_message,  ///< one message per packet, as beehive's socket protocol
+  batched,      ///< several messages per packet, one per line (registration "batch": true)
+};
+
 class bus_client {
  public:
   /// Connects to the SEQPACKET socket at `path` (the stream socket, one message per line, when
   /// `stream` is true) and registers module `name` in `group` ("": a group named after the
   /// module, as beehive does). Waits at most `timeout` for the registration reply. Errors are
   /// readable sentences: "cannot connect to /x: No such file or directory (is the eventbus
-  /// daemon running?)", "registration refused: <reason>".
+  /// daemon running?)", "registration refused: <reason>". `framing` batched asks the daemon to
+  /// pack many messages into each packet (docs/REMOTE.md#batched-packets); receive() hands them
+  /// out one by one all the same.
   static expected<bus_client, std::string> connect(
       const std::string& path, const std::string& name, const std::string& group = {},
-      bool stream = false, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+      bool stream = false, std::chrono::milliseconds timeout = std::chrono::seconds(5),
+      packet_framing framing = packet_framing::one_message);
 
   bus_client(bus_client&& other) noexcept;
   bus_client& operator=(bus_client&& other) noexcept;
@@ -98,6 +108,7 @@ class bus_client {
   nlohmann::json registration_;
   std::deque<bus::message> kept_;           // received while request() waited for its response
   std::optional<packet_receiver> packets_;  // SEQPACKET: packets received, not yet decoded
+  std::string_view packet_rest_;  // lines of the packet last taken from packets_ not yet taken
   // Stream socket: bytes received; [taken_, filled_) not yet taken as lines, no '\n' in
   // [taken_, scanned_).
   std::unique_ptr<char[]> buffer_;

@@ -28,20 +28,38 @@ bool packet_sender::refused(int error) noexcept {
 
 void packet_sender::clear() noexcept {
   iov_.clear();
+  first_part_.clear();
   headers_.clear();
   done_ = 0;
 }
 
 void packet_sender::add(std::string_view packet) {
+  first_part_.push_back(iov_.size());
   iov_.push_back({const_cast<char*>(packet.data()), packet.size()});
   headers_.emplace_back();  // the iovec is pointed at once the batch is complete: iov_ may move
+}
+
+void packet_sender::append(std::string_view part) {
+  iov_.push_back({const_cast<char*>(part.data()), part.size()});
+}
+
+std::size_t packet_sender::parts(std::size_t i) const noexcept {
+  const std::size_t end = i + 1 < first_part_.size() ? first_part_[i + 1] : iov_.size();
+  return end - first_part_[i];
+}
+
+std::size_t packet_sender::bytes(std::size_t i) const noexcept {
+  std::size_t n = 0;
+  for (std::size_t k = 0; k < parts(i); ++k)
+    n += iov_[first_part_[i] + k].iov_len;
+  return n;
 }
 
 packet_sender::result packet_sender::send(int fd) {
   result r;
   for (std::size_t i = done_; i < headers_.size(); ++i) {
-    headers_[i].msg_hdr.msg_iov = &iov_[i];
-    headers_[i].msg_hdr.msg_iovlen = 1;
+    headers_[i].msg_hdr.msg_iov = &iov_[first_part_[i]];
+    headers_[i].msg_hdr.msg_iovlen = parts(i);
   }
   while (done_ < headers_.size()) {
     const int n =

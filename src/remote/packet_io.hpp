@@ -46,6 +46,16 @@ class packet_sender {
   void clear() noexcept;
   /// Appends one packet; its bytes must stay valid and unchanged until the batch is done.
   void add(std::string_view packet);
+  /// Appends `part` to the last packet (gathered by the kernel, not copied here): how several
+  /// messages share one packet for a module that asked for batched packets. Precondition:
+  /// size() > 0, and the last packet has fewer than max_parts parts.
+  void append(std::string_view part);
+
+  /// Parts one packet may be gathered from (the kernel's IOV_MAX).
+  static constexpr std::size_t max_parts = 1024;
+  /// Parts in packet `i`, and its bytes.
+  [[nodiscard]] std::size_t parts(std::size_t i) const noexcept;
+  [[nodiscard]] std::size_t bytes(std::size_t i) const noexcept;
 
   /// Sends what is left of the batch, in order, without waiting.
   result send(int fd);
@@ -57,7 +67,8 @@ class packet_sender {
   [[nodiscard]] bool finished() const noexcept { return done_ == headers_.size(); }
 
  private:
-  std::vector<iovec> iov_;
+  std::vector<iovec> iov_;               // the parts of every packet, in order
+  std::vector<std::size_t> first_part_;  // packet i is iov_[first_part_[i], first_part_[i + 1])
   std::vector<mmsghdr> headers_;
   std::size_t done_ = 0;
 };

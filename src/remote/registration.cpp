@@ -68,6 +68,10 @@ expected<registration, std::string> parse_registration(const bus::message& m) {
                       std::to_string(max_name_length) + " characters from A-Za-z0-9._-");
         }
       }
+      if (const auto b = v.find("batch"); b != v.end()) {
+        if (!b->is_boolean()) return fail(std::string("invalid batch: not true or false"));
+        r.batch = b->get<bool>();
+      }
       break;
     }
     case kind::binary:

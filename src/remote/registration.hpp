@@ -28,6 +28,9 @@ inline constexpr std::string_view group_prefix = "group:";
 struct registration {
   std::string name;
   std::string group;
+  /// The module takes several messages per SEQPACKET packet, one per line (our extension,
+  /// `"batch":true` in the content; docs/REMOTE.md#batched-packets).
+  bool batch = false;
 };
 
 /// True for 1 to max_name_length characters from `A-Za-z0-9._-`.
@@ -35,9 +38,9 @@ struct registration {
 
 /// Checks that `m` registers a module as beehive's client does: header.sync true, resource
 /// "module", operation "add", `route.source` a valid name, content "", null or an object whose
-/// optional "group" is "" or a valid name. The group defaults to the module's name. The error is
-/// the reason written back to the client, e.g. "invalid module name \"a b\"". Whether the name is
-/// free is for the caller to check.
+/// optional "group" is "" or a valid name and whose optional "batch" is a boolean. The group
+/// defaults to the module's name. The error is the reason written back to the client, e.g. "invalid
+/// module name \"a b\"". Whether the name is free is for the caller to check.
 [[nodiscard]] expected<registration, std::string> parse_registration(const bus::message& m);
 
 /// Content of the registration response: {"modules":[sorted names],"groups":{group:[sorted

@@ -25,6 +25,10 @@ namespace {
 constexpr std::size_t read_chunk = 64 * 1024;
 constexpr std::size_t write_batch_messages = 64;
 constexpr std::size_t write_batch_bytes = 256 * 1024;
+// A module that asked for batched packets: messages per write, and bytes per packet (a message
+// larger than that goes alone).
+constexpr std::size_t packed_write_messages = 1024;
+constexpr std::size_t packed_packet_bytes = 64 * 1024;
 constexpr std::size_t max_tracked_requests = 4096;
 constexpr auto warning_interval = std::chrono::seconds(10);
 // Content larger than this is encoded on the server's encoder thread: a 1 MB payload of control
@@ -204,7 +208,16 @@ awaitable<void> remote_connection::read_packets(packet_socket& socket) {
       protocol_error("message larger than max_message_bytes (" + std::to_string(limit) + ")");
       co_return;
     }
-    if (!handle(text)) co_return;
+    if (!batch_packets_) {
+      if (!handle(text)) co_return;
+      continue;
+    }
+    // A batching module's packet may hold several messages, one per line.
+    for (std::size_t pos = 0; pos < text.size();) {
+      const std::size_t end = std::min(text.find('\n', pos), text.size());
+      if (end > pos && !handle(text.substr(pos, end - pos))) co_return;
+      pos = end + 1;
+    }
   }
 }
 
@@ -268,6 +281,7 @@ bool remote_connection::on_registration(bus::message&& m) {
     return false;
   }
   registered_ = true;
+  batch_packets_ = r->batch && std::holds_alternative<packet_socket>(socket_);
   ++server_.stats_.registered;
 
   std::vector<std::string> modules;
@@ -283,7 +297,8 @@ bool remote_connection::on_registration(bus::message&& m) {
   auto text = encode_line(reply);
   auto charge = forced_charge(json_bytes(text));
   enqueue(std::move(text), std::move(charge), true);
-  log_->info("registered module={} group={} peer={}", name_, r->group, peer_);
+  log_->info("registered module={} group={} peer={}{}", name_, r->group, peer_,
+             batch_packets_ ? " batch=true" : "");
   return true;
 }
 
@@ -580,6 +595,30 @@ void remote_connection::queue_error(const bus::message& about, std::string reaso
   if (queue_reply(bus::new_error(about, std::move(reason)))) ++server_.stats_.errors_returned;
 }
 
+void remote_connection::pack(const std::vector<outgoing>& messages) {
+  if (!batch_packets_) {
+    for (const auto& o : messages)
+      packets_out_.add(o.text);
+    return;
+  }
+  // Lines fill a packet up to packed_packet_bytes (and the client's limit); the client splits
+  // them again.
+  const std::size_t packet_bytes = std::min(max_out_, packed_packet_bytes);
+  std::size_t bytes = 0;
+  std::size_t parts = 0;
+  for (const auto& o : messages) {
+    if (parts == 0 || parts == packet_sender::max_parts || bytes + o.text.size() > packet_bytes) {
+      packets_out_.add(o.text);
+      bytes = o.text.size();
+      parts = 1;
+    } else {
+      packets_out_.append(o.text);
+      bytes += o.text.size();
+      ++parts;
+    }
+  }
+}
+
 awaitable<void> remote_connection::writer() {
   std::vector<asio::const_buffer> buffers;
   for (;;) {
@@ -598,7 +637,8 @@ awaitable<void> remote_connection::writer() {
     batch_.clear();
     std::size_t bytes = 0;
     std::size_t batch_bytes = 0;  // as counted in queued_bytes_
-    while (!queue_.empty() && !queue_.front().job && batch_.size() < write_batch_messages &&
+    const std::size_t max_messages = batch_packets_ ? packed_write_messages : write_batch_messages;
+    while (!queue_.empty() && !queue_.front().job && batch_.size() < max_messages &&
            (batch_.empty() || bytes + queue_.front().text.size() <= write_batch_bytes)) {
       bytes += queue_.front().text.size();
       batch_bytes += queue_.front().bytes;
@@ -609,14 +649,17 @@ awaitable<void> remote_connection::writer() {
     std::error_code ec;
     if (auto* packets = std::get_if<packet_socket>(&socket_)) {
       // One packet per message (the packet boundary is the message boundary), many packets
-      // per system call.
+      // per system call; for a module that asked for it, many messages per packet.
       packets_out_.clear();
-      for (const auto& o : batch_)
-        packets_out_.add(o.text);
+      pack(batch_);
       while (!packets_out_.finished() && !closed_) {
+        const std::size_t first = packets_out_.done();
         const auto r = packets_out_.send(packets->native_handle());
-        stats_.messages_out += r.sent;
-        server_.stats_.messages_out += r.sent;
+        std::size_t messages = 0;
+        for (std::size_t i = first; i < first + r.sent; ++i)
+          messages += packets_out_.parts(i);
+        stats_.messages_out += messages;
+        server_.stats_.messages_out += messages;
         if (r.error == 0) break;
         if (r.error == EAGAIN) {
           auto [e] =
@@ -628,12 +671,15 @@ awaitable<void> remote_connection::writer() {
           continue;
         }
         if (packet_sender::refused(r.error)) {
-          // The client loses this one only.
-          undeliverable(stats_.dropped, server_.stats_.messages_dropped,
-                        fmt::format("the kernel refused a SEQPACKET packet of {} bytes: {}; use "
-                                    "the stream socket",
-                                    batch_[packets_out_.done() - 1].text.size(),
-                                    std::system_category().message(r.error)));
+          // The client loses this packet's messages only.
+          const std::size_t lost = packets_out_.done() - 1;
+          for (std::size_t k = 0; k < packets_out_.parts(lost); ++k) {
+            undeliverable(
+                stats_.dropped, server_.stats_.messages_dropped,
+                fmt::format("the kernel refused a SEQPACKET packet of {} bytes: {}; use "
+                            "the stream socket",
+                            packets_out_.bytes(lost), std::system_category().message(r.error)));
+          }
           continue;
         }
         ec = std::error_code(r.error, std::system_category());

@@ -117,6 +117,9 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
     std::size_t bytes = 0;          // as counted in queued_bytes_: the text, or a bound of it
     std::shared_ptr<encoding> job;  // set while the text is being encoded
   };
+  /// Adds `messages` to packets_out_: one packet each, or lines sharing packets for a module
+  /// registered with "batch".
+  void pack(const std::vector<outgoing>& messages);
   std::deque<outgoing> queue_;
   std::vector<outgoing> batch_;   // taken from queue_ by the write in progress
   packet_sender packets_out_;     // SEQPACKET: batch_ as packets
@@ -132,6 +135,7 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
   std::deque<std::string> request_order_;
   std::string close_reason_;
   bool registered_ = false;
+  bool batch_packets_ = false;      // registered with "batch": several messages per packet
   bool close_after_flush_ = false;  // registration refused: write the error, then close
   bool closed_ = false;
   bool writer_waiting_ = false;

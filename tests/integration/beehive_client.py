@@ -10,6 +10,7 @@ remote_protocol_test.cpp runs one scenario per call and checks the lines printed
   beehive_client.py [--stream] connection-limit PATH LIMIT
   beehive_client.py [--stream] vanish-on-request PATH NAME
   beehive_client.py [--stream] receive PATH NAME GROUP COUNT
+  beehive_client.py [--stream] receive-batched PATH NAME GROUP COUNT
 
 Exit status 0 when the scenario ran (its outcome is in the output), 1 when it could not.
 """
@@ -221,6 +222,64 @@ def cmd_receive(args, stream):
         print("message", raw.decode())
 
 
+def cmd_receive_batched(args, stream):
+    """Registers with "batch": true: packets may hold several messages, one per line (on the
+    stream socket every line is a message anyway). Receives COUNT messages, then sends two sync
+    queries to the eventbus module in one packet and waits for both responses."""
+    path, name, group, count = args[0], args[1], args[2], int(args[3])
+    conn = Connection(path, stream)
+    request = new_message(name, "add", "module", {"group": group, "batch": True}, sync=True)
+    conn.send(request)
+    pending = []  # lines received and not yet taken
+    most_per_packet = 0
+
+    def next_line():
+        nonlocal most_per_packet
+        while not pending:
+            if stream:
+                raw = conn.receive_raw()
+                if raw is None:
+                    return None
+                pending.append(raw)
+                continue
+            conn.sock.settimeout(TIMEOUT_S)
+            try:
+                packet = conn.sock.recv(1 << 24)
+            except socket.timeout:
+                return None
+            if not packet:
+                raise Closed()
+            lines = [line for line in packet.split(b"\n") if line]
+            most_per_packet = max(most_per_packet, len(lines))
+            pending.extend(lines)
+        return pending.pop(0)
+
+    reply = json.loads(next_line())
+    if reply["header"].get("parent_msg_id") != request["header"]["msg_id"]:
+        raise RuntimeError("registration reply does not answer the request")
+    if reply["route"]["operation"] == "error":
+        raise RuntimeError("registration refused: " + compact(reply["content"]))
+    for _ in range(count):
+        raw = next_line()
+        if raw is None:
+            print("timeout")
+            return
+        print("message", raw.decode())
+    queries = [new_message(name, "query", "subscriptions", "", destination="eventbus", sync=True)
+               for _ in range(2)]
+    conn.send_raw(b"".join(encode(q) + b"\n" for q in queries))
+    waiting = {q["header"]["msg_id"] for q in queries}
+    while waiting:
+        raw = next_line()
+        if raw is None:
+            print("timeout")
+            return
+        waiting.discard(json.loads(raw)["header"].get("parent_msg_id"))
+    print("responses 2")
+    if not stream:
+        print("most-per-packet", most_per_packet)
+
+
 COMMANDS = {
     "register": cmd_register,
     "sync-roundtrip": cmd_sync_roundtrip,
@@ -229,6 +288,7 @@ COMMANDS = {
     "connection-limit": cmd_connection_limit,
     "vanish-on-request": cmd_vanish_on_request,
     "receive": cmd_receive,
+    "receive-batched": cmd_receive_batched,
 }
 
 

@@ -199,6 +199,34 @@ TEST_P(module_sockets, twin_messages_published_with_no_twin_member_are_delivered
   EXPECT_EQ(got[1]["content"], R"({"event_id":"b2"})");
 }
 
+TEST_P(module_sockets, a_module_registered_with_batch_gets_many_messages_per_packet_in_order) {
+  start();
+  // 40 device messages kept for group twin, then handed over to the module as it joins: the
+  // hand-over goes 16 messages per turn, so SEQPACKET packets carry several each.
+  process pub({"/bin/sh", "-c",
+               "seq 1 40 | mosquitto_pub -l -q 1 -p " + std::to_string(port_) + " -t '" +
+                   device_twin_topic + "'"});
+  ASSERT_EQ(pub.wait(20s), 0) << pub.output();
+  const auto out = client("receive-batched", {"py-twin", "twin", "40"});
+  std::vector<std::string> contents;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("message ")) {
+      contents.push_back(nlohmann::json::parse(line.substr(8))["content"].get<std::string>());
+    }
+  }
+  ASSERT_EQ(contents.size(), 40U) << out;
+  for (std::size_t i = 0; i < contents.size(); ++i)
+    EXPECT_EQ(contents[i], std::to_string(i + 1)) << out;
+  // Two requests in one packet (one line each) are both answered.
+  EXPECT_TRUE(line_value(out, "responses")) << out;
+  if (!stream()) {
+    const auto most = line_value(out, "most-per-packet");
+    ASSERT_TRUE(most) << out;
+    EXPECT_GT(std::stoi(*most), 1) << out;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(sockets, module_sockets, ::testing::Values(false, true),
                          [](const auto& param_info) {
                            return param_info.param ? "stream" : "seqpacket";

@@ -1019,6 +1019,37 @@ TEST_P(remote_module, bus_client_takes_a_burst_whole_and_in_order) {
   EXPECT_FALSE(*none);
 }
 
+TEST_P(remote_module, batched_bus_client_takes_a_burst_with_large_messages_whole_and_in_order) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  auto c = bus_client::connect(h.path(stream()), "remote", "twin", stream(), 5s,
+                               packet_framing::batched);
+  ASSERT_TRUE(c) << c.error();
+  // Small messages share packets; one larger than a packet's share goes alone, between them.
+  const std::string large(100 * 1024, 'L');
+  std::vector<std::string> contents;
+  for (int i = 0; i < 600; ++i)
+    contents.push_back(i % 200 == 100 ? large + std::to_string(i) : "m-" + std::to_string(i));
+  ASSERT_TRUE(h.call([&] {
+    return std::all_of(contents.begin(), contents.end(), [&](const std::string& text) {
+      return h.bus().send("remote", make_message("", text)).has_value();
+    });
+  }));
+  for (const auto& expected : contents) {
+    auto m = c->receive(5s);
+    ASSERT_TRUE(m) << m.error();
+    ASSERT_TRUE(*m);
+    ASSERT_EQ(text_of(**m), expected);
+    EXPECT_EQ((*m)->route.destination, "remote");
+  }
+  const auto none = c->receive(100ms);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
+  // Messages are counted as messages, not packets: the reply and the 600.
+  EXPECT_TRUE(h.wait_until([&] { return h.server().stats().messages_out == 601u; }))
+      << h.server().stats().messages_out;
+}
+
 TEST_P(remote_module, bus_client_takes_messages_larger_than_one_read_between_small_ones) {
   harness h;
   ASSERT_TRUE(h.start());

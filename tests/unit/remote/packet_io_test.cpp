@@ -85,6 +85,27 @@ TEST(packet_sender, a_batch_goes_out_one_packet_per_message_in_order) {
   EXPECT_EQ(p.drain(), messages);  // the packet boundaries are the message boundaries
 }
 
+TEST(packet_sender, appended_parts_arrive_as_one_packet_in_order) {
+  socket_pair p;
+  ASSERT_TRUE(p.ok());
+  const std::vector<std::string> parts = {"a\n", "bb\n", "ccc\n", "dddd\n", "e\n"};
+  packet_sender s;
+  s.add(parts[0]);
+  s.append(parts[1]);
+  s.append(parts[2]);
+  s.add(parts[3]);  // a second packet
+  s.append(parts[4]);
+  ASSERT_EQ(s.size(), 2U);
+  EXPECT_EQ(s.parts(0), 3U);
+  EXPECT_EQ(s.bytes(0), 9U);
+  EXPECT_EQ(s.parts(1), 2U);
+  EXPECT_EQ(s.bytes(1), 7U);
+  const auto r = s.send(p.sender());
+  EXPECT_EQ(r.error, 0);
+  EXPECT_EQ(r.sent, 2U);
+  EXPECT_EQ(p.drain(), (std::vector<std::string>{"a\nbb\nccc\n", "dddd\ne\n"}));
+}
+
 TEST(packet_sender, a_full_socket_stops_the_batch_where_it_was_and_send_goes_on_from_there) {
   socket_pair p;
   ASSERT_TRUE(p.ok());

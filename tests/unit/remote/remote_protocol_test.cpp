@@ -145,6 +145,30 @@ TEST(registration, group_in_content_is_joined) {
   EXPECT_EQ(r->group, "twin");
 }
 
+TEST(registration, beehive_request_asks_for_one_message_per_packet) {
+  const auto r = parse_registration(registration_request("my-twin"));
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_FALSE(r->batch);
+}
+
+TEST(registration, batch_in_content_asks_for_batched_packets) {
+  auto r = parse_registration(
+      registration_request("m", bus::content::json({{"group", "twin"}, {"batch", true}})));
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_TRUE(r->batch);
+  EXPECT_EQ(r->group, "twin");
+  r = parse_registration(registration_request("m", bus::content::json({{"batch", false}})));
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_FALSE(r->batch);
+  EXPECT_EQ(r->group, "m");
+}
+
+TEST(registration, refuses_batch_that_is_not_a_boolean) {
+  const auto r = parse_registration(registration_request("m", bus::content::json({{"batch", 1}})));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), "invalid batch: not true or false");
+}
+
 TEST(registration, decoded_from_beehive_json) {
   const auto m = bus::from_json(
       R"({"header":{"msg_id":"7f1c","timestamp":1700000000000,"sync":true},)"

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log.hpp"
+#include "common/string_hash.hpp"
 #include "mqtt/codec/codec_error.hpp"
 #include "mqtt/codec/encoder.hpp"
 #include "mqtt/topic/topic.hpp"
@@ -452,16 +453,30 @@ bool broker::add_interest(std::string_view filter) {
   auto f = topic::parse_filter(filter);
   if (!f) return false;
   interest_.insert(*f, 0, 0);
+  forget_interests();
   return true;
 }
 
 bool broker::remove_interest(std::string_view filter) {
   auto f = topic::parse_filter(filter);
-  return f && interest_.erase(*f, 0);
+  if (!f || !interest_.erase(*f, 0)) return false;
+  forget_interests();
+  return true;
+}
+
+void broker::forget_interests() noexcept {
+  for (auto& memo : interest_memo_)
+    memo.valid = false;
 }
 
 bool broker::interested_in(std::string_view topic) const {
-  return interest_.matches_any(topic);
+  if (topic.size() > interest_memo_topic_bytes) return interest_.matches_any(topic);
+  auto& memo = interest_memo_[string_hash{}(topic) % interest_memo_slots];
+  if (memo.valid && memo.topic == topic) return memo.interested;
+  memo.interested = interest_.matches_any(topic);
+  memo.topic.assign(topic);
+  memo.valid = true;
+  return memo.interested;
 }
 
 }  // namespace ebus::mqtt::broker

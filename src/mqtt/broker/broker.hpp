@@ -12,6 +12,8 @@
 //
 // Thread safety: distinct objects safe; shared objects unsafe (loop thread).
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -206,6 +208,18 @@ class broker {
   topic::subscription_tree<session*, codec::qos_level> subscriptions_;
   topic::retained_store<message_ptr> retained_;
   topic::subscription_tree<int, int> interest_;
+  // interested_in() for the topics last asked about: devices publish on a few topics over and
+  // over, and the walk hashes every level. Direct-mapped, 64 topics of up to 128 bytes, emptied
+  // whenever an interest is added or removed.
+  struct interest_memo {
+    std::string topic;
+    bool interested = false;
+    bool valid = false;
+  };
+  static constexpr std::size_t interest_memo_slots = 64;
+  static constexpr std::size_t interest_memo_topic_bytes = 128;
+  mutable std::array<interest_memo, interest_memo_slots> interest_memo_;
+  void forget_interests() noexcept;
   interceptor interceptor_;
   access_policy access_;
   broker_stats stats_;

@@ -728,6 +728,27 @@ TEST(broker, remove_interest_stops_interception_for_that_filter_only) {
   EXPECT_EQ(seen, (std::vector<std::string>{"b/x"}));
 }
 
+TEST(broker, interest_added_later_applies_to_topics_already_asked_about) {
+  fixture f;
+  std::vector<std::string> seen;
+  f.core.set_interceptor([&seen](const message_ptr& m) { seen.push_back(m->topic); });
+  // Many topics asked about, more than are remembered, then an interest covering them.
+  for (int i = 0; i < 300; ++i)
+    EXPECT_FALSE(f.core.interested_in("c/" + std::to_string(i)));
+  publish(f.core, "c/1", "1");
+  ASSERT_TRUE(f.core.add_interest("c/+"));
+  for (int i = 0; i < 300; ++i)
+    EXPECT_TRUE(f.core.interested_in("c/" + std::to_string(i))) << i;
+  publish(f.core, "c/1", "2");
+  EXPECT_EQ(seen, (std::vector<std::string>{"c/1"}));
+  // A topic longer than those remembered is answered all the same.
+  const std::string long_topic = "c/" + std::string(300, 'x');
+  EXPECT_TRUE(f.core.interested_in(long_topic));
+  EXPECT_TRUE(f.core.remove_interest("c/+"));
+  EXPECT_FALSE(f.core.interested_in(long_topic));
+  EXPECT_FALSE(f.core.interested_in("c/1"));
+}
+
 TEST(broker, add_interest_rejects_an_invalid_filter) {
   fixture f;
   EXPECT_FALSE(f.core.add_interest("a/#/b"));

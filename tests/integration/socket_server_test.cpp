@@ -1019,6 +1019,23 @@ TEST_P(remote_module, bus_client_takes_a_burst_whole_and_in_order) {
   EXPECT_FALSE(*none);
 }
 
+// Sends `contents` to module "remote" from the loop, and checks that `c` receives them, in order.
+void send_and_receive_in_order(harness& h, bus_client& c,
+                               const std::vector<std::string>& contents) {
+  ASSERT_TRUE(h.call([&] {
+    return std::all_of(contents.begin(), contents.end(), [&](const std::string& text) {
+      return h.bus().send("remote", make_message("", text)).has_value();
+    });
+  }));
+  for (const auto& expected : contents) {
+    auto m = c.receive(5s);
+    ASSERT_TRUE(m) << m.error();
+    ASSERT_TRUE(*m);
+    ASSERT_EQ(text_of(**m), expected);
+    EXPECT_EQ((*m)->route.destination, "remote");
+  }
+}
+
 TEST_P(remote_module, batched_bus_client_takes_a_burst_with_large_messages_whole_and_in_order) {
   harness h;
   ASSERT_TRUE(h.start());
@@ -1030,18 +1047,7 @@ TEST_P(remote_module, batched_bus_client_takes_a_burst_with_large_messages_whole
   std::vector<std::string> contents;
   for (int i = 0; i < 600; ++i)
     contents.push_back(i % 200 == 100 ? large + std::to_string(i) : "m-" + std::to_string(i));
-  ASSERT_TRUE(h.call([&] {
-    return std::all_of(contents.begin(), contents.end(), [&](const std::string& text) {
-      return h.bus().send("remote", make_message("", text)).has_value();
-    });
-  }));
-  for (const auto& expected : contents) {
-    auto m = c->receive(5s);
-    ASSERT_TRUE(m) << m.error();
-    ASSERT_TRUE(*m);
-    ASSERT_EQ(text_of(**m), expected);
-    EXPECT_EQ((*m)->route.destination, "remote");
-  }
+  send_and_receive_in_order(h, *c, contents);
   const auto none = c->receive(100ms);
   ASSERT_TRUE(none);
   EXPECT_FALSE(*none);
@@ -1059,17 +1065,7 @@ TEST_P(remote_module, bus_client_takes_messages_larger_than_one_read_between_sma
   auto c = bus_client::connect(h.path(stream()), "remote", "", stream());
   ASSERT_TRUE(c) << c.error();
   const std::vector<std::string> contents = {"first", large, "between", large + "2", "last"};
-  ASSERT_TRUE(h.call([&] {
-    return std::all_of(contents.begin(), contents.end(), [&](const std::string& text) {
-      return h.bus().send("remote", make_message("", text)).has_value();
-    });
-  }));
-  for (const auto& expected : contents) {
-    auto m = c->receive(5s);
-    ASSERT_TRUE(m) << m.error();
-    ASSERT_TRUE(*m);
-    ASSERT_EQ(text_of(**m), expected);
-  }
+  send_and_receive_in_order(h, *c, contents);
 }
 
 TEST_P(remote_module, bus_client_reports_the_daemon_closing_after_the_messages_before_it) {

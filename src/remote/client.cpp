@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "bus/message_json.hpp"
+#include "remote/frame.hpp"
 #include "remote/sizing.hpp"
 
 namespace ebus::remote {
@@ -254,7 +255,10 @@ expected<std::optional<std::string_view>, std::string> bus_client::next_text() {
   if (!stream_) {
     // A packet holds one message, or several, one per line, when registered with "batch"; JSON
     // escapes newlines, so the lines are the messages either way.
-    while (packet_rest_.empty()) {
+    for (;;) {
+      if (const auto line = take_line(packet_rest_); !line.empty()) {
+        return std::optional<std::string_view>{line};
+      }
       const auto packet = packets_->next();
       if (!packet) return std::optional<std::string_view>{};
       if (packet->empty()) {  // how SEQPACKET reports the peer's close
@@ -262,15 +266,7 @@ expected<std::optional<std::string_view>, std::string> bus_client::next_text() {
         return fail(std::string("the daemon closed the connection"));
       }
       packet_rest_ = *packet;
-      while (!packet_rest_.empty() && packet_rest_.front() == '\n')
-        packet_rest_.remove_prefix(1);
     }
-    const std::size_t end = std::min(packet_rest_.find('\n'), packet_rest_.size());
-    const std::string_view line = packet_rest_.substr(0, end);
-    packet_rest_.remove_prefix(std::min(end + 1, packet_rest_.size()));
-    while (!packet_rest_.empty() && packet_rest_.front() == '\n')
-      packet_rest_.remove_prefix(1);
-    return std::optional<std::string_view>{line};
   }
   for (;;) {
     char* const data = buffer_.get();

@@ -1,5 +1,7 @@
 #include "remote/frame.hpp"
 
+#include <algorithm>
+
 namespace ebus::remote {
 
 void line_splitter::append(std::string_view bytes) {
@@ -46,6 +48,16 @@ expected<std::optional<std::string_view>, line_too_long> line_splitter::next() {
 std::string_view packet_message(std::string_view packet) noexcept {
   if (!packet.empty() && packet.back() == '\n') packet.remove_suffix(1);
   return packet;
+}
+
+std::string_view take_line(std::string_view& rest) noexcept {
+  while (!rest.empty()) {
+    const std::size_t end = std::min(rest.find('\n'), rest.size());
+    const std::string_view line = rest.substr(0, end);
+    rest.remove_prefix(std::min(end + 1, rest.size()));
+    if (!line.empty()) return line;
+  }
+  return {};
 }
 
 }  // namespace ebus::remote

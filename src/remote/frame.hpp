@@ -48,4 +48,8 @@ class line_splitter {
 /// A SEQPACKET packet's message: the packet without one trailing '\n' (beehive writes one).
 [[nodiscard]] std::string_view packet_message(std::string_view packet) noexcept;
 
+/// The next non-empty line of `rest`, the unread part of a batched packet (several messages, one
+/// per line), without its '\n'; `rest` moves past it. Empty once no line is left.
+[[nodiscard]] std::string_view take_line(std::string_view& rest) noexcept;
+
 }  // namespace ebus::remote

@@ -213,10 +213,9 @@ awaitable<void> remote_connection::read_packets(packet_socket& socket) {
       continue;
     }
     // A batching module's packet may hold several messages, one per line.
-    for (std::size_t pos = 0; pos < text.size();) {
-      const std::size_t end = std::min(text.find('\n', pos), text.size());
-      if (end > pos && !handle(text.substr(pos, end - pos))) co_return;
-      pos = end + 1;
+    std::string_view rest = text;
+    for (auto line = take_line(rest); !line.empty(); line = take_line(rest)) {
+      if (!handle(line)) co_return;
     }
   }
 }

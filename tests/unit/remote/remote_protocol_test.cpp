@@ -110,6 +110,18 @@ TEST(line_splitter, limit_applies_per_line_not_per_buffer) {
   EXPECT_EQ(s.buffered(), 0u);
 }
 
+TEST(take_line, hands_out_the_lines_of_a_batched_packet_and_skips_empty_ones) {
+  std::string_view rest = "\n{\"a\":1}\n\n{\"b\":2}\n{\"c\":3}";
+  EXPECT_EQ(take_line(rest), R"({"a":1})");
+  EXPECT_EQ(take_line(rest), R"({"b":2})");
+  EXPECT_EQ(take_line(rest), R"({"c":3})");  // the last line needs no '\n'
+  EXPECT_EQ(take_line(rest), "");
+  EXPECT_TRUE(rest.empty());
+  rest = "\n\n";
+  EXPECT_EQ(take_line(rest), "");
+  EXPECT_TRUE(rest.empty());
+}
+
 TEST(packet_message, strips_one_trailing_newline) {
   EXPECT_EQ(packet_message("{}\n"), "{}");
   EXPECT_EQ(packet_message("{}"), "{}");

@@ -2,6 +2,10 @@
 
 #include <array>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <spdlog/spdlog.h>
 
 #include "common/log.hpp"
@@ -48,16 +52,23 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
       flow_(std::make_shared<flow_waiter>()),
       receive_charge_(core.options().budget, 0),
       receive_share_charge_(core.receive_share(), 0) {
-  std::error_code ec;
-  const auto ep = stream_->socket().remote_endpoint(ec);
-  peer_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
-  stream_->socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  const int fd = stream_->native_handle();
+  asio::ip::tcp::endpoint ep;
+  auto size = static_cast<socklen_t>(ep.capacity());
+  if (::getpeername(fd, ep.data(), &size) == 0) {
+    ep.resize(size);
+    peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  } else {
+    peer_ = "unknown";
+  }
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 connection::~connection() = default;
 
 void connection::spawn(awaitable<void> task, const char* name) {
-  asio::co_spawn(stream_->socket().get_executor(), std::move(task),
+  asio::co_spawn(server_.executor_, std::move(task),
                  [self = shared_from_this(), name](const std::exception_ptr& e) {
                    if (!e) return;
                    try {
@@ -91,7 +102,7 @@ void connection::wake() {
   if (!writer_running_) {
     // Posted, not run here: messages published in this turn of the loop go out in one batch.
     writer_running_ = true;
-    asio::post(stream_->socket().get_executor(),
+    asio::post(server_.executor_,
                [self = shared_from_this()] { self->spawn(self->writer(), "writer"); });
     return;
   }
@@ -135,7 +146,7 @@ void connection::resume_reader() {
     ++flow_->generation;
   }
   if (!closing_) apply(protocol_.on_resumed(clock_.now()));
-  asio::post(stream_->socket().get_executor(),
+  asio::post(server_.executor_,
              [self = shared_from_this()] { self->spawn(self->reader(), "reader"); });
 }
 
@@ -271,7 +282,7 @@ awaitable<void> connection::reader() {
           // A publisher that keeps the socket full must not keep the loop: other connections,
           // writers and timers get their turn between two reads, as after an Asio read.
           just_read = false;
-          co_await asio::post(stream_->socket().get_executor(), use_awaitable);
+          co_await asio::post(server_.executor_, use_awaitable);
           continue;  // the connection may be closing now
         }
         const auto into = server_.read_buffer();

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -15,6 +16,7 @@ namespace {
 
 constexpr auto warning_interval = std::chrono::seconds(10);
 constexpr int drain_reads = 16;
+constexpr std::size_t accepts_per_turn = 64;
 
 /// Reads and discards what the client has sent so far, without waiting: closing a socket with
 /// unread input resets the connection, and the client could lose the CONNACK before it.
@@ -38,7 +40,8 @@ struct server::listener {
       : options(std::move(o)), acceptor(executor) {}
   listener_options options;
   listen_transport kind = listen_transport::tcp;
-  asio::ip::tcp::acceptor acceptor;
+  asio::ip::tcp::acceptor acceptor;  // non-blocking; waited on, accepted from by accept4
+  asio::ip::tcp protocol = asio::ip::tcp::v4();
   std::shared_ptr<asio::ssl::context> tls;  // tls and wss; replaced by a reload
 };
 
@@ -79,7 +82,8 @@ server::server(asio::any_io_executor executor, clock& clk, broker_options option
     : executor_(executor),
       clock_(clk),
       core_(std::move(options), clk),
-      log_(log::get("mqtt.broker")) {
+      log_(log::get("mqtt.broker")),
+      readiness_(std::make_shared<readiness_set>(executor_)) {
   if (listeners.empty()) {
     listener_options first;
     first.url = core_.options().listen_url;
@@ -159,6 +163,8 @@ expected<void, std::string> server::bind(listener& l) {
   if (!ec) acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) acceptor.non_blocking(true, ec);
+  l.protocol = endpoint.protocol();
   if (ec) {
     std::error_code ignored;
     acceptor.close(ignored);
@@ -187,11 +193,23 @@ std::vector<std::string> server::local_urls() const {
 
 awaitable<void> server::accept_loop(listener& l) {
   using asio::experimental::as_tuple;
-  const auto alive = alive_;  // the server may be gone when an aborted accept completes
+  const auto alive = alive_;  // the server may be gone when an aborted wait completes
+  const int listen_fd = l.acceptor.native_handle();
+  std::size_t this_turn = 0;
   for (;;) {
-    auto [ec, socket] = co_await l.acceptor.async_accept(as_tuple(asio::use_awaitable));
-    if (!*alive || stopped_ || ec == asio::error::operation_aborted) co_return;
-    if (ec) {
+    // accept4 rather than Asio's accept: the socket starts non-blocking and close-on-exec, and
+    // a plain TCP one never enters Asio's reactor (see readiness_set.hpp).
+    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      const std::error_code ec(errno, asio::error::get_system_category());
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        // Drained: the listener's next edge ends the wait.
+        this_turn = 0;
+        auto [wait_ec] = co_await l.acceptor.async_wait(asio::socket_base::wait_read,
+                                                        as_tuple(asio::use_awaitable));
+        if (!*alive || stopped_ || wait_ec == asio::error::operation_aborted) co_return;
+        continue;
+      }
       switch (classify_accept_error(ec)) {
         case accept_action::retry:
           note_accept_error(ec);
@@ -209,18 +227,31 @@ awaitable<void> server::accept_loop(listener& l) {
           co_return;
       }
     }
+    if (++this_turn == accepts_per_turn) {
+      // A connection storm takes turns with the connections already served.
+      this_turn = 0;
+      co_await asio::post(executor_, asio::use_awaitable);
+      if (!*alive || stopped_) {
+        ::close(fd);
+        co_return;
+      }
+    }
     if (connections_.size() >= core_.options().max_connections) {
       ++stats_.refused_max_connections;
-      refuse(l, socket, "max_connections");
+      refuse(l, fd, "max_connections");
       continue;
     }
-    if (fd_ceiling_ && static_cast<std::size_t>(socket.native_handle()) >= *fd_ceiling_) {
+    if (fd_ceiling_ && static_cast<std::size_t>(fd) >= *fd_ceiling_) {
       ++stats_.refused_fd_reserve;
-      refuse(l, socket, "fd_reserve");
+      refuse(l, fd, "fd_reserve");
       continue;
     }
-    auto c =
-        std::make_shared<connection>(make_stream(l, std::move(socket)), core_, *this, l.options);
+    auto s = make_stream(l, fd);
+    if (!s) {
+      note_accept_error(s.error());
+      continue;
+    }
+    auto c = std::make_shared<connection>(std::move(*s), core_, *this, l.options);
     connections_.emplace(c.get(), c);
     c->start();
   }
@@ -235,24 +266,26 @@ transport::websocket_options server::websocket_options_of(const listener& l) con
   return o;
 }
 
-std::unique_ptr<stream> server::make_stream(listener& l, asio::ip::tcp::socket socket) {
-  switch (l.kind) {
-    case listen_transport::tcp:
-      break;
-    case listen_transport::tls:
-      return make_tls_stream(std::move(socket), l.tls);
-    case listen_transport::ws:
-      return make_websocket_stream(make_tcp_stream(std::move(socket)), websocket_options_of(l));
-    case listen_transport::wss:
-      return make_websocket_stream(make_tls_stream(std::move(socket), l.tls),
-                                   websocket_options_of(l));
+expected<std::unique_ptr<stream>, std::error_code> server::make_stream(listener& l, int fd) {
+  if (transport::uses_tls(l.kind)) {
+    asio::ip::tcp::socket socket(executor_);
+    std::error_code ec;
+    socket.assign(l.protocol, fd, ec);
+    if (ec) {
+      ::close(fd);
+      return fail(ec);
+    }
+    auto tls = make_tls_stream(std::move(socket), l.tls);
+    if (l.kind == listen_transport::tls) return tls;
+    return make_websocket_stream(std::move(tls), websocket_options_of(l), executor_);
   }
-  return make_tcp_stream(std::move(socket));
+  auto tcp = make_tcp_stream(fd, readiness_);
+  if (!tcp || l.kind == listen_transport::tcp) return tcp;
+  return make_websocket_stream(std::move(*tcp), websocket_options_of(l), executor_);
 }
 
-void server::refuse(listener& l, asio::ip::tcp::socket& socket, std::string_view reason) {
+void server::refuse(listener& l, int fd, std::string_view reason) {
   ++core_.mutable_stats().connections_refused;
-  const int fd = socket.native_handle();
   if (l.kind == listen_transport::tcp) {
     // CONNACK, return code 0x03 "server unavailable" (3.1 and 3.1.1 alike), after the CONNECT
     // when it has arrived already; never waiting, so refusals cannot tie up the loop. Over TLS
@@ -262,8 +295,7 @@ void server::refuse(listener& l, asio::ip::tcp::socket& socket, std::string_view
     (void)::send(fd, connack, sizeof connack, MSG_DONTWAIT | MSG_NOSIGNAL);
   }
   drain(fd);
-  std::error_code ignored;
-  socket.close(ignored);
+  ::close(fd);
 
   ++refused_unlogged_;
   const auto now = clock_.now();
@@ -415,6 +447,8 @@ void server::stop() {
   // close() is asynchronous; each connection removes itself once its reader has finished.
   for (auto& [ptr, c] : connections_)
     c->close("broker shutting down");
+  // Closing connections wait for nothing more from their sockets (close() cancels the waits).
+  readiness_->close();
 }
 
 }  // namespace ebus::mqtt::broker

@@ -139,11 +139,12 @@ class server {
   friend class connection;
   struct listener;
   expected<void, std::string> bind(listener& l);
-  std::unique_ptr<stream> make_stream(listener& l, asio::ip::tcp::socket socket);
+  /// Takes `fd` (an accepted socket) over, also on failure.
+  expected<std::unique_ptr<stream>, std::error_code> make_stream(listener& l, int fd);
   [[nodiscard]] transport::websocket_options websocket_options_of(const listener& l) const;
   awaitable<void> accept_loop(listener& l);
   void on_closed(connection* c);
-  void refuse(listener& l, asio::ip::tcp::socket& socket, std::string_view reason);
+  void refuse(listener& l, int fd, std::string_view reason);
   void note_accept_error(const std::error_code& ec);
   void report_failure(const std::string& what);
   struct login_job {
@@ -166,6 +167,7 @@ class server {
   broker core_;
   std::shared_ptr<spdlog::logger> log_;
   std::vector<std::unique_ptr<listener>> listeners_;
+  std::shared_ptr<readiness_set> readiness_;  // plain TCP connections' sockets
   std::unordered_map<connection*, std::shared_ptr<connection>> connections_;
   failure_handler on_failure_;
   std::shared_ptr<const auth::password_file> passwords_;

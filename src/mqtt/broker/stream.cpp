@@ -4,6 +4,10 @@
 #include <cstring>
 #include <string_view>
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -14,14 +18,175 @@ namespace {
 using asio::use_awaitable;
 using asio::experimental::as_tuple;
 
-asio::ip::tcp::socket& bottom(asio::ip::tcp::socket& s) noexcept {
-  return s;
-}
 asio::ip::tcp::socket& bottom(asio::ssl::stream<asio::ip::tcp::socket>& s) noexcept {
   return s.next_layer();
 }
 
-// Reads, writes, cancelling and closing are the same over a socket and over TLS on it.
+asio::error_code last_error() noexcept {
+  return {errno, asio::error::get_system_category()};
+}
+
+// A coroutine suspended until a socket is ready again, kept only while it waits.
+class pending_wait {
+ public:
+  virtual ~pending_wait() = default;
+  /// Resumes the coroutine on a later turn of the loop, never inline.
+  virtual void complete(std::error_code ec) = 0;
+};
+
+template <class Handler>
+class pending_handler final : public pending_wait {
+ public:
+  explicit pending_handler(Handler h) : handler_(std::move(h)) {}
+  void complete(std::error_code ec) override {
+    auto executor = asio::get_associated_executor(handler_);
+    asio::post(executor, [h = std::move(handler_), ec]() mutable { std::move(h)(ec); });
+  }
+
+ private:
+  Handler handler_;
+};
+
+void complete(std::unique_ptr<pending_wait>& slot, std::error_code ec) {
+  if (auto w = std::move(slot)) w->complete(ec);
+}
+
+// Plain TCP on a bare descriptor: readiness comes from the server's readiness_set, so that the
+// stream holds nothing but the descriptor and what waits for it.
+class tcp_stream final : public stream, private readiness_set::watcher {
+ public:
+  tcp_stream(int fd, std::shared_ptr<readiness_set> readiness)
+      : fd_(fd), readiness_(std::move(readiness)) {}
+  tcp_stream(const tcp_stream&) = delete;
+  tcp_stream& operator=(const tcp_stream&) = delete;
+  ~tcp_stream() override {
+    if (fd_ < 0) return;
+    if (registered_) readiness_->remove(fd_);
+    ::close(fd_);
+  }
+
+  std::error_code start() noexcept {
+    if (const auto ec = readiness_->add(fd_, *this); ec) return ec;
+    registered_ = true;
+    return {};
+  }
+
+  awaitable<std::error_code> open() override { co_return std::error_code{}; }
+
+  awaitable<read_result> read_some(asio::mutable_buffer into) override {
+    for (;;) {
+      auto r = read_ready(into);
+      if (r.first != asio::error::would_block) co_return r;
+      if (const auto ec = co_await wait(read_wait_); ec) co_return read_result{ec, 0};
+    }
+  }
+
+  bool reads_when_ready() const noexcept override { return true; }
+
+  read_result read_ready(asio::mutable_buffer into) override {
+    if (fd_ < 0) return {asio::error::bad_descriptor, 0};
+    for (;;) {
+      const auto n = ::recv(fd_, into.data(), into.size(), 0);
+      if (n > 0) return {{}, static_cast<std::size_t>(n)};
+      if (n == 0) return {asio::error::eof, 0};
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return {asio::error::would_block, 0};
+      return {last_error(), 0};
+    }
+  }
+
+  void when_readable(std::function<void(std::error_code)> then) override {
+    // Edge-triggered: correct only after read_ready() found the socket drained (would_block).
+    on_readable_ = std::move(then);
+  }
+
+  awaitable<std::error_code> write(write_batch batch) override {
+    std::array<iovec, 2> parts{};
+    std::size_t first = 0;
+    std::size_t count = 0;
+    for (const auto& b : batch) {
+      if (b.size() != 0) parts[count++] = {const_cast<void*>(b.data()), b.size()};
+    }
+    while (first < count) {
+      if (fd_ < 0) co_return std::error_code(asio::error::bad_descriptor);
+      msghdr m{};
+      m.msg_iov = &parts[first];
+      m.msg_iovlen = count - first;
+      const auto n = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) co_return std::error_code(last_error());
+        if (const auto ec = co_await wait(write_wait_); ec) co_return ec;
+        continue;
+      }
+      auto sent = static_cast<std::size_t>(n);
+      while (first < count && sent >= parts[first].iov_len) {
+        sent -= parts[first].iov_len;
+        ++first;
+      }
+      if (first < count) {
+        parts[first].iov_base = static_cast<char*>(parts[first].iov_base) + sent;
+        parts[first].iov_len -= sent;
+      }
+    }
+    co_return std::error_code{};
+  }
+
+  void cancel() noexcept override {
+    complete(read_wait_, asio::error::operation_aborted);
+    complete(write_wait_, asio::error::operation_aborted);
+    if (on_readable_) {
+      asio::post(readiness_->executor(), [then = std::move(on_readable_)] {
+        then(asio::error::operation_aborted);
+      });
+      on_readable_ = nullptr;
+    }
+  }
+
+  void close() noexcept override {
+    if (fd_ >= 0) {
+      if (registered_) readiness_->remove(fd_);
+      ::shutdown(fd_, SHUT_RDWR);
+      ::close(fd_);
+      fd_ = -1;
+    }
+    cancel();
+  }
+
+  int native_handle() const noexcept override { return fd_; }
+  const char* name() const noexcept override { return "tcp"; }
+
+ private:
+  void on_ready(bool readable, bool writable) noexcept override {
+    if (readable) {
+      complete(read_wait_, {});
+      if (on_readable_) {
+        asio::post(readiness_->executor(), [then = std::move(on_readable_)] { then({}); });
+        on_readable_ = nullptr;
+      }
+    }
+    if (writable) complete(write_wait_, {});
+  }
+
+  static awaitable<std::error_code> wait(std::unique_ptr<pending_wait>& slot) {
+    auto token = as_tuple(use_awaitable);
+    auto [ec] = co_await asio::async_initiate<decltype(token), void(std::error_code)>(
+        [&slot](auto handler) {
+          slot = std::make_unique<pending_handler<decltype(handler)>>(std::move(handler));
+        },
+        token);
+    co_return ec;
+  }
+
+  int fd_;
+  bool registered_ = false;
+  std::shared_ptr<readiness_set> readiness_;
+  std::function<void(std::error_code)> on_readable_;  // when_readable()'s, while it waits
+  std::unique_ptr<pending_wait> read_wait_;            // read_some()'s, while it waits
+  std::unique_ptr<pending_wait> write_wait_;           // write()'s, while it waits
+};
+
+// TLS over a socket that Asio's reactor watches.
 template <class Stream>
 class asio_stream : public stream {
  public:
@@ -51,31 +216,12 @@ class asio_stream : public stream {
     bottom(stream_).close(ignored);
   }
 
-  asio::ip::tcp::socket& socket() noexcept override { return bottom(stream_); }
+  int native_handle() const noexcept override {
+    return bottom(const_cast<Stream&>(stream_)).native_handle();
+  }
 
  protected:
   Stream stream_;
-};
-
-class tcp_stream final : public asio_stream<asio::ip::tcp::socket> {
- public:
-  explicit tcp_stream(asio::ip::tcp::socket s) : asio_stream(std::move(s)) {
-    std::error_code ignored;
-    stream_.non_blocking(true, ignored);  // read_ready() must never block the loop
-  }
-  awaitable<std::error_code> open() override { co_return std::error_code{}; }
-  bool reads_when_ready() const noexcept override { return true; }
-  read_result read_ready(asio::mutable_buffer into) override {
-    std::error_code ec;
-    const std::size_t n = stream_.read_some(into, ec);
-    return {ec, n};
-  }
-  void when_readable(std::function<void(std::error_code)> then) override {
-    // Asio registers sockets edge-triggered: this wait is only correct after read_ready()
-    // found the socket drained (would_block).
-    stream_.async_wait(asio::socket_base::wait_read, std::move(then));
-  }
-  const char* name() const noexcept override { return "tcp"; }
 };
 
 class tls_stream final : public asio_stream<asio::ssl::stream<asio::ip::tcp::socket>> {
@@ -122,10 +268,11 @@ class tls_stream final : public asio_stream<asio::ssl::stream<asio::ip::tcp::soc
 // whole frames each, so a pong never lands inside a data frame.
 class websocket_stream final : public stream {
  public:
-  websocket_stream(std::unique_ptr<stream> inner, transport::websocket_options options)
+  websocket_stream(std::unique_ptr<stream> inner, transport::websocket_options options,
+                   const asio::any_io_executor& executor)
       : inner_(std::move(inner)),
         ws_(std::move(options)),
-        turn_(inner_->socket().get_executor(), std::chrono::steady_clock::time_point::max()) {}
+        turn_(executor, std::chrono::steady_clock::time_point::max()) {}
 
   awaitable<std::error_code> open() override {
     if (auto ec = co_await inner_->open(); ec) co_return ec;
@@ -162,7 +309,7 @@ class websocket_stream final : public stream {
   }
   void close() noexcept override { inner_->close(); }
 
-  asio::ip::tcp::socket& socket() noexcept override { return inner_->socket(); }
+  int native_handle() const noexcept override { return inner_->native_handle(); }
   std::optional<std::string> certificate_name() const override {
     return inner_->certificate_name();
   }
@@ -222,8 +369,11 @@ std::string openssl_error() {
 
 }  // namespace
 
-std::unique_ptr<stream> make_tcp_stream(asio::ip::tcp::socket socket) {
-  return std::make_unique<tcp_stream>(std::move(socket));
+expected<std::unique_ptr<stream>, std::error_code> make_tcp_stream(
+    int fd, std::shared_ptr<readiness_set> readiness) {
+  auto s = std::make_unique<tcp_stream>(fd, std::move(readiness));
+  if (const auto ec = s->start(); ec) return fail(ec);
+  return s;
 }
 
 std::unique_ptr<stream> make_tls_stream(asio::ip::tcp::socket socket,
@@ -269,8 +419,9 @@ expected<std::shared_ptr<asio::ssl::context>, std::string> make_tls_context(
 }
 
 std::unique_ptr<stream> make_websocket_stream(std::unique_ptr<stream> inner,
-                                              transport::websocket_options options) {
-  return std::make_unique<websocket_stream>(std::move(inner), std::move(options));
+                                              transport::websocket_options options,
+                                              const asio::any_io_executor& executor) {
+  return std::make_unique<websocket_stream>(std::move(inner), std::move(options), executor);
 }
 
 }  // namespace ebus::mqtt::broker

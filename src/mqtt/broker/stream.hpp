@@ -18,6 +18,7 @@
 
 #include "common/asio.hpp"
 #include "common/expected.hpp"
+#include "mqtt/broker/readiness_set.hpp"
 #include "mqtt/transport/websocket_server.hpp"
 
 namespace ebus::mqtt::broker {
@@ -57,16 +58,19 @@ class stream {
   /// Closes the socket; no more I/O.
   virtual void close() noexcept = 0;
 
-  /// The TCP socket at the bottom (peer address, descriptor).
-  [[nodiscard]] virtual asio::ip::tcp::socket& socket() noexcept = 0;
+  /// The TCP socket's descriptor at the bottom (peer address, socket options); -1 once closed.
+  [[nodiscard]] virtual int native_handle() const noexcept = 0;
   /// The client certificate's common name, once open() verified one; empty otherwise.
   [[nodiscard]] virtual std::optional<std::string> certificate_name() const { return {}; }
   /// "tcp", "tls", "ws" or "wss", for logs.
   [[nodiscard]] virtual const char* name() const noexcept = 0;
 };
 
-/// Plain TCP: open() does nothing, reads and writes go straight to the socket.
-[[nodiscard]] std::unique_ptr<stream> make_tcp_stream(asio::ip::tcp::socket socket);
+/// Plain TCP on a connected, non-blocking socket, which the stream owns from now on (also on
+/// failure): open() does nothing, reads and writes go straight to the socket, and `readiness`
+/// says when it can read or write again. Fails when the set refuses the socket.
+[[nodiscard]] expected<std::unique_ptr<stream>, std::error_code> make_tcp_stream(
+    int fd, std::shared_ptr<readiness_set> readiness);
 
 /// A server TLS context as the listener configures it. Shared: connections keep the context
 /// they were accepted with when a reload replaces the listener's.
@@ -87,6 +91,7 @@ struct tls_server_settings {
 /// MQTT over WebSocket on `inner` (TCP for ws://, TLS for wss://): open() runs the inner
 /// opening, then the HTTP upgrade.
 [[nodiscard]] std::unique_ptr<stream> make_websocket_stream(std::unique_ptr<stream> inner,
-                                                            transport::websocket_options options);
+                                                            transport::websocket_options options,
+                                                            const asio::any_io_executor& executor);
 
 }  // namespace ebus::mqtt::broker

@@ -43,13 +43,10 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
       broker_(core),
       server_(owner),
       listener_(listener),
-      clock_(core.time_source()),
-      log_(log::get("mqtt.broker")),
       decoder_({.max_packet_size = core.options().max_packet_size}),
       protocol_({.connect_timeout = core.options().connect_timeout,
                  .packet_timeout = core.options().packet_timeout,
                  .slow_subscriber_timeout = core.options().slow_subscriber_timeout}),
-      flow_(std::make_shared<flow_waiter>()),
       receive_charge_(core.options().budget, 0),
       receive_share_charge_(core.receive_share(), 0) {
   const int fd = stream_->native_handle();
@@ -67,6 +64,10 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
 
 connection::~connection() = default;
 
+spdlog::logger& connection::logger() const noexcept {
+  return *server_.log_;  // the same "mqtt.broker" logger
+}
+
 void connection::spawn(awaitable<void> task, const char* name) {
   asio::co_spawn(server_.executor_, std::move(task),
                  [self = shared_from_this(), name](const std::exception_ptr& e) {
@@ -74,7 +75,7 @@ void connection::spawn(awaitable<void> task, const char* name) {
                    try {
                      std::rethrow_exception(e);
                    } catch (const std::exception& ex) {
-                     self->log_->error("connection_failure peer={} task={} error={}", self->peer_,
+                     self->logger().error("connection_failure peer={} task={} error={}", self->peer_,
                                        name, ex.what());
                    }
                    self->finish("internal error");
@@ -82,17 +83,10 @@ void connection::spawn(awaitable<void> task, const char* name) {
 }
 
 void connection::start() {
-  // Weak: a wake-up must not keep a finished connection alive, nor run on one that is gone.
-  deadline_ = clock_.make_timer([weak = weak_from_this()] {
-    if (const auto self = weak.lock()) self->on_deadline();
-  });
-  hold_limit_ = clock_.make_timer([weak = weak_from_this()] {
-    if (const auto self = weak.lock()) self->resume_reader();
-  });
-  // Called from inside the session that drained, maybe while another connection decodes from
-  // the shared read buffer: the reader resumes on a later turn of the loop, never inline.
-  flow_->on_clear = [this] { resume_reader(); };  // flow_ dies with this connection
-  apply(protocol_.start(clock_.now()));           // the CONNECT timeout bounds the handshake too
+  // The timer dies with the connection, so `this` is alive whenever it rings; a bare pointer
+  // keeps the function small enough to need no allocation.
+  timer_ = broker_.time_source().make_timer([this] { on_timer(); });
+  apply(protocol_.start(now()));  // the CONNECT timeout bounds the handshake too
   reader_state_ = reader_state::running;
   spawn(reader(), "reader");
 }
@@ -119,7 +113,12 @@ void connection::wake() {
 
 void connection::park_until_readable() {
   reader_state_ = reader_state::parked_on_socket;
-  stream_->when_readable([self = shared_from_this()](std::error_code ec) {
+  stream_->when_readable(*this);
+}
+
+void connection::on_readable(std::error_code ec) noexcept {
+  // Inline from the readiness dispatch: the reader resumes on a later turn of the loop.
+  asio::post(server_.executor_, [self = shared_from_this(), ec] {
     self->reader_state_ = reader_state::running;
     if (ec || self->closing_) {
       self->finish(self->closing_ ? self->close_reason_ : ec.message());
@@ -131,21 +130,23 @@ void connection::park_until_readable() {
 
 void connection::park_until_subscribers_drain() {
   decoder_.keep_rest();  // other connections read into the shared buffer meanwhile
-  hold_limit_->arm(clock_.now() + broker_.options().slow_subscriber_timeout);
+  hold_until_ = now() + broker_.options().slow_subscriber_timeout;
+  rearm();
   reader_state_ = reader_state::parked_on_subscribers;
 }
 
 void connection::resume_reader() {
   if (reader_state_ != reader_state::parked_on_subscribers) return;
   reader_state_ = reader_state::running;
-  hold_limit_->cancel();
-  if (flow_->blocking > 0 && !closing_) {
+  hold_until_ = clock::time_point::max();
+  rearm();
+  if (held_back() && !closing_) {
     // Timed out: the subscribers still over their limit are slow from now on (the session
     // decides that by the same timeout) and nobody waits for them.
     flow_->blocking = 0;
     ++flow_->generation;
   }
-  if (!closing_) apply(protocol_.on_resumed(clock_.now()));
+  if (!closing_) apply(protocol_.on_resumed(now()));
   asio::post(server_.executor_,
              [self = shared_from_this()] { self->spawn(self->reader(), "reader"); });
 }
@@ -166,10 +167,11 @@ void connection::stop(std::string_view reason) {
   if (closing_ || finished_) return;
   closing_ = true;
   close_reason_ = std::string(reason);
-  log_->debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_), peer_,
+  logger().debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_), peer_,
               reason);
   stream_->cancel();  // a reader parked on the socket wakes and finishes the connection
-  deadline_->cancel();
+  deadline_at_ = clock::time_point::max();
+  rearm();
   resume_reader();  // so does one held back by subscribers
 }
 
@@ -194,7 +196,7 @@ void connection::apply(const protocol_action& a) {
       if (a.cause == close_cause::packet_timeout) {
         ++broker_.mutable_stats().packet_timeouts;
         if (broker_.connection_warning_allowed()) {
-          log_->warn(
+          logger().warn(
               "packet_timeout client_id=\"{}\" peer={} buffered={} timeout_ms={} "
               "closed_total={}",
               log::escape(client_id_), peer_, decoder_.buffered(),
@@ -203,11 +205,11 @@ void connection::apply(const protocol_action& a) {
       } else if (is_protocol_error(a.cause)) {
         ++broker_.mutable_stats().protocol_errors;
         if (a.cause == close_cause::server_packet) {
-          log_->warn("protocol_error client_id=\"{}\" peer={} detail=\"{}: {}\"",
+          logger().warn("protocol_error client_id=\"{}\" peer={} detail=\"{}: {}\"",
                      log::escape(client_id_), peer_, protocol_error_detail(a.cause),
                      codec::name_of(a.packet));
         } else {
-          log_->warn("protocol_error client_id=\"{}\" peer={} detail=\"{}\"",
+          logger().warn("protocol_error client_id=\"{}\" peer={} detail=\"{}\"",
                      log::escape(client_id_), peer_, protocol_error_detail(a.cause));
         }
       }
@@ -218,10 +220,12 @@ void connection::apply(const protocol_action& a) {
       closing_ = true;
       return;
     case kind::set_deadline:
-      deadline_->arm(a.at);
+      deadline_at_ = a.at;
+      rearm();
       return;
     case kind::clear_deadline:
-      deadline_->cancel();
+      deadline_at_ = clock::time_point::max();
+      rearm();
       return;
     case kind::publish_will:
       publish_will();
@@ -233,9 +237,30 @@ void connection::apply(const protocol_action& a) {
   }
 }
 
+void connection::rearm() {
+  if (!timer_) return;  // not started
+  const auto at = std::min(deadline_at_, hold_until_);
+  if (at == clock::time_point::max()) {
+    timer_->cancel();
+  } else {
+    timer_->arm(at);
+  }
+}
+
+void connection::on_timer() {
+  const auto self = shared_from_this();  // what follows may finish the connection
+  const auto t = now();
+  if (hold_until_ <= t) resume_reader();  // ends the wait, and sets hold_until_ back
+  if (deadline_at_ <= t) {
+    deadline_at_ = clock::time_point::max();
+    on_deadline();  // may set a new one
+  }
+  rearm();
+}
+
 void connection::on_deadline() {
   if (finished_ || closing_) return;
-  apply(protocol_.on_deadline(clock_.now(), flow_->blocking > 0));
+  apply(protocol_.on_deadline(now(), held_back()));
 }
 
 awaitable<void> connection::reader() {
@@ -247,7 +272,7 @@ awaitable<void> connection::reader() {
       finish(close_reason_);
       co_return;
     }
-    if (flow_->blocking > 0) {
+    if (held_back()) {
       park_until_subscribers_drain();  // resume_reader() starts the reader again
       co_return;
     }
@@ -296,12 +321,12 @@ awaitable<void> connection::reader() {
           co_return;
         }
         decoder_.borrow({static_cast<const char*>(into.data()), n});
-        protocol_.on_bytes(clock_.now());
+        protocol_.on_bytes(now());
         just_read = true;
         continue;
       }
     } else if (!protocol_.partial_pending()) {
-      apply(protocol_.on_partial_packet(clock_.now()));
+      apply(protocol_.on_partial_packet(now()));
     }
     auto space = decoder_.prepare(read_chunk);
     if (!charge_buffers()) continue;
@@ -311,7 +336,7 @@ awaitable<void> connection::reader() {
       co_return;
     }
     decoder_.commit(n);
-    protocol_.on_bytes(clock_.now());
+    protocol_.on_bytes(now());
   }
 }
 
@@ -320,7 +345,7 @@ awaitable<void> connection::open() {
     if (!closing_) {
       const auto total = ++broker_.mutable_stats().handshake_failures;
       if (broker_.connection_warning_allowed()) {
-        log_->info("handshake_failed transport={} peer={} error=\"{}\" failed_total={}",
+        logger().info("handshake_failed transport={} peer={} error=\"{}\" failed_total={}",
                    stream_->name(), peer_, log::escape(ec.message()), total);
       }
     }
@@ -345,7 +370,7 @@ bool connection::charge_buffers() {
     if (!share->fits(growth) || !budget->fits(growth)) {
       ++broker_.mutable_stats().budget_disconnects;
       if (broker_.connection_warning_allowed()) {
-        log_->warn(
+        logger().warn(
             "connection_closed reason=memory_budget client_id=\"{}\" peer={} buffer={} "
             "receive_buffers={} receive_share={} used={} limit={} closed_total={}",
             log::escape(client_id_), peer_, decoder_.capacity(), share->used(), share->limit(),
@@ -414,11 +439,11 @@ void connection::on_decode_error(std::error_code ec) {
   const auto actions = protocol_.on_decode_error(ec);
   if (const auto* refusal = actions.find(kind::write_connack)) {
     ++broker_.mutable_stats().connections_refused;
-    log_->log(line_level(broker_), "connect_refused peer={} rc={} reason=\"{}\"", peer_,
+    logger().log(line_level(broker_), "connect_refused peer={} rc={} reason=\"{}\"", peer_,
               static_cast<int>(refusal->code), decoder_.error_detail());
   } else if (!actions.empty()) {
     ++broker_.mutable_stats().protocol_errors;
-    log_->warn("protocol_error client_id=\"{}\" peer={} error=\"{}\" detail=\"{}\"",
+    logger().warn("protocol_error client_id=\"{}\" peer={} error=\"{}\" detail=\"{}\"",
                log::escape(client_id_), peer_, ec.message(), decoder_.error_detail());
   }
   apply(actions);
@@ -426,7 +451,7 @@ void connection::on_decode_error(std::error_code ec) {
 
 void connection::protocol_error(std::string_view what) {
   ++broker_.mutable_stats().protocol_errors;
-  log_->warn("protocol_error client_id=\"{}\" peer={} detail=\"{}\"", log::escape(client_id_),
+  logger().warn("protocol_error client_id=\"{}\" peer={} detail=\"{}\"", log::escape(client_id_),
              peer_, what);
   close("protocol error");
 }
@@ -505,14 +530,14 @@ bool connection::on_connect(codec::connect&& c, codec::connect_return_code login
   const auto actions = protocol_.on_connect_result(result.ack.return_code, std::move(c.will));
   queue_control(result.ack);
   if (!accepted) {
-    log_->log(line_level(broker_), "connect_refused peer={} client_id=\"{}\" rc={}", peer_,
+    logger().log(line_level(broker_), "connect_refused peer={} client_id=\"{}\" rc={}", peer_,
               log::escape(c.client_id), static_cast<int>(result.ack.return_code));
     apply(actions);
     return false;
   }
   if (!resend.empty()) out().control += resend;
   apply(actions);  // keep-alive replaces the CONNECT timeout
-  log_->log(line_level(broker_),
+  logger().log(line_level(broker_),
             "connected client_id=\"{}\" peer={} clean_session={} keep_alive={} session_present={}",
             log::escape(client_id_), peer_, c.clean_session, c.keep_alive,
             result.ack.session_present);
@@ -534,7 +559,7 @@ void connection::on_publish(codec::publish&& p) {
       if (qos == qos_level::exactly_once) session_->release_qos2(id);
       ++broker_.mutable_stats().budget_disconnects;
       if (broker_.connection_warning_allowed()) {
-        log_->warn(
+        logger().warn(
             "connection_closed reason=memory_budget client_id=\"{}\" peer={} qos={} "
             "detail=\"message not acknowledged; the client resends it\" closed_total={}",
             log::escape(client_id_), peer_, static_cast<int>(qos),
@@ -545,6 +570,13 @@ void connection::on_publish(codec::publish&& p) {
     }
     // A refused topic (over the limits) is still acknowledged, as 3.1.1 allows for a message
     // the server will not deliver; it is counted and logged by the broker.
+    if (!flow_) {
+      flow_ = std::make_shared<flow_waiter>();
+      // Called from inside the session that drained, maybe while another connection decodes
+      // from the shared read buffer: the reader resumes on a later turn of the loop, never
+      // inline. flow_ dies with this connection.
+      flow_->on_clear = [this] { resume_reader(); };
+    }
     (void)broker_.publish(std::move(msg), flow_, session_);
   }
   switch (qos) {
@@ -565,12 +597,12 @@ void connection::publish_will() {
   auto& access = broker_.access();
   if (access.acl && !access.allows(auth::acl_access::write, will->topic, client_id_, username_)) {
     ++access.denied_publishes;
-    log_->log(line_level(broker_), "will_denied client_id=\"{}\" topic=\"{}\" reason=acl",
+    logger().log(line_level(broker_), "will_denied client_id=\"{}\" topic=\"{}\" reason=acl",
               log::escape(client_id_), log::escape(will->topic));
     return;
   }
   // Intercepted like a PUBLISH.
-  log_->log(line_level(broker_), "will client_id=\"{}\" topic=\"{}\"", log::escape(client_id_),
+  logger().log(line_level(broker_), "will client_id=\"{}\" topic=\"{}\"", log::escape(client_id_),
             log::escape(will->topic));
   if (auto msg = broker_.make_message(std::move(will->topic), std::move(will->payload), will->qos,
                                       will->retain)) {
@@ -587,15 +619,15 @@ void connection::finish(std::string_view reason) {
   apply(protocol_.finish(linked));  // the will, then the session back to the broker
   session_ = nullptr;
   if (protocol_.accepted()) {
-    log_->log(line_level(broker_), "disconnected client_id=\"{}\" peer={} reason=\"{}\"",
+    logger().log(line_level(broker_), "disconnected client_id=\"{}\" peer={} reason=\"{}\"",
               log::escape(client_id_), peer_, reason);
   } else {
-    log_->debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
+    logger().debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
   }
   stream_->close();  // a reader parked on the socket wakes, finds the connection finished
-  deadline_->cancel();
-  hold_limit_->cancel();
-  flow_->on_clear = nullptr;
+  deadline_at_ = hold_until_ = clock::time_point::max();
+  rearm();
+  if (flow_) flow_->on_clear = nullptr;
   receive_charge_.reset();
   receive_share_charge_.reset();
   server_.on_closed(this);

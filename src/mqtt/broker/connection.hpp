@@ -39,7 +39,9 @@ namespace ebus::mqtt::broker {
 class server;
 struct listener_options;
 
-class connection final : public client_link, public std::enable_shared_from_this<connection> {
+class connection final : public client_link,
+                         private stream::readable_waiter,
+                         public std::enable_shared_from_this<connection> {
  public:
   /// `listener` outlives the connection (the server owns both).
   connection(std::unique_ptr<stream> transport, broker& core, server& owner,
@@ -63,6 +65,7 @@ class connection final : public client_link, public std::enable_shared_from_this
   awaitable<void> writer();
   /// Stops the reader until the socket has bytes (plain TCP, after read_ready() found none).
   void park_until_readable();
+  void on_readable(std::error_code ec) noexcept override;
   /// Stops the reader until no subscriber holds this publisher back, or
   /// slow_subscriber_timeout.
   void park_until_subscribers_drain();
@@ -76,8 +79,16 @@ class connection final : public client_link, public std::enable_shared_from_this
   /// Carries out what the protocol object decided.
   void apply(const protocol_actions& actions);
   void apply(const protocol_action& a);
-  /// The deadline the protocol asked for has come (or a wake-up came early).
+  /// The timer rang: ends what is due of the protocol's deadline and a wait for subscribers.
+  void on_timer();
+  /// Sets the timer to the earlier of the two deadlines.
+  void rearm();
+  /// The deadline the protocol asked for has come.
   void on_deadline();
+  [[nodiscard]] clock::time_point now() const noexcept { return broker_.time_source().now(); }
+  [[nodiscard]] spdlog::logger& logger() const noexcept;
+  /// True while subscribers over their limit hold this publisher back.
+  [[nodiscard]] bool held_back() const noexcept { return flow_ && flow_->blocking > 0; }
   /// True while the broker links this connection's session to it (false after a takeover).
   [[nodiscard]] bool session_linked() const;
 
@@ -102,8 +113,6 @@ class connection final : public client_link, public std::enable_shared_from_this
   broker& broker_;
   server& server_;
   const listener_options& listener_;
-  clock& clock_;
-  std::shared_ptr<spdlog::logger> log_;
   codec::decoder decoder_;
   connection_protocol protocol_;
   // What the connection writes, allocated while there is something to write.
@@ -118,9 +127,11 @@ class connection final : public client_link, public std::enable_shared_from_this
     return *out_;
   }
   std::unique_ptr<write_buffers> out_;
-  std::unique_ptr<clock::timer> deadline_;    // the protocol's deadline
-  std::unique_ptr<clock::timer> hold_limit_;  // ends a wait for subscribers
-  std::shared_ptr<flow_waiter> flow_;
+  // One timer for two deadlines: the protocol's, and the end of a wait for subscribers.
+  std::unique_ptr<clock::timer> timer_;
+  clock::time_point deadline_at_ = clock::time_point::max();
+  clock::time_point hold_until_ = clock::time_point::max();
+  std::shared_ptr<flow_waiter> flow_;  // made by the first PUBLISH: only publishers are held
   budget_charge receive_charge_;        // to the memory budget
   budget_charge receive_share_charge_;  // to the connection buffers' share of it
   session* session_ = nullptr;

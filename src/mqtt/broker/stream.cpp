@@ -95,9 +95,9 @@ class tcp_stream final : public stream, private readiness_set::watcher {
     }
   }
 
-  void when_readable(std::function<void(std::error_code)> then) override {
+  void when_readable(readable_waiter& w) override {
     // Edge-triggered: correct only after read_ready() found the socket drained (would_block).
-    on_readable_ = std::move(then);
+    readable_waiter_ = &w;
   }
 
   awaitable<std::error_code> write(write_batch batch) override {
@@ -135,12 +135,7 @@ class tcp_stream final : public stream, private readiness_set::watcher {
   void cancel() noexcept override {
     complete(read_wait_, asio::error::operation_aborted);
     complete(write_wait_, asio::error::operation_aborted);
-    if (on_readable_) {
-      asio::post(readiness_->executor(), [then = std::move(on_readable_)] {
-        then(asio::error::operation_aborted);
-      });
-      on_readable_ = nullptr;
-    }
+    if (auto* w = std::exchange(readable_waiter_, nullptr)) w->on_readable(asio::error::operation_aborted);
   }
 
   void close() noexcept override {
@@ -160,10 +155,7 @@ class tcp_stream final : public stream, private readiness_set::watcher {
   void on_ready(bool readable, bool writable) noexcept override {
     if (readable) {
       complete(read_wait_, {});
-      if (on_readable_) {
-        asio::post(readiness_->executor(), [then = std::move(on_readable_)] { then({}); });
-        on_readable_ = nullptr;
-      }
+      if (auto* w = std::exchange(readable_waiter_, nullptr)) w->on_readable({});
     }
     if (writable) complete(write_wait_, {});
   }
@@ -181,7 +173,7 @@ class tcp_stream final : public stream, private readiness_set::watcher {
   int fd_;
   bool registered_ = false;
   std::shared_ptr<readiness_set> readiness_;
-  std::function<void(std::error_code)> on_readable_;  // when_readable()'s, while it waits
+  readable_waiter* readable_waiter_ = nullptr;         // when_readable()'s, while it waits
   std::unique_ptr<pending_wait> read_wait_;            // read_some()'s, while it waits
   std::unique_ptr<pending_wait> write_wait_;           // write()'s, while it waits
 };

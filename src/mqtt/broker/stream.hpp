@@ -46,11 +46,22 @@ class stream {
   virtual read_result read_ready(asio::mutable_buffer /*into*/) {
     return {asio::error::operation_not_supported, 0};
   }
-  /// Calls `then` once read_ready() has something (or with the error that ends the wait:
-  /// operation_aborted after cancel() or close()), after read_ready() returned would_block.
-  virtual void when_readable(std::function<void(std::error_code)> then) {
-    then(asio::error::operation_not_supported);
-  }
+  /// Told once that a stream read_ready() found drained may have bytes again, or that the wait
+  /// ended (operation_aborted after cancel() or close()). Called inline from the loop's readiness
+  /// dispatch or from cancel(): it must only post work, never close or destroy anything.
+  class readable_waiter {
+   public:
+    virtual void on_readable(std::error_code ec) noexcept = 0;
+
+   protected:
+    readable_waiter() = default;
+    readable_waiter(const readable_waiter&) = default;
+    readable_waiter& operator=(const readable_waiter&) = default;
+    ~readable_waiter() = default;
+  };
+  /// Tells `w` (which outlives the wait) once read_ready() has something, after read_ready()
+  /// returned would_block.
+  virtual void when_readable(readable_waiter& w) { w.on_readable(asio::error::operation_not_supported); }
   /// Writes all of `batch` (either buffer may be empty).
   virtual awaitable<std::error_code> write(write_batch batch) = 0;
   /// Makes the pending read and write complete with operation_aborted.

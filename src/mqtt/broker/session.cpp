@@ -18,7 +18,6 @@ session::session(std::string client_id, bool clean, const broker_options& option
                  access_policy* access)
     : client_id_(std::move(client_id)), access_(access), clean_(clean), options_(options) {
   entries_charge_ = budget_charge(options_.budget, 0);
-  walks_charge_ = budget_charge(options_.budget, 0);
 }
 
 session::~session() {
@@ -146,10 +145,12 @@ void session::drained() noexcept {
 }
 
 bool session::has_sendable() const noexcept {
-  if (retained_.empty() && !walks_.empty()) return true;  // fill() finds the next ones
-  const auto* head = !retained_.empty() ? &retained_.front()
-                     : !queue_.empty()  ? &queue_.front()
-                                        : nullptr;
+  if (retained_ && retained_->messages.empty() && !retained_->walks.empty()) {
+    return true;  // fill() finds the next ones
+  }
+  const auto* head = retained_ && !retained_->messages.empty() ? &retained_->messages.front()
+                     : !queue_.empty()                         ? &queue_.front()
+                                                               : nullptr;
   if (head == nullptr) return false;
   return head->qos == qos_level::at_most_once || inflight_.size() < options_.max_inflight;
 }
@@ -169,27 +170,30 @@ inline void session::write(std::string& out, queued_message& q) {
 }
 
 bool session::send_retained(std::string& out, std::size_t budget) {
+  auto& owed = *retained_;
   for (;;) {
-    while (!retained_.empty() && out.size() < budget) {
-      auto& q = retained_.front();
+    while (!owed.messages.empty() && out.size() < budget) {
+      auto& q = owed.messages.front();
       if (q.qos != qos_level::at_most_once && inflight_.size() >= options_.max_inflight) {
         return false;
       }
       write(out, q);
-      retained_.pop_front();
+      owed.messages.pop_front();
       release_entry();
     }
-    if (!retained_.empty() || out.size() >= budget || walks_.empty()) break;
+    if (!owed.messages.empty() || out.size() >= budget || owed.walks.empty()) break;
     find_retained();
   }
-  return retained_.empty() && walks_.empty();
+  if (!owed.messages.empty() || !owed.walks.empty()) return false;
+  retained_.reset();  // all sent
+  return true;
 }
 
 void session::fill(std::string& out, std::size_t budget) {
   // Head-of-line: a QoS 0 message behind a blocked QoS 1/2 one waits too, so the order of
   // messages on a topic never changes [MQTT-4.6.0-6]; retained messages owed to a subscription
   // go before live messages that followed it.
-  if ((!retained_.empty() || !walks_.empty()) && !send_retained(out, budget)) return;
+  if (retained_ && !send_retained(out, budget)) return;
   while (!queue_.empty() && out.size() < budget) {
     auto& q = queue_.front();
     if (q.qos != qos_level::at_most_once && inflight_.size() >= options_.max_inflight) break;
@@ -204,8 +208,10 @@ void session::fill(std::string& out, std::size_t budget) {
 
 void session::release_idle_memory() noexcept {
   queue_.release();
-  retained_.release();
-  walks_.release();
+  if (retained_) {
+    retained_->messages.release();
+    retained_->walks.release();
+  }
   inflight_.release();
 }
 
@@ -238,7 +244,8 @@ bool session::on_pubcomp(std::uint16_t id) {
 }
 
 bool session::receive_qos2(std::uint16_t id) {
-  return awaiting_release_.insert(id).second;
+  if (!awaiting_release_) awaiting_release_ = std::make_unique<std::unordered_set<std::uint16_t>>();
+  return awaiting_release_->insert(id).second;
 }
 
 std::uint16_t session::next_packet_id() {

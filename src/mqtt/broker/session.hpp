@@ -126,7 +126,9 @@ class session {
   /// retransmission before PUBREL (do not deliver again) [MQTT-4.3.3-2].
   bool receive_qos2(std::uint16_t id);
   /// Incoming PUBREL: forgets the packet id. Always answered with PUBCOMP.
-  void release_qos2(std::uint16_t id) { awaiting_release_.erase(id); }
+  void release_qos2(std::uint16_t id) {
+    if (awaiting_release_) awaiting_release_->erase(id);
+  }
 
   /// Subscriptions of this session: filter -> granted QoS.
   std::map<std::string, codec::qos_level, std::less<>> subscriptions;
@@ -134,8 +136,12 @@ class session {
   [[nodiscard]] std::size_t queued() const noexcept { return queue_.size(); }
   [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
   /// Retained messages found and waiting to be sent (more may be found by pending walks).
-  [[nodiscard]] std::size_t retained_owed() const noexcept { return retained_.size(); }
-  [[nodiscard]] std::size_t retained_walks() const noexcept { return walks_.size(); }
+  [[nodiscard]] std::size_t retained_owed() const noexcept {
+    return retained_ ? retained_->messages.size() : 0;
+  }
+  [[nodiscard]] std::size_t retained_walks() const noexcept {
+    return retained_ ? retained_->walks.size() : 0;
+  }
   [[nodiscard]] std::size_t inflight() const noexcept { return inflight_.size(); }
   [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
   /// Drops counted since the last call (for rate-limited warnings).
@@ -180,7 +186,7 @@ class session {
     entries_charge_.resize(entries_charge_.bytes() - entry_overhead);
   }
   void write(std::string& out, queued_message& q);
-  /// Moves the next slice of the first pending walk into retained_.
+  /// Moves the next slice of the first pending walk into retained_->messages.
   void find_retained();
   /// fill()'s first part: retained messages owed; true when none are left. Out of line, so
   /// that fill() stays small on the path of every live message.
@@ -193,18 +199,24 @@ class session {
   const broker_options& options_;
   session_link* link_ = nullptr;
   ring_queue<queued_message> queue_;
-  ring_queue<queued_message> retained_;  // owed to new subscriptions, sent first
   std::size_t queued_qos0_ = 0;
   std::size_t queued_bytes_ = 0;
-  budget_charge entries_charge_;  // bookkeeping of queue_ and retained_ entries
+  budget_charge entries_charge_;  // bookkeeping of queue_ and retained messages owed
   struct pending_walk {
     retained_walk walk;
     codec::qos_level qos;
   };
-  ring_queue<pending_walk> walks_;         // retained messages of new subscriptions still to find
-  budget_charge walks_charge_;             // what the walks hold
+  // What new subscriptions are owed of the retained messages: made by a subscription, gone once
+  // all is sent, so that most sessions, most of the time, hold a null pointer for it.
+  struct owed_retained {
+    ring_queue<queued_message> messages;  // found, sent before the queue
+    ring_queue<pending_walk> walks;       // still to find
+    budget_charge walks_charge;           // what the walks hold
+  };
+  std::unique_ptr<owed_retained> retained_;
   ring_queue<inflight_message> inflight_;  // in send order, for in-order redelivery
-  std::unordered_set<std::uint16_t> awaiting_release_;
+  // Incoming QoS 2 ids not yet released; made by the first QoS 2 PUBLISH.
+  std::unique_ptr<std::unordered_set<std::uint16_t>> awaiting_release_;
   std::optional<clock::time_point> over_limit_since_;
   std::vector<std::pair<std::weak_ptr<flow_waiter>, std::uint64_t>> waiters_;
   clock::time_point offline_since_{};

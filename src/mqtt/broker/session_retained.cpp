@@ -10,16 +10,23 @@ using codec::qos_level;
 
 void session::add_retained_walk(retained_walk walk, qos_level qos) {
   cancel_retained_walk(walk.filter());
-  walks_.push_back({std::move(walk), qos});
-  walks_charge_.resize(walks_charge_.bytes() + walks_.back().walk.memory());
+  if (!retained_) {
+    retained_ = std::make_unique<owed_retained>();
+    retained_->walks_charge = budget_charge(options_.budget, 0);
+  }
+  auto& walks = retained_->walks;
+  walks.push_back({std::move(walk), qos});
+  retained_->walks_charge.resize(retained_->walks_charge.bytes() + walks.back().walk.memory());
   if (link_ != nullptr) link_->wake();
 }
 
 void session::cancel_retained_walk(std::string_view filter) noexcept {
-  for (auto it = walks_.begin(); it != walks_.end(); ++it) {
+  if (!retained_) return;
+  auto& walks = retained_->walks;
+  for (auto it = walks.begin(); it != walks.end(); ++it) {
     if (it->walk.filter() == filter) {
-      walks_charge_.resize(walks_charge_.bytes() - it->walk.memory());
-      walks_.erase(it);
+      retained_->walks_charge.resize(retained_->walks_charge.bytes() - it->walk.memory());
+      walks.erase(it);
       return;
     }
   }
@@ -29,8 +36,9 @@ void session::find_retained() {
   // A slice that finds nothing (a filter that matches little of a large store) goes on to the
   // next, so that fill() writes something whenever a walk is pending.
   constexpr std::size_t slice = 64;
-  while (retained_.empty() && !walks_.empty()) {
-    auto& front = walks_.front();
+  auto& owed = *retained_;
+  while (owed.messages.empty() && !owed.walks.empty()) {
+    auto& front = owed.walks.front();
     const std::size_t before = front.walk.memory();
     const bool more = front.walk.resume(slice, [&](const topic::topic_name&, const message_ptr& m) {
       if (access_ != nullptr && access_->acl &&
@@ -40,10 +48,10 @@ void session::find_retained() {
       }
       // Forced: at most one slice waits here, and the message is charged by the store already.
       entries_charge_.resize(entries_charge_.bytes() + entry_overhead);
-      retained_.push_back({m, std::min(m->qos, front.qos), true});
+      owed.messages.push_back({m, std::min(m->qos, front.qos), true});
     });
-    walks_charge_.resize(walks_charge_.bytes() - before + front.walk.memory());
-    if (!more) walks_.pop_front();
+    owed.walks_charge.resize(owed.walks_charge.bytes() - before + front.walk.memory());
+    if (!more) owed.walks.pop_front();
   }
 }
 

@@ -59,10 +59,9 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
   auto it = sessions_.find(id);
   if (it != sessions_.end()) {
     session& old = *it->second;
-    if (const auto l = links_.find(&old); l != links_.end()) {
+    if (client_link* previous = owner_of(old)) {
       // Takeover: the existing connection with this id is closed [MQTT-3.1.4-2].
-      client_link* previous = l->second;
-      links_.erase(l);
+      old.disown();
       old.detach(clock_.now());
       log_->info("takeover client_id=\"{}\"", log::escape(id));
       previous->close("session taken over by a new connection");
@@ -84,15 +83,15 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
       }
       return result;
     }
-    it = sessions_.emplace(id, std::make_unique<session>(id, c.clean_session, options_, &access_))
-             .first;
+    auto created = std::make_unique<session>(id, c.clean_session, options_, &access_);
+    const std::string_view key = created->client_id();
+    it = sessions_.emplace(key, std::move(created)).first;
     if (!c.clean_session) ++persistent_;
   } else {
     result.ack.session_present = true;  // [MQTT-3.2.2-2]
   }
   session& s = *it->second;
   s.set_username(c.username);
-  links_[&s] = &link;
   s.attach(link, resend);
   result.s = &s;
   result.client_id = std::move(id);
@@ -101,9 +100,8 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
 }
 
 void broker::disconnect(session& s, client_link& link) {
-  const auto l = links_.find(&s);
-  if (l == links_.end() || l->second != &link) return;  // already taken over
-  links_.erase(l);
+  if (owner_of(s) != &link) return;  // already taken over
+  s.disown();
   s.detach(clock_.now());
   if (s.clean()) {
     const auto it = sessions_.find(s.client_id());
@@ -114,7 +112,7 @@ void broker::disconnect(session& s, client_link& link) {
   expire_sessions();
 }
 
-void broker::erase_session(std::unordered_map<std::string, std::unique_ptr<session>>::iterator it) {
+void broker::erase_session(session_map::iterator it) {
   if (!it->second->clean()) --persistent_;
   discard(it->second);
   sessions_.erase(it);
@@ -128,7 +126,7 @@ void broker::expire_sessions() {
   std::size_t expired = 0;
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     const session& s = *it->second;
-    if (s.online() || s.clean()) {
+    if (s.owner() != nullptr || s.clean()) {  // a closing connection still holds it
       ++it;
       continue;
     }
@@ -158,7 +156,7 @@ void broker::discard(std::unique_ptr<session>& s) {
 }
 
 const session* broker::find_session(std::string_view client_id) const {
-  const auto it = sessions_.find(std::string(client_id));
+  const auto it = sessions_.find(client_id);
   return it == sessions_.end() ? nullptr : it->second.get();
 }
 
@@ -337,9 +335,9 @@ void broker::account(session& s, session::enqueue_result result) {
       // The connection closes asynchronously. Until it has finished, the session counts as
       // offline, so messages routed meanwhile are handled as for any offline session (QoS 0
       // dropped, QoS 1/2 queued while there is room) instead of closing it again.
-      if (const auto l = links_.find(&s); l != links_.end()) {
+      if (client_link* l = owner_of(s)) {
         s.detach(clock_.now());
-        l->second->close("session queue full (overflow policy: disconnect)");
+        l->close("session queue full (overflow policy: disconnect)");
       }
       return;
   }

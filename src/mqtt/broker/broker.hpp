@@ -23,6 +23,7 @@
 #include <unordered_map>
 
 #include "common/clock.hpp"
+#include "common/string_hash.hpp"
 #include "mqtt/broker/application_message.hpp"
 #include "mqtt/broker/broker_options.hpp"
 #include "mqtt/broker/session.hpp"
@@ -174,8 +175,7 @@ class broker {
   /// True while `s` is attached to `link` (false after a takeover moved it elsewhere).
   /// Compares pointers only: safe to call with a session that no longer exists.
   [[nodiscard]] bool is_linked(const session* s, const client_link* link) const {
-    const auto it = links_.find(const_cast<session*>(s));
-    return it != links_.end() && it->second == link;
+    return s->owner() == link;
   }
 
   [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }
@@ -195,7 +195,14 @@ class broker {
   /// Counts one enqueue outcome and applies the overflow policy's consequences.
   void account(session& s, session::enqueue_result result);
   void discard(std::unique_ptr<session>& s);
-  void erase_session(std::unordered_map<std::string, std::unique_ptr<session>>::iterator it);
+  // Keyed by a view of the session's own client id: the id is kept once.
+  using session_map =
+      std::unordered_map<std::string_view, std::unique_ptr<session>, string_hash, std::equal_to<>>;
+  void erase_session(session_map::iterator it);
+  /// The connection that holds a session: every link the broker attaches is a client_link.
+  static client_link* owner_of(const session& s) noexcept {
+    return static_cast<client_link*>(s.owner());
+  }
   void report_drops(session& s, std::string_view reason);
   /// Logs at most one warning per `what` every 10 s.
   bool should_warn(clock::time_point& next);
@@ -203,8 +210,7 @@ class broker {
   broker_options options_;
   clock& clock_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unordered_map<std::string, std::unique_ptr<session>> sessions_;
-  std::unordered_map<session*, client_link*> links_;
+  session_map sessions_;
   topic::subscription_tree<session*, codec::qos_level> subscriptions_;
   topic::retained_store<message_ptr> retained_;
   topic::subscription_tree<int, int> interest_;

@@ -26,6 +26,7 @@ session::~session() {
 
 void session::attach(session_link& link, std::string& out) {
   link_ = &link;
+  owner_ = &link;
   // A queue filled while offline gets a fresh slow_subscriber_timeout to drain.
   over_limit_since_.reset();
   // Redeliver in the original order with DUP set [MQTT-4.4.0-1][MQTT-3.3.1-1].

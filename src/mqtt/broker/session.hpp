@@ -79,6 +79,11 @@ class session {
   void set_username(std::optional<std::string> username) { username_ = std::move(username); }
   [[nodiscard]] bool clean() const noexcept { return clean_; }
   [[nodiscard]] bool online() const noexcept { return link_ != nullptr; }
+  /// The connection that holds the session: set by attach(), kept by detach() (a connection
+  /// being closed for its queue holds an offline session until it has finished), ended by
+  /// disown().
+  [[nodiscard]] session_link* owner() const noexcept { return owner_; }
+  void disown() noexcept { owner_ = nullptr; }
 
   /// Attaches to a connection. Returns bytes to resend first: unacknowledged PUBLISHes with DUP
   /// set and PUBRELs of QoS 2 messages already received by the client [MQTT-4.4.0-1].
@@ -197,7 +202,8 @@ class session {
   access_policy* access_ = nullptr;
   bool clean_;
   const broker_options& options_;
-  session_link* link_ = nullptr;
+  session_link* link_ = nullptr;   // while online
+  session_link* owner_ = nullptr;  // see owner()
   ring_queue<queued_message> queue_;
   std::size_t queued_qos0_ = 0;
   std::size_t queued_bytes_ = 0;

@@ -26,11 +26,9 @@ struct access_policy {
 
   [[nodiscard]] bool allows(auth::acl_access access, std::string_view topic,
                             std::string_view client_id,
-                            const std::optional<std::string>& username) const {
+                            std::optional<std::string_view> username) const {
     if (!acl) return true;
-    std::optional<std::string_view> user;
-    if (username) user = *username;
-    return acl->allows(access, topic, auth::client_identity{client_id, user});
+    return acl->allows(access, topic, auth::client_identity{client_id, username});
   }
 };
 

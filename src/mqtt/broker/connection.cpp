@@ -47,8 +47,7 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
       protocol_({.connect_timeout = core.options().connect_timeout,
                  .packet_timeout = core.options().packet_timeout,
                  .slow_subscriber_timeout = core.options().slow_subscriber_timeout}),
-      receive_charge_(core.options().budget, 0),
-      receive_share_charge_(core.receive_share(), 0) {
+      buffers_charged_(0) {
   const int fd = stream_->native_handle();
   asio::ip::tcp::endpoint ep;
   auto size = static_cast<socklen_t>(ep.capacity());
@@ -62,7 +61,26 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-connection::~connection() = default;
+connection::~connection() {
+  set_buffers_charge(0);
+}
+
+void connection::set_buffers_charge(std::size_t bytes) noexcept {
+  for (auto* budget : {broker_.options().budget, broker_.receive_share()}) {
+    if (budget == nullptr) continue;
+    if (bytes > buffers_charged_) {
+      budget->force_charge(bytes - buffers_charged_);
+    } else {
+      budget->release(buffers_charged_ - bytes);
+    }
+  }
+  buffers_charged_ = bytes;
+}
+
+const std::string& connection::close_reason() const noexcept {
+  static const std::string none;
+  return close_reason_ ? *close_reason_ : none;
+}
 
 spdlog::logger& connection::logger() const noexcept {
   return *server_.log_;  // the same "mqtt.broker" logger
@@ -121,7 +139,7 @@ void connection::on_readable(std::error_code ec) noexcept {
   asio::post(server_.executor_, [self = shared_from_this(), ec] {
     self->reader_state_ = reader_state::running;
     if (ec || self->closing_) {
-      self->finish(self->closing_ ? self->close_reason_ : ec.message());
+      self->finish(self->closing_ ? self->close_reason() : ec.message());
       return;
     }
     self->spawn(self->reader(), "reader");
@@ -166,7 +184,7 @@ void connection::close(std::string_view reason) {
 void connection::stop(std::string_view reason) {
   if (closing_ || finished_) return;
   closing_ = true;
-  close_reason_ = std::string(reason);
+  close_reason_ = std::make_unique<const std::string>(reason);
   logger().debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_), peer_,
               reason);
   stream_->cancel();  // a reader parked on the socket wakes and finishes the connection
@@ -269,7 +287,7 @@ awaitable<void> connection::reader() {
   for (;;) {
     if (close_after_flush_ || finished_) co_return;  // the writer finishes once the answer is out
     if (closing_) {
-      finish(close_reason_);
+      finish(close_reason());
       co_return;
     }
     if (held_back()) {
@@ -332,7 +350,7 @@ awaitable<void> connection::reader() {
     if (!charge_buffers()) continue;
     auto [ec, n] = co_await stream_->read_some(asio::buffer(space.data(), space.size()));
     if (ec || closing_) {
-      finish(closing_ ? close_reason_ : (ec == asio::error::eof ? "peer closed" : ec.message()));
+      finish(closing_ ? close_reason() : (ec == asio::error::eof ? "peer closed" : ec.message()));
       co_return;
     }
     decoder_.commit(n);
@@ -349,7 +367,7 @@ awaitable<void> connection::open() {
                    stream_->name(), peer_, log::escape(ec.message()), total);
       }
     }
-    finish(closing_ ? close_reason_ : stream_->name() + std::string(" handshake failed"));
+    finish(closing_ ? close_reason() : stream_->name() + std::string(" handshake failed"));
     co_return;
   }
   opened_ = true;
@@ -365,8 +383,8 @@ bool connection::charge_buffers() {
                             (control > everyday_control ? control : 0);
   auto* budget = broker_.options().budget;
   auto* share = broker_.receive_share();
-  if (extra > receive_charge_.bytes() && budget != nullptr && share != nullptr) {
-    const std::size_t growth = extra - receive_charge_.bytes();
+  if (extra > buffers_charged_ && budget != nullptr && share != nullptr) {
+    const std::size_t growth = extra - buffers_charged_;
     if (!share->fits(growth) || !budget->fits(growth)) {
       ++broker_.mutable_stats().budget_disconnects;
       if (broker_.connection_warning_allowed()) {
@@ -380,8 +398,7 @@ bool connection::charge_buffers() {
       return false;
     }
   }
-  receive_share_charge_.resize(extra);
-  receive_charge_.resize(extra);
+  set_buffers_charge(extra);
   return true;
 }
 
@@ -525,7 +542,7 @@ bool connection::on_connect(codec::connect&& c, codec::connect_return_code login
     // Before anything that may close the connection: finish() must find the session.
     session_ = result.s;
     client_id_ = std::move(result.client_id);
-    username_ = std::move(c.username);
+    if (c.username) username_ = std::make_unique<const std::string>(std::move(*c.username));
   }
   const auto actions = protocol_.on_connect_result(result.ack.return_code, std::move(c.will));
   queue_control(result.ack);
@@ -595,7 +612,9 @@ void connection::publish_will() {
   auto will = protocol_.take_will();
   if (!will) return;
   auto& access = broker_.access();
-  if (access.acl && !access.allows(auth::acl_access::write, will->topic, client_id_, username_)) {
+  const auto user =
+      username_ ? std::optional<std::string_view>(*username_) : std::optional<std::string_view>();
+  if (access.acl && !access.allows(auth::acl_access::write, will->topic, client_id_, user)) {
     ++access.denied_publishes;
     logger().log(line_level(broker_), "will_denied client_id=\"{}\" topic=\"{}\" reason=acl",
               log::escape(client_id_), log::escape(will->topic));
@@ -628,8 +647,7 @@ void connection::finish(std::string_view reason) {
   deadline_at_ = hold_until_ = clock::time_point::max();
   rearm();
   if (flow_) flow_->on_clear = nullptr;
-  receive_charge_.reset();
-  receive_share_charge_.reset();
+  set_buffers_charge(0);
   server_.on_closed(this);
 }
 

@@ -75,6 +75,8 @@ class connection final : public client_link,
   /// Charges the receive and acknowledgement buffers beyond their everyday size to the memory
   /// budget; false (and the connection closing) when the budget is spent.
   bool charge_buffers();
+  void set_buffers_charge(std::size_t bytes) noexcept;
+  [[nodiscard]] const std::string& close_reason() const noexcept;
 
   /// Carries out what the protocol object decided.
   void apply(const protocol_actions& actions);
@@ -132,13 +134,13 @@ class connection final : public client_link,
   clock::time_point deadline_at_ = clock::time_point::max();
   clock::time_point hold_until_ = clock::time_point::max();
   std::shared_ptr<flow_waiter> flow_;  // made by the first PUBLISH: only publishers are held
-  budget_charge receive_charge_;        // to the memory budget
-  budget_charge receive_share_charge_;  // to the connection buffers' share of it
+  // Buffer bytes charged to the memory budget and to the connection buffers' share of it.
+  std::size_t buffers_charged_;
   session* session_ = nullptr;
   std::string client_id_;
-  std::optional<std::string> username_;  // after the login: the certificate's name, say
+  std::unique_ptr<const std::string> username_;  // after the login: the certificate's name, say
   std::string peer_;
-  std::string close_reason_;
+  std::unique_ptr<const std::string> close_reason_;  // once closing
   bool closing_ = false;  // no more packets are handled; the socket closes soon
   bool close_after_flush_ = false;
   bool finished_ = false;

@@ -75,8 +75,17 @@ class session {
 
   [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
   /// The username of the connection now or last attached (the ACL's %u and user blocks).
-  [[nodiscard]] const std::optional<std::string>& username() const noexcept { return username_; }
-  void set_username(std::optional<std::string> username) { username_ = std::move(username); }
+  [[nodiscard]] std::optional<std::string_view> username() const noexcept {
+    if (!username_) return std::nullopt;
+    return *username_;
+  }
+  void set_username(const std::optional<std::string>& username) {
+    if (!username) {
+      username_.reset();
+    } else if (!username_ || *username_ != *username) {
+      username_ = std::make_unique<const std::string>(*username);
+    }
+  }
   [[nodiscard]] bool clean() const noexcept { return clean_; }
   [[nodiscard]] bool online() const noexcept { return link_ != nullptr; }
   /// The connection that holds the session: set by attach(), kept by detach() (a connection
@@ -198,7 +207,7 @@ class session {
   [[gnu::noinline]] bool send_retained(std::string& out, std::size_t budget);
 
   std::string client_id_;
-  std::optional<std::string> username_;
+  std::unique_ptr<const std::string> username_;  // on the heap: most clients send none
   access_policy* access_ = nullptr;
   bool clean_;
   const broker_options& options_;

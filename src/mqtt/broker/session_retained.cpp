@@ -42,7 +42,7 @@ void session::find_retained() {
     const std::size_t before = front.walk.memory();
     const bool more = front.walk.resume(slice, [&](const topic::topic_name&, const message_ptr& m) {
       if (access_ != nullptr && access_->acl &&
-          !access_->allows(auth::acl_access::read, m->topic, client_id_, username_)) {
+          !access_->allows(auth::acl_access::read, m->topic, client_id_, username())) {
         ++access_->denied_deliveries;
         return;
       }

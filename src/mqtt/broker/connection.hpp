@@ -57,6 +57,8 @@ class connection final : public client_link,
   [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
 
  private:
+  friend class server;  // keeps slot_
+
   /// Runs the stream's opening exchange once, then decodes and handles packets until the socket
   /// is drained, subscribers hold this publisher back, or the connection ends.
   awaitable<void> reader();
@@ -152,6 +154,7 @@ class connection final : public client_link,
   };
   reader_state reader_state_ = reader_state::idle;
   bool opened_ = false;          // the stream's opening exchange is done
+  std::uint32_t slot_ = 0;       // in the server's list
   bool writer_running_ = false;  // a writer coroutine runs or is about to
 };
 

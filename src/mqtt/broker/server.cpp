@@ -252,7 +252,8 @@ awaitable<void> server::accept_loop(listener& l) {
       continue;
     }
     auto c = std::make_shared<connection>(std::move(*s), core_, *this, l.options);
-    connections_.emplace(c.get(), c);
+    c->slot_ = static_cast<std::uint32_t>(connections_.size());
+    connections_.push_back(c);
     c->start();
   }
 }
@@ -434,7 +435,17 @@ void server::report_failure(const std::string& what) {
 }
 
 void server::on_closed(connection* c) {
-  connections_.erase(c);
+  const std::size_t i = c->slot_;
+  if (i >= connections_.size() || connections_[i].get() != c) return;
+  const auto gone = std::move(connections_[i]);  // may be the last owner: dies on return
+  if (i + 1 != connections_.size()) {
+    connections_[i] = std::move(connections_.back());
+    connections_[i]->slot_ = static_cast<std::uint32_t>(i);
+  }
+  connections_.pop_back();
+  if (connections_.capacity() > 1024 && connections_.size() < connections_.capacity() / 4) {
+    connections_.shrink_to_fit();  // after a crowd has gone
+  }
 }
 
 void server::stop() {
@@ -445,7 +456,8 @@ void server::stop() {
     l->acceptor.close(ignored);
   }
   // close() is asynchronous; each connection removes itself once its reader has finished.
-  for (auto& [ptr, c] : connections_)
+  const auto open = connections_;  // closing may remove a connection from the list
+  for (const auto& c : open)
     c->close("broker shutting down");
   // Closing connections wait for nothing more from their sockets (close() cancels the waits).
   readiness_->close();

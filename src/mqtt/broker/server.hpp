@@ -168,7 +168,7 @@ class server {
   std::shared_ptr<spdlog::logger> log_;
   std::vector<std::unique_ptr<listener>> listeners_;
   std::shared_ptr<readiness_set> readiness_;  // plain TCP connections' sockets
-  std::unordered_map<connection*, std::shared_ptr<connection>> connections_;
+  std::vector<std::shared_ptr<connection>> connections_;  // each knows its slot
   failure_handler on_failure_;
   std::shared_ptr<const auth::password_file> passwords_;
   std::unique_ptr<asio::thread_pool> login_thread_;  // hashes passwords; made with the first file

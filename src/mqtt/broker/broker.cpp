@@ -149,10 +149,10 @@ void broker::expire_sessions() {
 }
 
 void broker::discard(std::unique_ptr<session>& s) {
-  for (const auto& [filter, qos] : s->subscriptions) {
+  for (const auto& [filter, qos] : s->subscriptions()) {
     if (auto f = topic::parse_filter(filter)) subscriptions_.erase(*f, s.get());
   }
-  s->subscriptions.clear();
+  s->clear_subscriptions();
 }
 
 const session* broker::find_session(std::string_view client_id) const {
@@ -403,8 +403,8 @@ std::vector<codec::suback_return_code> broker::subscribe(
       continue;
     }
     std::string_view refusal = check_topic(sub.filter);
-    if (refusal.empty() && s.subscriptions.size() >= options_.max_subscriptions_per_client &&
-        !s.subscriptions.contains(sub.filter)) {
+    if (refusal.empty() && s.subscriptions().size() >= options_.max_subscriptions_per_client &&
+        !s.subscriptions().contains(sub.filter)) {
       refusal = "client holds max_subscriptions_per_client";
     }
     if (!refusal.empty()) {
@@ -421,7 +421,7 @@ std::vector<codec::suback_return_code> broker::subscribe(
     }
     // The server grants exactly what was asked (it supports QoS 2) [MQTT-3.9.3-2].
     subscriptions_.insert(*filter, &s, sub.qos);
-    s.subscriptions[filter->str()] = sub.qos;
+    s.set_subscription(filter->str(), sub.qos);
     codes.push_back(static_cast<codec::suback_return_code>(sub.qos));
     // Retained messages for the new subscription, RETAIN set [MQTT-3.3.1-6][MQTT-3.3.1-8]. They
     // are found a slice at a time as the writer asks for them, ahead of the live queue and
@@ -442,7 +442,7 @@ void broker::unsubscribe(session& s, const std::vector<std::string>& filters) {
     auto filter = topic::parse_filter(text);
     if (!filter) continue;
     subscriptions_.erase(*filter, &s);
-    s.subscriptions.erase(text);
+    s.erase_subscription(text);
     s.cancel_retained_walk(text);
   }
 }

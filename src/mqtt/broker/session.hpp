@@ -144,8 +144,24 @@ class session {
     if (awaiting_release_) awaiting_release_->erase(id);
   }
 
+  using subscription_map = std::map<std::string, codec::qos_level, std::less<>>;
   /// Subscriptions of this session: filter -> granted QoS.
-  std::map<std::string, codec::qos_level, std::less<>> subscriptions;
+  [[nodiscard]] const subscription_map& subscriptions() const noexcept {
+    static const subscription_map none;
+    return subscriptions_ ? *subscriptions_ : none;
+  }
+  void set_subscription(std::string filter, codec::qos_level qos) {
+    if (!subscriptions_) subscriptions_ = std::make_unique<subscription_map>();
+    (*subscriptions_)[std::move(filter)] = qos;
+  }
+  void erase_subscription(std::string_view filter) {
+    if (!subscriptions_) return;
+    if (const auto it = subscriptions_->find(filter); it != subscriptions_->end()) {
+      subscriptions_->erase(it);
+    }
+    if (subscriptions_->empty()) subscriptions_.reset();
+  }
+  void clear_subscriptions() noexcept { subscriptions_.reset(); }
 
   [[nodiscard]] std::size_t queued() const noexcept { return queue_.size(); }
   [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
@@ -207,6 +223,8 @@ class session {
   [[gnu::noinline]] bool send_retained(std::string& out, std::size_t budget);
 
   std::string client_id_;
+  // Allocated with the first subscription: many devices only publish.
+  std::unique_ptr<subscription_map> subscriptions_;
   std::unique_ptr<const std::string> username_;  // on the heap: most clients send none
   access_policy* access_ = nullptr;
   bool clean_;

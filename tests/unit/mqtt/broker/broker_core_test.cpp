@@ -277,7 +277,7 @@ TEST(broker, clean_takeover_of_a_persistent_session_starts_a_new_session) {
   EXPECT_EQ(first.link.closes.size(), 1u);
   EXPECT_FALSE(second.ack.session_present);
   EXPECT_TRUE(second.s->clean());
-  EXPECT_TRUE(second.s->subscriptions.empty());
+  EXPECT_TRUE(second.s->subscriptions().empty());
   publish(f.core, "cmd", "x", q1);
   EXPECT_EQ(f.core.stats().deliveries_queued, 0u);
 }
@@ -297,7 +297,7 @@ TEST(broker, reconnect_with_clean_session_0_resumes_the_session_with_session_pre
   connect_ok(f.core, second, "dev", false);
   EXPECT_TRUE(second.ack.session_present);
   EXPECT_EQ(second.s, first.s);
-  EXPECT_EQ(second.s->subscriptions.size(), 1u);
+  EXPECT_EQ(second.s->subscriptions().size(), 1u);
   EXPECT_TRUE(first.link.closes.empty());  // it had already gone: no takeover
 }
 
@@ -314,7 +314,7 @@ TEST(broker, reconnect_with_clean_session_1_discards_the_persistent_session) {
   client second;
   connect_ok(f.core, second, "dev", true);
   EXPECT_FALSE(second.ack.session_present);
-  EXPECT_TRUE(second.s->subscriptions.empty());
+  EXPECT_TRUE(second.s->subscriptions().empty());
   EXPECT_EQ(second.s->queued(), 0u);  // the queued message went with the old session
   EXPECT_TRUE(second.resend.empty());
   publish(f.core, "cmd", "after", q1);
@@ -472,7 +472,7 @@ TEST(broker, unsubscribe_stops_delivery_for_that_filter_only) {
   ASSERT_EQ(subscribe(f.core, c, "a/+", q0), suback_return_code::success_maximum_qos_0);
   ASSERT_EQ(subscribe(f.core, c, "b/+", q0), suback_return_code::success_maximum_qos_0);
   f.core.unsubscribe(*c.s, {"a/+", "not/subscribed", "bad/#/filter"});
-  EXPECT_EQ(c.s->subscriptions.size(), 1u);
+  EXPECT_EQ(c.s->subscriptions().size(), 1u);
   publish(f.core, "a/x", "gone");
   publish(f.core, "b/x", "kept");
   EXPECT_EQ(received(c), (std::vector<codec::publish>{publish_packet("b/x", "kept", q0)}));
@@ -492,8 +492,8 @@ TEST(broker, subscribe_returns_one_code_per_filter_and_0x80_for_an_invalid_one) 
                        suback_return_code::failure,
                        suback_return_code::success_maximum_qos_1,
                    }));
-  EXPECT_EQ(c.s->subscriptions.size(), 2u);
-  EXPECT_EQ(c.s->subscriptions.count("bad/#/x"), 0u);
+  EXPECT_EQ(c.s->subscriptions().size(), 2u);
+  EXPECT_EQ(c.s->subscriptions().count("bad/#/x"), 0u);
 }
 
 TEST(broker, resubscribing_replaces_the_granted_qos) {
@@ -503,7 +503,7 @@ TEST(broker, resubscribing_replaces_the_granted_qos) {
   connect_ok(f.core, c, "dev", true);
   ASSERT_EQ(subscribe(f.core, c, "t", q2), suback_return_code::success_maximum_qos_2);
   ASSERT_EQ(subscribe(f.core, c, "t", q0), suback_return_code::success_maximum_qos_0);
-  EXPECT_EQ(c.s->subscriptions.size(), 1u);
+  EXPECT_EQ(c.s->subscriptions().size(), 1u);
   publish(f.core, "t", "x", q2);
   EXPECT_EQ(received(c), (std::vector<codec::publish>{publish_packet("t", "x", q0)}));
 }
@@ -939,7 +939,7 @@ TEST(broker_bounds, subscriptions_past_the_per_client_cap_get_0x80) {
   EXPECT_EQ(subscribe(f.core, c, "a", q2), suback_return_code::success_maximum_qos_2)
       << "replacing a subscription it holds is not a new one";
   EXPECT_EQ(f.core.stats().subscriptions_refused, 1u);
-  EXPECT_EQ(c.s->subscriptions.size(), 2u);
+  EXPECT_EQ(c.s->subscriptions().size(), 2u);
 }
 
 TEST(broker_bounds, topics_too_long_or_too_deep_are_refused) {

@@ -1,7 +1,6 @@
 #include "mqtt/broker/connection.hpp"
 
 #include <array>
-
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -93,8 +92,8 @@ void connection::spawn(awaitable<void> task, const char* name) {
                    try {
                      std::rethrow_exception(e);
                    } catch (const std::exception& ex) {
-                     self->logger().error("connection_failure peer={} task={} error={}", self->peer_,
-                                       name, ex.what());
+                     self->logger().error("connection_failure peer={} task={} error={}",
+                                          self->peer_, name, ex.what());
                    }
                    self->finish("internal error");
                  });
@@ -186,7 +185,7 @@ void connection::stop(std::string_view reason) {
   closing_ = true;
   close_reason_ = std::make_unique<const std::string>(reason);
   logger().debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_), peer_,
-              reason);
+                 reason);
   stream_->cancel();  // a reader parked on the socket wakes and finishes the connection
   deadline_at_ = clock::time_point::max();
   rearm();
@@ -224,11 +223,11 @@ void connection::apply(const protocol_action& a) {
         ++broker_.mutable_stats().protocol_errors;
         if (a.cause == close_cause::server_packet) {
           logger().warn("protocol_error client_id=\"{}\" peer={} detail=\"{}: {}\"",
-                     log::escape(client_id_), peer_, protocol_error_detail(a.cause),
-                     codec::name_of(a.packet));
+                        log::escape(client_id_), peer_, protocol_error_detail(a.cause),
+                        codec::name_of(a.packet));
         } else {
           logger().warn("protocol_error client_id=\"{}\" peer={} detail=\"{}\"",
-                     log::escape(client_id_), peer_, protocol_error_detail(a.cause));
+                        log::escape(client_id_), peer_, protocol_error_detail(a.cause));
         }
       }
       stop(describe(a.cause));
@@ -364,7 +363,7 @@ awaitable<void> connection::open() {
       const auto total = ++broker_.mutable_stats().handshake_failures;
       if (broker_.connection_warning_allowed()) {
         logger().info("handshake_failed transport={} peer={} error=\"{}\" failed_total={}",
-                   stream_->name(), peer_, log::escape(ec.message()), total);
+                      stream_->name(), peer_, log::escape(ec.message()), total);
       }
     }
     finish(closing_ ? close_reason() : stream_->name() + std::string(" handshake failed"));
@@ -457,11 +456,11 @@ void connection::on_decode_error(std::error_code ec) {
   if (const auto* refusal = actions.find(kind::write_connack)) {
     ++broker_.mutable_stats().connections_refused;
     logger().log(line_level(broker_), "connect_refused peer={} rc={} reason=\"{}\"", peer_,
-              static_cast<int>(refusal->code), decoder_.error_detail());
+                 static_cast<int>(refusal->code), decoder_.error_detail());
   } else if (!actions.empty()) {
     ++broker_.mutable_stats().protocol_errors;
     logger().warn("protocol_error client_id=\"{}\" peer={} error=\"{}\" detail=\"{}\"",
-               log::escape(client_id_), peer_, ec.message(), decoder_.error_detail());
+                  log::escape(client_id_), peer_, ec.message(), decoder_.error_detail());
   }
   apply(actions);
 }
@@ -469,7 +468,7 @@ void connection::on_decode_error(std::error_code ec) {
 void connection::protocol_error(std::string_view what) {
   ++broker_.mutable_stats().protocol_errors;
   logger().warn("protocol_error client_id=\"{}\" peer={} detail=\"{}\"", log::escape(client_id_),
-             peer_, what);
+                peer_, what);
   close("protocol error");
 }
 
@@ -548,16 +547,16 @@ bool connection::on_connect(codec::connect&& c, codec::connect_return_code login
   queue_control(result.ack);
   if (!accepted) {
     logger().log(line_level(broker_), "connect_refused peer={} client_id=\"{}\" rc={}", peer_,
-              log::escape(c.client_id), static_cast<int>(result.ack.return_code));
+                 log::escape(c.client_id), static_cast<int>(result.ack.return_code));
     apply(actions);
     return false;
   }
   if (!resend.empty()) out().control += resend;
   apply(actions);  // keep-alive replaces the CONNECT timeout
-  logger().log(line_level(broker_),
-            "connected client_id=\"{}\" peer={} clean_session={} keep_alive={} session_present={}",
-            log::escape(client_id_), peer_, c.clean_session, c.keep_alive,
-            result.ack.session_present);
+  logger().log(
+      line_level(broker_),
+      "connected client_id=\"{}\" peer={} clean_session={} keep_alive={} session_present={}",
+      log::escape(client_id_), peer_, c.clean_session, c.keep_alive, result.ack.session_present);
   return true;
 }
 
@@ -617,12 +616,12 @@ void connection::publish_will() {
   if (access.acl && !access.allows(auth::acl_access::write, will->topic, client_id_, user)) {
     ++access.denied_publishes;
     logger().log(line_level(broker_), "will_denied client_id=\"{}\" topic=\"{}\" reason=acl",
-              log::escape(client_id_), log::escape(will->topic));
+                 log::escape(client_id_), log::escape(will->topic));
     return;
   }
   // Intercepted like a PUBLISH.
   logger().log(line_level(broker_), "will client_id=\"{}\" topic=\"{}\"", log::escape(client_id_),
-            log::escape(will->topic));
+               log::escape(will->topic));
   if (auto msg = broker_.make_message(std::move(will->topic), std::move(will->payload), will->qos,
                                       will->retain)) {
     (void)broker_.publish(std::move(msg));
@@ -639,7 +638,7 @@ void connection::finish(std::string_view reason) {
   session_ = nullptr;
   if (protocol_.accepted()) {
     logger().log(line_level(broker_), "disconnected client_id=\"{}\" peer={} reason=\"{}\"",
-              log::escape(client_id_), peer_, reason);
+                 log::escape(client_id_), peer_, reason);
   } else {
     logger().debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
   }

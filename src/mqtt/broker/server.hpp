@@ -167,7 +167,7 @@ class server {
   broker core_;
   std::shared_ptr<spdlog::logger> log_;
   std::vector<std::unique_ptr<listener>> listeners_;
-  std::shared_ptr<readiness_set> readiness_;  // plain TCP connections' sockets
+  std::shared_ptr<readiness_set> readiness_;              // plain TCP connections' sockets
   std::vector<std::shared_ptr<connection>> connections_;  // each knows its slot
   failure_handler on_failure_;
   std::shared_ptr<const auth::password_file> passwords_;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 #include <string_view>
-
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -135,7 +134,8 @@ class tcp_stream final : public stream, private readiness_set::watcher {
   void cancel() noexcept override {
     complete(read_wait_, asio::error::operation_aborted);
     complete(write_wait_, asio::error::operation_aborted);
-    if (auto* w = std::exchange(readable_waiter_, nullptr)) w->on_readable(asio::error::operation_aborted);
+    if (auto* w = std::exchange(readable_waiter_, nullptr))
+      w->on_readable(asio::error::operation_aborted);
   }
 
   void close() noexcept override {
@@ -173,9 +173,9 @@ class tcp_stream final : public stream, private readiness_set::watcher {
   int fd_;
   bool registered_ = false;
   std::shared_ptr<readiness_set> readiness_;
-  readable_waiter* readable_waiter_ = nullptr;         // when_readable()'s, while it waits
-  std::unique_ptr<pending_wait> read_wait_;            // read_some()'s, while it waits
-  std::unique_ptr<pending_wait> write_wait_;           // write()'s, while it waits
+  readable_waiter* readable_waiter_ = nullptr;  // when_readable()'s, while it waits
+  std::unique_ptr<pending_wait> read_wait_;     // read_some()'s, while it waits
+  std::unique_ptr<pending_wait> write_wait_;    // write()'s, while it waits
 };
 
 // TLS over a socket that Asio's reactor watches.

@@ -61,7 +61,9 @@ class stream {
   };
   /// Tells `w` (which outlives the wait) once read_ready() has something, after read_ready()
   /// returned would_block.
-  virtual void when_readable(readable_waiter& w) { w.on_readable(asio::error::operation_not_supported); }
+  virtual void when_readable(readable_waiter& w) {
+    w.on_readable(asio::error::operation_not_supported);
+  }
   /// Writes all of `batch` (either buffer may be empty).
   virtual awaitable<std::error_code> write(write_batch batch) = 0;
   /// Makes the pending read and write complete with operation_aborted.

@@ -7,10 +7,9 @@
 
 #include <array>
 #include <memory>
-#include <vector>
-
 #include <sys/socket.h>
 #include <unistd.h>
+#include <vector>
 
 #include <gtest/gtest.h>
 

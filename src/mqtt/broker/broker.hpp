@@ -172,8 +172,8 @@ class broker {
   expected<void, std::error_code> inject(std::string topic, std::string payload,
                                          codec::qos_level qos, bool retain);
 
-  /// True while `s` is attached to `link` (false after a takeover moved it elsewhere).
-  /// Compares pointers only: safe to call with a session that no longer exists.
+  /// True while `link` holds `s` (false after a takeover moved it elsewhere). `s` must be a
+  /// live session: a connection drops its pointer when the session is taken over or released.
   [[nodiscard]] bool is_linked(const session* s, const client_link* link) const {
     return s->owner() == link;
   }

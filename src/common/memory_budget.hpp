@@ -36,6 +36,14 @@ class memory_budget {
   /// Charges `n` bytes even past the limit: for memory already held that must be accounted
   /// (the limit then refuses everything else until it is released).
   void force_charge(std::size_t n) noexcept { add(n); }
+  /// Moves a holder's charge from `from` to `to` bytes (growth forced, as force_charge).
+  void adjust(std::size_t from, std::size_t to) noexcept {
+    if (to > from) {
+      force_charge(to - from);
+    } else {
+      release(from - to);
+    }
+  }
 
   void release(std::size_t n) noexcept { used_ = n > used_ ? 0 : used_ - n; }
 
@@ -88,11 +96,7 @@ class budget_charge {
   /// Changes the charged amount to `bytes`: growth is forced (the memory is already held).
   void resize(std::size_t bytes) noexcept {
     if (budget_ == nullptr) return;
-    if (bytes > bytes_) {
-      budget_->force_charge(bytes - bytes_);
-    } else {
-      budget_->release(bytes_ - bytes);
-    }
+    budget_->adjust(bytes_, bytes);
     bytes_ = bytes;
   }
 

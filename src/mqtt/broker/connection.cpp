@@ -66,12 +66,7 @@ connection::~connection() {
 
 void connection::set_buffers_charge(std::size_t bytes) noexcept {
   for (auto* budget : {broker_.options().budget, broker_.receive_share()}) {
-    if (budget == nullptr) continue;
-    if (bytes > buffers_charged_) {
-      budget->force_charge(bytes - buffers_charged_);
-    } else {
-      budget->release(buffers_charged_ - bytes);
-    }
+    if (budget != nullptr) budget->adjust(buffers_charged_, bytes);
   }
   buffers_charged_ = bytes;
 }

@@ -52,13 +52,19 @@ void settle(asio::io_context& io) {
   io.restart();
 }
 
-TEST(readiness_set, reports_a_socket_once_per_edge) {
+// One socket pair whose first end is in the set, reported to `w`.
+struct one_socket : ::testing::Test {
   asio::io_context io;
-  readiness_set set(io.get_executor());
+  readiness_set set{io.get_executor()};
   socket_pair p;
   counting_watcher w;
-  ASSERT_FALSE(set.add(p.fd[0], w));
-  settle(io);
+  void SetUp() override {
+    ASSERT_FALSE(set.add(p.fd[0], w));
+    settle(io);
+  }
+};
+
+TEST_F(one_socket, is_reported_once_per_edge) {
   EXPECT_EQ(w.readable, 0);  // nothing to read yet
   EXPECT_EQ(w.writable, 1);  // room to write from the start
 
@@ -74,26 +80,14 @@ TEST(readiness_set, reports_a_socket_once_per_edge) {
   EXPECT_EQ(w.readable, 2) << "new input after a drain is a new edge";
 }
 
-TEST(readiness_set, the_peer_closing_is_reported_as_readable) {
-  asio::io_context io;
-  readiness_set set(io.get_executor());
-  socket_pair p;
-  counting_watcher w;
-  ASSERT_FALSE(set.add(p.fd[0], w));
-  settle(io);
+TEST_F(one_socket, the_peer_closing_is_reported_as_readable) {
   ::close(p.fd[1]);
   p.fd[1] = -1;
   settle(io);
   EXPECT_EQ(w.readable, 1);
 }
 
-TEST(readiness_set, a_removed_socket_is_not_reported) {
-  asio::io_context io;
-  readiness_set set(io.get_executor());
-  socket_pair p;
-  counting_watcher w;
-  ASSERT_FALSE(set.add(p.fd[0], w));
-  settle(io);
+TEST_F(one_socket, is_not_reported_once_removed) {
   set.remove(p.fd[0]);
   p.send_byte();
   settle(io);
@@ -125,13 +119,7 @@ TEST(readiness_set, more_ready_sockets_than_one_turn_takes_are_all_reported) {
   EXPECT_EQ(set.events(), 2 * count);  // writable once, readable once
 }
 
-TEST(readiness_set, close_lets_the_loop_run_out_of_work) {
-  asio::io_context io;
-  readiness_set set(io.get_executor());
-  socket_pair p;
-  counting_watcher w;
-  ASSERT_FALSE(set.add(p.fd[0], w));
-  settle(io);
+TEST_F(one_socket, closing_the_set_lets_the_loop_run_out_of_work) {
   EXPECT_FALSE(io.stopped());  // the set's wait is pending work
   set.close();
   p.send_byte();

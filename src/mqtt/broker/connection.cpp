@@ -45,8 +45,7 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
       decoder_({.max_packet_size = core.options().max_packet_size}),
       protocol_({.connect_timeout = core.options().connect_timeout,
                  .packet_timeout = core.options().packet_timeout,
-                 .slow_subscriber_timeout = core.options().slow_subscriber_timeout}),
-      buffers_charged_(0) {
+                 .slow_subscriber_timeout = core.options().slow_subscriber_timeout}) {
   const int fd = stream_->native_handle();
   asio::ip::tcp::endpoint ep;
   auto size = static_cast<socklen_t>(ep.capacity());

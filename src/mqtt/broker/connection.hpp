@@ -3,10 +3,10 @@
 // coroutine writes control packets and pulls PUBLISHes from the session only when the socket
 // has taken the previous batch, and one clock timer wakes the connection at the deadline its
 // protocol object asks for. Neither coroutine outlives its work: on plain TCP the reader stops
-// once the socket is drained and a readiness wait (a few dozen bytes in the reactor) starts it
-// again; the writer stops when nothing is left to write and wake() starts it again. An idle
-// connection therefore holds no coroutine frame and no buffer. The connection-level rules (CONNECT
-// first and once, CONNECT timeout, packet timeout, keep-alive, will, takeover) are decided by
+// once the socket is drained and the server's readiness set starts it again (readiness_set.hpp);
+// the writer stops when nothing is left to write and wake() starts it again. An idle connection
+// therefore holds no coroutine frame and no buffer. The connection-level rules (CONNECT first and
+// once, CONNECT timeout, packet timeout, keep-alive, will, takeover) are decided by
 // connection_protocol, which this class feeds and obeys; session packets go to the session and the
 // broker core directly. Time comes from the broker's clock, never from std::chrono, so tests drive
 // it by hand.
@@ -137,7 +137,7 @@ class connection final : public client_link,
   clock::time_point hold_until_ = clock::time_point::max();
   std::shared_ptr<flow_waiter> flow_;  // made by the first PUBLISH: only publishers are held
   // Buffer bytes charged to the memory budget and to the connection buffers' share of it.
-  std::size_t buffers_charged_;
+  std::size_t buffers_charged_ = 0;
   session* session_ = nullptr;
   std::string client_id_;
   std::unique_ptr<const std::string> username_;  // after the login: the certificate's name, say

@@ -17,10 +17,6 @@ namespace {
 using asio::use_awaitable;
 using asio::experimental::as_tuple;
 
-asio::ip::tcp::socket& bottom(asio::ssl::stream<asio::ip::tcp::socket>& s) noexcept {
-  return s.next_layer();
-}
-
 asio::error_code last_error() noexcept {
   return {errno, asio::error::get_system_category()};
 }
@@ -60,15 +56,11 @@ class tcp_stream final : public stream, private readiness_set::watcher {
   tcp_stream& operator=(const tcp_stream&) = delete;
   ~tcp_stream() override {
     if (fd_ < 0) return;
-    if (registered_) readiness_->remove(fd_);
+    readiness_->remove(fd_);  // a no-op when add() had failed
     ::close(fd_);
   }
 
-  std::error_code start() noexcept {
-    if (const auto ec = readiness_->add(fd_, *this); ec) return ec;
-    registered_ = true;
-    return {};
-  }
+  std::error_code start() noexcept { return readiness_->add(fd_, *this); }
 
   awaitable<std::error_code> open() override { co_return std::error_code{}; }
 
@@ -140,7 +132,7 @@ class tcp_stream final : public stream, private readiness_set::watcher {
 
   void close() noexcept override {
     if (fd_ >= 0) {
-      if (registered_) readiness_->remove(fd_);
+      readiness_->remove(fd_);
       ::shutdown(fd_, SHUT_RDWR);
       ::close(fd_);
       fd_ = -1;
@@ -171,7 +163,6 @@ class tcp_stream final : public stream, private readiness_set::watcher {
   }
 
   int fd_;
-  bool registered_ = false;
   std::shared_ptr<readiness_set> readiness_;
   readable_waiter* readable_waiter_ = nullptr;  // when_readable()'s, while it waits
   std::unique_ptr<pending_wait> read_wait_;     // read_some()'s, while it waits
@@ -179,10 +170,11 @@ class tcp_stream final : public stream, private readiness_set::watcher {
 };
 
 // TLS over a socket that Asio's reactor watches.
-template <class Stream>
-class asio_stream : public stream {
+class tls_stream final : public stream {
  public:
-  explicit asio_stream(Stream s) : stream_(std::move(s)) {}
+  // The SSL object keeps its own reference to the OpenSSL context; context_ keeps Asio's.
+  tls_stream(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> context)
+      : stream_(std::move(socket), *context), context_(std::move(context)) {}
 
   awaitable<read_result> read_some(asio::mutable_buffer into) override {
     auto [ec, n] = co_await stream_.async_read_some(into, as_tuple(use_awaitable));
@@ -197,30 +189,20 @@ class asio_stream : public stream {
 
   void cancel() noexcept override {
     std::error_code ignored;
-    bottom(stream_).cancel(ignored);
+    stream_.next_layer().cancel(ignored);
   }
 
   void close() noexcept override {
     // Over TLS without close_notify: the peer is gone or being dropped, and waiting for it
     // could stall.
     std::error_code ignored;
-    bottom(stream_).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    bottom(stream_).close(ignored);
+    stream_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    stream_.next_layer().close(ignored);
   }
 
   int native_handle() const noexcept override {
-    return bottom(const_cast<Stream&>(stream_)).native_handle();
+    return const_cast<asio::ip::tcp::socket&>(stream_.next_layer()).native_handle();
   }
-
- protected:
-  Stream stream_;
-};
-
-class tls_stream final : public asio_stream<asio::ssl::stream<asio::ip::tcp::socket>> {
- public:
-  // The SSL object keeps its own reference to the OpenSSL context; context_ keeps Asio's.
-  tls_stream(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> context)
-      : asio_stream({std::move(socket), *context}), context_(std::move(context)) {}
 
   awaitable<std::error_code> open() override {
     auto [ec] =
@@ -251,6 +233,7 @@ class tls_stream final : public asio_stream<asio::ssl::stream<asio::ip::tcp::soc
     X509_free(cert);
   }
 
+  asio::ssl::stream<asio::ip::tcp::socket> stream_;
   std::shared_ptr<asio::ssl::context> context_;
   std::optional<std::string> certificate_name_;
 };

@@ -38,7 +38,8 @@ struct overloaded : F... {
 
 connection::connection(std::unique_ptr<stream> transport, broker& core, server& owner,
                        const listener_options& listener)
-    : stream_(std::move(transport)),
+    : clock::alarm(core.time_source()),
+      stream_(std::move(transport)),
       broker_(core),
       server_(owner),
       listener_(listener),
@@ -94,9 +95,6 @@ void connection::spawn(awaitable<void> task, const char* name) {
 }
 
 void connection::start() {
-  // The timer dies with the connection, so `this` is alive whenever it rings; a bare pointer
-  // keeps the function small enough to need no allocation.
-  timer_ = broker_.time_source().make_timer([this] { on_timer(); });
   apply(protocol_.start(now()));  // the CONNECT timeout bounds the handshake too
   reader_state_ = reader_state::running;
   spawn(reader(), "reader");
@@ -249,16 +247,15 @@ void connection::apply(const protocol_action& a) {
 }
 
 void connection::rearm() {
-  if (!timer_) return;  // not started
   const auto at = std::min(deadline_at_, hold_until_);
   if (at == clock::time_point::max()) {
-    timer_->cancel();
+    clock::alarm::cancel();
   } else {
-    timer_->arm(at);
+    clock::alarm::arm(at);
   }
 }
 
-void connection::on_timer() {
+void connection::on_alarm() {
   const auto self = shared_from_this();  // what follows may finish the connection
   const auto t = now();
   if (hold_until_ <= t) resume_reader();  // ends the wait, and sets hold_until_ back

@@ -1,7 +1,7 @@
 #pragma once
 // One client's connection, the transport only: a reader coroutine decodes packets, a writer
 // coroutine writes control packets and pulls PUBLISHes from the session only when the socket
-// has taken the previous batch, and one clock timer wakes the connection at the deadline its
+// has taken the previous batch, and one clock alarm wakes the connection at the deadline its
 // protocol object asks for. Neither coroutine outlives its work: on plain TCP the reader stops
 // once the socket is drained and the server's readiness set starts it again (readiness_set.hpp);
 // the writer stops when nothing is left to write and wake() starts it again. An idle connection
@@ -41,6 +41,7 @@ struct listener_options;
 
 class connection final : public client_link,
                          private stream::readable_waiter,
+                         private clock::alarm,
                          public std::enable_shared_from_this<connection> {
  public:
   /// `listener` outlives the connection (the server owns both).
@@ -83,9 +84,9 @@ class connection final : public client_link,
   /// Carries out what the protocol object decided.
   void apply(const protocol_actions& actions);
   void apply(const protocol_action& a);
-  /// The timer rang: ends what is due of the protocol's deadline and a wait for subscribers.
-  void on_timer();
-  /// Sets the timer to the earlier of the two deadlines.
+  /// The alarm rang: ends what is due of the protocol's deadline and a wait for subscribers.
+  void on_alarm() override;
+  /// Sets the alarm to the earlier of the two deadlines.
   void rearm();
   /// The deadline the protocol asked for has come.
   void on_deadline();
@@ -131,8 +132,8 @@ class connection final : public client_link,
     return *out_;
   }
   std::unique_ptr<write_buffers> out_;
-  // One timer for two deadlines: the protocol's, and the end of a wait for subscribers.
-  std::unique_ptr<clock::timer> timer_;
+  // The one alarm (a base) serves two deadlines: the protocol's, and the end of a wait for
+  // subscribers.
   clock::time_point deadline_at_ = clock::time_point::max();
   clock::time_point hold_until_ = clock::time_point::max();
   std::shared_ptr<flow_waiter> flow_;  // made by the first PUBLISH: only publishers are held

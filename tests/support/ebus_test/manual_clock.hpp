@@ -16,18 +16,30 @@ class manual_clock final : public clock {
     wakeups_.emplace(at, std::move(fn));
   }
 
-  /// Moves time forward by `d`, running every wake-up that becomes due.
+  /// Moves time forward by `d`, running every wake-up and alarm that becomes due, in deadline
+  /// order (a wake-up before an alarm due at the same time).
   void advance(duration d) {
     const time_point target = now_ + d;
-    while (!wakeups_.empty() && wakeups_.begin()->first <= target) {
-      auto node = wakeups_.extract(wakeups_.begin());
-      now_ = std::max(now_, node.key());
-      node.mapped()();
+    for (;;) {
+      const auto alarm_at = next_alarm();
+      const bool wakeup_due = !wakeups_.empty() && wakeups_.begin()->first <= target;
+      const bool alarm_due = alarm_at && *alarm_at <= target;
+      if (wakeup_due && (!alarm_due || wakeups_.begin()->first <= *alarm_at)) {
+        auto node = wakeups_.extract(wakeups_.begin());
+        now_ = std::max(now_, node.key());
+        node.mapped()();
+      } else if (alarm_due) {
+        now_ = std::max(now_, *alarm_at);
+        ring_next();
+      } else {
+        break;
+      }
     }
     now_ = target;
   }
 
-  [[nodiscard]] std::size_t scheduled() const noexcept { return wakeups_.size(); }
+  /// Wake-ups and alarms waiting for their time.
+  [[nodiscard]] std::size_t scheduled() const noexcept { return wakeups_.size() + armed_alarms(); }
 
  private:
   time_point now_{std::chrono::hours(1)};

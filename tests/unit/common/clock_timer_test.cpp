@@ -1,9 +1,10 @@
-// clock::timer, the re-armable wake-up of one owner: on the manual clock (the default built on
-// call_at) and on asio_clock (a heap of timers under one Asio timer). Only deadlines already due
-// are used with Asio, so nothing waits.
+// clock::alarm, the re-armable wake-up an owner embeds, and clock::timer, the alarm that runs a
+// function: on the manual clock and on asio_clock (the clock's heap of alarms under one Asio
+// timer). Only deadlines already due are used with Asio, so nothing waits.
 #include <algorithm>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -69,6 +70,53 @@ TEST(clock_timer, on_a_manual_clock_the_owner_may_destroy_it_while_it_fires) {
   clk.advance(1s);
   EXPECT_EQ(fired, 1);
   EXPECT_EQ(t, nullptr);
+}
+
+// An owner that embeds its alarm, as a connection does.
+class alarmed_owner final : public clock::alarm {
+ public:
+  alarmed_owner(clock& c, std::vector<std::string>& log, std::string name)
+      : clock::alarm(c), log_(log), name_(std::move(name)) {}
+  std::unique_ptr<alarmed_owner>* self = nullptr;  // reset when it rings, if set
+
+ private:
+  void on_alarm() override {
+    log_.push_back(name_);
+    if (self != nullptr) self->reset();  // the owner goes away inside its own alarm
+  }
+  std::vector<std::string>& log_;
+  std::string name_;
+};
+
+TEST(clock_timer, on_a_manual_clock_alarms_and_wakeups_run_in_deadline_order) {
+  manual_clock clk;
+  const auto t0 = clk.now();
+  std::vector<std::string> log;
+  alarmed_owner a(clk, log, "alarm 2s");
+  auto b = std::make_unique<alarmed_owner>(clk, log, "alarm 4s, destroys itself");
+  b->self = &b;
+  a.arm(t0 + 2s);
+  b->arm(t0 + 4s);
+  clk.call_at(t0 + 3s, [&] { log.emplace_back("wake-up 3s"); });
+  clk.call_at(t0 + 1s, [&] { log.emplace_back("wake-up 1s"); });
+  EXPECT_TRUE(a.armed());
+  EXPECT_EQ(clk.scheduled(), 4U);
+  clk.advance(10s);
+  EXPECT_EQ(log, (std::vector<std::string>{"wake-up 1s", "alarm 2s", "wake-up 3s",
+                                           "alarm 4s, destroys itself"}));
+  EXPECT_EQ(b, nullptr);
+  EXPECT_FALSE(a.armed());
+  EXPECT_EQ(clk.scheduled(), 0U);
+}
+
+TEST(clock_timer, an_alarm_may_outlive_its_clock) {
+  std::vector<std::string> log;
+  auto clk = std::make_unique<manual_clock>();
+  alarmed_owner a(*clk, log, "never");
+  a.arm(clk->now() + 1s);
+  clk.reset();  // disarms it: destroying it later touches no clock
+  EXPECT_FALSE(a.armed());
+  EXPECT_TRUE(log.empty());
 }
 
 TEST(clock_timer, on_asio_clock_a_due_deadline_fires_when_the_loop_runs) {
@@ -139,7 +187,7 @@ TEST(clock_timer, on_asio_clock_many_timers_fire_in_deadline_order) {
   timers[10]->arm(base + 1h);  // re-armed later, still due: last
   timers[20]->cancel();
   timers[30].reset();
-  EXPECT_EQ(clk.armed_timers(), 62U);
+  EXPECT_EQ(clk.armed_alarms(), 62U);
   io.run();
   std::vector<int> expected;
   for (int i = 63; i >= 0; --i) {
@@ -147,7 +195,7 @@ TEST(clock_timer, on_asio_clock_many_timers_fire_in_deadline_order) {
   }
   expected.push_back(10);
   EXPECT_EQ(fired, expected);
-  EXPECT_EQ(clk.armed_timers(), 0U);
+  EXPECT_EQ(clk.armed_alarms(), 0U);
 }
 
 TEST(clock_timer, on_asio_clock_a_firing_timer_may_rearm_itself_and_destroy_another) {
@@ -182,7 +230,7 @@ TEST(clock_timer, on_asio_clock_cancel_all_lets_the_loop_finish) {
   a->arm(clk.now() + 24h);
   b->arm(clk.now() + 48h);
   clk.cancel_all();
-  EXPECT_EQ(clk.armed_timers(), 0U);
+  EXPECT_EQ(clk.armed_alarms(), 0U);
   io.run();  // returns at once: nothing is armed
   EXPECT_EQ(fired, 0);
   b->arm(clk.now());  // still usable

@@ -13,8 +13,10 @@
 // Thread safety: distinct objects safe; shared objects unsafe.
 
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <memory>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -112,13 +114,14 @@ class ring_queue {
   const_iterator end() const noexcept { return const_iterator(this, size_); }
 
  private:
-  static constexpr std::size_t first_capacity = 4;
+  static constexpr std::uint32_t first_capacity = 4;
 
   T& at(std::size_t k) noexcept { return slots_[(head_ + k) & (capacity_ - 1)]; }
   const T& at(std::size_t k) const noexcept { return slots_[(head_ + k) & (capacity_ - 1)]; }
 
   void grow() {
-    const std::size_t bigger = capacity_ == 0 ? first_capacity : 2 * capacity_;
+    if (capacity_ > UINT32_MAX / 2) throw std::length_error("ring_queue is full");
+    const std::uint32_t bigger = capacity_ == 0 ? first_capacity : 2 * capacity_;
     T* moved = std::allocator<T>().allocate(bigger);
     for (std::size_t k = 0; k < size_; ++k) {
       std::construct_at(&moved[k], std::move(at(k)));
@@ -177,10 +180,11 @@ class ring_queue {
     std::size_t index_ = 0;
   };
 
+  // 32-bit counts: 16 bytes of state besides the pointer, for a queue most clients keep empty.
   T* slots_ = nullptr;
-  std::size_t capacity_ = 0;
-  std::size_t head_ = 0;
-  std::size_t size_ = 0;
+  std::uint32_t capacity_ = 0;
+  std::uint32_t head_ = 0;
+  std::uint32_t size_ = 0;
 };
 
 }  // namespace ebus

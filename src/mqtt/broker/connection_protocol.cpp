@@ -51,7 +51,7 @@ protocol_actions connection_protocol::start(time_point now) noexcept {
 
 protocol_actions connection_protocol::on_partial_packet(time_point now) noexcept {
   protocol_actions out;
-  if (partial_since_ || state_ >= state::closing) return out;
+  if (partial_pending() || state_ >= state::closing) return out;
   partial_since_ = now;
   if (next_due() < armed_) out.push(rearm());
   return out;
@@ -116,7 +116,7 @@ protocol_actions connection_protocol::on_connect_result(codec::connect_return_co
   will_ = will ? std::make_unique<codec::will_message>(std::move(*will)) : nullptr;
   if (state_ != state::awaiting_connect) return out;
   state_ = state::connected;
-  keepalive_limit_ = std::chrono::milliseconds(std::uint32_t{pending_keep_alive_} * 1500);
+  keep_alive_ = pending_keep_alive_;
   out.push(rearm());  // from the CONNECT timeout to keep-alive
   return out;
 }
@@ -146,16 +146,16 @@ protocol_actions connection_protocol::on_deadline(time_point now, bool held) noe
   protocol_actions out;
   if (state_ >= state::closing) return out;
   if (held) {
-    armed_ = now + options_.slow_subscriber_timeout;
+    armed_ = now + slow_subscriber_timeout_;
     out.push({.what = kind::set_deadline, .at = armed_});
     return out;
   }
-  if (state_ == state::awaiting_connect && now >= started_ + options_.connect_timeout) {
+  if (state_ == state::awaiting_connect && now >= started_ + connect_timeout_) {
     out.push(close_for(close_cause::connect_timeout));
-  } else if (partial_since_ && now >= *partial_since_ + options_.packet_timeout) {
+  } else if (partial_pending() && now >= partial_since_ + packet_timeout_) {
     out.push(close_for(close_cause::packet_timeout));
-  } else if (state_ == state::connected && keepalive_limit_ != duration::zero() &&
-             now >= last_activity_ + keepalive_limit_) {
+  } else if (state_ == state::connected && keep_alive_ != 0 &&
+             now >= last_activity_ + keepalive_limit()) {
     out.push(close_for(close_cause::keepalive_expired));
   } else {
     out.push(rearm());  // early, or activity moved the deadline: wait for the new one
@@ -167,7 +167,7 @@ protocol_actions connection_protocol::on_resumed(time_point now) noexcept {
   protocol_actions out;
   if (state_ >= state::closing) return out;
   last_activity_ = now;
-  if (partial_since_) partial_since_ = now;
+  if (partial_pending()) partial_since_ = now;
   if (next_due() < armed_) out.push(rearm());
   return out;
 }
@@ -201,11 +201,11 @@ protocol_action connection_protocol::close_for(close_cause cause) noexcept {
 
 connection_protocol::time_point connection_protocol::next_due() const noexcept {
   auto due = time_point::max();
-  if (state_ == state::awaiting_connect) due = started_ + options_.connect_timeout;
-  if (state_ == state::connected && keepalive_limit_ != duration::zero()) {
-    due = std::min(due, last_activity_ + keepalive_limit_);
+  if (state_ == state::awaiting_connect) due = started_ + connect_timeout_;
+  if (state_ == state::connected && keep_alive_ != 0) {
+    due = std::min(due, last_activity_ + keepalive_limit());
   }
-  if (partial_since_) due = std::min(due, *partial_since_ + options_.packet_timeout);
+  if (partial_pending()) due = std::min(due, partial_since_ + packet_timeout_);
   return due;
 }
 

@@ -18,6 +18,7 @@
 //
 // Thread safety: distinct objects safe; shared objects unsafe.
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -127,7 +128,10 @@ class connection_protocol {
     duration slow_subscriber_timeout = std::chrono::seconds(2);
   };
 
-  explicit connection_protocol(options o) noexcept : options_(o) {}
+  explicit connection_protocol(options o) noexcept
+      : connect_timeout_(limit(o.connect_timeout)),
+        packet_timeout_(limit(o.packet_timeout)),
+        slow_subscriber_timeout_(limit(o.slow_subscriber_timeout)) {}
 
   /// The connection was accepted at `now`: the CONNECT timeout starts.
   [[nodiscard]] protocol_actions start(time_point now) noexcept;
@@ -136,9 +140,9 @@ class connection_protocol {
   void on_bytes(time_point now) noexcept { last_activity_ = now; }
 
   /// The decoder holds no part of a packet: no packet timeout runs.
-  void on_buffer_empty() noexcept { partial_since_.reset(); }
+  void on_buffer_empty() noexcept { partial_since_ = no_partial; }
   /// True while a packet timeout runs; the transport asks before reading the clock.
-  [[nodiscard]] bool partial_pending() const noexcept { return partial_since_.has_value(); }
+  [[nodiscard]] bool partial_pending() const noexcept { return partial_since_ != no_partial; }
   /// The decoder holds the first bytes of a packet at `now`: its timeout starts unless one
   /// runs already.
   [[nodiscard]] protocol_actions on_partial_packet(time_point now) noexcept;
@@ -203,7 +207,9 @@ class connection_protocol {
   [[nodiscard]] bool session_attached() const noexcept { return session_attached_; }
   [[nodiscard]] bool has_will() const noexcept { return will_ != nullptr; }
   /// 1.5 x the CONNECT's keep-alive; zero when off or not connected.
-  [[nodiscard]] duration keepalive_limit() const noexcept { return keepalive_limit_; }
+  [[nodiscard]] duration keepalive_limit() const noexcept {
+    return std::chrono::milliseconds(std::uint32_t{keep_alive_} * 1500);
+  }
   /// The deadline last asked for; time_point::max() when none.
   [[nodiscard]] time_point deadline() const noexcept { return armed_; }
 
@@ -215,15 +221,26 @@ class connection_protocol {
   [[nodiscard]] protocol_action rearm() noexcept;
   [[nodiscard]] protocol_action close_for(close_cause cause) noexcept;
 
-  options options_;
-  state state_ = state::awaiting_connect;
+  // Every connection holds one of these, so the timeouts are kept as 32-bit milliseconds
+  // (49 days at most) and "no partial packet" as a sentinel rather than an optional.
+  using millis32 = std::chrono::duration<std::uint32_t, std::milli>;
+  static constexpr time_point no_partial = time_point::max();
+  [[nodiscard]] static millis32 limit(duration d) noexcept {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+    return millis32(static_cast<std::uint32_t>(std::clamp<std::int64_t>(ms, 0, UINT32_MAX)));
+  }
+
   time_point started_{};
   time_point last_activity_{};
-  std::optional<time_point> partial_since_;
+  time_point partial_since_ = no_partial;
   time_point armed_ = time_point::max();
-  duration keepalive_limit_{};
-  std::uint16_t pending_keep_alive_ = 0;       // of the CONNECT handed to the broker
   std::unique_ptr<codec::will_message> will_;  // on the heap: most clients set none
+  millis32 connect_timeout_;
+  millis32 packet_timeout_;
+  millis32 slow_subscriber_timeout_;
+  std::uint16_t pending_keep_alive_ = 0;  // of the CONNECT handed to the broker
+  std::uint16_t keep_alive_ = 0;          // seconds, once connected; 0: off
+  state state_ = state::awaiting_connect;
   bool session_attached_ = false;
   bool accepted_ = false;
 };

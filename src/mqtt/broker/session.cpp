@@ -16,19 +16,19 @@ std::size_t entry_bytes(const application_message& m) noexcept {
 
 session::session(std::string client_id, bool clean, const broker_options& options,
                  access_policy* access)
-    : client_id_(std::move(client_id)), access_(access), clean_(clean), options_(options) {
+    : client_id_(std::move(client_id)), access_(access), options_(options), clean_(clean) {
   entries_charge_ = budget_charge(options_.budget, 0);
 }
 
 session::~session() {
-  release_waiters();
+  if (over_limit_) release(std::move(over_limit_->waiters));
 }
 
 void session::attach(session_link& link, std::string& out) {
   link_ = &link;
   owner_ = &link;
   // A queue filled while offline gets a fresh slow_subscriber_timeout to drain.
-  over_limit_since_.reset();
+  if (auto state = std::move(over_limit_)) release(std::move(state->waiters));
   // Redeliver in the original order with DUP set [MQTT-4.4.0-1][MQTT-3.3.1-1].
   for (const auto& f : inflight_) {
     if (f.state == inflight_state::awaiting_pubcomp) {
@@ -44,12 +44,13 @@ void session::attach(session_link& link, std::string& out) {
 void session::detach(clock::time_point now) noexcept {
   link_ = nullptr;
   offline_since_ = now;
-  release_waiters();  // nothing drains an offline queue: nobody waits for it
+  // Nothing drains an offline queue: nobody waits for it.
+  if (over_limit_) release(std::exchange(over_limit_->waiters, {}));
   release_idle_memory();
 }
 
 bool session::slow(clock::time_point now) const noexcept {
-  return over_limit_since_ && now - *over_limit_since_ >= options_.slow_subscriber_timeout;
+  return over_limit_ && now - over_limit_->since >= options_.slow_subscriber_timeout;
 }
 
 std::optional<session::enqueue_result> session::overflow(bool qos0, std::size_t bytes) {
@@ -95,7 +96,7 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
   std::optional<enqueue_result> evicting;
   bool over_limit = false;
   if (over_soft) {
-    if (!over_limit_since_) over_limit_since_ = now;
+    if (!over_limit_) over_limit_ = std::make_unique<over_limit_state>(over_limit_state{now, {}});
     const bool over_hard = in_class(qos0) >= 2 * options_.session_queue_size ||
                            queued_bytes_ + bytes > 2 * options_.session_queue_bytes;
     if (!online() || slow(now) || over_hard) {
@@ -116,18 +117,17 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
   if (evicting) return *evicting;
   // The wake-up may have written part of the queue already; ask the publisher to wait only
   // when the queue is still over its limit.
-  if (over_limit && over_limit_since_) return enqueue_result::queued_over_limit;
+  if (over_limit && over_limit_) return enqueue_result::queued_over_limit;
   return enqueue_result::queued;
 }
 
 void session::hold(const std::shared_ptr<flow_waiter>& publisher) {
-  if (!publisher || !over_limit_since_ || !online()) return;
+  if (!publisher || !over_limit_ || !online()) return;
   ++publisher->blocking;
-  waiters_.emplace_back(publisher, publisher->generation);
+  over_limit_->waiters.emplace_back(publisher, publisher->generation);
 }
 
-void session::release_waiters() noexcept {
-  auto waiters = std::exchange(waiters_, {});
+void session::release(waiter_list waiters) noexcept {
   for (auto& [weak, generation] : waiters) {
     const auto w = weak.lock();
     if (!w || w->generation != generation || w->blocking == 0) continue;
@@ -136,13 +136,12 @@ void session::release_waiters() noexcept {
 }
 
 void session::drained() noexcept {
-  if (!over_limit_since_) return;
+  if (!over_limit_) return;
   const bool below_half = queued_qos0_ <= options_.session_queue_size / 2 &&
                           queue_.size() - queued_qos0_ <= options_.session_queue_size / 2 &&
                           queued_bytes_ <= options_.session_queue_bytes / 2;
   if (!below_half) return;
-  over_limit_since_.reset();
-  release_waiters();
+  release(std::move(std::exchange(over_limit_, nullptr)->waiters));
 }
 
 bool session::has_sendable() const noexcept {

@@ -206,7 +206,9 @@ class session {
   /// Applies the overflow policy to a message that does not fit; nullopt when room was made.
   std::optional<enqueue_result> overflow(bool qos0, std::size_t bytes);
   void drained() noexcept;
-  void release_waiters() noexcept;
+  using waiter_list = std::vector<std::pair<std::weak_ptr<flow_waiter>, std::uint64_t>>;
+  /// Lets the publishers of `waiters` go (those whose wait did not end otherwise meanwhile).
+  static void release(waiter_list waiters) noexcept;
   bool charge_entry() noexcept {
     if (options_.budget != nullptr && !options_.budget->fits(entry_overhead)) return false;
     entries_charge_.resize(entries_charge_.bytes() + entry_overhead);
@@ -227,7 +229,6 @@ class session {
   std::unique_ptr<subscription_map> subscriptions_;
   std::unique_ptr<const std::string> username_;  // on the heap: most clients send none
   access_policy* access_ = nullptr;
-  bool clean_;
   const broker_options& options_;
   session_link* link_ = nullptr;   // while online
   session_link* owner_ = nullptr;  // see owner()
@@ -250,12 +251,18 @@ class session {
   ring_queue<inflight_message> inflight_;  // in send order, for in-order redelivery
   // Incoming QoS 2 ids not yet released; made by the first QoS 2 PUBLISH.
   std::unique_ptr<std::unordered_set<std::uint16_t>> awaiting_release_;
-  std::optional<clock::time_point> over_limit_since_;
-  std::vector<std::pair<std::weak_ptr<flow_waiter>, std::uint64_t>> waiters_;
+  // While the queue is over its soft limit: since when, and the publishers held for it. Made
+  // when the queue crosses the limit, gone once it has drained below half.
+  struct over_limit_state {
+    clock::time_point since;
+    waiter_list waiters;
+  };
+  std::unique_ptr<over_limit_state> over_limit_;
   clock::time_point offline_since_{};
-  std::uint16_t last_id_ = 0;
   std::uint64_t dropped_ = 0;
   std::uint64_t unreported_drops_ = 0;
+  std::uint16_t last_id_ = 0;
+  bool clean_;
 };
 
 }  // namespace ebus::mqtt::broker

@@ -458,7 +458,9 @@ constexpr std::size_t initial_capacity = 4 * std::size_t{1024};
 }  // namespace
 
 decoder::decoder(decoder_options options)
-    : max_packet_size_(options.max_packet_size), level_(options.level) {}
+    : max_packet_size_(
+          static_cast<std::uint32_t>(std::min(options.max_packet_size, max_packet_size_limit))),
+      level_(options.level) {}
 
 std::span<char> decoder::prepare(std::size_t n) {
   if (borrowed_ != nullptr) keep_rest();
@@ -477,22 +479,25 @@ std::span<char> decoder::prepare(std::size_t n) {
       // Grow geometrically, so that memory follows the bytes that actually arrived: a header
       // announcing a large packet costs nothing until its body comes. No need to go past the
       // end of the pending packet, though, when its size is known.
-      std::size_t new_capacity = std::max({live + n, 2 * capacity_, initial_capacity});
-      if (missing_ != 0) new_capacity = std::min(new_capacity, live + std::max(n, missing_));
+      std::size_t new_capacity =
+          std::max({live + n, 2 * std::size_t{capacity_}, initial_capacity});
+      if (missing_ != 0) {
+        new_capacity = std::min(new_capacity, live + std::max(n, std::size_t{missing_}));
+      }
       auto bigger = std::make_unique_for_overwrite<char[]>(new_capacity);
       if (live != 0) std::memcpy(bigger.get(), buffer_.get() + begin_, live);
       buffer_ = std::move(bigger);
-      capacity_ = new_capacity;
+      capacity_ = static_cast<std::uint32_t>(new_capacity);
     }
     begin_ = 0;
-    end_ = live;
+    end_ = static_cast<std::uint32_t>(live);
   }
   return {buffer_.get() + end_, capacity_ - end_};
 }
 
 void decoder::commit(std::size_t n) noexcept {
-  end_ += std::min(n, capacity_ - end_);
-  missing_ = missing_ > n ? missing_ - n : 0;
+  end_ += static_cast<std::uint32_t>(std::min(n, std::size_t{capacity_ - end_}));
+  missing_ = missing_ > n ? missing_ - static_cast<std::uint32_t>(n) : 0;
 }
 
 void decoder::feed(std::string_view bytes) {
@@ -505,7 +510,7 @@ void decoder::feed(std::string_view bytes) {
 void decoder::borrow(std::string_view bytes) noexcept {
   borrowed_ = bytes.data();
   begin_ = 0;
-  end_ = bytes.size();
+  end_ = static_cast<std::uint32_t>(bytes.size());
 }
 
 void decoder::keep_rest() {
@@ -517,10 +522,10 @@ void decoder::keep_rest() {
   if (live == 0) return;
   // missing_ already counts these bytes as received: prepare() must not size by it, nor
   // commit() subtract them again.
-  const std::size_t missing = std::exchange(missing_, 0);
+  const std::uint32_t missing = std::exchange(missing_, 0);
   const std::span<char> space = prepare(live);
   std::memcpy(space.data(), rest, live);
-  end_ += live;
+  end_ += static_cast<std::uint32_t>(live);
   missing_ = missing;
 }
 
@@ -532,13 +537,14 @@ void decoder::release() noexcept {
 }
 
 decode_result decoder::fail(codec_errc code, std::string_view detail) {
-  error_ = make_error_code(code);
-  detail_ = detail;
-  return ebus::fail(error_);
+  error_ = code;
+  detail_ = detail.data();
+  detail_size_ = static_cast<std::uint32_t>(detail.size());
+  return ebus::fail(make_error_code(code));
 }
 
 decode_result decoder::next() {
-  if (error_) return ebus::fail(error_);
+  if (error_ != codec_errc{}) return ebus::fail(make_error_code(error_));
   const std::size_t available = end_ - begin_;
   if (available == 0) return std::nullopt;
   const char* const data = (borrowed_ != nullptr ? borrowed_ : buffer_.get()) + begin_;
@@ -573,13 +579,13 @@ decode_result decoder::next() {
     return fail(codec_errc::packet_too_large, "packet is larger than the maximum packet size");
   }
   if (available < total) {
-    missing_ = total - available;
+    missing_ = static_cast<std::uint32_t>(total - available);
     return std::nullopt;
   }
 
   auto body = decode_body(type, static_cast<std::uint8_t>(first & 0x0fu),
                           std::string_view(data + header_size, remaining), level_);
-  begin_ += total;
+  begin_ += static_cast<std::uint32_t>(total);
   missing_ = 0;
   if (!body) return fail(body.error().code, body.error().detail);
   if (const auto* c = std::get_if<connect>(&*body)) level_ = c->level;

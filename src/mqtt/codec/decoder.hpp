@@ -16,6 +16,7 @@
 // test peers share it; which packets a side may receive is the session's business.
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -81,7 +82,7 @@ class decoder {
 
   /// Which rule the last error broke, citing the statement id where the specification has one
   /// ("[MQTT-3.1.2-3] CONNECT reserved flag is not 0"); empty while there is no error. For logs.
-  [[nodiscard]] std::string_view error_detail() const noexcept { return detail_; }
+  [[nodiscard]] std::string_view error_detail() const noexcept { return {detail_, detail_size_}; }
 
   /// The protocol level the fixed-header rules follow.
   [[nodiscard]] protocol_level level() const noexcept { return level_; }
@@ -98,16 +99,19 @@ class decoder {
  private:
   decode_result fail(codec_errc code, std::string_view detail);
 
-  std::size_t max_packet_size_;
-  protocol_level level_;
+  // Offsets and sizes are 32-bit: a packet is at most max_packet_size_limit (256 MiB) and a read
+  // adds a bounded chunk, while every idle connection holds one decoder.
   std::unique_ptr<char[]> buffer_;
   const char* borrowed_ = nullptr;  // set by borrow(): begin_ and end_ index these bytes
-  std::size_t capacity_ = 0;
-  std::size_t begin_ = 0;    // first byte not yet decoded
-  std::size_t end_ = 0;      // one past the last received byte
-  std::size_t missing_ = 0;  // bytes still missing from the next packet, once its size is known
-  std::error_code error_;
-  std::string_view detail_;
+  const char* detail_ = nullptr;    // error_detail(), detail_size_ bytes
+  std::uint32_t detail_size_ = 0;
+  std::uint32_t max_packet_size_;
+  std::uint32_t capacity_ = 0;
+  std::uint32_t begin_ = 0;    // first byte not yet decoded
+  std::uint32_t end_ = 0;      // one past the last received byte
+  std::uint32_t missing_ = 0;  // bytes still missing from the next packet, once its size is known
+  codec_errc error_{};         // zero while there is none
+  protocol_level level_;
 };
 
 }  // namespace ebus::mqtt::codec

@@ -4,7 +4,9 @@
 
 namespace ebus {
 
-clock::~clock() { disarm_all(); }
+clock::~clock() {
+  disarm_all();
+}
 
 void clock::schedule(alarm& a, time_point at) {
   const auto first = next_alarm();

@@ -479,8 +479,7 @@ std::span<char> decoder::prepare(std::size_t n) {
       // Grow geometrically, so that memory follows the bytes that actually arrived: a header
       // announcing a large packet costs nothing until its body comes. No need to go past the
       // end of the pending packet, though, when its size is known.
-      std::size_t new_capacity =
-          std::max({live + n, 2 * std::size_t{capacity_}, initial_capacity});
+      std::size_t new_capacity = std::max({live + n, 2 * std::size_t{capacity_}, initial_capacity});
       if (missing_ != 0) {
         new_capacity = std::min(new_capacity, live + std::max(n, std::size_t{missing_}));
       }

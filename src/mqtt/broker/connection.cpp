@@ -48,14 +48,7 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
                  .packet_timeout = core.options().packet_timeout,
                  .slow_subscriber_timeout = core.options().slow_subscriber_timeout}) {
   const int fd = stream_->native_handle();
-  asio::ip::tcp::endpoint ep;
-  auto size = static_cast<socklen_t>(ep.capacity());
-  if (::getpeername(fd, ep.data(), &size) == 0) {
-    ep.resize(size);
-    peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
-  } else {
-    peer_ = "unknown";
-  }
+  peer_ = peer_address::of_socket(fd);
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }

@@ -27,6 +27,7 @@
 #include "common/clock.hpp"
 #include "mqtt/broker/broker.hpp"
 #include "mqtt/broker/connection_protocol.hpp"
+#include "mqtt/broker/peer_address.hpp"
 #include "mqtt/broker/stream.hpp"
 #include "mqtt/codec/decoder.hpp"
 
@@ -55,7 +56,7 @@ class connection final : public client_link,
   void wake() override;
   void close(std::string_view reason) override;
 
-  [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
+  [[nodiscard]] std::string_view client_id() const noexcept { return client_id_; }
 
  private:
   friend class server;  // keeps slot_
@@ -140,9 +141,9 @@ class connection final : public client_link,
   // Buffer bytes charged to the memory budget and to the connection buffers' share of it.
   std::size_t buffers_charged_ = 0;
   session* session_ = nullptr;
-  std::string client_id_;
+  shared_string client_id_;                      // the session's, once connected
   std::unique_ptr<const std::string> username_;  // after the login: the certificate's name, say
-  std::string peer_;
+  peer_address peer_;
   std::unique_ptr<const std::string> close_reason_;  // once closing
   bool closing_ = false;  // no more packets are handled; the socket closes soon
   bool close_after_flush_ = false;

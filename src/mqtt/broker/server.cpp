@@ -399,7 +399,7 @@ awaitable<codec::connect_return_code> server::authenticate(codec::connect& c,
   co_return code::bad_user_name_or_password;
 }
 
-void server::note_login_failure(const std::string& peer, const codec::connect& c,
+void server::note_login_failure(const peer_address& peer, const codec::connect& c,
                                 codec::connect_return_code code, const std::string& why) {
   ++stats_.login_failures;
   ++login_failures_unlogged_;

@@ -26,6 +26,7 @@
 #include "common/expected.hpp"
 #include "mqtt/auth/password_file.hpp"
 #include "mqtt/broker/broker.hpp"
+#include "mqtt/broker/peer_address.hpp"
 #include "mqtt/broker/stream.hpp"
 
 namespace spdlog {
@@ -107,7 +108,7 @@ class server {
                                                      const stream& s, std::string& why);
 
   /// Counts a refused login and logs it, at most once per 10 s with the count since.
-  void note_login_failure(const std::string& peer, const codec::connect& c,
+  void note_login_failure(const peer_address& peer, const codec::connect& c,
                           codec::connect_return_code code, const std::string& why);
 
   /// Where a failure of the accept loop is reported; without one it is logged (critical).

@@ -14,9 +14,9 @@ std::size_t entry_bytes(const application_message& m) noexcept {
 }
 }  // namespace
 
-session::session(std::string client_id, bool clean, const broker_options& options,
+session::session(std::string_view client_id, bool clean, const broker_options& options,
                  access_policy* access)
-    : client_id_(std::move(client_id)), access_(access), options_(options), clean_(clean) {
+    : client_id_(client_id), access_(access), options_(options), clean_(clean) {
   entries_charge_ = budget_charge(options_.budget, 0);
 }
 

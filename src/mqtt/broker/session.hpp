@@ -26,6 +26,7 @@
 #include "common/clock.hpp"
 #include "common/memory_budget.hpp"
 #include "common/ring_queue.hpp"
+#include "common/shared_string.hpp"
 #include "mqtt/broker/access_policy.hpp"
 #include "mqtt/broker/application_message.hpp"
 #include "mqtt/broker/broker_options.hpp"
@@ -67,13 +68,15 @@ class session {
   static constexpr std::size_t entry_overhead = 48;
 
   /// `access`, when given, outlives the session: retained messages it denies are not sent.
-  session(std::string client_id, bool clean, const broker_options& options,
+  session(std::string_view client_id, bool clean, const broker_options& options,
           access_policy* access = nullptr);
   session(const session&) = delete;
   session& operator=(const session&) = delete;
   ~session();
 
-  [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
+  [[nodiscard]] std::string_view client_id() const noexcept { return client_id_; }
+  /// The client id, shared with the connection attached (one copy between them).
+  [[nodiscard]] const shared_string& shared_client_id() const noexcept { return client_id_; }
   /// The username of the connection now or last attached (the ACL's %u and user blocks).
   [[nodiscard]] std::optional<std::string_view> username() const noexcept {
     if (!username_) return std::nullopt;
@@ -224,7 +227,7 @@ class session {
   /// that fill() stays small on the path of every live message.
   [[gnu::noinline]] bool send_retained(std::string& out, std::size_t budget);
 
-  std::string client_id_;
+  shared_string client_id_;
   // Allocated with the first subscription: many devices only publish.
   std::unique_ptr<subscription_map> subscriptions_;
   std::unique_ptr<const std::string> username_;  // on the heap: most clients send none

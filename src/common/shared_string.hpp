@@ -38,7 +38,9 @@ class shared_string {
     if (block_ == nullptr) return {};
     return {reinterpret_cast<const char*>(block_ + 1), block_->size};
   }
-  operator std::string_view() const noexcept { return view(); }  // NOLINT(google-explicit-constructor)
+  operator std::string_view() const noexcept {
+    return view();
+  }  // NOLINT(google-explicit-constructor)
   [[nodiscard]] bool empty() const noexcept { return block_ == nullptr; }
   [[nodiscard]] std::size_t size() const noexcept { return block_ == nullptr ? 0 : block_->size; }
   /// Holders of this text, for tests.

@@ -40,7 +40,6 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
                        const listener_options& listener)
     : clock::alarm(core.time_source()),
       stream_(std::move(transport)),
-      broker_(core),
       server_(owner),
       listener_(listener),
       decoder_({.max_packet_size = core.options().max_packet_size}),
@@ -53,15 +52,23 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+inline broker& connection::core() const noexcept {
+  return server_.core();
+}
+
+inline clock::time_point connection::now() const noexcept {
+  return core().time_source().now();
+}
+
 connection::~connection() {
   set_buffers_charge(0);
 }
 
 void connection::set_buffers_charge(std::size_t bytes) noexcept {
-  for (auto* budget : {broker_.options().budget, broker_.receive_share()}) {
+  for (auto* budget : {core().options().budget, core().receive_share()}) {
     if (budget != nullptr) budget->adjust(buffers_charged_, bytes);
   }
-  buffers_charged_ = bytes;
+  buffers_charged_ = static_cast<std::uint32_t>(bytes);
 }
 
 const std::string& connection::close_reason() const noexcept {
@@ -132,7 +139,7 @@ void connection::on_readable(std::error_code ec) noexcept {
 
 void connection::park_until_subscribers_drain() {
   decoder_.keep_rest();  // other connections read into the shared buffer meanwhile
-  hold_until_ = now() + broker_.options().slow_subscriber_timeout;
+  flow_->wait_until = now() + core().options().slow_subscriber_timeout;
   rearm();
   reader_state_ = reader_state::parked_on_subscribers;
 }
@@ -140,7 +147,7 @@ void connection::park_until_subscribers_drain() {
 void connection::resume_reader() {
   if (reader_state_ != reader_state::parked_on_subscribers) return;
   reader_state_ = reader_state::running;
-  hold_until_ = clock::time_point::max();
+  flow_->wait_until = clock::time_point::max();
   rearm();
   if (held_back() && !closing_) {
     // Timed out: the subscribers still over their limit are slow from now on (the session
@@ -154,7 +161,7 @@ void connection::resume_reader() {
 }
 
 bool connection::session_linked() const {
-  return session_ != nullptr && broker_.is_linked(session_, this);
+  return session_ != nullptr && core().is_linked(session_, this);
 }
 
 void connection::close(std::string_view reason) {
@@ -196,16 +203,16 @@ void connection::apply(const protocol_action& a) {
       return;
     case kind::close:
       if (a.cause == close_cause::packet_timeout) {
-        ++broker_.mutable_stats().packet_timeouts;
-        if (broker_.connection_warning_allowed()) {
+        ++core().mutable_stats().packet_timeouts;
+        if (core().connection_warning_allowed()) {
           logger().warn(
               "packet_timeout client_id=\"{}\" peer={} buffered={} timeout_ms={} "
               "closed_total={}",
               log::escape(client_id_), peer_, decoder_.buffered(),
-              broker_.options().packet_timeout.count(), broker_.stats().packet_timeouts);
+              core().options().packet_timeout.count(), core().stats().packet_timeouts);
         }
       } else if (is_protocol_error(a.cause)) {
-        ++broker_.mutable_stats().protocol_errors;
+        ++core().mutable_stats().protocol_errors;
         if (a.cause == close_cause::server_packet) {
           logger().warn("protocol_error client_id=\"{}\" peer={} detail=\"{}: {}\"",
                         log::escape(client_id_), peer_, protocol_error_detail(a.cause),
@@ -233,14 +240,14 @@ void connection::apply(const protocol_action& a) {
       publish_will();
       return;
     case kind::release_session:
-      if (session_ != nullptr) broker_.disconnect(*session_, *this);
+      if (session_ != nullptr) core().disconnect(*session_, *this);
       session_ = nullptr;
       return;
   }
 }
 
 void connection::rearm() {
-  const auto at = std::min(deadline_at_, hold_until_);
+  const auto at = std::min(deadline_at_, hold_until());
   if (at == clock::time_point::max()) {
     clock::alarm::cancel();
   } else {
@@ -251,7 +258,7 @@ void connection::rearm() {
 void connection::on_alarm() {
   const auto self = shared_from_this();  // what follows may finish the connection
   const auto t = now();
-  if (hold_until_ <= t) resume_reader();  // ends the wait, and sets hold_until_ back
+  if (hold_until() <= t) resume_reader();  // ends the wait, and sets the hold back
   if (deadline_at_ <= t) {
     deadline_at_ = clock::time_point::max();
     on_deadline();  // may set a new one
@@ -344,8 +351,8 @@ awaitable<void> connection::reader() {
 awaitable<void> connection::open() {
   if (const auto ec = co_await stream_->open(); ec || closing_) {
     if (!closing_) {
-      const auto total = ++broker_.mutable_stats().handshake_failures;
-      if (broker_.connection_warning_allowed()) {
+      const auto total = ++core().mutable_stats().handshake_failures;
+      if (core().connection_warning_allowed()) {
         logger().info("handshake_failed transport={} peer={} error=\"{}\" failed_total={}",
                       stream_->name(), peer_, log::escape(ec.message()), total);
       }
@@ -364,18 +371,18 @@ bool connection::charge_buffers() {
   const std::size_t control = out_ ? out_->control.capacity() + out_->out_control.capacity() : 0;
   const std::size_t extra = (decoder_.capacity() > 2 * read_chunk ? decoder_.capacity() : 0) +
                             (control > everyday_control ? control : 0);
-  auto* budget = broker_.options().budget;
-  auto* share = broker_.receive_share();
+  auto* budget = core().options().budget;
+  auto* share = core().receive_share();
   if (extra > buffers_charged_ && budget != nullptr && share != nullptr) {
     const std::size_t growth = extra - buffers_charged_;
     if (!share->fits(growth) || !budget->fits(growth)) {
-      ++broker_.mutable_stats().budget_disconnects;
-      if (broker_.connection_warning_allowed()) {
+      ++core().mutable_stats().budget_disconnects;
+      if (core().connection_warning_allowed()) {
         logger().warn(
             "connection_closed reason=memory_budget client_id=\"{}\" peer={} buffer={} "
             "receive_buffers={} receive_share={} used={} limit={} closed_total={}",
             log::escape(client_id_), peer_, decoder_.capacity(), share->used(), share->limit(),
-            budget->used(), budget->limit(), broker_.stats().budget_disconnects);
+            budget->used(), budget->limit(), core().stats().budget_disconnects);
       }
       close("memory budget spent on this connection's buffers");
       return false;
@@ -427,7 +434,7 @@ awaitable<void> connection::writer() {
 void connection::queue_control(const codec::packet& p) {
   auto& control = out().control;
   codec::encode(p, control);
-  if (control.size() > broker_.options().max_control_backlog) {
+  if (control.size() > core().options().max_control_backlog) {
     close("client does not read its acknowledgements");
     return;
   }
@@ -438,11 +445,11 @@ void connection::queue_control(const codec::packet& p) {
 void connection::on_decode_error(std::error_code ec) {
   const auto actions = protocol_.on_decode_error(ec);
   if (const auto* refusal = actions.find(kind::write_connack)) {
-    ++broker_.mutable_stats().connections_refused;
-    logger().log(line_level(broker_), "connect_refused peer={} rc={} reason=\"{}\"", peer_,
+    ++core().mutable_stats().connections_refused;
+    logger().log(line_level(core()), "connect_refused peer={} rc={} reason=\"{}\"", peer_,
                  static_cast<int>(refusal->code), decoder_.error_detail());
   } else if (!actions.empty()) {
-    ++broker_.mutable_stats().protocol_errors;
+    ++core().mutable_stats().protocol_errors;
     logger().warn("protocol_error client_id=\"{}\" peer={} error=\"{}\" detail=\"{}\"",
                   log::escape(client_id_), peer_, ec.message(), decoder_.error_detail());
   }
@@ -450,7 +457,7 @@ void connection::on_decode_error(std::error_code ec) {
 }
 
 void connection::protocol_error(std::string_view what) {
-  ++broker_.mutable_stats().protocol_errors;
+  ++core().mutable_stats().protocol_errors;
   logger().warn("protocol_error client_id=\"{}\" peer={} detail=\"{}\"", log::escape(client_id_),
                 peer_, what);
   close("protocol error");
@@ -488,7 +495,7 @@ bool connection::handle_session_packet(codec::packet& p) {
                  },
                  [this](codec::subscribe& s) {
                    if (session_ == nullptr) return true;
-                   auto codes = broker_.subscribe(*session_, s.subscriptions);
+                   auto codes = core().subscribe(*session_, s.subscriptions);
                    if (decoder_.level() == codec::protocol_level::v3_1 &&
                        std::find(codes.begin(), codes.end(), codec::suback_return_code::failure) !=
                            codes.end()) {
@@ -500,7 +507,7 @@ bool connection::handle_session_packet(codec::packet& p) {
                    return true;
                  },
                  [this](codec::unsubscribe& u) {
-                   if (session_ != nullptr) broker_.unsubscribe(*session_, u.filters);
+                   if (session_ != nullptr) core().unsubscribe(*session_, u.filters);
                    queue_control(codec::unsuback{u.packet_id});  // [MQTT-3.10.4-4]
                    return true;
                  },
@@ -511,7 +518,7 @@ bool connection::handle_session_packet(codec::packet& p) {
 bool connection::on_connect(codec::connect&& c, codec::connect_return_code login,
                             const std::string& why) {
   if (login != codec::connect_return_code::accepted) {
-    ++broker_.mutable_stats().connections_refused;
+    ++core().mutable_stats().connections_refused;
     server_.note_login_failure(peer_, c, login, why);
     const auto actions = protocol_.on_connect_result(login, std::move(c.will));
     queue_control(codec::connack{false, login});
@@ -519,7 +526,7 @@ bool connection::on_connect(codec::connect&& c, codec::connect_return_code login
     return false;
   }
   std::string resend;
-  auto result = broker_.connect(c, *this, resend);
+  auto result = core().connect(c, *this, resend);
   const bool accepted = result.ack.return_code == codec::connect_return_code::accepted;
   if (accepted) {
     // Before anything that may close the connection: finish() must find the session.
@@ -530,7 +537,7 @@ bool connection::on_connect(codec::connect&& c, codec::connect_return_code login
   const auto actions = protocol_.on_connect_result(result.ack.return_code, std::move(c.will));
   queue_control(result.ack);
   if (!accepted) {
-    logger().log(line_level(broker_), "connect_refused peer={} client_id=\"{}\" rc={}", peer_,
+    logger().log(line_level(core()), "connect_refused peer={} client_id=\"{}\" rc={}", peer_,
                  log::escape(c.client_id), static_cast<int>(result.ack.return_code));
     apply(actions);
     return false;
@@ -538,7 +545,7 @@ bool connection::on_connect(codec::connect&& c, codec::connect_return_code login
   if (!resend.empty()) out().control += resend;
   apply(actions);  // keep-alive replaces the CONNECT timeout
   logger().log(
-      line_level(broker_),
+      line_level(core()),
       "connected client_id=\"{}\" peer={} clean_session={} keep_alive={} session_present={}",
       log::escape(client_id_), peer_, c.clean_session, c.keep_alive, result.ack.session_present);
   return true;
@@ -551,19 +558,19 @@ void connection::on_publish(codec::publish&& p) {
   const bool deliver =
       qos != qos_level::exactly_once || (session_ != nullptr && session_->receive_qos2(id));
   if (deliver) {
-    auto msg = broker_.make_message(std::move(p.topic), std::move(p.payload), qos, p.retain);
+    auto msg = core().make_message(std::move(p.topic), std::move(p.payload), qos, p.retain);
     if (!msg) {
       if (qos == qos_level::at_most_once) return;  // counted by make_message
       // Not acknowledged: the client keeps the message and sends it again on its next
       // connection, when there may be room [MQTT-4.4.0-1].
       if (qos == qos_level::exactly_once) session_->release_qos2(id);
-      ++broker_.mutable_stats().budget_disconnects;
-      if (broker_.connection_warning_allowed()) {
+      ++core().mutable_stats().budget_disconnects;
+      if (core().connection_warning_allowed()) {
         logger().warn(
             "connection_closed reason=memory_budget client_id=\"{}\" peer={} qos={} "
             "detail=\"message not acknowledged; the client resends it\" closed_total={}",
             log::escape(client_id_), peer_, static_cast<int>(qos),
-            broker_.stats().budget_disconnects);
+            core().stats().budget_disconnects);
       }
       close("memory budget spent: QoS 1/2 message not acknowledged");
       return;
@@ -577,7 +584,7 @@ void connection::on_publish(codec::publish&& p) {
       // inline. flow_ dies with this connection.
       flow_->on_clear = [this] { resume_reader(); };
     }
-    (void)broker_.publish(std::move(msg), flow_, session_);
+    (void)core().publish(std::move(msg), flow_, session_);
   }
   switch (qos) {
     case qos_level::at_most_once:
@@ -594,21 +601,21 @@ void connection::on_publish(codec::publish&& p) {
 void connection::publish_will() {
   auto will = protocol_.take_will();
   if (!will) return;
-  auto& access = broker_.access();
+  auto& access = core().access();
   const auto user =
       username_ ? std::optional<std::string_view>(*username_) : std::optional<std::string_view>();
   if (access.acl && !access.allows(auth::acl_access::write, will->topic, client_id_, user)) {
     ++access.denied_publishes;
-    logger().log(line_level(broker_), "will_denied client_id=\"{}\" topic=\"{}\" reason=acl",
+    logger().log(line_level(core()), "will_denied client_id=\"{}\" topic=\"{}\" reason=acl",
                  log::escape(client_id_), log::escape(will->topic));
     return;
   }
   // Intercepted like a PUBLISH.
-  logger().log(line_level(broker_), "will client_id=\"{}\" topic=\"{}\"", log::escape(client_id_),
+  logger().log(line_level(core()), "will client_id=\"{}\" topic=\"{}\"", log::escape(client_id_),
                log::escape(will->topic));
-  if (auto msg = broker_.make_message(std::move(will->topic), std::move(will->payload), will->qos,
-                                      will->retain)) {
-    (void)broker_.publish(std::move(msg));
+  if (auto msg = core().make_message(std::move(will->topic), std::move(will->payload), will->qos,
+                                     will->retain)) {
+    (void)core().publish(std::move(msg));
   }
 }
 
@@ -621,13 +628,14 @@ void connection::finish(std::string_view reason) {
   apply(protocol_.finish(linked));  // the will, then the session back to the broker
   session_ = nullptr;
   if (protocol_.accepted()) {
-    logger().log(line_level(broker_), "disconnected client_id=\"{}\" peer={} reason=\"{}\"",
+    logger().log(line_level(core()), "disconnected client_id=\"{}\" peer={} reason=\"{}\"",
                  log::escape(client_id_), peer_, reason);
   } else {
     logger().debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
   }
   stream_->close();  // a reader parked on the socket wakes, finds the connection finished
-  deadline_at_ = hold_until_ = clock::time_point::max();
+  deadline_at_ = clock::time_point::max();
+  if (flow_) flow_->wait_until = clock::time_point::max();
   rearm();
   if (flow_) flow_->on_clear = nullptr;
   set_buffers_charge(0);

@@ -91,10 +91,15 @@ class connection final : public client_link,
   void rearm();
   /// The deadline the protocol asked for has come.
   void on_deadline();
-  [[nodiscard]] clock::time_point now() const noexcept { return broker_.time_source().now(); }
+  [[nodiscard]] clock::time_point now() const noexcept;
+  [[nodiscard]] broker& core() const noexcept;
   [[nodiscard]] spdlog::logger& logger() const noexcept;
   /// True while subscribers over their limit hold this publisher back.
   [[nodiscard]] bool held_back() const noexcept { return flow_ && flow_->blocking > 0; }
+  /// When a wait for subscribers ends at the latest; max() when none runs.
+  [[nodiscard]] clock::time_point hold_until() const noexcept {
+    return flow_ ? flow_->wait_until : clock::time_point::max();
+  }
   /// True while the broker links this connection's session to it (false after a takeover).
   [[nodiscard]] bool session_linked() const;
 
@@ -116,7 +121,6 @@ class connection final : public client_link,
   void spawn(awaitable<void> task, const char* name);
 
   std::unique_ptr<stream> stream_;
-  broker& broker_;
   server& server_;
   const listener_options& listener_;
   codec::decoder decoder_;
@@ -136,18 +140,15 @@ class connection final : public client_link,
   // The one alarm (a base) serves two deadlines: the protocol's, and the end of a wait for
   // subscribers.
   clock::time_point deadline_at_ = clock::time_point::max();
-  clock::time_point hold_until_ = clock::time_point::max();
   std::shared_ptr<flow_waiter> flow_;  // made by the first PUBLISH: only publishers are held
-  // Buffer bytes charged to the memory budget and to the connection buffers' share of it.
-  std::size_t buffers_charged_ = 0;
   session* session_ = nullptr;
-  shared_string client_id_;                      // the session's, once connected
-  std::unique_ptr<const std::string> username_;  // after the login: the certificate's name, say
-  peer_address peer_;
+  shared_string client_id_;                          // the session's, once connected
+  std::unique_ptr<const std::string> username_;      // after the login: the certificate's name
   std::unique_ptr<const std::string> close_reason_;  // once closing
-  bool closing_ = false;  // no more packets are handled; the socket closes soon
-  bool close_after_flush_ = false;
-  bool finished_ = false;
+  peer_address peer_;
+  // Buffer bytes charged to the memory budget and to the connection buffers' share of it.
+  std::uint32_t buffers_charged_ = 0;
+  std::uint32_t slot_ = 0;  // in the server's list
   enum class reader_state : std::uint8_t {
     idle,                   // not started, or ended
     running,                // a coroutine runs or is about to
@@ -155,9 +156,11 @@ class connection final : public client_link,
     parked_on_subscribers,  // resume_reader() restarts it
   };
   reader_state reader_state_ = reader_state::idle;
-  bool opened_ = false;          // the stream's opening exchange is done
-  std::uint32_t slot_ = 0;       // in the server's list
   bool writer_running_ = false;  // a writer coroutine runs or is about to
+  bool opened_ = false;          // the stream's opening exchange is done
+  bool closing_ = false;         // no more packets are handled; the socket closes soon
+  bool close_after_flush_ = false;
+  bool finished_ = false;
 };
 
 }  // namespace ebus::mqtt::broker

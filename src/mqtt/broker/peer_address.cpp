@@ -1,10 +1,9 @@
 #include "mqtt/broker/peer_address.hpp"
 
 #include <arpa/inet.h>
+#include <cstring>
 #include <netinet/in.h>
 #include <sys/socket.h>
-
-#include <cstring>
 
 namespace ebus::mqtt::broker {
 

@@ -16,17 +16,16 @@ std::size_t entry_bytes(const application_message& m) noexcept {
 
 session::session(std::string_view client_id, bool clean, const broker_options& options,
                  access_policy* access)
-    : client_id_(client_id), access_(access), options_(options), clean_(clean) {
-  entries_charge_ = budget_charge(options_.budget, 0);
-}
+    : client_id_(client_id), access_(access), options_(options), clean_(clean) {}
 
 session::~session() {
   if (over_limit_) release(std::move(over_limit_->waiters));
+  if (options_.budget != nullptr) options_.budget->release(entries_charged_);
 }
 
 void session::attach(session_link& link, std::string& out) {
-  link_ = &link;
   owner_ = &link;
+  online_ = true;
   // A queue filled while offline gets a fresh slow_subscriber_timeout to drain.
   if (auto state = std::move(over_limit_)) release(std::move(state->waiters));
   // Redeliver in the original order with DUP set [MQTT-4.4.0-1][MQTT-3.3.1-1].
@@ -42,7 +41,7 @@ void session::attach(session_link& link, std::string& out) {
 }
 
 void session::detach(clock::time_point now) noexcept {
-  link_ = nullptr;
+  online_ = false;
   offline_since_ = now;
   // Nothing drains an offline queue: nobody waits for it.
   if (over_limit_) release(std::exchange(over_limit_->waiters, {}));
@@ -113,7 +112,7 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
   queue_.push_back({msg, qos, retain});
   queued_bytes_ += bytes;
   if (qos0) ++queued_qos0_;
-  if (link_ != nullptr) link_->wake();  // cheap when the writer is already awake
+  if (online_) owner_->wake();  // cheap when the writer is already awake
   if (evicting) return *evicting;
   // The wake-up may have written part of the queue already; ask the publisher to wait only
   // when the queue is still over its limit.

@@ -48,6 +48,9 @@ struct flow_waiter {
   std::size_t blocking = 0;        ///< sessions this publisher still waits for
   std::uint64_t generation = 0;    ///< bumped when a wait ends by timeout: older holds are void
   std::function<void()> on_clear;  ///< called when `blocking` falls to 0
+  /// The publisher's own: when it stops waiting whatever the sessions say
+  /// (slow_subscriber_timeout after it began), while it waits.
+  clock::time_point wait_until = clock::time_point::max();
 };
 
 class session {
@@ -90,12 +93,15 @@ class session {
     }
   }
   [[nodiscard]] bool clean() const noexcept { return clean_; }
-  [[nodiscard]] bool online() const noexcept { return link_ != nullptr; }
+  [[nodiscard]] bool online() const noexcept { return online_; }
   /// The connection that holds the session: set by attach(), kept by detach() (a connection
   /// being closed for its queue holds an offline session until it has finished), ended by
   /// disown().
   [[nodiscard]] session_link* owner() const noexcept { return owner_; }
-  void disown() noexcept { owner_ = nullptr; }
+  void disown() noexcept {
+    owner_ = nullptr;
+    online_ = false;
+  }
 
   /// Attaches to a connection. Returns bytes to resend first: unacknowledged PUBLISHes with DUP
   /// set and PUBRELs of QoS 2 messages already received by the client [MQTT-4.4.0-1].
@@ -214,11 +220,16 @@ class session {
   static void release(waiter_list waiters) noexcept;
   bool charge_entry() noexcept {
     if (options_.budget != nullptr && !options_.budget->fits(entry_overhead)) return false;
-    entries_charge_.resize(entries_charge_.bytes() + entry_overhead);
+    force_charge_entry();
     return true;
   }
+  void force_charge_entry() noexcept {
+    if (options_.budget != nullptr) options_.budget->force_charge(entry_overhead);
+    entries_charged_ += entry_overhead;
+  }
   void release_entry() noexcept {
-    entries_charge_.resize(entries_charge_.bytes() - entry_overhead);
+    if (options_.budget != nullptr) options_.budget->release(entry_overhead);
+    entries_charged_ -= entry_overhead;
   }
   void write(std::string& out, queued_message& q);
   /// Moves the next slice of the first pending walk into retained_->messages.
@@ -233,12 +244,11 @@ class session {
   std::unique_ptr<const std::string> username_;  // on the heap: most clients send none
   access_policy* access_ = nullptr;
   const broker_options& options_;
-  session_link* link_ = nullptr;   // while online
-  session_link* owner_ = nullptr;  // see owner()
+  session_link* owner_ = nullptr;  // see owner(); written to while online
   ring_queue<queued_message> queue_;
-  std::size_t queued_qos0_ = 0;
   std::size_t queued_bytes_ = 0;
-  budget_charge entries_charge_;  // bookkeeping of queue_ and retained messages owed
+  // Bookkeeping of queue_ and of retained messages owed, charged to options_.budget.
+  std::size_t entries_charged_ = 0;
   struct pending_walk {
     retained_walk walk;
     codec::qos_level qos;
@@ -264,8 +274,10 @@ class session {
   clock::time_point offline_since_{};
   std::uint64_t dropped_ = 0;
   std::uint64_t unreported_drops_ = 0;
+  std::uint32_t queued_qos0_ = 0;
   std::uint16_t last_id_ = 0;
   bool clean_;
+  bool online_ = false;
 };
 
 }  // namespace ebus::mqtt::broker

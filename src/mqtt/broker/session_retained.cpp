@@ -17,7 +17,7 @@ void session::add_retained_walk(retained_walk walk, qos_level qos) {
   auto& walks = retained_->walks;
   walks.push_back({std::move(walk), qos});
   retained_->walks_charge.resize(retained_->walks_charge.bytes() + walks.back().walk.memory());
-  if (link_ != nullptr) link_->wake();
+  if (online_) owner_->wake();
 }
 
 void session::cancel_retained_walk(std::string_view filter) noexcept {
@@ -47,7 +47,7 @@ void session::find_retained() {
         return;
       }
       // Forced: at most one slice waits here, and the message is charged by the store already.
-      entries_charge_.resize(entries_charge_.bytes() + entry_overhead);
+      force_charge_entry();
       owed.messages.push_back({m, std::min(m->qos, front.qos), true});
     });
     owed.walks_charge.resize(owed.walks_charge.bytes() - before + front.walk.memory());

@@ -42,7 +42,6 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
       stream_(std::move(transport)),
       server_(owner),
       listener_(listener),
-      decoder_({.max_packet_size = core.options().max_packet_size}),
       protocol_({.connect_timeout = core.options().connect_timeout,
                  .packet_timeout = core.options().packet_timeout,
                  .slow_subscriber_timeout = core.options().slow_subscriber_timeout}) {
@@ -120,7 +119,19 @@ void connection::wake() {
   }
 }
 
+codec::decoder& connection::decoder() {
+  if (!decoder_) {
+    decoder_ = std::make_unique<codec::decoder>(codec::decoder_options{
+        .max_packet_size = core().options().max_packet_size, .level = level_});
+  }
+  return *decoder_;
+}
+
 void connection::park_until_readable() {
+  if (decoder_) {  // drained: nothing is buffered
+    level_ = decoder_->level();
+    decoder_.reset();
+  }
   reader_state_ = reader_state::parked_on_socket;
   stream_->when_readable(*this);
 }
@@ -138,7 +149,7 @@ void connection::on_readable(std::error_code ec) noexcept {
 }
 
 void connection::park_until_subscribers_drain() {
-  decoder_.keep_rest();  // other connections read into the shared buffer meanwhile
+  if (decoder_) decoder_->keep_rest();  // other connections read into the shared buffer meanwhile
   flow_->wait_until = now() + core().options().slow_subscriber_timeout;
   rearm();
   reader_state_ = reader_state::parked_on_subscribers;
@@ -208,7 +219,7 @@ void connection::apply(const protocol_action& a) {
           logger().warn(
               "packet_timeout client_id=\"{}\" peer={} buffered={} timeout_ms={} "
               "closed_total={}",
-              log::escape(client_id_), peer_, decoder_.buffered(),
+              log::escape(client_id_), peer_, decoder_ ? decoder_->buffered() : 0,
               core().options().packet_timeout.count(), core().stats().packet_timeouts);
         }
       } else if (is_protocol_error(a.cause)) {
@@ -285,7 +296,7 @@ awaitable<void> connection::reader() {
       co_return;
     }
     // Packets already buffered go first: after a wait, the rest of a read is still here.
-    auto r = decoder_.next();
+    auto r = decoder().next();
     if (!r) {
       on_decode_error(r.error());
       continue;  // closing now, or refusing with a CONNACK first
@@ -296,7 +307,7 @@ awaitable<void> connection::reader() {
         // The login may wait for the login thread; packets behind the CONNECT wait with it.
         auto& c = std::get<codec::connect>(**r);
         std::string why;
-        decoder_.keep_rest();
+        decoder().keep_rest();
         const auto login = co_await server_.authenticate(c, listener_, *stream_, why);
         if (!closing_) (void)on_connect(std::move(c), login, why);
       } else {
@@ -304,13 +315,13 @@ awaitable<void> connection::reader() {
       }
       continue;
     }
-    decoder_.keep_rest();
-    if (decoder_.buffered() == 0) {
+    decoder().keep_rest();
+    if (decoder().buffered() == 0) {
       protocol_.on_buffer_empty();
       if (stream_->reads_when_ready()) {
         // Between packets: read into the server's buffer, so that an idle connection holds no
         // receive buffer, and once the socket is drained hold no coroutine either.
-        decoder_.release();
+        decoder().release();
         if (just_read) {
           // A publisher that keeps the socket full must not keep the loop: other connections,
           // writers and timers get their turn between two reads, as after an Asio read.
@@ -328,7 +339,7 @@ awaitable<void> connection::reader() {
           finish(ec == asio::error::eof ? "peer closed" : ec.message());
           co_return;
         }
-        decoder_.borrow({static_cast<const char*>(into.data()), n});
+        decoder().borrow({static_cast<const char*>(into.data()), n});
         protocol_.on_bytes(now());
         just_read = true;
         continue;
@@ -336,14 +347,14 @@ awaitable<void> connection::reader() {
     } else if (!protocol_.partial_pending()) {
       apply(protocol_.on_partial_packet(now()));
     }
-    auto space = decoder_.prepare(read_chunk);
+    auto space = decoder().prepare(read_chunk);
     if (!charge_buffers()) continue;
     auto [ec, n] = co_await stream_->read_some(asio::buffer(space.data(), space.size()));
     if (ec || closing_) {
       finish(closing_ ? close_reason() : (ec == asio::error::eof ? "peer closed" : ec.message()));
       co_return;
     }
-    decoder_.commit(n);
+    decoder().commit(n);
     protocol_.on_bytes(now());
   }
 }
@@ -369,8 +380,9 @@ bool connection::charge_buffers() {
   // what a large packet or unread acknowledgements make them grow to is charged, first to the
   // connection buffers' share of the budget, then to the budget.
   const std::size_t control = out_ ? out_->control.capacity() + out_->out_control.capacity() : 0;
-  const std::size_t extra = (decoder_.capacity() > 2 * read_chunk ? decoder_.capacity() : 0) +
-                            (control > everyday_control ? control : 0);
+  const std::size_t received = decoder_ ? decoder_->capacity() : 0;
+  const std::size_t extra =
+      (received > 2 * read_chunk ? received : 0) + (control > everyday_control ? control : 0);
   auto* budget = core().options().budget;
   auto* share = core().receive_share();
   if (extra > buffers_charged_ && budget != nullptr && share != nullptr) {
@@ -381,8 +393,8 @@ bool connection::charge_buffers() {
         logger().warn(
             "connection_closed reason=memory_budget client_id=\"{}\" peer={} buffer={} "
             "receive_buffers={} receive_share={} used={} limit={} closed_total={}",
-            log::escape(client_id_), peer_, decoder_.capacity(), share->used(), share->limit(),
-            budget->used(), budget->limit(), core().stats().budget_disconnects);
+            log::escape(client_id_), peer_, received, share->used(), share->limit(), budget->used(),
+            budget->limit(), core().stats().budget_disconnects);
       }
       close("memory budget spent on this connection's buffers");
       return false;
@@ -447,11 +459,11 @@ void connection::on_decode_error(std::error_code ec) {
   if (const auto* refusal = actions.find(kind::write_connack)) {
     ++core().mutable_stats().connections_refused;
     logger().log(line_level(core()), "connect_refused peer={} rc={} reason=\"{}\"", peer_,
-                 static_cast<int>(refusal->code), decoder_.error_detail());
+                 static_cast<int>(refusal->code), decoder().error_detail());
   } else if (!actions.empty()) {
     ++core().mutable_stats().protocol_errors;
     logger().warn("protocol_error client_id=\"{}\" peer={} error=\"{}\" detail=\"{}\"",
-                  log::escape(client_id_), peer_, ec.message(), decoder_.error_detail());
+                  log::escape(client_id_), peer_, ec.message(), decoder().error_detail());
   }
   apply(actions);
 }
@@ -496,7 +508,7 @@ bool connection::handle_session_packet(codec::packet& p) {
                  [this](codec::subscribe& s) {
                    if (session_ == nullptr) return true;
                    auto codes = core().subscribe(*session_, s.subscriptions);
-                   if (decoder_.level() == codec::protocol_level::v3_1 &&
+                   if (decoder().level() == codec::protocol_level::v3_1 &&
                        std::find(codes.begin(), codes.end(), codec::suback_return_code::failure) !=
                            codes.end()) {
                      protocol_error("invalid topic filter (MQTT 3.1 has no SUBACK failure code)");

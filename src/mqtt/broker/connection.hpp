@@ -123,7 +123,11 @@ class connection final : public client_link,
   std::unique_ptr<stream> stream_;
   server& server_;
   const listener_options& listener_;
-  codec::decoder decoder_;
+  /// The decoder, made when reading starts again after a wait on the socket.
+  codec::decoder& decoder();
+  // Only while reading: a connection parked on its socket holds nothing buffered, so its
+  // decoder goes, and the protocol level it learned from the CONNECT is kept in level_.
+  std::unique_ptr<codec::decoder> decoder_;
   connection_protocol protocol_;
   // What the connection writes, allocated while there is something to write.
   struct write_buffers {
@@ -161,6 +165,7 @@ class connection final : public client_link,
   bool closing_ = false;         // no more packets are handled; the socket closes soon
   bool close_after_flush_ = false;
   bool finished_ = false;
+  codec::protocol_level level_ = codec::protocol_level::v3_1_1;  // while decoder_ is gone
 };
 
 }  // namespace ebus::mqtt::broker

@@ -58,7 +58,7 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
 
   auto it = sessions_.find(id);
   if (it != sessions_.end()) {
-    session& old = *it->second;
+    session& old = **it;
     if (client_link* previous = owner_of(old)) {
       // Takeover: the existing connection with this id is closed [MQTT-3.1.4-2].
       old.disown();
@@ -83,14 +83,12 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
       }
       return result;
     }
-    auto created = std::make_unique<session>(id, c.clean_session, options_, &access_);
-    const std::string_view key = created->client_id();
-    it = sessions_.emplace(key, std::move(created)).first;
+    it = sessions_.insert(std::make_unique<session>(id, c.clean_session, options_, &access_)).first;
     if (!c.clean_session) ++persistent_;
   } else {
     result.ack.session_present = true;  // [MQTT-3.2.2-2]
   }
-  session& s = *it->second;
+  session& s = **it;
   s.set_username(c.username);
   s.attach(link, resend);
   result.s = &s;
@@ -113,8 +111,8 @@ void broker::disconnect(session& s, client_link& link) {
 }
 
 void broker::erase_session(session_map::iterator it) {
-  if (!it->second->clean()) --persistent_;
-  discard(it->second);
+  if (!(*it)->clean()) --persistent_;
+  discard(**it);
   sessions_.erase(it);
 }
 
@@ -125,7 +123,7 @@ void broker::expire_sessions() {
   std::optional<clock::time_point> next;
   std::size_t expired = 0;
   for (auto it = sessions_.begin(); it != sessions_.end();) {
-    const session& s = *it->second;
+    const session& s = **it;
     if (s.owner() != nullptr || s.clean()) {  // a closing connection still holds it
       ++it;
       continue;
@@ -148,16 +146,16 @@ void broker::expire_sessions() {
   if (next) next_expiry_ = *next;
 }
 
-void broker::discard(std::unique_ptr<session>& s) {
-  for (const auto& [filter, qos] : s->subscriptions()) {
-    if (auto f = topic::parse_filter(filter)) subscriptions_.erase(*f, s.get());
+void broker::discard(session& s) {
+  for (const auto& [filter, qos] : s.subscriptions()) {
+    if (auto f = topic::parse_filter(filter)) subscriptions_.erase(*f, &s);
   }
-  s->clear_subscriptions();
+  s.clear_subscriptions();
 }
 
 const session* broker::find_session(std::string_view client_id) const {
   const auto it = sessions_.find(client_id);
-  return it == sessions_.end() ? nullptr : it->second.get();
+  return it == sessions_.end() ? nullptr : it->get();
 }
 
 message_ptr broker::make_message(std::string&& topic, std::string&& payload, qos_level qos,

@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/clock.hpp"
 #include "common/shared_string.hpp"
@@ -195,10 +196,29 @@ class broker {
   void retain(const message_ptr& msg);
   /// Counts one enqueue outcome and applies the overflow policy's consequences.
   void account(session& s, session::enqueue_result result);
-  void discard(std::unique_ptr<session>& s);
-  // Keyed by a view of the session's own client id: the id is kept once.
+  void discard(session& s);
+  // A set of sessions found by their own client id: an entry is the session's pointer and its
+  // hash, and the id is kept once.
+  struct session_id_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view id) const noexcept { return string_hash{}(id); }
+    std::size_t operator()(const std::unique_ptr<session>& s) const noexcept {
+      return string_hash{}(s->client_id());
+    }
+  };
+  struct session_id_equal {
+    using is_transparent = void;
+    static std::string_view id(std::string_view id) noexcept { return id; }
+    static std::string_view id(const std::unique_ptr<session>& s) noexcept {
+      return s->client_id();
+    }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      return id(a) == id(b);
+    }
+  };
   using session_map =
-      std::unordered_map<std::string_view, std::unique_ptr<session>, string_hash, std::equal_to<>>;
+      std::unordered_set<std::unique_ptr<session>, session_id_hash, session_id_equal>;
   void erase_session(session_map::iterator it);
   /// The connection that holds a session: every link the broker attaches is a client_link.
   static client_link* owner_of(const session& s) noexcept {

@@ -190,9 +190,8 @@ void connection::stop(std::string_view reason) {
   logger().debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_), peer_,
                  reason);
   stream_->cancel();  // a reader parked on the socket wakes and finishes the connection
-  deadline_at_ = clock::time_point::max();
-  rearm();
-  resume_reader();  // so does one held back by subscribers
+  rearm();            // closing: the deadline is void
+  resume_reader();    // so does one held back by subscribers
 }
 
 void connection::apply(const protocol_actions& actions) {
@@ -239,12 +238,8 @@ void connection::apply(const protocol_action& a) {
       close_after_flush_ = true;
       closing_ = true;
       return;
-    case kind::set_deadline:
-      deadline_at_ = a.at;
-      rearm();
-      return;
+    case kind::set_deadline:  // the protocol keeps it: deadline()
     case kind::clear_deadline:
-      deadline_at_ = clock::time_point::max();
       rearm();
       return;
     case kind::publish_will:
@@ -258,7 +253,7 @@ void connection::apply(const protocol_action& a) {
 }
 
 void connection::rearm() {
-  const auto at = std::min(deadline_at_, hold_until());
+  const auto at = std::min(deadline(), hold_until());
   if (at == clock::time_point::max()) {
     clock::alarm::cancel();
   } else {
@@ -270,10 +265,7 @@ void connection::on_alarm() {
   const auto self = shared_from_this();  // what follows may finish the connection
   const auto t = now();
   if (hold_until() <= t) resume_reader();  // ends the wait, and sets the hold back
-  if (deadline_at_ <= t) {
-    deadline_at_ = clock::time_point::max();
-    on_deadline();  // may set a new one
-  }
+  if (deadline() <= t) on_deadline();      // sets the next one, or closes
   rearm();
 }
 
@@ -646,7 +638,6 @@ void connection::finish(std::string_view reason) {
     logger().debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
   }
   stream_->close();  // a reader parked on the socket wakes, finds the connection finished
-  deadline_at_ = clock::time_point::max();
   if (flow_) flow_->wait_until = clock::time_point::max();
   rearm();
   if (flow_) flow_->on_clear = nullptr;

@@ -42,8 +42,8 @@ struct listener_options;
 
 class connection final : public client_link,
                          private stream::readable_waiter,
-                         private clock::alarm,
-                         public std::enable_shared_from_this<connection> {
+                         public std::enable_shared_from_this<connection>,
+                         private clock::alarm {
  public:
   /// `listener` outlives the connection (the server owns both).
   connection(std::unique_ptr<stream> transport, broker& core, server& owner,
@@ -87,6 +87,10 @@ class connection final : public client_link,
   void apply(const protocol_action& a);
   /// The alarm rang: ends what is due of the protocol's deadline and a wait for subscribers.
   void on_alarm() override;
+  /// The protocol's deadline; none once closing (a deadline then changes nothing).
+  [[nodiscard]] clock::time_point deadline() const noexcept {
+    return closing_ || finished_ ? clock::time_point::max() : protocol_.deadline();
+  }
   /// Sets the alarm to the earlier of the two deadlines.
   void rearm();
   /// The deadline the protocol asked for has come.
@@ -120,6 +124,8 @@ class connection final : public client_link,
   void finish(std::string_view reason);
   void spawn(awaitable<void> task, const char* name);
 
+  // First: it fills the alarm's (the last base's) tail padding.
+  std::uint32_t slot_ = 0;  // in the server's list
   std::unique_ptr<stream> stream_;
   server& server_;
   const listener_options& listener_;
@@ -143,7 +149,6 @@ class connection final : public client_link,
   std::unique_ptr<write_buffers> out_;
   // The one alarm (a base) serves two deadlines: the protocol's, and the end of a wait for
   // subscribers.
-  clock::time_point deadline_at_ = clock::time_point::max();
   std::shared_ptr<flow_waiter> flow_;  // made by the first PUBLISH: only publishers are held
   session* session_ = nullptr;
   shared_string client_id_;                          // the session's, once connected
@@ -152,7 +157,6 @@ class connection final : public client_link,
   peer_address peer_;
   // Buffer bytes charged to the memory budget and to the connection buffers' share of it.
   std::uint32_t buffers_charged_ = 0;
-  std::uint32_t slot_ = 0;  // in the server's list
   enum class reader_state : std::uint8_t {
     idle,                   // not started, or ended
     running,                // a coroutine runs or is about to

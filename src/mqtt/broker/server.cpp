@@ -280,7 +280,7 @@ expected<std::unique_ptr<stream>, std::error_code> server::make_stream(listener&
     if (l.kind == listen_transport::tls) return tls;
     return make_websocket_stream(std::move(tls), websocket_options_of(l), executor_);
   }
-  auto tcp = make_tcp_stream(fd, readiness_);
+  auto tcp = make_tcp_stream(fd, *readiness_);
   if (!tcp || l.kind == listen_transport::tcp) return tcp;
   return make_websocket_stream(std::move(*tcp), websocket_options_of(l), executor_);
 }

@@ -50,17 +50,16 @@ void complete(std::unique_ptr<pending_wait>& slot, std::error_code ec) {
 // stream holds nothing but the descriptor and what waits for it.
 class tcp_stream final : public stream, private readiness_set::watcher {
  public:
-  tcp_stream(int fd, std::shared_ptr<readiness_set> readiness)
-      : fd_(fd), readiness_(std::move(readiness)) {}
+  tcp_stream(int fd, readiness_set& readiness) : fd_(fd), readiness_(readiness) {}
   tcp_stream(const tcp_stream&) = delete;
   tcp_stream& operator=(const tcp_stream&) = delete;
   ~tcp_stream() override {
     if (fd_ < 0) return;
-    readiness_->remove(fd_);  // a no-op when add() had failed
+    readiness_.remove(fd_);  // a no-op when add() had failed
     ::close(fd_);
   }
 
-  std::error_code start() noexcept { return readiness_->add(fd_, *this); }
+  std::error_code start() noexcept { return readiness_.add(fd_, *this); }
 
   awaitable<std::error_code> open() override { co_return std::error_code{}; }
 
@@ -132,7 +131,7 @@ class tcp_stream final : public stream, private readiness_set::watcher {
 
   void close() noexcept override {
     if (fd_ >= 0) {
-      readiness_->remove(fd_);
+      readiness_.remove(fd_);
       ::shutdown(fd_, SHUT_RDWR);
       ::close(fd_);
       fd_ = -1;
@@ -163,7 +162,7 @@ class tcp_stream final : public stream, private readiness_set::watcher {
   }
 
   int fd_;
-  std::shared_ptr<readiness_set> readiness_;
+  readiness_set& readiness_;
   readable_waiter* readable_waiter_ = nullptr;  // when_readable()'s, while it waits
   std::unique_ptr<pending_wait> read_wait_;     // read_some()'s, while it waits
   std::unique_ptr<pending_wait> write_wait_;    // write()'s, while it waits
@@ -344,9 +343,9 @@ std::string openssl_error() {
 
 }  // namespace
 
-expected<std::unique_ptr<stream>, std::error_code> make_tcp_stream(
-    int fd, std::shared_ptr<readiness_set> readiness) {
-  auto s = std::make_unique<tcp_stream>(fd, std::move(readiness));
+expected<std::unique_ptr<stream>, std::error_code> make_tcp_stream(int fd,
+                                                                   readiness_set& readiness) {
+  auto s = std::make_unique<tcp_stream>(fd, readiness);
   if (const auto ec = s->start(); ec) return fail(ec);
   return s;
 }

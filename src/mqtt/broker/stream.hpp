@@ -81,9 +81,10 @@ class stream {
 
 /// Plain TCP on a connected, non-blocking socket, which the stream owns from now on (also on
 /// failure): open() does nothing, reads and writes go straight to the socket, and `readiness`
-/// says when it can read or write again. Fails when the set refuses the socket.
+/// says when it can read or write again. `readiness` outlives the stream (the server owns both,
+/// and its connections end before it does). Fails when the set refuses the socket.
 [[nodiscard]] expected<std::unique_ptr<stream>, std::error_code> make_tcp_stream(
-    int fd, std::shared_ptr<readiness_set> readiness);
+    int fd, readiness_set& readiness);
 
 /// A server TLS context as the listener configures it. Shared: connections keep the context
 /// they were accepted with when a reload replaces the listener's.

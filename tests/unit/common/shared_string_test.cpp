@@ -32,7 +32,8 @@ TEST(shared_string, moves_and_assignments_keep_the_count_right) {
   EXPECT_EQ(b.use_count(), 2U);
   c = shared_string();
   EXPECT_EQ(b.use_count(), 1U);
-  b = b;  // self-assignment keeps the text
+  const shared_string& same = b;
+  b = same;  // self-assignment keeps the text
   EXPECT_EQ(b, "client-1");
   EXPECT_EQ(b.use_count(), 1U);
 }

@@ -81,7 +81,7 @@ spdlog::logger& connection::logger() const noexcept {
 
 void connection::spawn(awaitable<void> task, const char* name) {
   asio::co_spawn(server_.executor_, std::move(task),
-                 [self = shared_from_this(), name](const std::exception_ptr& e) {
+                 [self = hold(), name](const std::exception_ptr& e) {
                    if (!e) return;
                    try {
                      std::rethrow_exception(e);
@@ -104,8 +104,7 @@ void connection::wake() {
   if (!writer_running_) {
     // Posted, not run here: messages published in this turn of the loop go out in one batch.
     writer_running_ = true;
-    asio::post(server_.executor_,
-               [self = shared_from_this()] { self->spawn(self->writer(), "writer"); });
+    asio::post(server_.executor_, [self = hold()] { self->spawn(self->writer(), "writer"); });
     return;
   }
   // The writer is on its way or a write is in flight: encode what the session may send into the
@@ -138,7 +137,7 @@ void connection::park_until_readable() {
 
 void connection::on_readable(std::error_code ec) noexcept {
   // Inline from the readiness dispatch: the reader resumes on a later turn of the loop.
-  asio::post(server_.executor_, [self = shared_from_this(), ec] {
+  asio::post(server_.executor_, [self = hold(), ec] {
     self->reader_state_ = reader_state::running;
     if (ec || self->closing_) {
       self->finish(self->closing_ ? self->close_reason() : ec.message());
@@ -167,8 +166,7 @@ void connection::resume_reader() {
     ++flow_->generation;
   }
   if (!closing_) apply(protocol_.on_resumed(now()));
-  asio::post(server_.executor_,
-             [self = shared_from_this()] { self->spawn(self->reader(), "reader"); });
+  asio::post(server_.executor_, [self = hold()] { self->spawn(self->reader(), "reader"); });
 }
 
 bool connection::session_linked() const {
@@ -262,7 +260,7 @@ void connection::rearm() {
 }
 
 void connection::on_alarm() {
-  const auto self = shared_from_this();  // what follows may finish the connection
+  const auto keep = hold();  // what follows may finish the connection
   const auto t = now();
   if (hold_until() <= t) resume_reader();  // ends the wait, and sets the hold back
   if (deadline() <= t) on_deadline();      // sets the next one, or closes

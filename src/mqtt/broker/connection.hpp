@@ -25,6 +25,7 @@
 
 #include "common/asio.hpp"
 #include "common/clock.hpp"
+#include "common/ref_ptr.hpp"
 #include "mqtt/broker/broker.hpp"
 #include "mqtt/broker/connection_protocol.hpp"
 #include "mqtt/broker/peer_address.hpp"
@@ -40,10 +41,7 @@ namespace ebus::mqtt::broker {
 class server;
 struct listener_options;
 
-class connection final : public client_link,
-                         private stream::readable_waiter,
-                         public std::enable_shared_from_this<connection>,
-                         private clock::alarm {
+class connection final : public client_link, private stream::readable_waiter, private clock::alarm {
  public:
   /// `listener` outlives the connection (the server owns both).
   connection(std::unique_ptr<stream> transport, broker& core, server& owner,
@@ -55,6 +53,13 @@ class connection final : public client_link,
 
   void wake() override;
   void close(std::string_view reason) override;
+
+  /// Owners (the server's list, running coroutines, posted work) hold ref_ptrs; the last one
+  /// to let go destroys the connection.
+  void add_ref() noexcept { ++refs_; }
+  void release() noexcept {
+    if (--refs_ == 0) delete this;
+  }
 
   [[nodiscard]] std::string_view client_id() const noexcept { return client_id_; }
 
@@ -124,8 +129,12 @@ class connection final : public client_link,
   void finish(std::string_view reason);
   void spawn(awaitable<void> task, const char* name);
 
+  /// A reference for work that must find the connection alive.
+  [[nodiscard]] ref_ptr<connection> hold() noexcept { return ref_ptr<connection>(this); }
+
   // First: it fills the alarm's (the last base's) tail padding.
   std::uint32_t slot_ = 0;  // in the server's list
+  std::uint32_t refs_ = 0;  // see add_ref()
   std::unique_ptr<stream> stream_;
   server& server_;
   const listener_options& listener_;

@@ -251,7 +251,7 @@ awaitable<void> server::accept_loop(listener& l) {
       note_accept_error(s.error());
       continue;
     }
-    auto c = std::make_shared<connection>(std::move(*s), core_, *this, l.options);
+    auto c = make_ref<connection>(std::move(*s), core_, *this, l.options);
     c->slot_ = static_cast<std::uint32_t>(connections_.size());
     connections_.push_back(c);
     c->start();

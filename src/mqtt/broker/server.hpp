@@ -24,6 +24,7 @@
 #include "common/asio.hpp"
 #include "common/clock.hpp"
 #include "common/expected.hpp"
+#include "common/ref_ptr.hpp"
 #include "mqtt/auth/password_file.hpp"
 #include "mqtt/broker/broker.hpp"
 #include "mqtt/broker/peer_address.hpp"
@@ -168,8 +169,8 @@ class server {
   broker core_;
   std::shared_ptr<spdlog::logger> log_;
   std::vector<std::unique_ptr<listener>> listeners_;
-  std::shared_ptr<readiness_set> readiness_;              // plain TCP connections' sockets
-  std::vector<std::shared_ptr<connection>> connections_;  // each knows its slot
+  std::shared_ptr<readiness_set> readiness_;      // plain TCP connections' sockets
+  std::vector<ref_ptr<connection>> connections_;  // each knows its slot
   failure_handler on_failure_;
   std::shared_ptr<const auth::password_file> passwords_;
   std::unique_ptr<asio::thread_pool> login_thread_;  // hashes passwords; made with the first file

@@ -22,6 +22,18 @@ void clock::schedule(alarm& a, time_point at) {
 }
 
 void clock::unschedule(alarm& a) noexcept {
+  remove(a);
+  if (alarms_.empty()) alarms_changed();  // a loop with nothing armed may finish
+}
+
+void clock::ring_next() {
+  alarm* a = alarms_.front();
+  // Without alarms_changed(): the caller sets its system timer after the due ones ran.
+  remove(*a);
+  a->on_alarm();
+}
+
+void clock::remove(alarm& a) noexcept {
   const std::size_t i = a.slot_;
   a.slot_ = alarm::unarmed;
   alarm* last = alarms_.back();
@@ -31,21 +43,6 @@ void clock::unschedule(alarm& a) noexcept {
     last->slot_ = static_cast<std::uint32_t>(i);
     if (!sift_up(i)) sift_down(i);
   }
-  if (alarms_.empty()) alarms_changed();  // a loop with nothing armed may finish
-}
-
-void clock::ring_next() {
-  alarm* a = alarms_.front();
-  // Removed without alarms_changed(): the caller sets its system timer after the due ones ran.
-  a->slot_ = alarm::unarmed;
-  alarm* last = alarms_.back();
-  alarms_.pop_back();
-  if (!alarms_.empty()) {
-    alarms_[0] = last;
-    last->slot_ = 0;
-    sift_down(0);
-  }
-  a->on_alarm();
 }
 
 void clock::disarm_all() noexcept {

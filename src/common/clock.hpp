@@ -99,6 +99,8 @@ class clock {
  private:
   void schedule(alarm& a, time_point at);
   void unschedule(alarm& a) noexcept;
+  /// Takes an armed alarm out of the heap.
+  void remove(alarm& a) noexcept;
   // A binary min-heap by deadline; each alarm knows its slot.
   bool sift_up(std::size_t i) noexcept;
   void sift_down(std::size_t i) noexcept;

@@ -19,7 +19,7 @@ session::session(std::string_view client_id, bool clean, const broker_options& o
     : client_id_(client_id), access_(access), options_(options), clean_(clean) {}
 
 session::~session() {
-  if (over_limit_) release(std::move(over_limit_->waiters));
+  end_over_limit();
   if (options_.budget != nullptr) options_.budget->release(entries_charged_);
 }
 
@@ -27,7 +27,7 @@ void session::attach(session_link& link, std::string& out) {
   owner_ = &link;
   online_ = true;
   // A queue filled while offline gets a fresh slow_subscriber_timeout to drain.
-  if (auto state = std::move(over_limit_)) release(std::move(state->waiters));
+  end_over_limit();
   // Redeliver in the original order with DUP set [MQTT-4.4.0-1][MQTT-3.3.1-1].
   for (const auto& f : inflight_) {
     if (f.state == inflight_state::awaiting_pubcomp) {
@@ -140,7 +140,7 @@ void session::drained() noexcept {
                           queue_.size() - queued_qos0_ <= options_.session_queue_size / 2 &&
                           queued_bytes_ <= options_.session_queue_bytes / 2;
   if (!below_half) return;
-  release(std::move(std::exchange(over_limit_, nullptr)->waiters));
+  end_over_limit();
 }
 
 bool session::has_sendable() const noexcept {

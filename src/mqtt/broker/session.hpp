@@ -218,6 +218,10 @@ class session {
   using waiter_list = std::vector<std::pair<std::weak_ptr<flow_waiter>, std::uint64_t>>;
   /// Lets the publishers of `waiters` go (those whose wait did not end otherwise meanwhile).
   static void release(waiter_list waiters) noexcept;
+  /// The queue no longer counts as over its limit: its waiting publishers go.
+  void end_over_limit() noexcept {
+    if (auto state = std::move(over_limit_)) release(std::move(state->waiters));
+  }
   bool charge_entry() noexcept {
     if (options_.budget != nullptr && !options_.budget->fits(entry_overhead)) return false;
     force_charge_entry();

@@ -6,6 +6,9 @@
 // storage until release(), so that a busy queue that drains after every burst does not
 // allocate again for the next one.
 //
+// The queue object is one pointer: the counts live in a header at the start of the storage, so a
+// session's empty queues cost 8 bytes each rather than 24.
+//
 // The capacity is a power of two and doubles when full. Besides the ends, erase() removes an
 // element from the middle (shifting the shorter side), for acknowledgements that arrive out of
 // order. Iterators are invalidated by every change.
@@ -16,6 +19,7 @@
 #include <cstdint>
 #include <iterator>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -35,39 +39,32 @@ class ring_queue {
   ring_queue() = default;
   ring_queue(const ring_queue&) = delete;
   ring_queue& operator=(const ring_queue&) = delete;
-  ring_queue(ring_queue&& other) noexcept
-      : slots_(std::exchange(other.slots_, nullptr)),
-        capacity_(std::exchange(other.capacity_, 0)),
-        head_(std::exchange(other.head_, 0)),
-        size_(std::exchange(other.size_, 0)) {}
+  ring_queue(ring_queue&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
   ring_queue& operator=(ring_queue&& other) noexcept {
     if (this != &other) {
       clear();
-      slots_ = std::exchange(other.slots_, nullptr);
-      capacity_ = std::exchange(other.capacity_, 0);
-      head_ = std::exchange(other.head_, 0);
-      size_ = std::exchange(other.size_, 0);
+      block_ = std::exchange(other.block_, nullptr);
     }
     return *this;
   }
   ~ring_queue() { clear(); }
 
-  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+  [[nodiscard]] std::size_t size() const noexcept { return block_ ? block_->size : 0; }
   /// Slots allocated (0 while empty), for memory accounting.
-  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  [[nodiscard]] std::size_t capacity() const noexcept { return block_ ? block_->capacity : 0; }
 
   T& front() noexcept { return at(0); }
   const T& front() const noexcept { return at(0); }
-  T& back() noexcept { return at(size_ - 1); }
-  const T& back() const noexcept { return at(size_ - 1); }
+  T& back() noexcept { return at(block_->size - 1); }
+  const T& back() const noexcept { return at(block_->size - 1); }
 
   template <class... Args>
   T& emplace_back(Args&&... args) {
-    if (size_ == capacity_) grow();
-    T* slot = &slots_[(head_ + size_) & (capacity_ - 1)];
+    if (size() == capacity()) grow();
+    T* slot = &slots()[(block_->head + block_->size) & (block_->capacity - 1)];
     std::construct_at(slot, std::forward<Args>(args)...);
-    ++size_;
+    ++block_->size;
     return *slot;
   }
   void push_back(T&& value) { emplace_back(std::move(value)); }
@@ -75,69 +72,88 @@ class ring_queue {
 
   void pop_front() noexcept {
     std::destroy_at(&at(0));
-    head_ = (head_ + 1) & (capacity_ - 1);
-    --size_;
+    block_->head = (block_->head + 1) & (block_->capacity - 1);
+    --block_->size;
   }
 
   /// Removes the element at `pos`; returns the iterator to the element that followed it.
   iterator erase(const_iterator pos) noexcept {
     const std::size_t i = pos.index_;
-    if (i < size_ / 2) {
+    const std::size_t n = block_->size;
+    if (i < n / 2) {
       for (std::size_t k = i; k > 0; --k)
         at(k) = std::move(at(k - 1));
       pop_front();
       return iterator(this, i);
     }
-    for (std::size_t k = i; k + 1 < size_; ++k)
+    for (std::size_t k = i; k + 1 < n; ++k)
       at(k) = std::move(at(k + 1));
-    std::destroy_at(&at(size_ - 1));
-    --size_;
+    std::destroy_at(&at(n - 1));
+    --block_->size;
     return iterator(this, i);
   }
 
   /// Removes every element and frees the storage.
   void clear() noexcept {
-    for (std::size_t k = 0; k < size_; ++k)
+    if (block_ == nullptr) return;
+    for (std::size_t k = 0; k < block_->size; ++k)
       std::destroy_at(&at(k));
-    size_ = 0;
     deallocate();
   }
 
   /// Frees the storage of an empty queue (nothing otherwise).
   void release() noexcept {
-    if (size_ == 0) deallocate();
+    if (size() == 0) deallocate();
   }
 
   iterator begin() noexcept { return iterator(this, 0); }
-  iterator end() noexcept { return iterator(this, size_); }
+  iterator end() noexcept { return iterator(this, size()); }
   const_iterator begin() const noexcept { return const_iterator(this, 0); }
-  const_iterator end() const noexcept { return const_iterator(this, size_); }
+  const_iterator end() const noexcept { return const_iterator(this, size()); }
 
  private:
   static constexpr std::uint32_t first_capacity = 4;
 
-  T& at(std::size_t k) noexcept { return slots_[(head_ + k) & (capacity_ - 1)]; }
-  const T& at(std::size_t k) const noexcept { return slots_[(head_ + k) & (capacity_ - 1)]; }
+  // The storage: this header, then `capacity` slots.
+  struct header {
+    std::uint32_t capacity;
+    std::uint32_t head;
+    std::uint32_t size;
+  };
+  static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+  static constexpr std::size_t slots_offset = (sizeof(header) + alignof(T) - 1) / alignof(T) *
+                                              alignof(T);
+
+  T* slots() const noexcept {
+    return std::launder(reinterpret_cast<T*>(reinterpret_cast<char*>(block_) + slots_offset));
+  }
+  T& at(std::size_t k) const noexcept {
+    return slots()[(block_->head + k) & (block_->capacity - 1)];
+  }
 
   void grow() {
-    if (capacity_ > UINT32_MAX / 2) throw std::length_error("ring_queue is full");
-    const std::uint32_t bigger = capacity_ == 0 ? first_capacity : 2 * capacity_;
-    T* moved = std::allocator<T>().allocate(bigger);
-    for (std::size_t k = 0; k < size_; ++k) {
-      std::construct_at(&moved[k], std::move(at(k)));
-      std::destroy_at(&at(k));
+    const std::uint32_t capacity = block_ ? block_->capacity : 0;
+    if (capacity > UINT32_MAX / 2) throw std::length_error("ring_queue is full");
+    const std::uint32_t bigger = capacity == 0 ? first_capacity : 2 * capacity;
+    auto* grown = static_cast<header*>(::operator new(slots_offset + bigger * sizeof(T)));
+    grown->capacity = bigger;
+    grown->head = 0;
+    grown->size = 0;
+    T* moved = std::launder(reinterpret_cast<T*>(reinterpret_cast<char*>(grown) + slots_offset));
+    if (block_ != nullptr) {
+      for (std::size_t k = 0; k < block_->size; ++k) {
+        std::construct_at(&moved[k], std::move(at(k)));
+        std::destroy_at(&at(k));
+      }
+      grown->size = block_->size;
+      deallocate();
     }
-    if (slots_ != nullptr) std::allocator<T>().deallocate(slots_, capacity_);
-    slots_ = moved;
-    capacity_ = bigger;
-    head_ = 0;
+    block_ = grown;
   }
 
   void deallocate() noexcept {
-    if (slots_ != nullptr) std::allocator<T>().deallocate(slots_, capacity_);
-    slots_ = nullptr;
-    capacity_ = 0;
-    head_ = 0;
+    ::operator delete(block_);
+    block_ = nullptr;
   }
 
   template <bool Const>
@@ -180,11 +196,7 @@ class ring_queue {
     std::size_t index_ = 0;
   };
 
-  // 32-bit counts: 16 bytes of state besides the pointer, for a queue most clients keep empty.
-  T* slots_ = nullptr;
-  std::uint32_t capacity_ = 0;
-  std::uint32_t head_ = 0;
-  std::uint32_t size_ = 0;
+  header* block_ = nullptr;
 };
 
 }  // namespace ebus

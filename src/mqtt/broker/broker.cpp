@@ -33,6 +33,7 @@ broker::broker(broker_options options, clock& clk)
       log_(log::get("mqtt.broker")),
       receive_share_(
           options_.budget != nullptr ? std::max<std::size_t>(options_.budget->limit() / 4, 1) : 0) {
+  options_.access = &access_;
 }
 
 broker::~broker() {
@@ -83,7 +84,7 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
       }
       return result;
     }
-    it = sessions_.insert(std::make_unique<session>(id, c.clean_session, options_, &access_)).first;
+    it = sessions_.insert(std::make_unique<session>(id, c.clean_session, options_)).first;
     if (!c.clean_session) ++persistent_;
   } else {
     result.ack.session_present = true;  // [MQTT-3.2.2-2]

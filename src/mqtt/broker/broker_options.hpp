@@ -12,6 +12,8 @@ class memory_budget;
 
 namespace ebus::mqtt::broker {
 
+struct access_policy;
+
 /// What happens to a message for a subscriber whose queue is over its limit while that
 /// subscriber is slow (it has not drained its queue within slow_subscriber_timeout), or offline.
 enum class overflow_policy {
@@ -68,6 +70,9 @@ struct broker_options {
   std::chrono::seconds session_expiry = std::chrono::hours(24);
   /// The daemon's memory budget, shared with the bus; null means unlimited.
   memory_budget* budget = nullptr;
+  /// The ACL in force and its counts, for the sessions to check retained messages against. The
+  /// broker points it at its own (broker::access()); null means no checks.
+  access_policy* access = nullptr;
 };
 
 }  // namespace ebus::mqtt::broker

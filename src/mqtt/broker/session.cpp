@@ -14,13 +14,14 @@ std::size_t entry_bytes(const application_message& m) noexcept {
 }
 }  // namespace
 
-session::session(std::string_view client_id, bool clean, const broker_options& options,
-                 access_policy* access)
-    : client_id_(client_id), access_(access), options_(options), clean_(clean) {}
+session::session(std::string_view client_id, bool clean, const broker_options& options)
+    : client_id_(client_id), options_(options), clean_(clean) {}
 
 session::~session() {
   end_over_limit();
-  if (options_.budget != nullptr) options_.budget->release(entries_charged_);
+  if (options_.budget != nullptr) {
+    options_.budget->release((queue_.size() + retained_owed()) * entry_overhead);
+  }
 }
 
 void session::attach(session_link& link, std::string& out) {
@@ -44,12 +45,13 @@ void session::detach(clock::time_point now) noexcept {
   online_ = false;
   offline_since_ = now;
   // Nothing drains an offline queue: nobody waits for it.
-  if (over_limit_) release(std::exchange(over_limit_->waiters, {}));
+  if (auto* state = over_limit()) release(std::exchange(state->waiters, {}));
   release_idle_memory();
 }
 
 bool session::slow(clock::time_point now) const noexcept {
-  return over_limit_ && now - over_limit_->since >= options_.slow_subscriber_timeout;
+  const auto* state = over_limit();
+  return state != nullptr && now - state->since >= options_.slow_subscriber_timeout;
 }
 
 std::optional<session::enqueue_result> session::overflow(bool qos0, std::size_t bytes) {
@@ -93,16 +95,18 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
   const bool over_soft = in_class(qos0) >= options_.session_queue_size ||
                          queued_bytes_ + bytes > options_.session_queue_bytes;
   std::optional<enqueue_result> evicting;
-  bool over_limit = false;
+  bool publisher_waits = false;
   if (over_soft) {
-    if (!over_limit_) over_limit_ = std::make_unique<over_limit_state>(over_limit_state{now, {}});
+    if (over_limit() == nullptr) {
+      rare().over_limit = std::make_unique<over_limit_state>(over_limit_state{now, {}});
+    }
     const bool over_hard = in_class(qos0) >= 2 * options_.session_queue_size ||
                            queued_bytes_ + bytes > 2 * options_.session_queue_bytes;
     if (!online() || slow(now) || over_hard) {
       evicting = overflow(qos0, bytes);
       if (evicting && *evicting != enqueue_result::queued_evicting) return *evicting;
     } else {
-      over_limit = true;
+      publisher_waits = true;
     }
   }
   if (!charge_entry()) {
@@ -116,14 +120,15 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
   if (evicting) return *evicting;
   // The wake-up may have written part of the queue already; ask the publisher to wait only
   // when the queue is still over its limit.
-  if (over_limit && over_limit_) return enqueue_result::queued_over_limit;
+  if (publisher_waits && over_limit() != nullptr) return enqueue_result::queued_over_limit;
   return enqueue_result::queued;
 }
 
 void session::hold(const std::shared_ptr<flow_waiter>& publisher) {
-  if (!publisher || !over_limit_ || !online()) return;
+  auto* state = over_limit();
+  if (!publisher || state == nullptr || !online()) return;
   ++publisher->blocking;
-  over_limit_->waiters.emplace_back(publisher, publisher->generation);
+  state->waiters.emplace_back(publisher, publisher->generation);
 }
 
 void session::release(waiter_list waiters) noexcept {
@@ -135,7 +140,7 @@ void session::release(waiter_list waiters) noexcept {
 }
 
 void session::drained() noexcept {
-  if (!over_limit_) return;
+  if (over_limit() == nullptr) return;
   const bool below_half = queued_qos0_ <= options_.session_queue_size / 2 &&
                           queue_.size() - queued_qos0_ <= options_.session_queue_size / 2 &&
                           queued_bytes_ <= options_.session_queue_bytes / 2;
@@ -144,12 +149,13 @@ void session::drained() noexcept {
 }
 
 bool session::has_sendable() const noexcept {
-  if (retained_ && retained_->messages.empty() && !retained_->walks.empty()) {
+  const auto* owed = retained();
+  if (owed != nullptr && owed->messages.empty() && !owed->walks.empty()) {
     return true;  // fill() finds the next ones
   }
-  const auto* head = retained_ && !retained_->messages.empty() ? &retained_->messages.front()
-                     : !queue_.empty()                         ? &queue_.front()
-                                                               : nullptr;
+  const auto* head = owed != nullptr && !owed->messages.empty() ? &owed->messages.front()
+                     : !queue_.empty()                          ? &queue_.front()
+                                                                : nullptr;
   if (head == nullptr) return false;
   return head->qos == qos_level::at_most_once || inflight_.size() < options_.max_inflight;
 }
@@ -169,7 +175,7 @@ inline void session::write(std::string& out, queued_message& q) {
 }
 
 bool session::send_retained(std::string& out, std::size_t budget) {
-  auto& owed = *retained_;
+  auto& owed = *retained();
   for (;;) {
     while (!owed.messages.empty() && out.size() < budget) {
       auto& q = owed.messages.front();
@@ -184,7 +190,7 @@ bool session::send_retained(std::string& out, std::size_t budget) {
     find_retained();
   }
   if (!owed.messages.empty() || !owed.walks.empty()) return false;
-  retained_.reset();  // all sent
+  rare_->retained.reset();  // all sent
   return true;
 }
 
@@ -192,7 +198,7 @@ void session::fill(std::string& out, std::size_t budget) {
   // Head-of-line: a QoS 0 message behind a blocked QoS 1/2 one waits too, so the order of
   // messages on a topic never changes [MQTT-4.6.0-6]; retained messages owed to a subscription
   // go before live messages that followed it.
-  if (retained_ && !send_retained(out, budget)) return;
+  if (retained() != nullptr && !send_retained(out, budget)) return;
   while (!queue_.empty() && out.size() < budget) {
     auto& q = queue_.front();
     if (q.qos != qos_level::at_most_once && inflight_.size() >= options_.max_inflight) break;
@@ -207,11 +213,15 @@ void session::fill(std::string& out, std::size_t budget) {
 
 void session::release_idle_memory() noexcept {
   queue_.release();
-  if (retained_) {
-    retained_->messages.release();
-    retained_->walks.release();
+  if (auto* owed = retained()) {
+    owed->messages.release();
+    owed->walks.release();
   }
   inflight_.release();
+  if (rare_ && !rare_->retained && !rare_->over_limit &&
+      (!rare_->awaiting_release || rare_->awaiting_release->empty()) && rare_->dropped == 0) {
+    rare_.reset();
+  }
 }
 
 ring_queue<session::inflight_message>::iterator session::find_inflight(std::uint16_t id) {
@@ -243,8 +253,9 @@ bool session::on_pubcomp(std::uint16_t id) {
 }
 
 bool session::receive_qos2(std::uint16_t id) {
-  if (!awaiting_release_) awaiting_release_ = std::make_unique<std::unordered_set<std::uint16_t>>();
-  return awaiting_release_->insert(id).second;
+  auto& ids = rare().awaiting_release;
+  if (!ids) ids = std::make_unique<std::unordered_set<std::uint16_t>>();
+  return ids->insert(id).second;
 }
 
 std::uint16_t session::next_packet_id() {

@@ -70,9 +70,9 @@ class session {
   /// hold it.
   static constexpr std::size_t entry_overhead = 48;
 
-  /// `access`, when given, outlives the session: retained messages it denies are not sent.
-  session(std::string_view client_id, bool clean, const broker_options& options,
-          access_policy* access = nullptr);
+  /// `options` outlives the session; so does its access policy, when set: retained messages it
+  /// denies are not sent.
+  session(std::string_view client_id, bool clean, const broker_options& options);
   session(const session&) = delete;
   session& operator=(const session&) = delete;
   ~session();
@@ -150,7 +150,7 @@ class session {
   bool receive_qos2(std::uint16_t id);
   /// Incoming PUBREL: forgets the packet id. Always answered with PUBCOMP.
   void release_qos2(std::uint16_t id) {
-    if (awaiting_release_) awaiting_release_->erase(id);
+    if (rare_ && rare_->awaiting_release) rare_->awaiting_release->erase(id);
   }
 
   using subscription_map = std::map<std::string, codec::qos_level, std::less<>>;
@@ -176,15 +176,17 @@ class session {
   [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
   /// Retained messages found and waiting to be sent (more may be found by pending walks).
   [[nodiscard]] std::size_t retained_owed() const noexcept {
-    return retained_ ? retained_->messages.size() : 0;
+    return retained() != nullptr ? retained()->messages.size() : 0;
   }
   [[nodiscard]] std::size_t retained_walks() const noexcept {
-    return retained_ ? retained_->walks.size() : 0;
+    return retained() != nullptr ? retained()->walks.size() : 0;
   }
   [[nodiscard]] std::size_t inflight() const noexcept { return inflight_.size(); }
-  [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
+  [[nodiscard]] std::uint64_t dropped() const noexcept { return rare_ ? rare_->dropped : 0; }
   /// Drops counted since the last call (for rate-limited warnings).
-  std::uint64_t take_unreported_drops() noexcept { return std::exchange(unreported_drops_, 0); }
+  std::uint64_t take_unreported_drops() noexcept {
+    return rare_ ? std::exchange(rare_->unreported_drops, 0) : 0;
+  }
   /// True while the subscriber counts as slow (see the header comment).
   [[nodiscard]] bool slow(clock::time_point now) const noexcept;
   /// When the session last lost its connection (meaningful while offline).
@@ -205,9 +207,9 @@ class session {
 
   std::uint16_t next_packet_id();
   ring_queue<inflight_message>::iterator find_inflight(std::uint16_t id);
-  void count_drop() noexcept {
-    ++dropped_;
-    ++unreported_drops_;
+  void count_drop() {
+    ++rare().dropped;
+    ++rare().unreported_drops;
   }
   [[nodiscard]] std::size_t in_class(bool qos0) const noexcept {
     return qos0 ? queued_qos0_ : queue_.size() - queued_qos0_;
@@ -220,8 +222,10 @@ class session {
   static void release(waiter_list waiters) noexcept;
   /// The queue no longer counts as over its limit: its waiting publishers go.
   void end_over_limit() noexcept {
-    if (auto state = std::move(over_limit_)) release(std::move(state->waiters));
+    if (!rare_) return;
+    if (auto state = std::move(rare_->over_limit)) release(std::move(state->waiters));
   }
+  // Every entry of queue_ and of the retained messages owed is charged entry_overhead.
   bool charge_entry() noexcept {
     if (options_.budget != nullptr && !options_.budget->fits(entry_overhead)) return false;
     force_charge_entry();
@@ -229,11 +233,9 @@ class session {
   }
   void force_charge_entry() noexcept {
     if (options_.budget != nullptr) options_.budget->force_charge(entry_overhead);
-    entries_charged_ += entry_overhead;
   }
   void release_entry() noexcept {
     if (options_.budget != nullptr) options_.budget->release(entry_overhead);
-    entries_charged_ -= entry_overhead;
   }
   void write(std::string& out, queued_message& q);
   /// Moves the next slice of the first pending walk into retained_->messages.
@@ -242,17 +244,16 @@ class session {
   /// that fill() stays small on the path of every live message.
   [[gnu::noinline]] bool send_retained(std::string& out, std::size_t budget);
 
+  // Every connected client holds a session, so what most sessions never use is behind one
+  // pointer (rare_), and the queues are one pointer each until used (ring_queue.hpp).
   shared_string client_id_;
   // Allocated with the first subscription: many devices only publish.
   std::unique_ptr<subscription_map> subscriptions_;
   std::unique_ptr<const std::string> username_;  // on the heap: most clients send none
-  access_policy* access_ = nullptr;
   const broker_options& options_;
   session_link* owner_ = nullptr;  // see owner(); written to while online
   ring_queue<queued_message> queue_;
   std::size_t queued_bytes_ = 0;
-  // Bookkeeping of queue_ and of retained messages owed, charged to options_.budget.
-  std::size_t entries_charged_ = 0;
   struct pending_walk {
     retained_walk walk;
     codec::qos_level qos;
@@ -264,20 +265,34 @@ class session {
     ring_queue<pending_walk> walks;       // still to find
     budget_charge walks_charge;           // what the walks hold
   };
-  std::unique_ptr<owed_retained> retained_;
   ring_queue<inflight_message> inflight_;  // in send order, for in-order redelivery
-  // Incoming QoS 2 ids not yet released; made by the first QoS 2 PUBLISH.
-  std::unique_ptr<std::unordered_set<std::uint16_t>> awaiting_release_;
   // While the queue is over its soft limit: since when, and the publishers held for it. Made
   // when the queue crosses the limit, gone once it has drained below half.
   struct over_limit_state {
     clock::time_point since;
     waiter_list waiters;
   };
-  std::unique_ptr<over_limit_state> over_limit_;
+  struct rare_state {
+    std::unique_ptr<owed_retained> retained;
+    // Incoming QoS 2 ids not yet released; made by the first QoS 2 PUBLISH.
+    std::unique_ptr<std::unordered_set<std::uint16_t>> awaiting_release;
+    std::unique_ptr<over_limit_state> over_limit;
+    std::uint64_t dropped = 0;
+    std::uint64_t unreported_drops = 0;
+  };
+  // Made by the first of its parts to be needed; freed by release_idle_memory() once none is.
+  std::unique_ptr<rare_state> rare_;
+  rare_state& rare() {
+    if (!rare_) rare_ = std::make_unique<rare_state>();
+    return *rare_;
+  }
+  [[nodiscard]] owed_retained* retained() const noexcept {
+    return rare_ ? rare_->retained.get() : nullptr;
+  }
+  [[nodiscard]] over_limit_state* over_limit() const noexcept {
+    return rare_ ? rare_->over_limit.get() : nullptr;
+  }
   clock::time_point offline_since_{};
-  std::uint64_t dropped_ = 0;
-  std::uint64_t unreported_drops_ = 0;
   std::uint32_t queued_qos0_ = 0;
   std::uint16_t last_id_ = 0;
   bool clean_;

@@ -121,8 +121,8 @@ class ring_queue {
     std::uint32_t size;
   };
   static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
-  static constexpr std::size_t slots_offset = (sizeof(header) + alignof(T) - 1) / alignof(T) *
-                                              alignof(T);
+  static constexpr std::size_t slots_offset =
+      (sizeof(header) + alignof(T) - 1) / alignof(T) * alignof(T);
 
   T* slots() const noexcept {
     return std::launder(reinterpret_cast<T*>(reinterpret_cast<char*>(block_) + slots_offset));

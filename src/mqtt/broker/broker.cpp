@@ -1,6 +1,7 @@
 #include "mqtt/broker/broker.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -57,9 +58,9 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
     } while (sessions_.contains(id));
   }
 
-  auto it = sessions_.find(id);
-  if (it != sessions_.end()) {
-    session& old = **it;
+  session* existing = sessions_.find(id);
+  if (existing != nullptr) {
+    session& old = *existing;
     if (client_link* previous = owner_of(old)) {
       // Takeover: the existing connection with this id is closed [MQTT-3.1.4-2].
       old.disown();
@@ -68,11 +69,11 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
       previous->close("session taken over by a new connection");
     }
     if (c.clean_session || old.clean()) {
-      erase_session(it);  // [MQTT-3.1.2-6]
-      it = sessions_.end();
+      erase_session(old);  // [MQTT-3.1.2-6]
+      existing = nullptr;
     }
   }
-  if (it == sessions_.end()) {
+  if (existing == nullptr) {
     if (!c.clean_session && persistent_ >= options_.max_persistent_sessions) {
       // Refused before anything is kept: the client may retry once sessions expire.
       result.ack.return_code = connect_return_code::server_unavailable;
@@ -84,12 +85,12 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
       }
       return result;
     }
-    it = sessions_.insert(std::make_unique<session>(id, c.clean_session, options_)).first;
+    existing = &sessions_.insert(std::make_unique<session>(id, c.clean_session, options_));
     if (!c.clean_session) ++persistent_;
   } else {
     result.ack.session_present = true;  // [MQTT-3.2.2-2]
   }
-  session& s = **it;
+  session& s = *existing;
   s.set_username(c.username);
   s.attach(link, resend);
   result.s = &s;
@@ -103,18 +104,17 @@ void broker::disconnect(session& s, client_link& link) {
   s.disown();
   s.detach(clock_.now());
   if (s.clean()) {
-    const auto it = sessions_.find(s.client_id());
-    if (it != sessions_.end()) erase_session(it);
+    erase_session(s);
   } else if (options_.session_expiry.count() > 0) {
     next_expiry_ = std::min(next_expiry_, s.offline_since() + options_.session_expiry);
   }
   expire_sessions();
 }
 
-void broker::erase_session(session_map::iterator it) {
-  if (!(*it)->clean()) --persistent_;
-  discard(**it);
-  sessions_.erase(it);
+void broker::erase_session(session& s) {
+  if (!s.clean()) --persistent_;
+  discard(s);
+  sessions_.erase(s);
 }
 
 void broker::expire_sessions() {
@@ -122,27 +122,22 @@ void broker::expire_sessions() {
   if (now < next_expiry_) return;
   next_expiry_ = clock::time_point::max();
   std::optional<clock::time_point> next;
-  std::size_t expired = 0;
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    const session& s = **it;
-    if (s.owner() != nullptr || s.clean()) {  // a closing connection still holds it
-      ++it;
-      continue;
-    }
+  std::vector<session*> expired;
+  sessions_.for_each([&](session& s) {
+    if (s.owner() != nullptr || s.clean()) return;  // a closing connection still holds it
     const auto due = s.offline_since() + options_.session_expiry;
     if (due <= now) {
-      auto gone = it++;
-      erase_session(gone);
-      ++expired;
-    } else {
-      if (!next || due < *next) next = due;
-      ++it;
+      expired.push_back(&s);
+    } else if (!next || due < *next) {
+      next = due;
     }
-  }
-  if (expired > 0) {
-    stats_.sessions_expired += expired;
-    log_->info("sessions_expired count={} offline_for_at_least_s={} persistent_left={}", expired,
-               options_.session_expiry.count(), persistent_);
+  });
+  for (session* s : expired)
+    erase_session(*s);
+  if (!expired.empty()) {
+    stats_.sessions_expired += expired.size();
+    log_->info("sessions_expired count={} offline_for_at_least_s={} persistent_left={}",
+               expired.size(), options_.session_expiry.count(), persistent_);
   }
   if (next) next_expiry_ = *next;
 }
@@ -155,8 +150,7 @@ void broker::discard(session& s) {
 }
 
 const session* broker::find_session(std::string_view client_id) const {
-  const auto it = sessions_.find(client_id);
-  return it == sessions_.end() ? nullptr : it->get();
+  return sessions_.find(client_id);
 }
 
 message_ptr broker::make_message(std::string&& topic, std::string&& payload, qos_level qos,

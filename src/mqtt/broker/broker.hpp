@@ -20,12 +20,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
-#include <unordered_set>
 
 #include "common/clock.hpp"
+#include "common/keyed_set.hpp"
 #include "common/shared_string.hpp"
-#include "common/string_hash.hpp"
 #include "mqtt/broker/application_message.hpp"
 #include "mqtt/broker/broker_options.hpp"
 #include "mqtt/broker/session.hpp"
@@ -197,29 +195,11 @@ class broker {
   /// Counts one enqueue outcome and applies the overflow policy's consequences.
   void account(session& s, session::enqueue_result result);
   void discard(session& s);
-  // A set of sessions found by their own client id: an entry is the session's pointer and its
-  // hash, and the id is kept once.
-  struct session_id_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view id) const noexcept { return string_hash{}(id); }
-    std::size_t operator()(const std::unique_ptr<session>& s) const noexcept {
-      return string_hash{}(s->client_id());
-    }
+  // Sessions found by their own client id: one pointer a slot, the id kept once.
+  struct session_id {
+    std::string_view operator()(const session& s) const noexcept { return s.client_id(); }
   };
-  struct session_id_equal {
-    using is_transparent = void;
-    static std::string_view id(std::string_view id) noexcept { return id; }
-    static std::string_view id(const std::unique_ptr<session>& s) noexcept {
-      return s->client_id();
-    }
-    template <class A, class B>
-    bool operator()(const A& a, const B& b) const noexcept {
-      return id(a) == id(b);
-    }
-  };
-  using session_map =
-      std::unordered_set<std::unique_ptr<session>, session_id_hash, session_id_equal>;
-  void erase_session(session_map::iterator it);
+  void erase_session(session& s);
   /// The connection that holds a session: every link the broker attaches is a client_link.
   static client_link* owner_of(const session& s) noexcept {
     return static_cast<client_link*>(s.owner());
@@ -231,7 +211,7 @@ class broker {
   broker_options options_;
   clock& clock_;
   std::shared_ptr<spdlog::logger> log_;
-  session_map sessions_;
+  keyed_set<session, session_id> sessions_;
   topic::subscription_tree<session*, codec::qos_level> subscriptions_;
   topic::retained_store<message_ptr> retained_;
   topic::subscription_tree<int, int> interest_;

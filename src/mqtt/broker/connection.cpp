@@ -41,10 +41,10 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
     : clock::alarm(core.time_source()),
       stream_(std::move(transport)),
       server_(owner),
-      listener_(listener),
       protocol_({.connect_timeout = core.options().connect_timeout,
                  .packet_timeout = core.options().packet_timeout,
                  .slow_subscriber_timeout = core.options().slow_subscriber_timeout}) {
+  active().listener = &listener;
   const int fd = stream_->native_handle();
   peer_ = peer_address::of_socket(fd);
   const int one = 1;
@@ -64,15 +64,26 @@ connection::~connection() {
 }
 
 void connection::set_buffers_charge(std::size_t bytes) noexcept {
+  if (!active_) return;  // no buffers, nothing charged
   for (auto* budget : {core().options().budget, core().receive_share()}) {
-    if (budget != nullptr) budget->adjust(buffers_charged_, bytes);
+    if (budget != nullptr) budget->adjust(active_->buffers_charged, bytes);
   }
-  buffers_charged_ = static_cast<std::uint32_t>(bytes);
+  active_->buffers_charged = static_cast<std::uint32_t>(bytes);
 }
 
 const std::string& connection::close_reason() const noexcept {
   static const std::string none;
-  return close_reason_ ? *close_reason_ : none;
+  return active_ ? active_->close_reason : none;
+}
+
+void connection::release_if_idle() noexcept {
+  if (!active_ || reader_state_ != reader_state::parked_on_socket || writer_running_ || closing_ ||
+      finished_ || !protocol_.connected() || held_back() || active_->decoder ||
+      !active_->out.control.empty() || !active_->out.staged.empty()) {
+    return;
+  }
+  set_buffers_charge(0);
+  active_.reset();
 }
 
 spdlog::logger& connection::logger() const noexcept {
@@ -112,27 +123,29 @@ void connection::wake() {
   // its bounded session queue.
   if (session_ != nullptr && protocol_.connected() && !closing_ &&
       out().staged.size() < write_batch) {
-    auto& staged = out_->staged;
+    auto& staged = active_->out.staged;
     if (staged.capacity() < first_batch) staged.reserve(first_batch);  // not grown 15 bytes up
     session_->fill(staged, write_batch);
   }
 }
 
 codec::decoder& connection::decoder() {
-  if (!decoder_) {
-    decoder_ = std::make_unique<codec::decoder>(codec::decoder_options{
-        .max_packet_size = core().options().max_packet_size, .level = level_});
+  auto& d = active().decoder;
+  if (!d) {
+    d.emplace(codec::decoder_options{.max_packet_size = core().options().max_packet_size,
+                                     .level = level_});
   }
-  return *decoder_;
+  return *d;
 }
 
 void connection::park_until_readable() {
-  if (decoder_) {  // drained: nothing is buffered
-    level_ = decoder_->level();
-    decoder_.reset();
+  if (active_ && active_->decoder) {  // drained: nothing is buffered
+    level_ = active_->decoder->level();
+    active_->decoder.reset();
   }
   reader_state_ = reader_state::parked_on_socket;
   stream_->when_readable(*this);
+  release_if_idle();
 }
 
 void connection::on_readable(std::error_code ec) noexcept {
@@ -148,8 +161,9 @@ void connection::on_readable(std::error_code ec) noexcept {
 }
 
 void connection::park_until_subscribers_drain() {
-  if (decoder_) decoder_->keep_rest();  // other connections read into the shared buffer meanwhile
-  flow_->wait_until = now() + core().options().slow_subscriber_timeout;
+  // Other connections read into the shared buffer meanwhile.
+  if (active_->decoder) active_->decoder->keep_rest();
+  active_->flow->wait_until = now() + core().options().slow_subscriber_timeout;
   rearm();
   reader_state_ = reader_state::parked_on_subscribers;
 }
@@ -157,13 +171,14 @@ void connection::park_until_subscribers_drain() {
 void connection::resume_reader() {
   if (reader_state_ != reader_state::parked_on_subscribers) return;
   reader_state_ = reader_state::running;
-  flow_->wait_until = clock::time_point::max();
+  auto& flow = *active_->flow;  // a wait for subscribers keeps the activity block
+  flow.wait_until = clock::time_point::max();
   rearm();
   if (held_back() && !closing_) {
     // Timed out: the subscribers still over their limit are slow from now on (the session
     // decides that by the same timeout) and nobody waits for them.
-    flow_->blocking = 0;
-    ++flow_->generation;
+    flow.blocking = 0;
+    ++flow.generation;
   }
   if (!closing_) apply(protocol_.on_resumed(now()));
   asio::post(server_.executor_, [self = hold()] { self->spawn(self->reader(), "reader"); });
@@ -184,7 +199,7 @@ void connection::close(std::string_view reason) {
 void connection::stop(std::string_view reason) {
   if (closing_ || finished_) return;
   closing_ = true;
-  close_reason_ = std::make_unique<const std::string>(reason);
+  active().close_reason = reason;
   logger().debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_), peer_,
                  reason);
   stream_->cancel();  // a reader parked on the socket wakes and finishes the connection
@@ -216,7 +231,8 @@ void connection::apply(const protocol_action& a) {
           logger().warn(
               "packet_timeout client_id=\"{}\" peer={} buffered={} timeout_ms={} "
               "closed_total={}",
-              log::escape(client_id_), peer_, decoder_ ? decoder_->buffered() : 0,
+              log::escape(client_id_), peer_,
+              active_ && active_->decoder ? active_->decoder->buffered() : 0,
               core().options().packet_timeout.count(), core().stats().packet_timeouts);
         }
       } else if (is_protocol_error(a.cause)) {
@@ -298,7 +314,7 @@ awaitable<void> connection::reader() {
         auto& c = std::get<codec::connect>(**r);
         std::string why;
         decoder().keep_rest();
-        const auto login = co_await server_.authenticate(c, listener_, *stream_, why);
+        const auto login = co_await server_.authenticate(c, *active_->listener, *stream_, why);
         if (!closing_) (void)on_connect(std::move(c), login, why);
       } else {
         (void)handle(std::move(**r), verdict);  // a packet that ends it also sets closing_
@@ -369,14 +385,15 @@ bool connection::charge_buffers() {
   // Everyday buffers (one read, a few acknowledgements) are part of a connection's fixed cost;
   // what a large packet or unread acknowledgements make them grow to is charged, first to the
   // connection buffers' share of the budget, then to the budget.
-  const std::size_t control = out_ ? out_->control.capacity() + out_->out_control.capacity() : 0;
-  const std::size_t received = decoder_ ? decoder_->capacity() : 0;
+  auto& a = active();
+  const std::size_t control = a.out.control.capacity() + a.out.out_control.capacity();
+  const std::size_t received = a.decoder ? a.decoder->capacity() : 0;
   const std::size_t extra =
       (received > 2 * read_chunk ? received : 0) + (control > everyday_control ? control : 0);
   auto* budget = core().options().budget;
   auto* share = core().receive_share();
-  if (extra > buffers_charged_ && budget != nullptr && share != nullptr) {
-    const std::size_t growth = extra - buffers_charged_;
+  if (extra > a.buffers_charged && budget != nullptr && share != nullptr) {
+    const std::size_t growth = extra - a.buffers_charged;
     if (!share->fits(growth) || !budget->fits(growth)) {
       ++core().mutable_stats().budget_disconnects;
       if (core().connection_warning_allowed()) {
@@ -419,8 +436,9 @@ awaitable<void> connection::writer() {
       if (closing_) co_return;
       // Idle: the buffers go, so that a quiet connection holds nothing for the bursts it once
       // had (one allocation per burst when traffic resumes, next to a system call).
-      out_.reset();
+      b = write_buffers{};
       if (session_ != nullptr) session_->release_idle_memory();
+      release_if_idle();
       co_return;  // wake() starts it again
     }
     const auto ec =
@@ -579,14 +597,15 @@ void connection::on_publish(codec::publish&& p) {
     }
     // A refused topic (over the limits) is still acknowledged, as 3.1.1 allows for a message
     // the server will not deliver; it is counted and logged by the broker.
-    if (!flow_) {
-      flow_ = std::make_shared<flow_waiter>();
+    auto& flow = active().flow;
+    if (!flow) {
+      flow = std::make_shared<flow_waiter>();
       // Called from inside the session that drained, maybe while another connection decodes
       // from the shared read buffer: the reader resumes on a later turn of the loop, never
-      // inline. flow_ dies with this connection.
-      flow_->on_clear = [this] { resume_reader(); };
+      // inline. The flow record goes before this connection does: with its activity block.
+      flow->on_clear = [this] { resume_reader(); };
     }
-    (void)core().publish(std::move(msg), flow_, session_);
+    (void)core().publish(std::move(msg), flow, session_);
   }
   switch (qos) {
     case qos_level::at_most_once:
@@ -636,9 +655,10 @@ void connection::finish(std::string_view reason) {
     logger().debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
   }
   stream_->close();  // a reader parked on the socket wakes, finds the connection finished
-  if (flow_) flow_->wait_until = clock::time_point::max();
+  auto* flow = active_ ? active_->flow.get() : nullptr;
+  if (flow != nullptr) flow->wait_until = clock::time_point::max();
   rearm();
-  if (flow_) flow_->on_clear = nullptr;
+  if (flow != nullptr) flow->on_clear = nullptr;
   set_buffers_charge(0);
   server_.on_closed(this);
 }

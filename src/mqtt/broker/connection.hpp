@@ -62,6 +62,8 @@ class connection final : public client_link, private stream::readable_waiter, pr
   }
 
   [[nodiscard]] std::string_view client_id() const noexcept { return client_id_; }
+  /// Holds no read, write or closing state (see `activity`).
+  [[nodiscard]] bool idle() const noexcept { return !active_; }
 
  private:
   friend class server;  // keeps slot_
@@ -104,10 +106,12 @@ class connection final : public client_link, private stream::readable_waiter, pr
   [[nodiscard]] broker& core() const noexcept;
   [[nodiscard]] spdlog::logger& logger() const noexcept;
   /// True while subscribers over their limit hold this publisher back.
-  [[nodiscard]] bool held_back() const noexcept { return flow_ && flow_->blocking > 0; }
+  [[nodiscard]] bool held_back() const noexcept {
+    return active_ && active_->flow && active_->flow->blocking > 0;
+  }
   /// When a wait for subscribers ends at the latest; max() when none runs.
   [[nodiscard]] clock::time_point hold_until() const noexcept {
-    return flow_ ? flow_->wait_until : clock::time_point::max();
+    return active_ && active_->flow ? active_->flow->wait_until : clock::time_point::max();
   }
   /// True while the broker links this connection's session to it (false after a takeover).
   [[nodiscard]] bool session_linked() const;
@@ -137,35 +141,49 @@ class connection final : public client_link, private stream::readable_waiter, pr
   std::uint32_t refs_ = 0;  // see add_ref()
   std::unique_ptr<stream> stream_;
   server& server_;
-  const listener_options& listener_;
-  /// The decoder, made when reading starts again after a wait on the socket.
-  codec::decoder& decoder();
-  // Only while reading: a connection parked on its socket holds nothing buffered, so its
-  // decoder goes, and the protocol level it learned from the CONNECT is kept in level_.
-  std::unique_ptr<codec::decoder> decoder_;
   connection_protocol protocol_;
-  // What the connection writes, allocated while there is something to write.
+  // What the connection writes.
   struct write_buffers {
     std::string control;      // acknowledgements and other control packets not yet written
     std::string staged;       // PUBLISHes taken from the session while a write is in flight
     std::string out_control;  // the batch being written: control packets,
     std::string out_data;     // then PUBLISHes
   };
-  write_buffers& out() {
-    if (!out_) out_ = std::make_unique<write_buffers>();
-    return *out_;
+  // What a connection holds only while it reads, writes, waits for subscribers or closes. Most
+  // connections are idle most of the time (parked on their socket, nothing to write), and an
+  // idle connection holds none of it: release_if_idle() frees it, the next byte, message or
+  // close makes it again.
+  struct activity {
+    // Until the CONNECT: the listener that accepted the connection (its login settings). The
+    // block stays until then.
+    const listener_options* listener = nullptr;
+    // Only while reading: a connection parked on its socket holds nothing buffered, so its
+    // decoder goes, and the protocol level it learned from the CONNECT is kept in level_.
+    std::optional<codec::decoder> decoder;
+    // Their storage goes when the writer has nothing left to write.
+    write_buffers out;
+    // Made by a PUBLISH: only publishers are held back by slow subscribers. The one alarm (a
+    // base) serves two deadlines: the protocol's, and flow->wait_until.
+    std::shared_ptr<flow_waiter> flow;
+    std::string close_reason;  // once closing
+    // Buffer bytes charged to the memory budget and to the connection buffers' share of it.
+    std::uint32_t buffers_charged = 0;
+  };
+  activity& active() {
+    if (!active_) active_ = std::make_unique<activity>();
+    return *active_;
   }
-  std::unique_ptr<write_buffers> out_;
-  // The one alarm (a base) serves two deadlines: the protocol's, and the end of a wait for
-  // subscribers.
-  std::shared_ptr<flow_waiter> flow_;  // made by the first PUBLISH: only publishers are held
+  /// Frees the activity block once the connection is idle: parked on its socket, nothing to
+  /// write, nobody holding it back, not closing.
+  void release_if_idle() noexcept;
+  /// The decoder, made when reading starts again after a wait on the socket.
+  codec::decoder& decoder();
+  write_buffers& out() { return active().out; }
+  std::unique_ptr<activity> active_;
   session* session_ = nullptr;
-  shared_string client_id_;                          // the session's, once connected
-  std::unique_ptr<const std::string> username_;      // after the login: the certificate's name
-  std::unique_ptr<const std::string> close_reason_;  // once closing
+  shared_string client_id_;                      // the session's, once connected
+  std::unique_ptr<const std::string> username_;  // after the login: the certificate's name
   peer_address peer_;
-  // Buffer bytes charged to the memory budget and to the connection buffers' share of it.
-  std::uint32_t buffers_charged_ = 0;
   enum class reader_state : std::uint8_t {
     idle,                   // not started, or ended
     running,                // a coroutine runs or is about to

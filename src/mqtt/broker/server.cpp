@@ -1,5 +1,6 @@
 #include "mqtt/broker/server.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -432,6 +433,11 @@ void server::report_failure(const std::string& what) {
   } else {
     log_->critical("listener_failed {}; no longer accepting connections", line);
   }
+}
+
+std::size_t server::busy_connection_count() const noexcept {
+  return static_cast<std::size_t>(std::count_if(connections_.begin(), connections_.end(),
+                                                [](const auto& c) { return !c->idle(); }));
 }
 
 void server::on_closed(connection* c) {

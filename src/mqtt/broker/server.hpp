@@ -136,6 +136,9 @@ class server {
   [[nodiscard]] broker& core() noexcept { return core_; }
   [[nodiscard]] const server_stats& stats() const noexcept { return stats_; }
   [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
+  /// Connections that hold read, write or closing state now; the others are idle and hold none
+  /// (connection.hpp). One pass over the connections: for tests and statistics.
+  [[nodiscard]] std::size_t busy_connection_count() const noexcept;
 
  private:
   friend class connection;

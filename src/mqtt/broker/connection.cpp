@@ -41,9 +41,7 @@ connection::connection(std::unique_ptr<stream> transport, broker& core, server& 
     : clock::alarm(core.time_source()),
       stream_(std::move(transport)),
       server_(owner),
-      protocol_({.connect_timeout = core.options().connect_timeout,
-                 .packet_timeout = core.options().packet_timeout,
-                 .slow_subscriber_timeout = core.options().slow_subscriber_timeout}) {
+      protocol_(owner.protocol_options_) {
   active().listener = &listener;
   const int fd = stream_->native_handle();
   peer_ = peer_address::of_socket(fd);
@@ -74,6 +72,25 @@ void connection::set_buffers_charge(std::size_t bytes) noexcept {
 const std::string& connection::close_reason() const noexcept {
   static const std::string none;
   return active_ ? active_->close_reason : none;
+}
+
+std::string_view connection::client_id() const noexcept {
+  if (session_ != nullptr) return session_->client_id();
+  return active_ ? active_->client_id.view() : std::string_view();
+}
+
+std::optional<std::string_view> connection::username() const noexcept {
+  if (session_ != nullptr) return session_->username();
+  if (active_ && active_->username) return *active_->username;
+  return std::nullopt;
+}
+
+void connection::let_go_of_session() {
+  if (session_ == nullptr) return;
+  auto& a = active();  // a connection that lets go of its session is ending
+  a.client_id = session_->shared_client_id();
+  if (const auto user = session_->username()) a.username.emplace(*user);
+  session_ = nullptr;
 }
 
 void connection::release_if_idle() noexcept {
@@ -192,7 +209,7 @@ void connection::close(std::string_view reason) {
   if (closing_ || finished_) return;
   protocol_.close(session_linked());
   // After a takeover the broker has already moved the session to the new connection.
-  if (!protocol_.session_attached()) session_ = nullptr;
+  if (!protocol_.session_attached()) let_go_of_session();
   stop(reason);
 }
 
@@ -200,7 +217,7 @@ void connection::stop(std::string_view reason) {
   if (closing_ || finished_) return;
   closing_ = true;
   active().close_reason = reason;
-  logger().debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id_), peer_,
+  logger().debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id()), peer_,
                  reason);
   stream_->cancel();  // a reader parked on the socket wakes and finishes the connection
   rearm();            // closing: the deadline is void
@@ -231,7 +248,7 @@ void connection::apply(const protocol_action& a) {
           logger().warn(
               "packet_timeout client_id=\"{}\" peer={} buffered={} timeout_ms={} "
               "closed_total={}",
-              log::escape(client_id_), peer_,
+              log::escape(client_id()), peer_,
               active_ && active_->decoder ? active_->decoder->buffered() : 0,
               core().options().packet_timeout.count(), core().stats().packet_timeouts);
         }
@@ -239,11 +256,11 @@ void connection::apply(const protocol_action& a) {
         ++core().mutable_stats().protocol_errors;
         if (a.cause == close_cause::server_packet) {
           logger().warn("protocol_error client_id=\"{}\" peer={} detail=\"{}: {}\"",
-                        log::escape(client_id_), peer_, protocol_error_detail(a.cause),
+                        log::escape(client_id()), peer_, protocol_error_detail(a.cause),
                         codec::name_of(a.packet));
         } else {
           logger().warn("protocol_error client_id=\"{}\" peer={} detail=\"{}\"",
-                        log::escape(client_id_), peer_, protocol_error_detail(a.cause));
+                        log::escape(client_id()), peer_, protocol_error_detail(a.cause));
         }
       }
       stop(describe(a.cause));
@@ -260,8 +277,11 @@ void connection::apply(const protocol_action& a) {
       publish_will();
       return;
     case kind::release_session:
-      if (session_ != nullptr) core().disconnect(*session_, *this);
-      session_ = nullptr;
+      if (session_ != nullptr) {
+        session& s = *session_;
+        let_go_of_session();  // before the broker may discard it
+        core().disconnect(s, *this);
+      }
       return;
   }
 }
@@ -400,8 +420,8 @@ bool connection::charge_buffers() {
         logger().warn(
             "connection_closed reason=memory_budget client_id=\"{}\" peer={} buffer={} "
             "receive_buffers={} receive_share={} used={} limit={} closed_total={}",
-            log::escape(client_id_), peer_, received, share->used(), share->limit(), budget->used(),
-            budget->limit(), core().stats().budget_disconnects);
+            log::escape(client_id()), peer_, received, share->used(), share->limit(),
+            budget->used(), budget->limit(), core().stats().budget_disconnects);
       }
       close("memory budget spent on this connection's buffers");
       return false;
@@ -471,14 +491,14 @@ void connection::on_decode_error(std::error_code ec) {
   } else if (!actions.empty()) {
     ++core().mutable_stats().protocol_errors;
     logger().warn("protocol_error client_id=\"{}\" peer={} error=\"{}\" detail=\"{}\"",
-                  log::escape(client_id_), peer_, ec.message(), decoder().error_detail());
+                  log::escape(client_id()), peer_, ec.message(), decoder().error_detail());
   }
   apply(actions);
 }
 
 void connection::protocol_error(std::string_view what) {
   ++core().mutable_stats().protocol_errors;
-  logger().warn("protocol_error client_id=\"{}\" peer={} detail=\"{}\"", log::escape(client_id_),
+  logger().warn("protocol_error client_id=\"{}\" peer={} detail=\"{}\"", log::escape(client_id()),
                 peer_, what);
   close("protocol error");
 }
@@ -551,8 +571,6 @@ bool connection::on_connect(codec::connect&& c, codec::connect_return_code login
   if (accepted) {
     // Before anything that may close the connection: finish() must find the session.
     session_ = result.s;
-    client_id_ = std::move(result.client_id);
-    if (c.username) username_ = std::make_unique<const std::string>(std::move(*c.username));
   }
   const auto actions = protocol_.on_connect_result(result.ack.return_code, std::move(c.will));
   queue_control(result.ack);
@@ -567,7 +585,7 @@ bool connection::on_connect(codec::connect&& c, codec::connect_return_code login
   logger().log(
       line_level(core()),
       "connected client_id=\"{}\" peer={} clean_session={} keep_alive={} session_present={}",
-      log::escape(client_id_), peer_, c.clean_session, c.keep_alive, result.ack.session_present);
+      log::escape(client_id()), peer_, c.clean_session, c.keep_alive, result.ack.session_present);
   return true;
 }
 
@@ -589,7 +607,7 @@ void connection::on_publish(codec::publish&& p) {
         logger().warn(
             "connection_closed reason=memory_budget client_id=\"{}\" peer={} qos={} "
             "detail=\"message not acknowledged; the client resends it\" closed_total={}",
-            log::escape(client_id_), peer_, static_cast<int>(qos),
+            log::escape(client_id()), peer_, static_cast<int>(qos),
             core().stats().budget_disconnects);
       }
       close("memory budget spent: QoS 1/2 message not acknowledged");
@@ -623,16 +641,14 @@ void connection::publish_will() {
   auto will = protocol_.take_will();
   if (!will) return;
   auto& access = core().access();
-  const auto user =
-      username_ ? std::optional<std::string_view>(*username_) : std::optional<std::string_view>();
-  if (access.acl && !access.allows(auth::acl_access::write, will->topic, client_id_, user)) {
+  if (access.acl && !access.allows(auth::acl_access::write, will->topic, client_id(), username())) {
     ++access.denied_publishes;
     logger().log(line_level(core()), "will_denied client_id=\"{}\" topic=\"{}\" reason=acl",
-                 log::escape(client_id_), log::escape(will->topic));
+                 log::escape(client_id()), log::escape(will->topic));
     return;
   }
   // Intercepted like a PUBLISH.
-  logger().log(line_level(core()), "will client_id=\"{}\" topic=\"{}\"", log::escape(client_id_),
+  logger().log(line_level(core()), "will client_id=\"{}\" topic=\"{}\"", log::escape(client_id()),
                log::escape(will->topic));
   if (auto msg = core().make_message(std::move(will->topic), std::move(will->payload), will->qos,
                                      will->retain)) {
@@ -645,12 +661,12 @@ void connection::finish(std::string_view reason) {
   finished_ = true;
   closing_ = true;
   const bool linked = session_linked();
-  if (!linked) session_ = nullptr;
+  if (!linked) let_go_of_session();
   apply(protocol_.finish(linked));  // the will, then the session back to the broker
-  session_ = nullptr;
+  let_go_of_session();
   if (protocol_.accepted()) {
     logger().log(line_level(core()), "disconnected client_id=\"{}\" peer={} reason=\"{}\"",
-                 log::escape(client_id_), peer_, reason);
+                 log::escape(client_id()), peer_, reason);
   } else {
     logger().debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
   }

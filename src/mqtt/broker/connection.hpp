@@ -61,7 +61,8 @@ class connection final : public client_link, private stream::readable_waiter, pr
     if (--refs_ == 0) delete this;
   }
 
-  [[nodiscard]] std::string_view client_id() const noexcept { return client_id_; }
+  /// The session's client id; after the connection let go of its session, the id it had.
+  [[nodiscard]] std::string_view client_id() const noexcept;
   /// Holds no read, write or closing state (see `activity`).
   [[nodiscard]] bool idle() const noexcept { return !active_; }
 
@@ -138,7 +139,6 @@ class connection final : public client_link, private stream::readable_waiter, pr
 
   // First: it fills the alarm's (the last base's) tail padding.
   std::uint32_t slot_ = 0;  // in the server's list
-  std::uint32_t refs_ = 0;  // see add_ref()
   std::unique_ptr<stream> stream_;
   server& server_;
   connection_protocol protocol_;
@@ -166,6 +166,10 @@ class connection final : public client_link, private stream::readable_waiter, pr
     // base) serves two deadlines: the protocol's, and flow->wait_until.
     std::shared_ptr<flow_waiter> flow;
     std::string close_reason;  // once closing
+    // Once the session is no longer this connection's (takeover, end): its id and username,
+    // for the log lines and the will that follow.
+    shared_string client_id;
+    std::optional<std::string> username;
     // Buffer bytes charged to the memory budget and to the connection buffers' share of it.
     std::uint32_t buffers_charged = 0;
   };
@@ -180,10 +184,13 @@ class connection final : public client_link, private stream::readable_waiter, pr
   codec::decoder& decoder();
   write_buffers& out() { return active().out; }
   std::unique_ptr<activity> active_;
-  session* session_ = nullptr;
-  shared_string client_id_;                      // the session's, once connected
-  std::unique_ptr<const std::string> username_;  // after the login: the certificate's name
+  session* session_ = nullptr;  // once connected; the client id and username are its
+  /// The login's username (the certificate's name with use_identity_as_username).
+  [[nodiscard]] std::optional<std::string_view> username() const noexcept;
+  /// The session stops being this connection's: keeps what the rest of its life logs.
+  void let_go_of_session();
   peer_address peer_;
+  std::uint32_t refs_ = 0;  // see add_ref(); next to peer_ (20 bytes) to fill its padding
   enum class reader_state : std::uint8_t {
     idle,                   // not started, or ended
     running,                // a coroutine runs or is about to

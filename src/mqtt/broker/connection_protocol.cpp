@@ -89,7 +89,7 @@ protocol_action connection_protocol::on_other_packet(const codec::packet& p) noe
   }
   if (state_ == state::awaiting_connect) {
     if (type == packet_type::connect) {
-      pending_keep_alive_ = std::get<codec::connect>(p).keep_alive;
+      keep_alive_ = std::get<codec::connect>(p).keep_alive;
       return {.what = kind::connect};
     }
     auto a = close_for(close_cause::first_not_connect);
@@ -116,7 +116,6 @@ protocol_actions connection_protocol::on_connect_result(codec::connect_return_co
   will_ = will ? std::make_unique<codec::will_message>(std::move(*will)) : nullptr;
   if (state_ != state::awaiting_connect) return out;
   state_ = state::connected;
-  keep_alive_ = pending_keep_alive_;
   out.push(rearm());  // from the CONNECT timeout to keep-alive
   return out;
 }
@@ -146,13 +145,13 @@ protocol_actions connection_protocol::on_deadline(time_point now, bool held) noe
   protocol_actions out;
   if (state_ >= state::closing) return out;
   if (held) {
-    armed_ = now + slow_subscriber_timeout_;
+    armed_ = now + options_->slow_subscriber_timeout;
     out.push({.what = kind::set_deadline, .at = armed_});
     return out;
   }
-  if (state_ == state::awaiting_connect && now >= started_ + connect_timeout_) {
+  if (state_ == state::awaiting_connect && now >= started_ + options_->connect_timeout) {
     out.push(close_for(close_cause::connect_timeout));
-  } else if (partial_pending() && now >= partial_since_ + packet_timeout_) {
+  } else if (partial_pending() && now >= partial_since_ + options_->packet_timeout) {
     out.push(close_for(close_cause::packet_timeout));
   } else if (state_ == state::connected && keep_alive_ != 0 &&
              now >= last_activity_ + keepalive_limit()) {
@@ -201,11 +200,11 @@ protocol_action connection_protocol::close_for(close_cause cause) noexcept {
 
 connection_protocol::time_point connection_protocol::next_due() const noexcept {
   auto due = time_point::max();
-  if (state_ == state::awaiting_connect) due = started_ + connect_timeout_;
+  if (state_ == state::awaiting_connect) due = started_ + options_->connect_timeout;
   if (state_ == state::connected && keep_alive_ != 0) {
     due = std::min(due, last_activity_ + keepalive_limit());
   }
-  if (partial_pending()) due = std::min(due, partial_since_ + packet_timeout_);
+  if (partial_pending()) due = std::min(due, partial_since_ + options_->packet_timeout);
   return due;
 }
 

@@ -128,10 +128,9 @@ class connection_protocol {
     duration slow_subscriber_timeout = std::chrono::seconds(2);
   };
 
-  explicit connection_protocol(options o) noexcept
-      : connect_timeout_(limit(o.connect_timeout)),
-        packet_timeout_(limit(o.packet_timeout)),
-        slow_subscriber_timeout_(limit(o.slow_subscriber_timeout)) {}
+  /// `o` outlives the protocol object: the server keeps one for all its connections.
+  explicit connection_protocol(const options& o) noexcept : options_(&o) {}
+  explicit connection_protocol(options&&) = delete;  // would dangle
 
   /// The connection was accepted at `now`: the CONNECT timeout starts.
   [[nodiscard]] protocol_actions start(time_point now) noexcept;
@@ -208,7 +207,7 @@ class connection_protocol {
   [[nodiscard]] bool has_will() const noexcept { return will_ != nullptr; }
   /// 1.5 x the CONNECT's keep-alive; zero when off or not connected.
   [[nodiscard]] duration keepalive_limit() const noexcept {
-    return std::chrono::milliseconds(std::uint32_t{keep_alive_} * 1500);
+    return accepted_ ? std::chrono::milliseconds(std::uint32_t{keep_alive_} * 1500) : duration{};
   }
   /// The deadline last asked for; time_point::max() when none.
   [[nodiscard]] time_point deadline() const noexcept { return armed_; }
@@ -221,25 +220,18 @@ class connection_protocol {
   [[nodiscard]] protocol_action rearm() noexcept;
   [[nodiscard]] protocol_action close_for(close_cause cause) noexcept;
 
-  // Every connection holds one of these, so the timeouts are kept as 32-bit milliseconds
-  // (49 days at most) and "no partial packet" as a sentinel rather than an optional.
-  using millis32 = std::chrono::duration<std::uint32_t, std::milli>;
+  // Every connection holds one of these: the timeouts are the server's, shared, and "no partial
+  // packet" is a sentinel rather than an optional.
   static constexpr time_point no_partial = time_point::max();
-  [[nodiscard]] static millis32 limit(duration d) noexcept {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-    return millis32(static_cast<std::uint32_t>(std::clamp<std::int64_t>(ms, 0, UINT32_MAX)));
-  }
 
   time_point started_{};
   time_point last_activity_{};
   time_point partial_since_ = no_partial;
   time_point armed_ = time_point::max();
   std::unique_ptr<codec::will_message> will_;  // on the heap: most clients set none
-  millis32 connect_timeout_;
-  millis32 packet_timeout_;
-  millis32 slow_subscriber_timeout_;
-  std::uint16_t pending_keep_alive_ = 0;  // of the CONNECT handed to the broker
-  std::uint16_t keep_alive_ = 0;          // seconds, once connected; 0: off
+  const options* options_;
+  // Seconds, of the CONNECT handed to the broker; in force once accepted. 0: off.
+  std::uint16_t keep_alive_ = 0;
   state state_ = state::awaiting_connect;
   bool session_attached_ = false;
   bool accepted_ = false;

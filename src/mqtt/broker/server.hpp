@@ -27,6 +27,7 @@
 #include "common/ref_ptr.hpp"
 #include "mqtt/auth/password_file.hpp"
 #include "mqtt/broker/broker.hpp"
+#include "mqtt/broker/connection_protocol.hpp"
 #include "mqtt/broker/peer_address.hpp"
 #include "mqtt/broker/stream.hpp"
 
@@ -170,6 +171,8 @@ class server {
   asio::any_io_executor executor_;
   clock& clock_;
   broker core_;
+  // The timeouts every connection's protocol object reads (core_'s options, shared).
+  connection_protocol::options protocol_options_;
   std::shared_ptr<spdlog::logger> log_;
   std::vector<std::unique_ptr<listener>> listeners_;
   std::shared_ptr<readiness_set> readiness_;      // plain TCP connections' sockets

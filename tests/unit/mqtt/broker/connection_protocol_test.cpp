@@ -294,7 +294,8 @@ TEST(connection_protocol, a_completed_packet_stops_the_packet_timeout) {
 }
 
 TEST(connection_protocol, a_partial_connect_is_bounded_by_the_earlier_of_both_timeouts) {
-  connection_protocol p({.connect_timeout = 60s, .packet_timeout = 30s});
+  const connection_protocol::options slow_connect{.connect_timeout = 60s, .packet_timeout = 30s};
+  connection_protocol p(slow_connect);
   (void)p.start(t0);
   const auto actions = p.on_partial_packet(t0 + 1s);
   ASSERT_EQ(actions.size(), 1U);

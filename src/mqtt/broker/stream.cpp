@@ -1,5 +1,7 @@
 #include "mqtt/broker/stream.hpp"
 
+#include "mqtt/broker/tcp_socket.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -17,73 +19,28 @@ namespace {
 using asio::use_awaitable;
 using asio::experimental::as_tuple;
 
-asio::error_code last_error() noexcept {
-  return {errno, asio::error::get_system_category()};
-}
-
-// A coroutine suspended until a socket is ready again, kept only while it waits.
-class pending_wait {
- public:
-  virtual ~pending_wait() = default;
-  /// Resumes the coroutine on a later turn of the loop, never inline.
-  virtual void complete(std::error_code ec) = 0;
-};
-
-template <class Handler>
-class pending_handler final : public pending_wait {
- public:
-  explicit pending_handler(Handler h) : handler_(std::move(h)) {}
-  void complete(std::error_code ec) override {
-    auto executor = asio::get_associated_executor(handler_);
-    asio::post(executor, [h = std::move(handler_), ec]() mutable { std::move(h)(ec); });
-  }
-
- private:
-  Handler handler_;
-};
-
-void complete(std::unique_ptr<pending_wait>& slot, std::error_code ec) {
-  if (auto w = std::move(slot)) w->complete(ec);
-}
-
 // Plain TCP on a bare descriptor: readiness comes from the server's readiness_set, so that the
 // stream holds nothing but the descriptor and what waits for it.
 class tcp_stream final : public stream, private readiness_set::watcher {
  public:
-  tcp_stream(int fd, readiness_set& readiness) : fd_(fd), readiness_(readiness) {}
+  tcp_stream(int fd, readiness_set& readiness) : socket_(fd), readiness_(readiness) {}
   tcp_stream(const tcp_stream&) = delete;
   tcp_stream& operator=(const tcp_stream&) = delete;
   ~tcp_stream() override {
-    if (fd_ < 0) return;
-    readiness_.remove(fd_);  // a no-op when add() had failed
-    ::close(fd_);
+    if (socket_.fd() >= 0) readiness_.remove(socket_.fd());  // a no-op when add() had failed
   }
 
-  std::error_code start() noexcept { return readiness_.add(fd_, *this); }
+  std::error_code start() noexcept { return readiness_.add(socket_.fd(), *this); }
 
   awaitable<std::error_code> open() override { co_return std::error_code{}; }
 
   awaitable<read_result> read_some(asio::mutable_buffer into) override {
-    for (;;) {
-      auto r = read_ready(into);
-      if (r.first != asio::error::would_block) co_return r;
-      if (const auto ec = co_await wait(read_wait_); ec) co_return read_result{ec, 0};
-    }
+    return socket_.read_some(into, read_wait_);
   }
 
   bool reads_when_ready() const noexcept override { return true; }
 
-  read_result read_ready(asio::mutable_buffer into) override {
-    if (fd_ < 0) return {asio::error::bad_descriptor, 0};
-    for (;;) {
-      const auto n = ::recv(fd_, into.data(), into.size(), 0);
-      if (n > 0) return {{}, static_cast<std::size_t>(n)};
-      if (n == 0) return {asio::error::eof, 0};
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return {asio::error::would_block, 0};
-      return {last_error(), 0};
-    }
-  }
+  read_result read_ready(asio::mutable_buffer into) override { return socket_.read_ready(into); }
 
   void when_readable(readable_waiter& w) override {
     // Edge-triggered: correct only after read_ready() found the socket drained (would_block).
@@ -91,81 +48,38 @@ class tcp_stream final : public stream, private readiness_set::watcher {
   }
 
   awaitable<std::error_code> write(write_batch batch) override {
-    std::array<iovec, 2> parts{};
-    std::size_t first = 0;
-    std::size_t count = 0;
-    for (const auto& b : batch) {
-      if (b.size() != 0) parts[count++] = {const_cast<void*>(b.data()), b.size()};
-    }
-    while (first < count) {
-      if (fd_ < 0) co_return std::error_code(asio::error::bad_descriptor);
-      msghdr m{};
-      m.msg_iov = &parts[first];
-      m.msg_iovlen = count - first;
-      const auto n = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) co_return std::error_code(last_error());
-        if (const auto ec = co_await wait(write_wait_); ec) co_return ec;
-        continue;
-      }
-      auto sent = static_cast<std::size_t>(n);
-      while (first < count && sent >= parts[first].iov_len) {
-        sent -= parts[first].iov_len;
-        ++first;
-      }
-      if (first < count) {
-        parts[first].iov_base = static_cast<char*>(parts[first].iov_base) + sent;
-        parts[first].iov_len -= sent;
-      }
-    }
-    co_return std::error_code{};
+    return socket_.write(batch, write_wait_);
   }
 
   void cancel() noexcept override {
-    complete(read_wait_, asio::error::operation_aborted);
-    complete(write_wait_, asio::error::operation_aborted);
+    socket_wait::complete(read_wait_, asio::error::operation_aborted);
+    socket_wait::complete(write_wait_, asio::error::operation_aborted);
     if (auto* w = std::exchange(readable_waiter_, nullptr))
       w->on_readable(asio::error::operation_aborted);
   }
 
   void close() noexcept override {
-    if (fd_ >= 0) {
-      readiness_.remove(fd_);
-      ::shutdown(fd_, SHUT_RDWR);
-      ::close(fd_);
-      fd_ = -1;
-    }
+    socket_.close(readiness_);
     cancel();
   }
 
-  int native_handle() const noexcept override { return fd_; }
+  int native_handle() const noexcept override { return socket_.fd(); }
   const char* name() const noexcept override { return "tcp"; }
 
  private:
   void on_ready(bool readable, bool writable) noexcept override {
     if (readable) {
-      complete(read_wait_, {});
+      socket_wait::complete(read_wait_, {});
       if (auto* w = std::exchange(readable_waiter_, nullptr)) w->on_readable({});
     }
-    if (writable) complete(write_wait_, {});
+    if (writable) socket_wait::complete(write_wait_, {});
   }
 
-  static awaitable<std::error_code> wait(std::unique_ptr<pending_wait>& slot) {
-    auto token = as_tuple(use_awaitable);
-    auto [ec] = co_await asio::async_initiate<decltype(token), void(std::error_code)>(
-        [&slot](auto handler) {
-          slot = std::make_unique<pending_handler<decltype(handler)>>(std::move(handler));
-        },
-        token);
-    co_return ec;
-  }
-
-  int fd_;
+  tcp_socket socket_;
   readiness_set& readiness_;
   readable_waiter* readable_waiter_ = nullptr;  // when_readable()'s, while it waits
-  std::unique_ptr<pending_wait> read_wait_;     // read_some()'s, while it waits
-  std::unique_ptr<pending_wait> write_wait_;    // write()'s, while it waits
+  std::unique_ptr<socket_wait> read_wait_;      // read_some()'s, while it waits
+  std::unique_ptr<socket_wait> write_wait_;     // write()'s, while it waits
 };
 
 // TLS over a socket that Asio's reactor watches.

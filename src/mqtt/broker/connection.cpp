@@ -38,15 +38,23 @@ struct overloaded : F... {
 
 connection::connection(std::unique_ptr<stream> transport, broker& core, server& owner,
                        const listener_options& listener)
+    : connection(std::move(transport), -1, core, owner, listener) {}
+
+connection::connection(int fd, broker& core, server& owner, const listener_options& listener)
+    : connection(nullptr, fd, core, owner, listener) {}
+
+connection::connection(std::unique_ptr<stream> transport, int fd, broker& core, server& owner,
+                       const listener_options& listener)
     : clock::alarm(core.time_source()),
       stream_(std::move(transport)),
       server_(owner),
-      protocol_(owner.protocol_options_) {
+      protocol_(owner.protocol_options_),
+      tcp_(fd) {
   active().listener = &listener;
-  const int fd = stream_->native_handle();
-  peer_ = peer_address::of_socket(fd);
+  const int socket = native_handle();
+  peer_ = peer_address::of_socket(socket);
   const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ::setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 inline broker& connection::core() const noexcept {
@@ -59,6 +67,54 @@ inline clock::time_point connection::now() const noexcept {
 
 connection::~connection() {
   set_buffers_charge(0);
+  if (tcp_.fd() >= 0) server_.readiness_->remove(tcp_.fd());  // tcp_ closes it
+}
+
+int connection::native_handle() const noexcept {
+  return stream_ ? stream_->native_handle() : tcp_.fd();
+}
+
+const char* connection::transport_name() const noexcept {
+  return stream_ ? stream_->name() : "tcp";
+}
+
+awaitable<stream::read_result> connection::read_some(asio::mutable_buffer into) {
+  if (stream_) return stream_->read_some(into);
+  return tcp_.read_some(into, active().read_wait);
+}
+
+awaitable<std::error_code> connection::write(stream::write_batch batch) {
+  if (stream_) return stream_->write(batch);
+  return tcp_.write(batch, active().write_wait);
+}
+
+void connection::cancel_io() noexcept {
+  if (stream_) {
+    stream_->cancel();
+    return;
+  }
+  if (active_) {
+    socket_wait::complete(active_->read_wait, asio::error::operation_aborted);
+    socket_wait::complete(active_->write_wait, asio::error::operation_aborted);
+  }
+  if (std::exchange(awaiting_readable_, false)) on_readable(asio::error::operation_aborted);
+}
+
+void connection::close_io() noexcept {
+  if (stream_) {
+    stream_->close();
+    return;
+  }
+  tcp_.close(*server_.readiness_);
+  cancel_io();
+}
+
+void connection::on_ready(bool readable, bool writable) noexcept {
+  if (readable) {
+    if (active_) socket_wait::complete(active_->read_wait, {});
+    if (std::exchange(awaiting_readable_, false)) on_readable({});
+  }
+  if (writable && active_) socket_wait::complete(active_->write_wait, {});
 }
 
 void connection::set_buffers_charge(std::size_t bytes) noexcept {
@@ -161,7 +217,8 @@ void connection::park_until_readable() {
     active_->decoder.reset();
   }
   reader_state_ = reader_state::parked_on_socket;
-  stream_->when_readable(*this);
+  // Edge-triggered: correct because read_ready() has just found the socket drained.
+  awaiting_readable_ = true;
   release_if_idle();
 }
 
@@ -219,9 +276,9 @@ void connection::stop(std::string_view reason) {
   active().close_reason = reason;
   logger().debug("closing client_id=\"{}\" peer={} reason=\"{}\"", log::escape(client_id()), peer_,
                  reason);
-  stream_->cancel();  // a reader parked on the socket wakes and finishes the connection
-  rearm();            // closing: the deadline is void
-  resume_reader();    // so does one held back by subscribers
+  cancel_io();      // a reader parked on the socket wakes and finishes the connection
+  rearm();          // closing: the deadline is void
+  resume_reader();  // so does one held back by subscribers
 }
 
 void connection::apply(const protocol_actions& actions) {
@@ -334,7 +391,7 @@ awaitable<void> connection::reader() {
         auto& c = std::get<codec::connect>(**r);
         std::string why;
         decoder().keep_rest();
-        const auto login = co_await server_.authenticate(c, *active_->listener, *stream_, why);
+        const auto login = co_await server_.authenticate(c, *active_->listener, stream_.get(), why);
         if (!closing_) (void)on_connect(std::move(c), login, why);
       } else {
         (void)handle(std::move(**r), verdict);  // a packet that ends it also sets closing_
@@ -344,7 +401,7 @@ awaitable<void> connection::reader() {
     decoder().keep_rest();
     if (decoder().buffered() == 0) {
       protocol_.on_buffer_empty();
-      if (stream_->reads_when_ready()) {
+      if (own_socket()) {
         // Between packets: read into the server's buffer, so that an idle connection holds no
         // receive buffer, and once the socket is drained hold no coroutine either.
         decoder().release();
@@ -356,7 +413,7 @@ awaitable<void> connection::reader() {
           continue;  // the connection may be closing now
         }
         const auto into = server_.read_buffer();
-        const auto [ec, n] = stream_->read_ready(into);
+        const auto [ec, n] = tcp_.read_ready(into);
         if (ec == asio::error::would_block || ec == asio::error::try_again) {
           park_until_readable();
           co_return;
@@ -375,7 +432,7 @@ awaitable<void> connection::reader() {
     }
     auto space = decoder().prepare(read_chunk);
     if (!charge_buffers()) continue;
-    auto [ec, n] = co_await stream_->read_some(asio::buffer(space.data(), space.size()));
+    auto [ec, n] = co_await read_some(asio::buffer(space.data(), space.size()));
     if (ec || closing_) {
       finish(closing_ ? close_reason() : (ec == asio::error::eof ? "peer closed" : ec.message()));
       co_return;
@@ -386,15 +443,17 @@ awaitable<void> connection::reader() {
 }
 
 awaitable<void> connection::open() {
-  if (const auto ec = co_await stream_->open(); ec || closing_) {
+  std::error_code ec;
+  if (stream_) ec = co_await stream_->open();
+  if (ec || closing_) {
     if (!closing_) {
       const auto total = ++core().mutable_stats().handshake_failures;
       if (core().connection_warning_allowed()) {
         logger().info("handshake_failed transport={} peer={} error=\"{}\" failed_total={}",
-                      stream_->name(), peer_, log::escape(ec.message()), total);
+                      transport_name(), peer_, log::escape(ec.message()), total);
       }
     }
-    finish(closing_ ? close_reason() : stream_->name() + std::string(" handshake failed"));
+    finish(closing_ ? close_reason() : transport_name() + std::string(" handshake failed"));
     co_return;
   }
   opened_ = true;
@@ -461,8 +520,7 @@ awaitable<void> connection::writer() {
       release_if_idle();
       co_return;  // wake() starts it again
     }
-    const auto ec =
-        co_await stream_->write({asio::buffer(b.out_control), asio::buffer(b.out_data)});
+    const auto ec = co_await write({asio::buffer(b.out_control), asio::buffer(b.out_data)});
     if (ec) {
       writer_running_ = false;
       finish("write failed: " + ec.message());
@@ -670,7 +728,7 @@ void connection::finish(std::string_view reason) {
   } else {
     logger().debug("connection_closed peer={} reason=\"{}\"", peer_, reason);
   }
-  stream_->close();  // a reader parked on the socket wakes, finds the connection finished
+  close_io();  // a reader parked on the socket wakes, finds the connection finished
   auto* flow = active_ ? active_->flow.get() : nullptr;
   if (flow != nullptr) flow->wait_until = clock::time_point::max();
   rearm();

@@ -29,7 +29,9 @@
 #include "mqtt/broker/broker.hpp"
 #include "mqtt/broker/connection_protocol.hpp"
 #include "mqtt/broker/peer_address.hpp"
+#include "mqtt/broker/readiness_set.hpp"
 #include "mqtt/broker/stream.hpp"
+#include "mqtt/broker/tcp_socket.hpp"
 #include "mqtt/codec/decoder.hpp"
 
 namespace spdlog {
@@ -41,11 +43,15 @@ namespace ebus::mqtt::broker {
 class server;
 struct listener_options;
 
-class connection final : public client_link, private stream::readable_waiter, private clock::alarm {
+class connection final : public client_link, private readiness_set::watcher, private clock::alarm {
  public:
-  /// `listener` outlives the connection (the server owns both).
+  /// A connection over `transport` (TLS, WebSocket). `listener` outlives the connection (the
+  /// server owns both).
   connection(std::unique_ptr<stream> transport, broker& core, server& owner,
              const listener_options& listener);
+  /// A plain TCP connection on its own socket `fd` (connected, non-blocking), which the server
+  /// then adds to its readiness set with this connection as the watcher.
+  connection(int fd, broker& core, server& owner, const listener_options& listener);
   ~connection() override;
 
   /// Arms the CONNECT timeout and spawns the reader and writer coroutines.
@@ -67,7 +73,10 @@ class connection final : public client_link, private stream::readable_waiter, pr
   [[nodiscard]] bool idle() const noexcept { return !active_; }
 
  private:
-  friend class server;  // keeps slot_
+  friend class server;  // keeps slot_, adds the socket to its readiness set
+
+  connection(std::unique_ptr<stream> transport, int fd, broker& core, server& owner,
+             const listener_options& listener);
 
   /// Runs the stream's opening exchange once, then decodes and handles packets until the socket
   /// is drained, subscribers hold this publisher back, or the connection ends.
@@ -77,7 +86,23 @@ class connection final : public client_link, private stream::readable_waiter, pr
   awaitable<void> writer();
   /// Stops the reader until the socket has bytes (plain TCP, after read_ready() found none).
   void park_until_readable();
-  void on_readable(std::error_code ec) noexcept override;
+  /// The wait of park_until_readable() ended: bytes, or operation_aborted (closing).
+  void on_readable(std::error_code ec) noexcept;
+  /// Plain TCP: the readiness set's news of the socket (inline from its dispatch: posts only).
+  void on_ready(bool readable, bool writable) noexcept override;
+
+  // The transport. Plain TCP is the connection's own socket (tcp_): an idle connection pays 4
+  // bytes for it, and waits in its activity block while it reads or writes. TLS and WebSocket
+  // are a stream object (stream_).
+  [[nodiscard]] bool own_socket() const noexcept { return !stream_; }
+  awaitable<stream::read_result> read_some(asio::mutable_buffer into);
+  awaitable<std::error_code> write(stream::write_batch batch);
+  /// Makes the pending read and write complete with operation_aborted.
+  void cancel_io() noexcept;
+  /// Closes the socket; no more I/O.
+  void close_io() noexcept;
+  [[nodiscard]] int native_handle() const noexcept;
+  [[nodiscard]] const char* transport_name() const noexcept;
   /// Stops the reader until no subscriber holds this publisher back, or
   /// slow_subscriber_timeout.
   void park_until_subscribers_drain();
@@ -138,8 +163,8 @@ class connection final : public client_link, private stream::readable_waiter, pr
   [[nodiscard]] ref_ptr<connection> hold() noexcept { return ref_ptr<connection>(this); }
 
   // First: it fills the alarm's (the last base's) tail padding.
-  std::uint32_t slot_ = 0;  // in the server's list
-  std::unique_ptr<stream> stream_;
+  std::uint32_t slot_ = 0;          // in the server's list
+  std::unique_ptr<stream> stream_;  // TLS, WebSocket; null for plain TCP (tcp_)
   server& server_;
   connection_protocol protocol_;
   // What the connection writes.
@@ -172,6 +197,9 @@ class connection final : public client_link, private stream::readable_waiter, pr
     std::optional<std::string> username;
     // Buffer bytes charged to the memory budget and to the connection buffers' share of it.
     std::uint32_t buffers_charged = 0;
+    // Plain TCP: a read or a write waiting for the socket.
+    std::unique_ptr<socket_wait> read_wait;
+    std::unique_ptr<socket_wait> write_wait;
   };
   activity& active() {
     if (!active_) active_ = std::make_unique<activity>();
@@ -191,6 +219,7 @@ class connection final : public client_link, private stream::readable_waiter, pr
   void let_go_of_session();
   peer_address peer_;
   std::uint32_t refs_ = 0;  // see add_ref(); next to peer_ (20 bytes) to fill its padding
+  tcp_socket tcp_;          // plain TCP: the socket; none otherwise
   enum class reader_state : std::uint8_t {
     idle,                   // not started, or ended
     running,                // a coroutine runs or is about to
@@ -198,9 +227,10 @@ class connection final : public client_link, private stream::readable_waiter, pr
     parked_on_subscribers,  // resume_reader() restarts it
   };
   reader_state reader_state_ = reader_state::idle;
-  bool writer_running_ = false;  // a writer coroutine runs or is about to
-  bool opened_ = false;          // the stream's opening exchange is done
-  bool closing_ = false;         // no more packets are handled; the socket closes soon
+  bool writer_running_ = false;     // a writer coroutine runs or is about to
+  bool awaiting_readable_ = false;  // park_until_readable() waits for the next edge
+  bool opened_ = false;             // the stream's opening exchange is done
+  bool closing_ = false;            // no more packets are handled; the socket closes soon
   bool close_after_flush_ = false;
   bool finished_ = false;
   codec::protocol_level level_ = codec::protocol_level::v3_1_1;  // while decoder_ is gone

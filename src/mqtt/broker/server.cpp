@@ -250,12 +250,22 @@ awaitable<void> server::accept_loop(listener& l) {
       refuse(l, fd, "fd_reserve");
       continue;
     }
-    auto s = make_stream(l, fd);
-    if (!s) {
-      note_accept_error(s.error());
-      continue;
+    ref_ptr<connection> c;
+    if (l.kind == listen_transport::tcp) {
+      // The connection owns its socket and hears its readiness itself (connection.hpp).
+      c = make_ref<connection>(fd, core_, *this, l.options);
+      if (const auto ec = readiness_->add(fd, *c); ec) {
+        note_accept_error(ec);
+        continue;  // c closes the socket
+      }
+    } else {
+      auto s = make_stream(l, fd);
+      if (!s) {
+        note_accept_error(s.error());
+        continue;
+      }
+      c = make_ref<connection>(std::move(*s), core_, *this, l.options);
     }
-    auto c = make_ref<connection>(std::move(*s), core_, *this, l.options);
     c->slot_ = static_cast<std::uint32_t>(connections_.size());
     connections_.push_back(c);
     c->start();
@@ -357,13 +367,13 @@ void server::set_password_file(std::shared_ptr<const auth::password_file> passwo
 
 awaitable<codec::connect_return_code> server::authenticate(codec::connect& c,
                                                            const listener_options& l,
-                                                           const stream& s, std::string& why) {
+                                                           const stream* s, std::string& why) {
   using code = codec::connect_return_code;
   if (l.use_identity_as_username) {
     // The verified certificate names the client; what it sent as username and password is
     // not used (mosquitto's use_identity_as_username).
     c.password.reset();
-    auto name = s.certificate_name();
+    auto name = s != nullptr ? s->certificate_name() : std::nullopt;
     if (!name || name->empty()) {
       why = "no verified client certificate with a common name";
       co_return code::not_authorized;

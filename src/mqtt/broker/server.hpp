@@ -106,8 +106,9 @@ class server {
   /// `why` says why (for the log). A password is hashed on the login thread, never on the loop
   /// (PBKDF2 takes 50 µs at mosquitto_passwd's 101 iterations, far more at the counts a file
   /// may ask for); the caller's coroutine resumes on the loop.
+  /// `s`: the connection's stream (TLS, WebSocket); null for plain TCP.
   awaitable<codec::connect_return_code> authenticate(codec::connect& c, const listener_options& l,
-                                                     const stream& s, std::string& why);
+                                                     const stream* s, std::string& why);
 
   /// Counts a refused login and logs it, at most once per 10 s with the count since.
   void note_login_failure(const peer_address& peer, const codec::connect& c,

@@ -97,7 +97,7 @@ void connection::cancel_io() noexcept {
     socket_wait::complete(active_->read_wait, asio::error::operation_aborted);
     socket_wait::complete(active_->write_wait, asio::error::operation_aborted);
   }
-  if (std::exchange(awaiting_readable_, false)) on_readable(asio::error::operation_aborted);
+  if (take_readable_wait()) on_readable(asio::error::operation_aborted);
 }
 
 void connection::close_io() noexcept {
@@ -112,7 +112,7 @@ void connection::close_io() noexcept {
 void connection::on_ready(bool readable, bool writable) noexcept {
   if (readable) {
     if (active_) socket_wait::complete(active_->read_wait, {});
-    if (std::exchange(awaiting_readable_, false)) on_readable({});
+    if (take_readable_wait()) on_readable({});
   }
   if (writable && active_) socket_wait::complete(active_->write_wait, {});
 }

@@ -95,6 +95,12 @@ class connection final : public client_link, private readiness_set::watcher, pri
   // bytes for it, and waits in its activity block while it reads or writes. TLS and WebSocket
   // are a stream object (stream_).
   [[nodiscard]] bool own_socket() const noexcept { return !stream_; }
+  /// Ends park_until_readable()'s wait; false when none was pending (it is told only once).
+  bool take_readable_wait() noexcept {
+    const bool waiting = awaiting_readable_;
+    awaiting_readable_ = false;
+    return waiting;
+  }
   awaitable<stream::read_result> read_some(asio::mutable_buffer into);
   awaitable<std::error_code> write(stream::write_batch batch);
   /// Makes the pending read and write complete with operation_aborted.
@@ -227,13 +233,14 @@ class connection final : public client_link, private readiness_set::watcher, pri
     parked_on_subscribers,  // resume_reader() restarts it
   };
   reader_state reader_state_ = reader_state::idle;
-  bool writer_running_ = false;     // a writer coroutine runs or is about to
-  bool awaiting_readable_ = false;  // park_until_readable() waits for the next edge
-  bool opened_ = false;             // the stream's opening exchange is done
-  bool closing_ = false;            // no more packets are handled; the socket closes soon
-  bool close_after_flush_ = false;
-  bool finished_ = false;
-  codec::protocol_level level_ = codec::protocol_level::v3_1_1;  // while decoder_ is gone
+  codec::protocol_level level_ = codec::protocol_level::v3_1_1;  // while the decoder is gone
+  // One byte of flags: with the fields above and peer_, refs_ and tcp_ they fill 32 bytes.
+  bool writer_running_ : 1 = false;     // a writer coroutine runs or is about to
+  bool awaiting_readable_ : 1 = false;  // park_until_readable() waits for the next edge
+  bool opened_ : 1 = false;             // the stream's opening exchange is done
+  bool closing_ : 1 = false;            // no more packets are handled; the socket closes soon
+  bool close_after_flush_ : 1 = false;
+  bool finished_ : 1 = false;
 };
 
 }  // namespace ebus::mqtt::broker

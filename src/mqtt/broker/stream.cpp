@@ -38,15 +38,6 @@ class tcp_stream final : public stream, private readiness_set::watcher {
     return socket_.read_some(into, read_wait_);
   }
 
-  bool reads_when_ready() const noexcept override { return true; }
-
-  read_result read_ready(asio::mutable_buffer into) override { return socket_.read_ready(into); }
-
-  void when_readable(readable_waiter& w) override {
-    // Edge-triggered: correct only after read_ready() found the socket drained (would_block).
-    readable_waiter_ = &w;
-  }
-
   awaitable<std::error_code> write(write_batch batch) override {
     return socket_.write(batch, write_wait_);
   }
@@ -54,8 +45,6 @@ class tcp_stream final : public stream, private readiness_set::watcher {
   void cancel() noexcept override {
     socket_wait::complete(read_wait_, asio::error::operation_aborted);
     socket_wait::complete(write_wait_, asio::error::operation_aborted);
-    if (auto* w = std::exchange(readable_waiter_, nullptr))
-      w->on_readable(asio::error::operation_aborted);
   }
 
   void close() noexcept override {
@@ -68,16 +57,12 @@ class tcp_stream final : public stream, private readiness_set::watcher {
 
  private:
   void on_ready(bool readable, bool writable) noexcept override {
-    if (readable) {
-      socket_wait::complete(read_wait_, {});
-      if (auto* w = std::exchange(readable_waiter_, nullptr)) w->on_readable({});
-    }
+    if (readable) socket_wait::complete(read_wait_, {});
     if (writable) socket_wait::complete(write_wait_, {});
   }
 
   tcp_socket socket_;
   readiness_set& readiness_;
-  readable_waiter* readable_waiter_ = nullptr;  // when_readable()'s, while it waits
   std::unique_ptr<socket_wait> read_wait_;      // read_some()'s, while it waits
   std::unique_ptr<socket_wait> write_wait_;     // write()'s, while it waits
 };

@@ -37,33 +37,6 @@ class stream {
   /// Completes the layers' opening exchange; an error closes the connection.
   virtual awaitable<std::error_code> open() = 0;
   virtual awaitable<read_result> read_some(asio::mutable_buffer into) = 0;
-  /// True when the stream can read without waiting (read_ready) and wait without a buffer or a
-  /// coroutine (when_readable): the connection then reads into a buffer shared by all
-  /// connections and holds nothing of its own while idle. Plain TCP only; TLS and WebSocket keep
-  /// their own buffers.
-  [[nodiscard]] virtual bool reads_when_ready() const noexcept { return false; }
-  /// Reads what has already arrived; would_block when nothing has (then when_readable()).
-  virtual read_result read_ready(asio::mutable_buffer /*into*/) {
-    return {asio::error::operation_not_supported, 0};
-  }
-  /// Told once that a stream read_ready() found drained may have bytes again, or that the wait
-  /// ended (operation_aborted after cancel() or close()). Called inline from the loop's readiness
-  /// dispatch or from cancel(): it must only post work, never close or destroy anything.
-  class readable_waiter {
-   public:
-    virtual void on_readable(std::error_code ec) noexcept = 0;
-
-   protected:
-    readable_waiter() = default;
-    readable_waiter(const readable_waiter&) = default;
-    readable_waiter& operator=(const readable_waiter&) = default;
-    ~readable_waiter() = default;
-  };
-  /// Tells `w` (which outlives the wait) once read_ready() has something, after read_ready()
-  /// returned would_block.
-  virtual void when_readable(readable_waiter& w) {
-    w.on_readable(asio::error::operation_not_supported);
-  }
   /// Writes all of `batch` (either buffer may be empty).
   virtual awaitable<std::error_code> write(write_batch batch) = 0;
   /// Makes the pending read and write complete with operation_aborted.

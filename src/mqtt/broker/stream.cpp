@@ -1,7 +1,5 @@
 #include "mqtt/broker/stream.hpp"
 
-#include "mqtt/broker/tcp_socket.hpp"
-
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -12,6 +10,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+#include "mqtt/broker/tcp_socket.hpp"
 
 namespace ebus::mqtt::broker {
 namespace {
@@ -63,8 +63,8 @@ class tcp_stream final : public stream, private readiness_set::watcher {
 
   tcp_socket socket_;
   readiness_set& readiness_;
-  std::unique_ptr<socket_wait> read_wait_;      // read_some()'s, while it waits
-  std::unique_ptr<socket_wait> write_wait_;     // write()'s, while it waits
+  std::unique_ptr<socket_wait> read_wait_;   // read_some()'s, while it waits
+  std::unique_ptr<socket_wait> write_wait_;  // write()'s, while it waits
 };
 
 // TLS over a socket that Asio's reactor watches.

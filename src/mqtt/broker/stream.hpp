@@ -55,8 +55,9 @@ class stream {
 /// Plain TCP on a connected, non-blocking socket, which the stream owns from now on (also on
 /// failure): open() does nothing, reads and writes go straight to the socket, and `readiness`
 /// says when it can read or write again. For the layers over TCP (WebSocket); a connection on a
-/// tcp:// listener owns its socket itself (connection.hpp). `readiness` outlives the stream (the server owns both,
-/// and its connections end before it does). Fails when the set refuses the socket.
+/// tcp:// listener owns its socket itself (connection.hpp). `readiness` outlives the stream (the
+/// server owns both, and its connections end before it does). Fails when the set refuses the
+/// socket.
 [[nodiscard]] expected<std::unique_ptr<stream>, std::error_code> make_tcp_stream(
     int fd, readiness_set& readiness);
 

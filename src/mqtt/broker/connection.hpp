@@ -5,11 +5,11 @@
 // protocol object asks for. Neither coroutine outlives its work: on plain TCP the reader stops
 // once the socket is drained and the server's readiness set starts it again (readiness_set.hpp);
 // the writer stops when nothing is left to write and wake() starts it again. An idle connection
-// therefore holds no coroutine frame and no buffer. The connection-level rules (CONNECT first and
-// once, CONNECT timeout, packet timeout, keep-alive, will, takeover) are decided by
-// connection_protocol, which this class feeds and obeys; session packets go to the session and the
-// broker core directly. Time comes from the broker's clock, never from std::chrono, so tests drive
-// it by hand.
+// therefore holds no coroutine frame, no buffer and no activity block (see `activity`). The
+// connection-level rules (CONNECT first and once, CONNECT timeout, packet timeout, keep-alive,
+// will, takeover) are decided by connection_protocol, which this class feeds and obeys; session
+// packets go to the session and the broker core directly. Time comes from the broker's clock, never
+// from std::chrono, so tests drive it by hand.
 //
 // A client that stops reading only fills its own bounded session queue. A publisher whose
 // messages push a subscriber's queue over its limit stops being read (the rest of its packets

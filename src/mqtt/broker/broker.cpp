@@ -94,7 +94,6 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
   s.set_username(c.username);
   s.attach(link, resend);
   result.s = &s;
-  result.client_id = s.shared_client_id();
   ++stats_.connections_accepted;
   return result;
 }

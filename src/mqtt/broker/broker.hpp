@@ -23,7 +23,6 @@
 
 #include "common/clock.hpp"
 #include "common/keyed_set.hpp"
-#include "common/shared_string.hpp"
 #include "mqtt/broker/application_message.hpp"
 #include "mqtt/broker/broker_options.hpp"
 #include "mqtt/broker/session.hpp"
@@ -89,8 +88,8 @@ class broker {
 
   struct connect_result {
     codec::connack ack;
-    session* s = nullptr;     ///< set when accepted
-    shared_string client_id;  ///< the client id in use (assigned when the client sent none)
+    session* s = nullptr;  ///< set when accepted; its client_id() is the id in use (assigned
+                           ///< when the client sent none)
   };
   /// Handles CONNECT: client id rules [MQTT-3.1.3-7..9], takeover of a connected client id
   /// [MQTT-3.1.4-2], clean or resumed session [MQTT-3.1.2-4..6]. On success the session is

@@ -294,8 +294,9 @@ expected<std::unique_ptr<stream>, std::error_code> server::make_stream(listener&
     if (l.kind == listen_transport::tls) return tls;
     return make_websocket_stream(std::move(tls), websocket_options_of(l), executor_);
   }
+  // WebSocket over TCP (a tcp:// connection owns its socket: accept_loop()).
   auto tcp = make_tcp_stream(fd, *readiness_);
-  if (!tcp || l.kind == listen_transport::tcp) return tcp;
+  if (!tcp) return tcp;
   return make_websocket_stream(std::move(*tcp), websocket_options_of(l), executor_);
 }
 

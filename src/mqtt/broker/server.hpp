@@ -146,7 +146,8 @@ class server {
   friend class connection;
   struct listener;
   expected<void, std::string> bind(listener& l);
-  /// Takes `fd` (an accepted socket) over, also on failure.
+  /// The stream of a TLS or WebSocket listener's connection; takes `fd` (an accepted socket)
+  /// over, also on failure.
   expected<std::unique_ptr<stream>, std::error_code> make_stream(listener& l, int fd);
   [[nodiscard]] transport::websocket_options websocket_options_of(const listener& l) const;
   awaitable<void> accept_loop(listener& l);

@@ -208,8 +208,9 @@ class session {
   std::uint16_t next_packet_id();
   ring_queue<inflight_message>::iterator find_inflight(std::uint16_t id);
   void count_drop() {
-    ++rare().dropped;
-    ++rare().unreported_drops;
+    auto& r = rare();
+    ++r.dropped;
+    ++r.unreported_drops;
   }
   [[nodiscard]] std::size_t in_class(bool qos0) const noexcept {
     return qos0 ? queued_qos0_ : queue_.size() - queued_qos0_;

@@ -131,7 +131,8 @@ class transport {
           keep_alive_ = c.keep_alive;
           will_armed_ = c.will.has_value();
         }
-        apply(protocol_.on_connect_result(code, c.will));
+        if (code == codec::connect_return_code::accepted) last_bytes_ = now_;
+        apply(protocol_.on_connect_result(code, c.will, now_));
         require(protocol_.connected() == (code == codec::connect_return_code::accepted));
         return;
       }

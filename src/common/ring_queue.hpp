@@ -7,7 +7,9 @@
 // allocate again for the next one.
 //
 // The queue object is one pointer: the counts live in a header at the start of the storage, so a
-// session's empty queues cost 8 bytes each rather than 24.
+// session's empty queues cost 8 bytes each rather than 24. The owner's running totals over the
+// elements (`Totals`, bytes held say) can live there too: they cost nothing while the queue has
+// no storage, and read as zero then.
 //
 // The capacity is a power of two and doubles when full. Besides the ends, erase() removes an
 // element from the middle (shifting the shorter side), for acknowledgements that arrive out of
@@ -26,7 +28,10 @@
 
 namespace ebus {
 
-template <class T>
+/// No totals kept beside the elements.
+struct no_totals {};
+
+template <class T, class Totals = no_totals>
 class ring_queue {
   template <bool Const>
   class basic_iterator;
@@ -53,6 +58,15 @@ class ring_queue {
   [[nodiscard]] std::size_t size() const noexcept { return block_ ? block_->size : 0; }
   /// Slots allocated (0 while empty), for memory accounting.
   [[nodiscard]] std::size_t capacity() const noexcept { return block_ ? block_->capacity : 0; }
+
+  /// The owner's totals; zero while the queue has no storage.
+  [[nodiscard]] const Totals& totals() const noexcept {
+    static constexpr Totals none{};
+    return block_ ? block_->totals : none;
+  }
+  /// Precondition: the queue has storage (an element was added and it was not released since).
+  /// release() frees it only when the queue is empty, when the totals must be zero again.
+  Totals& mutable_totals() noexcept { return block_->totals; }
 
   T& front() noexcept { return at(0); }
   const T& front() const noexcept { return at(0); }
@@ -119,8 +133,11 @@ class ring_queue {
     std::uint32_t capacity;
     std::uint32_t head;
     std::uint32_t size;
+    [[no_unique_address]] Totals totals;
   };
   static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+  static_assert(alignof(header) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+  static_assert(std::is_trivially_destructible_v<Totals>);  // freed with the storage
   static constexpr std::size_t slots_offset =
       (sizeof(header) + alignof(T) - 1) / alignof(T) * alignof(T);
 
@@ -139,6 +156,7 @@ class ring_queue {
     grown->capacity = bigger;
     grown->head = 0;
     grown->size = 0;
+    std::construct_at(&grown->totals, block_ ? block_->totals : Totals{});
     T* moved = std::launder(reinterpret_cast<T*>(reinterpret_cast<char*>(grown) + slots_offset));
     if (block_ != nullptr) {
       for (std::size_t k = 0; k < block_->size; ++k) {

@@ -63,8 +63,8 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
     session& old = *existing;
     if (client_link* previous = owner_of(old)) {
       // Takeover: the existing connection with this id is closed [MQTT-3.1.4-2].
-      old.disown();
-      old.detach(clock_.now());
+      old.disown(clock_.now());
+      old.detach();
       log_->info("takeover client_id=\"{}\"", log::escape(id));
       previous->close("session taken over by a new connection");
     }
@@ -100,8 +100,8 @@ broker::connect_result broker::connect(const codec::connect& c, client_link& lin
 
 void broker::disconnect(session& s, client_link& link) {
   if (owner_of(s) != &link) return;  // already taken over
-  s.disown();
-  s.detach(clock_.now());
+  s.disown(clock_.now());
+  s.detach();
   if (s.clean()) {
     erase_session(s);
   } else if (options_.session_expiry.count() > 0) {
@@ -328,7 +328,7 @@ void broker::account(session& s, session::enqueue_result result) {
       // offline, so messages routed meanwhile are handled as for any offline session (QoS 0
       // dropped, QoS 1/2 queued while there is room) instead of closing it again.
       if (client_link* l = owner_of(s)) {
-        s.detach(clock_.now());
+        s.detach();
         l->close("session queue full (overflow policy: disconnect)");
       }
       return;

@@ -47,7 +47,6 @@ connection::connection(std::unique_ptr<stream> transport, int fd, broker& core, 
                        const listener_options& listener)
     : clock::alarm(core.time_source()),
       stream_(std::move(transport)),
-      server_(owner),
       protocol_(owner.protocol_options_),
       tcp_(fd) {
   active().listener = &listener;
@@ -57,8 +56,12 @@ connection::connection(std::unique_ptr<stream> transport, int fd, broker& core, 
   ::setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+inline server& connection::owner() const noexcept {
+  return *static_cast<const server::connection_settings&>(protocol_.settings()).owner;
+}
+
 inline broker& connection::core() const noexcept {
-  return server_.core();
+  return owner().core();
 }
 
 inline clock::time_point connection::now() const noexcept {
@@ -67,7 +70,7 @@ inline clock::time_point connection::now() const noexcept {
 
 connection::~connection() {
   set_buffers_charge(0);
-  if (tcp_.fd() >= 0) server_.readiness_->remove(tcp_.fd());  // tcp_ closes it
+  if (tcp_.fd() >= 0) owner().readiness_->remove(tcp_.fd());  // tcp_ closes it
 }
 
 int connection::native_handle() const noexcept {
@@ -105,7 +108,7 @@ void connection::close_io() noexcept {
     stream_->close();
     return;
   }
-  tcp_.close(*server_.readiness_);
+  tcp_.close(*owner().readiness_);
   cancel_io();
 }
 
@@ -160,11 +163,11 @@ void connection::release_if_idle() noexcept {
 }
 
 spdlog::logger& connection::logger() const noexcept {
-  return *server_.log_;  // the same "mqtt.broker" logger
+  return *owner().log_;  // the same "mqtt.broker" logger
 }
 
 void connection::spawn(awaitable<void> task, const char* name) {
-  asio::co_spawn(server_.executor_, std::move(task),
+  asio::co_spawn(owner().executor_, std::move(task),
                  [self = hold(), name](const std::exception_ptr& e) {
                    if (!e) return;
                    try {
@@ -188,7 +191,7 @@ void connection::wake() {
   if (!writer_running_) {
     // Posted, not run here: messages published in this turn of the loop go out in one batch.
     writer_running_ = true;
-    asio::post(server_.executor_, [self = hold()] { self->spawn(self->writer(), "writer"); });
+    asio::post(owner().executor_, [self = hold()] { self->spawn(self->writer(), "writer"); });
     return;
   }
   // The writer is on its way or a write is in flight: encode what the session may send into the
@@ -224,7 +227,7 @@ void connection::park_until_readable() {
 
 void connection::on_readable(std::error_code ec) noexcept {
   // Inline from the readiness dispatch: the reader resumes on a later turn of the loop.
-  asio::post(server_.executor_, [self = hold(), ec] {
+  asio::post(owner().executor_, [self = hold(), ec] {
     self->reader_state_ = reader_state::running;
     if (ec || self->closing_) {
       self->finish(self->closing_ ? self->close_reason() : ec.message());
@@ -255,7 +258,7 @@ void connection::resume_reader() {
     ++flow.generation;
   }
   if (!closing_) apply(protocol_.on_resumed(now()));
-  asio::post(server_.executor_, [self = hold()] { self->spawn(self->reader(), "reader"); });
+  asio::post(owner().executor_, [self = hold()] { self->spawn(self->reader(), "reader"); });
 }
 
 bool connection::session_linked() const {
@@ -391,7 +394,7 @@ awaitable<void> connection::reader() {
         auto& c = std::get<codec::connect>(**r);
         std::string why;
         decoder().keep_rest();
-        const auto login = co_await server_.authenticate(c, *active_->listener, stream_.get(), why);
+        const auto login = co_await owner().authenticate(c, *active_->listener, stream_.get(), why);
         if (!closing_) (void)on_connect(std::move(c), login, why);
       } else {
         (void)handle(std::move(**r), verdict);  // a packet that ends it also sets closing_
@@ -409,10 +412,10 @@ awaitable<void> connection::reader() {
           // A publisher that keeps the socket full must not keep the loop: other connections,
           // writers and timers get their turn between two reads, as after an Asio read.
           just_read = false;
-          co_await asio::post(server_.executor_, use_awaitable);
+          co_await asio::post(owner().executor_, use_awaitable);
           continue;  // the connection may be closing now
         }
-        const auto into = server_.read_buffer();
+        const auto into = owner().read_buffer();
         const auto [ec, n] = tcp_.read_ready(into);
         if (ec == asio::error::would_block || ec == asio::error::try_again) {
           park_until_readable();
@@ -617,8 +620,8 @@ bool connection::on_connect(codec::connect&& c, codec::connect_return_code login
                             const std::string& why) {
   if (login != codec::connect_return_code::accepted) {
     ++core().mutable_stats().connections_refused;
-    server_.note_login_failure(peer_, c, login, why);
-    const auto actions = protocol_.on_connect_result(login, std::move(c.will));
+    owner().note_login_failure(peer_, c, login, why);
+    const auto actions = protocol_.on_connect_result(login, std::move(c.will), now());
     queue_control(codec::connack{false, login});
     apply(actions);
     return false;
@@ -630,7 +633,8 @@ bool connection::on_connect(codec::connect&& c, codec::connect_return_code login
     // Before anything that may close the connection: finish() must find the session.
     session_ = result.s;
   }
-  const auto actions = protocol_.on_connect_result(result.ack.return_code, std::move(c.will));
+  const auto actions =
+      protocol_.on_connect_result(result.ack.return_code, std::move(c.will), now());
   queue_control(result.ack);
   if (!accepted) {
     logger().log(line_level(core()), "connect_refused peer={} client_id=\"{}\" rc={}", peer_,
@@ -734,7 +738,7 @@ void connection::finish(std::string_view reason) {
   rearm();
   if (flow != nullptr) flow->on_clear = nullptr;
   set_buffers_charge(0);
-  server_.on_closed(this);
+  owner().on_closed(this);
 }
 
 }  // namespace ebus::mqtt::broker

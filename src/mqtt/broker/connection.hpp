@@ -135,6 +135,8 @@ class connection final : public client_link, private readiness_set::watcher, pri
   /// The deadline the protocol asked for has come.
   void on_deadline();
   [[nodiscard]] clock::time_point now() const noexcept;
+  /// The server that accepted the connection.
+  [[nodiscard]] server& owner() const noexcept;
   [[nodiscard]] broker& core() const noexcept;
   [[nodiscard]] spdlog::logger& logger() const noexcept;
   /// True while subscribers over their limit hold this publisher back.
@@ -171,8 +173,7 @@ class connection final : public client_link, private readiness_set::watcher, pri
   // First: it fills the alarm's (the last base's) tail padding.
   std::uint32_t slot_ = 0;          // in the server's list
   std::unique_ptr<stream> stream_;  // TLS, WebSocket; null for plain TCP (tcp_)
-  server& server_;
-  connection_protocol protocol_;
+  connection_protocol protocol_;    // its settings lead to the server (owner())
   // What the connection writes.
   struct write_buffers {
     std::string control;      // acknowledgements and other control packets not yet written

@@ -45,7 +45,7 @@ std::string_view protocol_error_detail(close_cause cause) noexcept {
 }
 
 protocol_actions connection_protocol::start(time_point now) noexcept {
-  started_ = last_activity_ = now;
+  since_ = now;
   return protocol_actions(rearm());
 }
 
@@ -100,7 +100,8 @@ protocol_action connection_protocol::on_other_packet(const codec::packet& p) noe
 }
 
 protocol_actions connection_protocol::on_connect_result(codec::connect_return_code code,
-                                                        std::optional<codec::will_message> will) {
+                                                        std::optional<codec::will_message> will,
+                                                        time_point now) {
   protocol_actions out;
   if (code != codec::connect_return_code::accepted) {
     if (state_ == state::awaiting_connect) {
@@ -116,6 +117,7 @@ protocol_actions connection_protocol::on_connect_result(codec::connect_return_co
   will_ = will ? std::make_unique<codec::will_message>(std::move(*will)) : nullptr;
   if (state_ != state::awaiting_connect) return out;
   state_ = state::connected;
+  since_ = now;
   out.push(rearm());  // from the CONNECT timeout to keep-alive
   return out;
 }
@@ -149,12 +151,11 @@ protocol_actions connection_protocol::on_deadline(time_point now, bool held) noe
     out.push({.what = kind::set_deadline, .at = armed_});
     return out;
   }
-  if (state_ == state::awaiting_connect && now >= started_ + options_->connect_timeout) {
+  if (state_ == state::awaiting_connect && now >= since_ + options_->connect_timeout) {
     out.push(close_for(close_cause::connect_timeout));
   } else if (partial_pending() && now >= partial_since_ + options_->packet_timeout) {
     out.push(close_for(close_cause::packet_timeout));
-  } else if (state_ == state::connected && keep_alive_ != 0 &&
-             now >= last_activity_ + keepalive_limit()) {
+  } else if (state_ == state::connected && keep_alive_ != 0 && now >= since_ + keepalive_limit()) {
     out.push(close_for(close_cause::keepalive_expired));
   } else {
     out.push(rearm());  // early, or activity moved the deadline: wait for the new one
@@ -165,7 +166,7 @@ protocol_actions connection_protocol::on_deadline(time_point now, bool held) noe
 protocol_actions connection_protocol::on_resumed(time_point now) noexcept {
   protocol_actions out;
   if (state_ >= state::closing) return out;
-  last_activity_ = now;
+  if (state_ == state::connected) since_ = now;
   if (partial_pending()) partial_since_ = now;
   if (next_due() < armed_) out.push(rearm());
   return out;
@@ -200,9 +201,9 @@ protocol_action connection_protocol::close_for(close_cause cause) noexcept {
 
 connection_protocol::time_point connection_protocol::next_due() const noexcept {
   auto due = time_point::max();
-  if (state_ == state::awaiting_connect) due = started_ + options_->connect_timeout;
+  if (state_ == state::awaiting_connect) due = since_ + options_->connect_timeout;
   if (state_ == state::connected && keep_alive_ != 0) {
-    due = std::min(due, last_activity_ + keepalive_limit());
+    due = std::min(due, since_ + keepalive_limit());
   }
   if (partial_pending()) due = std::min(due, partial_since_ + options_->packet_timeout);
   return due;

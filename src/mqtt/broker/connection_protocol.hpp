@@ -135,8 +135,11 @@ class connection_protocol {
   /// The connection was accepted at `now`: the CONNECT timeout starts.
   [[nodiscard]] protocol_actions start(time_point now) noexcept;
 
-  /// Bytes arrived at `now`. Keep-alive counts any bytes as activity, whole packets or not.
-  void on_bytes(time_point now) noexcept { last_activity_ = now; }
+  /// Bytes arrived at `now`. Keep-alive counts any bytes as activity, whole packets or not;
+  /// before the CONNECT is accepted they do not move the CONNECT timeout.
+  void on_bytes(time_point now) noexcept {
+    if (state_ != state::awaiting_connect) since_ = now;
+  }
 
   /// The decoder holds no part of a packet: no packet timeout runs.
   void on_buffer_empty() noexcept { partial_since_ = no_partial; }
@@ -160,11 +163,12 @@ class connection_protocol {
     return on_other_packet(p);
   }
 
-  /// The broker's answer to the CONNECT of the last connect action, with that CONNECT's will.
-  /// Accepted: the session is this connection's and keep-alive starts; refused:
-  /// close_after_flush (the transport writes the broker's CONNACK first).
+  /// The broker's answer, at `now`, to the CONNECT of the last connect action, with that
+  /// CONNECT's will. Accepted: the session is this connection's and keep-alive starts;
+  /// refused: close_after_flush (the transport writes the broker's CONNACK first).
   [[nodiscard]] protocol_actions on_connect_result(codec::connect_return_code code,
-                                                   std::optional<codec::will_message> will);
+                                                   std::optional<codec::will_message> will,
+                                                   time_point now);
 
   /// The decoder failed. MQTT 3.1.1 answers two refusals of a CONNECT with a CONNACK before
   /// closing: 0x01 for a protocol level it does not speak [MQTT-3.1.2-2] and 0x02 for a client
@@ -211,6 +215,8 @@ class connection_protocol {
   }
   /// The deadline last asked for; time_point::max() when none.
   [[nodiscard]] time_point deadline() const noexcept { return armed_; }
+  /// The options given at construction.
+  [[nodiscard]] const options& settings() const noexcept { return *options_; }
 
  private:
   [[nodiscard]] protocol_action on_other_packet(const codec::packet& p) noexcept;
@@ -224,8 +230,9 @@ class connection_protocol {
   // packet" is a sentinel rather than an optional.
   static constexpr time_point no_partial = time_point::max();
 
-  time_point started_{};
-  time_point last_activity_{};
+  // Awaiting the CONNECT: when the connection started (the CONNECT timeout counts from it).
+  // Accepted: the last bytes read (keep-alive counts from them).
+  time_point since_{};
   time_point partial_since_ = no_partial;
   time_point armed_ = time_point::max();
   std::unique_ptr<codec::will_message> will_;  // on the heap: most clients set none

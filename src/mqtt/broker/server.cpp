@@ -83,9 +83,10 @@ server::server(asio::any_io_executor executor, clock& clk, broker_options option
     : executor_(executor),
       clock_(clk),
       core_(std::move(options), clk),
-      protocol_options_{.connect_timeout = core_.options().connect_timeout,
-                        .packet_timeout = core_.options().packet_timeout,
-                        .slow_subscriber_timeout = core_.options().slow_subscriber_timeout},
+      protocol_options_{{.connect_timeout = core_.options().connect_timeout,
+                         .packet_timeout = core_.options().packet_timeout,
+                         .slow_subscriber_timeout = core_.options().slow_subscriber_timeout},
+                        this},
       log_(log::get("mqtt.broker")),
       readiness_(std::make_shared<readiness_set>(executor_)) {
   if (listeners.empty()) {

@@ -173,8 +173,12 @@ class server {
   asio::any_io_executor executor_;
   clock& clock_;
   broker core_;
-  // The timeouts every connection's protocol object reads (core_'s options, shared).
-  connection_protocol::options protocol_options_;
+  // What every connection's protocol object reads: the timeouts (core_'s options), and this
+  // server, which a connection finds there rather than in a pointer of its own.
+  struct connection_settings : connection_protocol::options {
+    server* owner = nullptr;
+  };
+  connection_settings protocol_options_;
   std::shared_ptr<spdlog::logger> log_;
   std::vector<std::unique_ptr<listener>> listeners_;
   std::shared_ptr<readiness_set> readiness_;      // plain TCP connections' sockets

@@ -26,6 +26,7 @@ session::~session() {
 
 void session::attach(session_link& link, std::string& out) {
   owner_ = &link;
+  owned_ = true;
   online_ = true;
   // A queue filled while offline gets a fresh slow_subscriber_timeout to drain.
   end_over_limit();
@@ -41,9 +42,8 @@ void session::attach(session_link& link, std::string& out) {
   }
 }
 
-void session::detach(clock::time_point now) noexcept {
+void session::detach() noexcept {
   online_ = false;
-  offline_since_ = now;
   // Nothing drains an offline queue: nobody waits for it.
   if (auto* state = over_limit()) release(std::exchange(state->waiters, {}));
   release_idle_memory();
@@ -68,19 +68,20 @@ std::optional<session::enqueue_result> session::overflow(bool qos0, std::size_t 
   // Evict the oldest messages of the same class until the new one fits the soft limits.
   std::size_t evicted = 0;
   while (in_class(qos0) >= options_.session_queue_size ||
-         queued_bytes_ + bytes > options_.session_queue_bytes) {
+         queued_bytes() + bytes > options_.session_queue_bytes) {
     const auto oldest = std::find_if(queue_.begin(), queue_.end(), [qos0](const auto& q) {
       return (q.qos == qos_level::at_most_once) == qos0;
     });
     if (oldest == queue_.end()) break;
-    queued_bytes_ -= entry_bytes(*oldest->msg);
-    if (qos0) --queued_qos0_;
+    auto& totals = queue_.mutable_totals();
+    totals.bytes -= entry_bytes(*oldest->msg);
+    if (qos0) --totals.qos0;
     queue_.erase(oldest);
     release_entry();
     count_drop();
     ++evicted;
   }
-  if (queued_bytes_ + bytes > options_.session_queue_bytes) {
+  if (queued_bytes() + bytes > options_.session_queue_bytes) {
     count_drop();  // larger than the whole byte limit on its own
     return enqueue_result::dropped;
   }
@@ -93,7 +94,7 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
   if (qos0 && !online()) return enqueue_result::dropped_offline;
   const std::size_t bytes = entry_bytes(*msg);
   const bool over_soft = in_class(qos0) >= options_.session_queue_size ||
-                         queued_bytes_ + bytes > options_.session_queue_bytes;
+                         queued_bytes() + bytes > options_.session_queue_bytes;
   std::optional<enqueue_result> evicting;
   bool publisher_waits = false;
   if (over_soft) {
@@ -101,7 +102,7 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
       rare().over_limit = std::make_unique<over_limit_state>(over_limit_state{now, {}});
     }
     const bool over_hard = in_class(qos0) >= 2 * options_.session_queue_size ||
-                           queued_bytes_ + bytes > 2 * options_.session_queue_bytes;
+                           queued_bytes() + bytes > 2 * options_.session_queue_bytes;
     if (!online() || slow(now) || over_hard) {
       evicting = overflow(qos0, bytes);
       if (evicting && *evicting != enqueue_result::queued_evicting) return *evicting;
@@ -114,8 +115,9 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
     return enqueue_result::dropped_budget;
   }
   queue_.push_back({msg, qos, retain});
-  queued_bytes_ += bytes;
-  if (qos0) ++queued_qos0_;
+  auto& totals = queue_.mutable_totals();
+  totals.bytes += bytes;
+  if (qos0) ++totals.qos0;
   if (online_) owner_->wake();  // cheap when the writer is already awake
   if (evicting) return *evicting;
   // The wake-up may have written part of the queue already; ask the publisher to wait only
@@ -141,9 +143,9 @@ void session::release(waiter_list waiters) noexcept {
 
 void session::drained() noexcept {
   if (over_limit() == nullptr) return;
-  const bool below_half = queued_qos0_ <= options_.session_queue_size / 2 &&
-                          queue_.size() - queued_qos0_ <= options_.session_queue_size / 2 &&
-                          queued_bytes_ <= options_.session_queue_bytes / 2;
+  const bool below_half = in_class(true) <= options_.session_queue_size / 2 &&
+                          in_class(false) <= options_.session_queue_size / 2 &&
+                          queued_bytes() <= options_.session_queue_bytes / 2;
   if (!below_half) return;
   end_over_limit();
 }
@@ -202,8 +204,9 @@ void session::fill(std::string& out, std::size_t budget) {
   while (!queue_.empty() && out.size() < budget) {
     auto& q = queue_.front();
     if (q.qos != qos_level::at_most_once && inflight_.size() >= options_.max_inflight) break;
-    queued_bytes_ -= entry_bytes(*q.msg);  // before write() moves the message out of q
-    if (q.qos == qos_level::at_most_once) --queued_qos0_;
+    auto& totals = queue_.mutable_totals();
+    totals.bytes -= entry_bytes(*q.msg);  // before write() moves the message out of q
+    if (q.qos == qos_level::at_most_once) --totals.qos0;
     write(out, q);
     queue_.pop_front();
     release_entry();

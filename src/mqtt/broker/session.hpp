@@ -97,17 +97,19 @@ class session {
   /// The connection that holds the session: set by attach(), kept by detach() (a connection
   /// being closed for its queue holds an offline session until it has finished), ended by
   /// disown().
-  [[nodiscard]] session_link* owner() const noexcept { return owner_; }
-  void disown() noexcept {
-    owner_ = nullptr;
+  [[nodiscard]] session_link* owner() const noexcept { return owned_ ? owner_ : nullptr; }
+  /// No connection holds the session any more, since `now`.
+  void disown(clock::time_point now) noexcept {
+    owned_ = false;
     online_ = false;
+    offline_since_ = now;
   }
 
   /// Attaches to a connection. Returns bytes to resend first: unacknowledged PUBLISHes with DUP
   /// set and PUBRELs of QoS 2 messages already received by the client [MQTT-4.4.0-1].
   void attach(session_link& link, std::string& out);
   /// The connection went away; publishers waiting for this session are released.
-  void detach(clock::time_point now) noexcept;
+  void detach() noexcept;
 
   /// Queues `msg` for delivery at `qos` (already min(message, subscription)). `retain` is the
   /// RETAIN flag of this delivery. Offline sessions keep QoS 1/2 only [MQTT-3.1.2-5].
@@ -173,7 +175,7 @@ class session {
   void clear_subscriptions() noexcept { subscriptions_.reset(); }
 
   [[nodiscard]] std::size_t queued() const noexcept { return queue_.size(); }
-  [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+  [[nodiscard]] std::size_t queued_bytes() const noexcept { return queue_.totals().bytes; }
   /// Retained messages found and waiting to be sent (more may be found by pending walks).
   [[nodiscard]] std::size_t retained_owed() const noexcept {
     return retained() != nullptr ? retained()->messages.size() : 0;
@@ -189,7 +191,7 @@ class session {
   }
   /// True while the subscriber counts as slow (see the header comment).
   [[nodiscard]] bool slow(clock::time_point now) const noexcept;
-  /// When the session last lost its connection (meaningful while offline).
+  /// When disown() last ran. Precondition: owner() is null.
   [[nodiscard]] clock::time_point offline_since() const noexcept { return offline_since_; }
 
  private:
@@ -213,7 +215,8 @@ class session {
     ++r.unreported_drops;
   }
   [[nodiscard]] std::size_t in_class(bool qos0) const noexcept {
-    return qos0 ? queued_qos0_ : queue_.size() - queued_qos0_;
+    const std::size_t qos0_count = queue_.totals().qos0;
+    return qos0 ? qos0_count : queue_.size() - qos0_count;
   }
   /// Applies the overflow policy to a message that does not fit; nullopt when room was made.
   std::optional<enqueue_result> overflow(bool qos0, std::size_t bytes);
@@ -252,9 +255,18 @@ class session {
   std::unique_ptr<subscription_map> subscriptions_;
   std::unique_ptr<const std::string> username_;  // on the heap: most clients send none
   const broker_options& options_;
-  session_link* owner_ = nullptr;  // see owner(); written to while online
-  ring_queue<queued_message> queue_;
-  std::size_t queued_bytes_ = 0;
+  // See owner(). A session without one keeps, in the same place, when it lost it (owned_
+  // tells which): the session table's expiry reads only that of sessions nobody holds.
+  union {
+    session_link* owner_;  // written to while online
+    clock::time_point offline_since_{};
+  };
+  // Kept in the queue's storage: an empty queue holds none, and its totals are zero.
+  struct queue_totals {
+    std::size_t bytes = 0;   // entry_bytes() of every queued message
+    std::uint32_t qos0 = 0;  // QoS 0 messages queued
+  };
+  ring_queue<queued_message, queue_totals> queue_;
   struct pending_walk {
     retained_walk walk;
     codec::qos_level qos;
@@ -293,11 +305,10 @@ class session {
   [[nodiscard]] over_limit_state* over_limit() const noexcept {
     return rare_ ? rare_->over_limit.get() : nullptr;
   }
-  clock::time_point offline_since_{};
-  std::uint32_t queued_qos0_ = 0;
   std::uint16_t last_id_ = 0;
   bool clean_;
   bool online_ = false;
+  bool owned_ = false;  // owner_ rather than offline_since_
 };
 
 }  // namespace ebus::mqtt::broker

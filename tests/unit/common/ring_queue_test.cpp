@@ -3,6 +3,8 @@
 #include "common/ring_queue.hpp"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <random>
@@ -92,6 +94,38 @@ TEST(ring_queue, a_move_leaves_the_source_empty) {
   a = std::move(b);
   EXPECT_EQ(a.front(), 0);
   EXPECT_EQ(a.back(), 9);
+}
+
+TEST(ring_queue, totals_live_in_the_storage_and_survive_growth) {
+  struct totals {
+    std::size_t bytes = 0;
+    std::uint32_t count = 0;
+  };
+  ring_queue<std::string, totals> q;
+  EXPECT_EQ(q.totals().bytes, 0U);  // no storage: zero
+  const auto push = [&](const std::string& s) {
+    q.push_back(s);
+    q.mutable_totals().bytes += s.size();
+    ++q.mutable_totals().count;
+  };
+  for (int i = 0; i < 100; ++i)  // several doublings
+    push(std::string(static_cast<std::size_t>(i % 7) + 1, 'x'));
+  std::size_t expected = 0;
+  for (const auto& s : q)
+    expected += s.size();
+  EXPECT_EQ(q.totals().bytes, expected);
+  EXPECT_EQ(q.totals().count, 100U);
+  while (!q.empty()) {
+    q.mutable_totals().bytes -= q.front().size();
+    --q.mutable_totals().count;
+    q.pop_front();
+  }
+  EXPECT_EQ(q.totals().bytes, 0U);
+  q.release();
+  EXPECT_EQ(q.capacity(), 0U);
+  EXPECT_EQ(q.totals().count, 0U);
+  // The queue object stays one pointer: the totals are in its storage.
+  static_assert(sizeof(ring_queue<std::string, totals>) == sizeof(void*));
 }
 
 }  // namespace

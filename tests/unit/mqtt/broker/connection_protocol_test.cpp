@@ -53,7 +53,7 @@ connection_protocol connected(std::uint16_t keep_alive, bool with_will = false) 
   (void)p.start(t0);
   const auto c = make_connect(keep_alive, with_will);
   EXPECT_EQ(p.on_packet(c).what, kind::connect);
-  (void)p.on_connect_result(connect_return_code::accepted, c.will);
+  (void)p.on_connect_result(connect_return_code::accepted, c.will, t0);
   EXPECT_TRUE(p.connected());
   return p;
 }
@@ -134,7 +134,7 @@ TEST(connection_protocol, a_refused_connect_closes_once_the_connack_is_written) 
   (void)p.start(t0);
   const auto c = make_connect(60, true);
   ASSERT_EQ(p.on_packet(c).what, kind::connect);
-  const auto actions = p.on_connect_result(connect_return_code::server_unavailable, c.will);
+  const auto actions = p.on_connect_result(connect_return_code::server_unavailable, c.will, t0);
   ASSERT_EQ(actions.size(), 1U);
   EXPECT_EQ(actions[0].what, kind::close_after_flush);
   EXPECT_EQ(actions[0].cause, close_cause::refused);
@@ -190,13 +190,25 @@ TEST(connection_protocol, no_connect_within_the_connect_timeout_closes) {
   EXPECT_EQ(p.deadline(), clock::time_point::max());
 }
 
+TEST(connection_protocol, bytes_before_the_connect_do_not_move_the_connect_timeout) {
+  // A client trickling the bytes of a CONNECT gets no more time than a silent one.
+  connection_protocol p(opts);
+  (void)p.start(t0);
+  p.on_bytes(t0 + 9s);
+  EXPECT_EQ(kinds(p.on_partial_packet(t0 + 9s)), std::vector<kind>{});  // 39 s: later
+  const auto actions = p.on_deadline(t0 + 10s, false);
+  ASSERT_EQ(actions.size(), 1U);
+  EXPECT_EQ(actions[0], closed_for(close_cause::connect_timeout));
+}
+
 TEST(connection_protocol, a_connect_just_in_time_replaces_the_connect_timeout) {
   connection_protocol p(opts);
   (void)p.start(t0);
   p.on_bytes(t0 + 10s - 1ms);
   const auto c = make_connect(0);
   ASSERT_EQ(p.on_packet(c).what, kind::connect);
-  const auto actions = p.on_connect_result(connect_return_code::accepted, std::nullopt);
+  const auto actions =
+      p.on_connect_result(connect_return_code::accepted, std::nullopt, t0 + 10s - 1ms);
   ASSERT_EQ(actions.size(), 1U);
   EXPECT_EQ(actions[0].what, kind::clear_deadline);  // keep-alive 0: nothing is due
   EXPECT_EQ(kinds(p.on_deadline(t0 + 10s, false)), (std::vector<kind>{kind::clear_deadline}));
@@ -211,7 +223,7 @@ TEST(connection_protocol, keep_alive_expires_at_one_and_a_half_times_the_value) 
   (void)p.start(t0);
   const auto c = make_connect(10);
   ASSERT_EQ(p.on_packet(c).what, kind::connect);
-  auto actions = p.on_connect_result(connect_return_code::accepted, std::nullopt);
+  auto actions = p.on_connect_result(connect_return_code::accepted, std::nullopt, t0);
   ASSERT_EQ(actions.size(), 1U);
   EXPECT_EQ(actions[0], deadline_at(t0 + 15s));
   EXPECT_EQ(p.keepalive_limit(), 15s);
@@ -221,6 +233,17 @@ TEST(connection_protocol, keep_alive_expires_at_one_and_a_half_times_the_value) 
   actions = p.on_deadline(t0 + 15s, false);
   ASSERT_EQ(actions.size(), 1U);
   EXPECT_EQ(actions[0], closed_for(close_cause::keepalive_expired));
+}
+
+TEST(connection_protocol, keep_alive_counts_from_the_accepted_connect) {
+  // The broker answered 4 s after the connection started (a login checked off the loop).
+  connection_protocol p(opts);
+  (void)p.start(t0);
+  const auto c = make_connect(10);
+  ASSERT_EQ(p.on_packet(c).what, kind::connect);
+  const auto actions = p.on_connect_result(connect_return_code::accepted, std::nullopt, t0 + 4s);
+  ASSERT_EQ(actions.size(), 1U);
+  EXPECT_EQ(actions[0], deadline_at(t0 + 19s));
 }
 
 TEST(connection_protocol, any_bytes_move_the_keep_alive_deadline) {
@@ -367,7 +390,7 @@ TEST(connection_protocol, a_connection_closed_while_the_broker_accepted_it_still
   const auto c = make_connect(10, true);
   ASSERT_EQ(p.on_packet(c).what, kind::connect);
   p.close(false);  // no session known yet when the server closed
-  EXPECT_TRUE(p.on_connect_result(connect_return_code::accepted, c.will).empty());
+  EXPECT_TRUE(p.on_connect_result(connect_return_code::accepted, c.will, t0).empty());
   EXPECT_EQ(p.current(), state::closing);
   EXPECT_EQ(kinds(p.finish(true)), (std::vector<kind>{kind::publish_will, kind::release_session}));
 }

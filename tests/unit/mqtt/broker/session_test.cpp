@@ -115,10 +115,27 @@ TEST(session, detached_session_no_longer_wakes_its_old_link) {
   session s("c1", false, options);
   fake_link link;
   attach_fresh(s, link);
-  s.detach(t0);
+  s.detach();
   EXPECT_FALSE(s.online());
   enqueue_ok(s, make_message("t", "1"), q1);
   EXPECT_EQ(link.wakes, 0);
+}
+
+TEST(session, a_detached_session_keeps_its_owner_until_disowned_which_records_when) {
+  // The queue-full path: the session goes offline while its connection is still closing.
+  const auto options = make_options();
+  session s("c1", false, options);
+  fake_link link;
+  attach_fresh(s, link);
+  s.detach();
+  EXPECT_EQ(s.owner(), &link);
+  const auto later = t0 + std::chrono::seconds(5);
+  s.disown(later);
+  EXPECT_EQ(s.owner(), nullptr);
+  EXPECT_EQ(s.offline_since(), later);
+  attach_fresh(s, link);  // back online
+  EXPECT_EQ(s.owner(), &link);
+  EXPECT_TRUE(s.online());
 }
 
 TEST(session, fill_stops_once_out_reaches_the_budget_and_resumes_in_order) {
@@ -242,7 +259,7 @@ TEST(session_flow, going_offline_or_away_releases_waiting_publishers) {
     EXPECT_EQ(s.enqueue(make_message("t", "3"), q1, false, t0), result::queued_over_limit);
     s.hold(publisher);
     EXPECT_EQ(publisher->blocking, 1u);
-    s.detach(t0);
+    s.detach();
     EXPECT_EQ(publisher->blocking, 0u);
     // Offline: nothing drains the queue, so nobody is held; the policy drops instead.
     EXPECT_EQ(s.enqueue(make_message("t", "4"), q1, false, t0), result::dropped);
@@ -418,7 +435,7 @@ TEST(session, detached_session_drops_qos0_but_keeps_qos1) {
   session s("c1", false, options);
   fake_link link;
   attach_fresh(s, link);
-  s.detach(t0);
+  s.detach();
   EXPECT_EQ(s.enqueue(make_message("t", "0"), q0, false, t0), result::dropped_offline);
   enqueue_ok(s, make_message("t", "1"), q1);
   EXPECT_EQ(s.queued(), 1u);
@@ -747,7 +764,7 @@ TEST(session, attach_resends_unacknowledged_publishes_with_dup_and_pubrels_in_se
   std::string pubrel;
   ASSERT_TRUE(s.on_pubrec(4, pubrel));
   enqueue_ok(s, make_message("t", "G"), q1);  // queued, never sent
-  s.detach(t0);
+  s.detach();
 
   fake_link second;
   std::string resend;
@@ -783,7 +800,7 @@ TEST(session, attach_resends_nothing_once_everything_is_acknowledged) {
   enqueue_ok(s, make_message("t", "A"), q1);
   ASSERT_EQ(fill_publishes(s).size(), 1u);
   ASSERT_TRUE(s.on_puback(1));
-  s.detach(t0);
+  s.detach();
 
   fake_link second;
   attach_fresh(s, second);
@@ -821,7 +838,7 @@ TEST(session, incoming_qos2_state_survives_a_reattach) {
   fake_link first;
   attach_fresh(s, first);
   ASSERT_TRUE(s.receive_qos2(3));
-  s.detach(t0);
+  s.detach();
   fake_link second;
   attach_fresh(s, second);
   EXPECT_FALSE(s.receive_qos2(3));

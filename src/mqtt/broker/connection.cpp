@@ -1,5 +1,6 @@
 #include "mqtt/broker/connection.hpp"
 
+#include <algorithm>
 #include <array>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,9 +23,14 @@ namespace {
 constexpr std::size_t read_chunk = std::size_t{16} * 1024;
 constexpr std::size_t write_batch = std::size_t{64} * 1024;
 constexpr std::size_t everyday_control = std::size_t{16} * 1024;
-// What a writer that starts from released buffers reserves for PUBLISHes: one allocation for a
-// typical burst instead of a dozen doublings.
-constexpr std::size_t first_batch = std::size_t{4} * 1024;
+
+// Before the session fills `out`: room for what it holds (its queued bytes bound their
+// encoding), up to one batch. One allocation for a burst instead of a dozen doublings, and none
+// when there is nothing to send, as when a CONNACK goes out.
+void reserve_for(std::string& out, const session& s) {
+  const std::size_t want = std::min(write_batch, s.queued_bytes());
+  if (out.capacity() < want) out.reserve(want);
+}
 
 spdlog::level::level_enum line_level(broker& b) {
   return b.connection_line_at_info() ? spdlog::level::info : spdlog::level::debug;
@@ -200,7 +206,7 @@ void connection::wake() {
   if (session_ != nullptr && protocol_.connected() && !closing_ &&
       out().staged.size() < write_batch) {
     auto& staged = active_->out.staged;
-    if (staged.capacity() < first_batch) staged.reserve(first_batch);  // not grown 15 bytes up
+    reserve_for(staged, *session_);
     session_->fill(staged, write_batch);
   }
 }
@@ -506,7 +512,7 @@ awaitable<void> connection::writer() {
     b.out_data.clear();
     b.out_data.swap(b.staged);
     if (session_ != nullptr && protocol_.connected() && !closing_) {
-      if (b.out_data.capacity() < first_batch) b.out_data.reserve(first_batch);
+      reserve_for(b.out_data, *session_);
       session_->fill(b.out_data, write_batch);
     }
     if (b.out_control.empty() && b.out_data.empty()) {

@@ -4,7 +4,7 @@
 // (tls://, ws://, wss://127.0.0.1:PORT; its port must be PORT), anonymous clients allowed, the
 // WebSocket path at its default (/mqtt); tls and wss need --cert and --key (PEM).
 // Runs until SIGINT/SIGTERM. Logs at warn level so that logging does not skew the numbers. The
-// broker runs at the daemon's defaults, memory budget (maxMemoryBytes) included.
+// broker runs at the daemon's defaults, memory budget (maxMemoryBytes) and heap policy included.
 #include <csignal>
 #include <cstdlib>
 #include <exception>
@@ -13,6 +13,7 @@
 
 #include "common/asio.hpp"
 #include "common/asio_clock.hpp"
+#include "common/heap.hpp"
 #include "common/log.hpp"
 #include "common/memory_budget.hpp"
 #include "config/config.hpp"
@@ -78,6 +79,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ebus::tune_heap();  // as the daemon does
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

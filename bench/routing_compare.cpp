@@ -61,6 +61,7 @@
 #include "bus/bus.hpp"
 #include "bus/module.hpp"
 #include "common/asio.hpp"
+#include "common/heap.hpp"
 #include "common/log.hpp"
 #include "config/config.hpp"
 #include "daemon/app.hpp"
@@ -727,6 +728,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ebus::tune_heap();  // the node runs in this process: the daemon's heap policy
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

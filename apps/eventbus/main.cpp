@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/heap.hpp"
 #include "common/log.hpp"
 #include "config/config_loader.hpp"
 #include "daemon/daemon.hpp"
@@ -25,6 +26,7 @@ void print_issue(std::FILE* out, std::string_view what, const ebus::config::conf
 }  // namespace
 
 int main(int argc, char** argv) {
+  ebus::tune_heap();
   CLI::App app{"eventbus - MQTT event bus for KubeEdge edge nodes"};
   ebus::daemon::options opts;
   std::string config_file;

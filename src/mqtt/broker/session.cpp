@@ -162,6 +162,16 @@ bool session::has_sendable() const noexcept {
   return head->qos == qos_level::at_most_once || inflight_.size() < options_.max_inflight;
 }
 
+namespace {
+// Whole packets up to the budget: a writer's buffer reserved for one batch is never grown (and
+// copied) for the packet that crosses it. A packet larger than the budget goes alone.
+bool fits(const std::string& out, const application_message& m, codec::qos_level qos,
+          std::size_t budget) noexcept {
+  return out.empty() ||
+         out.size() + codec::publish_size(m.topic.size(), m.payload.size(), qos) <= budget;
+}
+}  // namespace
+
 inline void session::write(std::string& out, queued_message& q) {
   const auto& m = *q.msg;
   if (q.qos == qos_level::at_most_once) {
@@ -184,6 +194,7 @@ bool session::send_retained(std::string& out, std::size_t budget) {
       if (q.qos != qos_level::at_most_once && inflight_.size() >= options_.max_inflight) {
         return false;
       }
+      if (!fits(out, *q.msg, q.qos, budget)) return false;
       write(out, q);
       owed.messages.pop_front();
       release_entry();
@@ -204,6 +215,7 @@ void session::fill(std::string& out, std::size_t budget) {
   while (!queue_.empty() && out.size() < budget) {
     auto& q = queue_.front();
     if (q.qos != qos_level::at_most_once && inflight_.size() >= options_.max_inflight) break;
+    if (!fits(out, *q.msg, q.qos, budget)) break;
     auto& totals = queue_.mutable_totals();
     totals.bytes -= entry_bytes(*q.msg);  // before write() moves the message out of q
     if (q.qos == qos_level::at_most_once) --totals.qos0;

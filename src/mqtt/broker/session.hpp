@@ -137,7 +137,8 @@ class session {
   [[nodiscard]] bool has_sendable() const noexcept;
 
   /// Appends PUBLISH packets to `out` while there are messages, the in-flight window has room
-  /// and `out` is shorter than `budget` bytes: retained messages owed first, then the queue.
+  /// and the next packet keeps `out` within `budget` bytes (into an empty `out`, one packet goes
+  /// whatever its size): retained messages owed first, then the queue.
   void fill(std::string& out, std::size_t budget);
 
   /// Outgoing QoS 1 acknowledged. False for an unknown id (ignored by the caller).

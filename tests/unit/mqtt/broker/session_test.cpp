@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "broker_test_support.hpp"
+#include "mqtt/codec/encoder.hpp"
 
 namespace ebus::mqtt::broker {
 namespace {
@@ -161,6 +162,25 @@ TEST(session, fill_stops_once_out_reaches_the_budget_and_resumes_in_order) {
   EXPECT_EQ(full, std::string(10, 'x'));
 
   EXPECT_EQ(fill_publishes(s), (std::vector<codec::publish>{publish_packet("t", "3", q0)}));
+}
+
+TEST(session, fill_stops_before_a_packet_that_would_take_out_past_the_budget) {
+  // A writer's buffer reserved for one batch is never grown for the packet that crosses it.
+  const auto options = make_options();
+  session s("c1", true, options);
+  fake_link link;
+  attach_fresh(s, link);
+  for (const char* payload : {"1", "2", "3"})
+    enqueue_ok(s, make_message("t", std::string(100, *payload)), q0);
+  const std::size_t one = codec::publish_size(1, 100, q0);
+  std::string out;
+  s.fill(out, 2 * one + one / 2);
+  EXPECT_EQ(out.size(), 2 * one);
+  EXPECT_EQ(s.queued(), 1u);
+  out.clear();
+  s.fill(out, 1);  // an empty buffer takes one packet whatever the budget
+  EXPECT_EQ(out.size(), one);
+  EXPECT_EQ(s.queued(), 0u);
 }
 
 // --- flow control ------------------------------------------------------------------------------

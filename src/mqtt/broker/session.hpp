@@ -133,7 +133,7 @@ class session {
   /// Frees the storage of queues that are empty (the connection's writer has gone idle).
   void release_idle_memory() noexcept;
 
-  /// True when fill() would write something now.
+  /// True when fill() would write something now into an empty buffer.
   [[nodiscard]] bool has_sendable() const noexcept;
 
   /// Appends PUBLISH packets to `out` while there are messages, the in-flight window has room

@@ -42,6 +42,18 @@ void session::attach(session_link& link, std::string& out) {
   }
 }
 
+void session::count(const queued_message& q) noexcept {
+  auto& totals = queue_.mutable_totals();
+  totals.bytes += entry_bytes(*q.msg);
+  if (q.qos == qos_level::at_most_once) ++totals.qos0;
+}
+
+void session::uncount(const queued_message& q) noexcept {
+  auto& totals = queue_.mutable_totals();
+  totals.bytes -= entry_bytes(*q.msg);
+  if (q.qos == qos_level::at_most_once) --totals.qos0;
+}
+
 void session::detach() noexcept {
   online_ = false;
   // Nothing drains an offline queue: nobody waits for it.
@@ -73,9 +85,7 @@ std::optional<session::enqueue_result> session::overflow(bool qos0, std::size_t 
       return (q.qos == qos_level::at_most_once) == qos0;
     });
     if (oldest == queue_.end()) break;
-    auto& totals = queue_.mutable_totals();
-    totals.bytes -= entry_bytes(*oldest->msg);
-    if (qos0) --totals.qos0;
+    uncount(*oldest);
     queue_.erase(oldest);
     release_entry();
     count_drop();
@@ -114,10 +124,7 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
     count_drop();
     return enqueue_result::dropped_budget;
   }
-  queue_.push_back({msg, qos, retain});
-  auto& totals = queue_.mutable_totals();
-  totals.bytes += bytes;
-  if (qos0) ++totals.qos0;
+  count(queue_.emplace_back(queued_message{msg, qos, retain}));
   if (online_) owner_->wake();  // cheap when the writer is already awake
   if (evicting) return *evicting;
   // The wake-up may have written part of the queue already; ask the publisher to wait only
@@ -216,9 +223,7 @@ void session::fill(std::string& out, std::size_t budget) {
     auto& q = queue_.front();
     if (q.qos != qos_level::at_most_once && inflight_.size() >= options_.max_inflight) break;
     if (!fits(out, *q.msg, q.qos, budget)) break;
-    auto& totals = queue_.mutable_totals();
-    totals.bytes -= entry_bytes(*q.msg);  // before write() moves the message out of q
-    if (q.qos == qos_level::at_most_once) --totals.qos0;
+    uncount(q);  // before write() moves the message out of q
     write(out, q);
     queue_.pop_front();
     release_entry();

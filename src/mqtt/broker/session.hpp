@@ -268,6 +268,9 @@ class session {
     std::uint32_t qos0 = 0;  // QoS 0 messages queued
   };
   ring_queue<queued_message, queue_totals> queue_;
+  /// Adds `q`, just queued, to queue_'s totals; uncount() takes out one about to leave.
+  void count(const queued_message& q) noexcept;
+  void uncount(const queued_message& q) noexcept;
   struct pending_walk {
     retained_walk walk;
     codec::qos_level qos;

@@ -9,8 +9,9 @@
 //                            [--only SUBSTRING] [--broker-cpus LIST] [--subscriber-cpu same|any]
 //                            [--timer-slack-us US] [--mosquitto PATH] [--server PATH]
 //
-// For r in 1..R, each scenario runs on eventbus, then on mosquitto. --only keeps the scenarios
-// whose name contains SUBSTRING ("QoS2", "100->100", "4 KB", "50000/s").
+// For r in 1..R, each scenario runs on eventbus, then on mosquitto (--mosquitto none: eventbus
+// alone, to compare two --server builds or to profile one). --only keeps the scenarios whose
+// name contains SUBSTRING ("QoS2", "100->100", "4 KB", "50000/s").
 //
 // throughput: {1->1, 8->1 (one subscriber on perf/+/data), 1->8, 100->100 (publisher i to its own
 // subscriber on perf/i/data)} x {QoS 0, 1, 2} x {64 B, 4 KB}. Publish and subscription QoS are
@@ -130,8 +131,10 @@ std::vector<int> parse_cpu_list(std::string_view text) {
 
 std::string cpu_list_text(const std::vector<int>& cpus) {
   std::string s;
-  for (const int c : cpus)
-    s += (s.empty() ? "" : ",") + std::to_string(c);
+  for (const int c : cpus) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(c);
+  }
   return s;
 }
 
@@ -186,8 +189,13 @@ const char* name_of(broker_kind k) {
 
 struct programs {
   std::string server = std::string(EBUS_BENCH_DIR) + "/broker_server";
-  std::string mosquitto = "/usr/sbin/mosquitto";
+  std::string mosquitto = "/usr/sbin/mosquitto";  ///< "none": eventbus alone (A/B, profiling)
 };
+
+std::vector<broker_kind> brokers_to_run(const programs& prog) {
+  if (prog.mosquitto == "none") return {broker_kind::eventbus};
+  return {broker_kind::eventbus, broker_kind::mosquitto};
+}
 
 // A fresh broker on a free port, on the placement's broker CPUs: this thread takes those CPUs
 // while it starts the child, which inherits them, and then goes back to its own.
@@ -908,7 +916,7 @@ int run_throughput(int argc, char** argv) {
   for (const auto& s : matrix) {
     summary sum{s.name, {}};
     for (int r = 1; r <= runs; ++r) {
-      for (const auto kind : {broker_kind::eventbus, broker_kind::mosquitto}) {
+      for (const auto kind : brokers_to_run(prog)) {
         throughput_outcome o;
         {
           broker_process broker(kind, prog, where, dir.path);
@@ -977,14 +985,16 @@ int run_throughput(int argc, char** argv) {
   for (const auto& sum : summaries) {
     auto med = [&](const char* broker, const char* name) {
       std::vector<double> v;
-      for (const auto& m : sum.by_broker.at(broker))
-        v.push_back(metric(m, name));
-      return median(v);
+      if (const auto it = sum.by_broker.find(broker); it != sum.by_broker.end())
+        for (const auto& m : it->second)
+          v.push_back(metric(m, name));
+      return v.empty() ? 0.0 : median(v);
     };
     auto total = [&](const char* broker, const char* name) {
       double t = 0;
-      for (const auto& m : sum.by_broker.at(broker))
-        t += metric(m, name);
+      if (const auto it = sum.by_broker.find(broker); it != sum.by_broker.end())
+        for (const auto& m : it->second)
+          t += metric(m, name);
       return t;
     };
     const double eb = med("eventbus", "msgs_per_s");
@@ -1316,7 +1326,7 @@ int run_latency(int argc, char** argv) {
       if (!only.empty() && name.find(only) == std::string::npos) continue;
       row sum{name, {}};
       for (int r = 1; r <= runs; ++r) {
-        for (const auto kind : {broker_kind::eventbus, broker_kind::mosquitto}) {
+        for (const auto kind : brokers_to_run(prog)) {
           latency_outcome o;
           {
             broker_process broker(kind, prog, where, dir.path);

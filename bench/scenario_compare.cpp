@@ -983,18 +983,22 @@ int run_throughput(int argc, char** argv) {
               "mq msgs/s", "ratio", "eb us/msg", "mq us/msg", "ratio", "eb lg_us", "mq lg_us",
               "lost eb/mq");
   for (const auto& sum : summaries) {
+    // A broker that did not run (--mosquitto none) has no runs: its figures read 0.
+    auto runs_of = [&](const char* broker) -> const std::vector<metrics>& {
+      static const std::vector<metrics> none;
+      const auto it = sum.by_broker.find(broker);
+      return it == sum.by_broker.end() ? none : it->second;
+    };
     auto med = [&](const char* broker, const char* name) {
       std::vector<double> v;
-      if (const auto it = sum.by_broker.find(broker); it != sum.by_broker.end())
-        for (const auto& m : it->second)
-          v.push_back(metric(m, name));
+      for (const auto& m : runs_of(broker))
+        v.push_back(metric(m, name));
       return v.empty() ? 0.0 : median(v);
     };
     auto total = [&](const char* broker, const char* name) {
       double t = 0;
-      if (const auto it = sum.by_broker.find(broker); it != sum.by_broker.end())
-        for (const auto& m : it->second)
-          t += metric(m, name);
+      for (const auto& m : runs_of(broker))
+        t += metric(m, name);
       return t;
     };
     const double eb = med("eventbus", "msgs_per_s");

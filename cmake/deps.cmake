@@ -11,6 +11,16 @@ find_package(OpenSSL REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(MOSQUITTO REQUIRED IMPORTED_TARGET libmosquitto)
 
+# The soname a development library links to (libssl.so -> libssl.so.3): what the daemon opens at
+# run time for the libraries only some configurations use (src/common/shared_library.hpp).
+function(ebus_soname_of out library)
+  if(IS_SYMLINK "${library}")
+    file(READ_SYMLINK "${library}" library)
+  endif()
+  get_filename_component(name "${library}" NAME)
+  set(${out} "${name}" PARENT_SCOPE)
+endfunction()
+
 # libasio-dev (standalone Asio 1.22) ships no CMake package: wrap its headers.
 find_path(ASIO_INCLUDE_DIR asio.hpp REQUIRED)
 add_library(ebus_asio INTERFACE)

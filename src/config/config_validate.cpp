@@ -13,14 +13,12 @@
 #include <utility>
 #include <vector>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
 #include "common/log.hpp"
 #include "config/checks.hpp"
 #include "config/config_loader.hpp"
 #include "mqtt/broker/listen_url.hpp"
 #include "mqtt/client/broker_url.hpp"
+#include "openssl/openssl_api.hpp"
 
 namespace ebus::config {
 namespace detail {
@@ -199,44 +197,37 @@ bool same_endpoint(const listen_address& a, const listen_address& b) {
   return covers(a.host, b.host) || covers(b.host, a.host);
 }
 
-std::string openssl_error() {
-  const unsigned long code = ERR_get_error();  // NOLINT(google-runtime-int): OpenSSL's type
-  ERR_clear_error();
-  if (code == 0) return "unknown OpenSSL error";
-  std::array<char, 256> buf{};
-  ERR_error_string_n(code, buf.data(), buf.size());
-  return buf.data();
-}
-
-// An encrypted key must not make OpenSSL ask for its passphrase on the terminal.
-int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*userdata*/) {
-  return 0;
-}
-
 // Loads certificate chain and key as the TLS listener will; the issue names the key at fault.
 std::optional<config_issue> key_pair_problem(const std::string& base, const listener_config& l) {
-  const std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_server_method()),
-                                                              SSL_CTX_free);
-  if (!ctx) return config_issue{base + "." + lk::cert_file, "cannot check: " + openssl_error()};
-  SSL_CTX_set_default_passwd_cb(ctx.get(), no_passphrase);
-  ERR_clear_error();
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), l.cert_file.c_str()) != 1) {
-    return config_issue{base + "." + lk::cert_file,
-                        quote(l.cert_file) + " is not a PEM certificate chain: " + openssl_error()};
+  const auto loaded = openssl::load();
+  if (!loaded) return config_issue{base + "." + lk::cert_file, "cannot check: " + loaded.error()};
+  const openssl::functions& ssl = **loaded;
+  const std::unique_ptr<SSL_CTX, decltype(ssl.SSL_CTX_free)> ctx(
+      ssl.SSL_CTX_new(ssl.TLS_server_method()), ssl.SSL_CTX_free);
+  if (!ctx) {
+    return config_issue{base + "." + lk::cert_file, "cannot check: " + openssl::last_error(ssl)};
+  }
+  ssl.SSL_CTX_set_default_passwd_cb(ctx.get(), openssl::refuse_passphrase);
+  ssl.ERR_clear_error();
+  if (ssl.SSL_CTX_use_certificate_chain_file(ctx.get(), l.cert_file.c_str()) != 1) {
+    return config_issue{base + "." + lk::cert_file, quote(l.cert_file) +
+                                                        " is not a PEM certificate chain: " +
+                                                        openssl::last_error(ssl)};
   }
   const auto mismatch = [&] {
     return config_issue{base + "." + lk::key_file, quote(l.key_file) + " does not match certFile " +
-                                                       quote(l.cert_file) + ": " + openssl_error()};
+                                                       quote(l.cert_file) + ": " +
+                                                       openssl::last_error(ssl)};
   };
-  if (SSL_CTX_use_PrivateKey_file(ctx.get(), l.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+  if (ssl.SSL_CTX_use_PrivateKey_file(ctx.get(), l.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
     // OpenSSL compares the key with the certificate as it loads it (X509_check_private_key).
-    if (ERR_GET_LIB(ERR_peek_error()) == ERR_LIB_X509) return mismatch();
+    if (ERR_GET_LIB(ssl.ERR_peek_error()) == ERR_LIB_X509) return mismatch();
     return config_issue{base + "." + lk::key_file,
                         "cannot load " + quote(l.key_file) +
-                            " as an unencrypted PEM private key: " + openssl_error()};
+                            " as an unencrypted PEM private key: " + openssl::last_error(ssl)};
   }
   // A key of another type (EC for an RSA certificate) loads, and fails here.
-  if (SSL_CTX_check_private_key(ctx.get()) != 1) return mismatch();
+  if (ssl.SSL_CTX_check_private_key(ctx.get()) != 1) return mismatch();
   return std::nullopt;
 }
 

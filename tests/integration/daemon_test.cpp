@@ -52,6 +52,18 @@ class local_defaults {
   std::uint16_t port_ = free_port();
 };
 
+/// The paths of the files process `pid` has mapped, one per line.
+std::string mapped_files(int pid) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::string out;
+  for (std::string line; std::getline(maps, line);) {
+    if (const auto slash = line.find('/'); slash != std::string::npos) {
+      out += line.substr(slash) + "\n";
+    }
+  }
+  return out;
+}
+
 /// `yaml` with the value of the first `key:` line replaced.
 std::string with_value(std::string yaml, const std::string& key, const std::string& value) {
   const auto at = yaml.find(key + ": ");
@@ -91,6 +103,21 @@ TEST(daemon, defaults_accept_mosquitto_clients_on_127_0_0_1) {
   EXPECT_NE(sub.output().find(R"($hw/events/device/default/led1/twin/update {"event_id":"e1"})"),
             std::string::npos)
       << sub.output();
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(), 0) << d.output();
+}
+
+// OpenSSL and libmosquitto are opened when a configuration needs them (TLS, WebSocket, password
+// file, external broker), so that an idle daemon at the defaults does not carry their pages.
+TEST(daemon, on_its_defaults_maps_neither_openssl_nor_libmosquitto) {
+  local_defaults defaults;
+  process d(defaults.argv());
+  ASSERT_TRUE(d.wait_for_output("ready")) << d.output();
+  const auto maps = mapped_files(d.pid());
+  EXPECT_NE(maps.find("libsqlite3"), std::string::npos) << maps;  // the maps were read
+  EXPECT_EQ(maps.find("libssl"), std::string::npos) << maps;
+  EXPECT_EQ(maps.find("libcrypto"), std::string::npos) << maps;
+  EXPECT_EQ(maps.find("libmosquitto"), std::string::npos) << maps;
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait(), 0) << d.output();
 }
@@ -218,6 +245,7 @@ TEST(daemon, external_mode_is_ready_at_once_while_the_broker_is_unreachable) {
   process d({daemon_path, "--config", (dir.path() / "ext.yaml").string()});
   ASSERT_TRUE(d.wait_for_output("ready", std::chrono::seconds(5))) << d.output();
   EXPECT_NE(d.output().find("mode=external"), std::string::npos) << d.output();
+  EXPECT_NE(mapped_files(d.pid()).find("libmosquitto"), std::string::npos);  // opened on demand
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait(), 0) << d.output();
 }

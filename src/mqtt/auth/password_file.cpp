@@ -5,8 +5,7 @@
 #include <map>
 #include <utility>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include "openssl/openssl_api.hpp"
 
 namespace ebus::mqtt::auth {
 
@@ -24,7 +23,8 @@ constexpr bool is_base64_char(char c) noexcept {
 // writes 12 salt bytes as 16 characters and 64 hash bytes as 88 with "=="). EVP_DecodeBlock
 // alone would accept blanks and count padding as data, so the shape is checked first.
 template <std::size_t N>
-bool decode_base64(std::string_view in, std::array<unsigned char, N>& out) {
+bool decode_base64(const openssl::functions& ssl, std::string_view in,
+                   std::array<unsigned char, N>& out) {
   static_assert(N > 0 && N <= 96);
   constexpr std::size_t encoded = (N + 2) / 3 * 4;
   constexpr std::size_t padding = (3 - N % 3) % 3;
@@ -34,8 +34,8 @@ bool decode_base64(std::string_view in, std::array<unsigned char, N>& out) {
     if (pad_position ? in[i] != '=' : !is_base64_char(in[i])) return false;
   }
   std::array<unsigned char, encoded / 4 * 3> buffer{};
-  const int n = EVP_DecodeBlock(buffer.data(), reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
+  const int n = ssl.EVP_DecodeBlock(
+      buffer.data(), reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
   if (n != static_cast<int>(buffer.size())) return false;
   std::copy_n(buffer.begin(), N, out.begin());
   return true;
@@ -57,7 +57,8 @@ std::vector<std::string_view> split_hash(std::string_view text) {
 
 }  // namespace
 
-std::string password_file::parse_hash(std::string_view text, entry& e) {
+std::string password_file::parse_hash(const openssl::functions& ssl, std::string_view text,
+                                      entry& e) {
   if (text.empty()) return "missing password hash after ':'";
   if (text.size() > max_hash_field) {
     return "password hash longer than " + std::to_string(max_hash_field) + " bytes";
@@ -95,12 +96,16 @@ std::string password_file::parse_hash(std::string_view text, entry& e) {
     if (parts.empty()) reason += "; plain-text passwords are hashed by mosquitto_passwd -U";
     return reason;
   }
-  if (!decode_base64(salt, e.salt)) return "salt is not 12 bytes of base64";
-  if (!decode_base64(hash, e.hash)) return "hash is not 64 bytes of base64";
+  if (!decode_base64(ssl, salt, e.salt)) return "salt is not 12 bytes of base64";
+  if (!decode_base64(ssl, hash, e.hash)) return "hash is not 64 bytes of base64";
   return {};
 }
 
 expected<password_file, std::vector<file_problem>> password_file::parse(std::string_view text) {
+  const auto ssl = openssl::load();
+  if (!ssl) {
+    return fail(std::vector<file_problem>{{0, "its hashes need OpenSSL: " + ssl.error()}});
+  }
   detail::problem_list problems;
   user_map users;
   std::unordered_map<std::string_view, std::size_t> first_line;  // views into `text`
@@ -140,7 +145,7 @@ expected<password_file, std::vector<file_problem>> password_file::parse(std::str
       ok = false;
     }
     entry e;
-    if (std::string reason = parse_hash(rest, e); !reason.empty()) {
+    if (std::string reason = parse_hash(**ssl, rest, e); !reason.empty()) {
       problems.add(number, std::move(reason));
       ok = false;
     }
@@ -170,7 +175,7 @@ expected<password_file, std::vector<file_problem>> password_file::parse(std::str
   for (std::size_t i = 0; i < dummy.hash.size(); ++i) {
     dummy.hash[i] = static_cast<unsigned char>(0xA5U ^ i);
   }
-  return password_file(std::move(users), dummy);
+  return password_file(std::move(users), dummy, **ssl);
 }
 
 expected<password_file, std::string> password_file::load(const std::string& path) {
@@ -181,7 +186,8 @@ expected<password_file, std::string> password_file::load(const std::string& path
   return std::move(*parsed);
 }
 
-bool password_file::matches(const entry& e, std::string_view password) {
+bool password_file::matches(const entry& e, std::string_view password) const {
+  const openssl::functions& ssl = *ssl_;
   if (password.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) return false;
   // OpenSSL wants a non-null pointer even for zero bytes.
   const char* pw = password.empty() ? "" : password.data();
@@ -189,20 +195,20 @@ bool password_file::matches(const entry& e, std::string_view password) {
   std::array<unsigned char, 64> digest{};
   bool ok = false;
   if (e.kind == hash_kind::pbkdf2_sha512) {
-    ok = PKCS5_PBKDF2_HMAC(pw, pw_len, e.salt.data(), static_cast<int>(e.salt.size()),
-                           static_cast<int>(e.iterations), EVP_sha512(),
-                           static_cast<int>(digest.size()), digest.data()) == 1;
+    ok = ssl.PKCS5_PBKDF2_HMAC(pw, pw_len, e.salt.data(), static_cast<int>(e.salt.size()),
+                               static_cast<int>(e.iterations), ssl.EVP_sha512(),
+                               static_cast<int>(digest.size()), digest.data()) == 1;
   } else {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    EVP_MD_CTX* ctx = ssl.EVP_MD_CTX_new();
     unsigned int len = 0;
-    ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha512(), nullptr) == 1 &&
-         EVP_DigestUpdate(ctx, pw, password.size()) == 1 &&
-         EVP_DigestUpdate(ctx, e.salt.data(), e.salt.size()) == 1 &&
-         EVP_DigestFinal_ex(ctx, digest.data(), &len) == 1 && len == digest.size();
-    EVP_MD_CTX_free(ctx);
+    ok = ctx != nullptr && ssl.EVP_DigestInit_ex(ctx, ssl.EVP_sha512(), nullptr) == 1 &&
+         ssl.EVP_DigestUpdate(ctx, pw, password.size()) == 1 &&
+         ssl.EVP_DigestUpdate(ctx, e.salt.data(), e.salt.size()) == 1 &&
+         ssl.EVP_DigestFinal_ex(ctx, digest.data(), &len) == 1 && len == digest.size();
+    ssl.EVP_MD_CTX_free(ctx);
   }
   // Constant time, so the comparison does not leak how much of the hash matched.
-  return ok && CRYPTO_memcmp(digest.data(), e.hash.data(), digest.size()) == 0;
+  return ok && ssl.CRYPTO_memcmp(digest.data(), e.hash.data(), digest.size()) == 0;
 }
 
 login_result password_file::check(std::string_view username, std::string_view password) const {

@@ -26,6 +26,10 @@
 #include "common/string_hash.hpp"
 #include "mqtt/auth/file_problem.hpp"
 
+namespace ebus::openssl {
+struct functions;
+}
+
 namespace ebus::mqtt::auth {
 
 /// Most PBKDF2 iterations a file may ask for. mosquitto_passwd writes 101; a much larger count
@@ -69,13 +73,15 @@ class password_file {
   };
   using user_map = std::unordered_map<std::string, entry, string_hash, std::equal_to<>>;
 
-  password_file(user_map users, entry dummy) : users_(std::move(users)), dummy_(dummy) {}
+  password_file(user_map users, entry dummy, const openssl::functions& ssl)
+      : users_(std::move(users)), dummy_(dummy), ssl_(&ssl) {}
   /// Parses one hash field into `e`; returns why it is unusable, or an empty string.
-  static std::string parse_hash(std::string_view text, entry& e);
-  static bool matches(const entry& e, std::string_view password);
+  static std::string parse_hash(const openssl::functions& ssl, std::string_view text, entry& e);
+  [[nodiscard]] bool matches(const entry& e, std::string_view password) const;
 
   user_map users_;
   entry dummy_;
+  const openssl::functions* ssl_;  // the hashes' implementation, loaded by parse()
 };
 
 }  // namespace ebus::mqtt::auth

@@ -11,6 +11,8 @@
 #include "common/log.hpp"
 #include "mqtt/broker/connection.hpp"
 #include "mqtt/broker/listen_url.hpp"
+#include "mqtt/broker/stream.hpp"
+#include "openssl/openssl_api.hpp"
 
 namespace ebus::mqtt::broker {
 namespace {
@@ -42,8 +44,7 @@ struct server::listener {
   listener_options options;
   listen_transport kind = listen_transport::tcp;
   asio::ip::tcp::acceptor acceptor;  // non-blocking; waited on, accepted from by accept4
-  asio::ip::tcp protocol = asio::ip::tcp::v4();
-  std::shared_ptr<asio::ssl::context> tls;  // tls and wss; replaced by a reload
+  std::shared_ptr<tls_context> tls;  // tls and wss; replaced by a reload
 };
 
 accept_action classify_accept_error(const std::error_code& ec) noexcept {
@@ -144,6 +145,11 @@ expected<void, std::string> server::bind(listener& l) {
   auto addr = parse_listen_url(url);
   if (!addr) return fail(addr.error());
   l.kind = addr->transport;
+  if (l.kind == listen_transport::ws) {
+    // Sec-WebSocket-Accept is a SHA-1 by OpenSSL: opened now, so that a missing library fails
+    // the start rather than every client's upgrade.
+    if (const auto ssl = openssl::load(); !ssl) return fail("WebSocket needs OpenSSL: " + ssl.error());
+  }
   if (transport::uses_tls(l.kind)) {
     auto context = make_tls_context(l.options.tls);
     if (!context) return fail(context.error());
@@ -169,7 +175,6 @@ expected<void, std::string> server::bind(listener& l) {
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (!ec) acceptor.non_blocking(true, ec);
-  l.protocol = endpoint.protocol();
   if (ec) {
     std::error_code ignored;
     acceptor.close(ignored);
@@ -283,22 +288,15 @@ transport::websocket_options server::websocket_options_of(const listener& l) con
 }
 
 expected<std::unique_ptr<stream>, std::error_code> server::make_stream(listener& l, int fd) {
-  if (transport::uses_tls(l.kind)) {
-    asio::ip::tcp::socket socket(executor_);
-    std::error_code ec;
-    socket.assign(l.protocol, fd, ec);
-    if (ec) {
-      ::close(fd);
-      return fail(ec);
-    }
-    auto tls = make_tls_stream(std::move(socket), l.tls);
-    if (l.kind == listen_transport::tls) return tls;
-    return make_websocket_stream(std::move(tls), websocket_options_of(l), executor_);
-  }
-  // WebSocket over TCP (a tcp:// connection owns its socket: accept_loop()).
+  // TLS and WebSocket over TCP (a tcp:// connection owns its socket: accept_loop()).
   auto tcp = make_tcp_stream(fd, *readiness_);
   if (!tcp) return tcp;
-  return make_websocket_stream(std::move(*tcp), websocket_options_of(l), executor_);
+  if (!transport::uses_tls(l.kind)) {
+    return make_websocket_stream(std::move(*tcp), websocket_options_of(l), executor_);
+  }
+  auto tls = make_tls_stream(std::move(*tcp), l.tls, executor_);
+  if (!tls || l.kind == listen_transport::tls) return tls;
+  return make_websocket_stream(std::move(*tls), websocket_options_of(l), executor_);
 }
 
 void server::refuse(listener& l, int fd, std::string_view reason) {
@@ -328,7 +326,7 @@ void server::refuse(listener& l, int fd, std::string_view reason) {
 }
 
 expected<void, std::string> server::reload_certificates() {
-  std::vector<std::shared_ptr<asio::ssl::context>> loaded(listeners_.size());
+  std::vector<std::shared_ptr<tls_context>> loaded(listeners_.size());
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
     const auto& l = *listeners_[i];
     if (!transport::uses_tls(l.kind)) continue;

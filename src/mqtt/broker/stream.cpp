@@ -1,17 +1,16 @@
 #include "mqtt/broker/stream.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <vector>
 #include <string_view>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-
 #include "mqtt/broker/tcp_socket.hpp"
+#include "openssl/openssl_api.hpp"
 
 namespace ebus::mqtt::broker {
 namespace {
@@ -67,73 +66,211 @@ class tcp_stream final : public stream, private readiness_set::watcher {
   std::unique_ptr<socket_wait> write_wait_;  // write()'s, while it waits
 };
 
-// TLS over a socket that Asio's reactor watches.
+// OpenSSL's errors as error codes: the value is OpenSSL's packed error code, the message its
+// text ("wrong version number", "certificate verify failed", ...).
+class tls_category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "tls"; }
+  std::string message(int value) const override {
+    const auto ssl = openssl::load();
+    if (!ssl) return "TLS error " + std::to_string(value);
+    std::array<char, 256> text{};
+    (*ssl)->ERR_error_string_n(static_cast<unsigned int>(value), text.data(), text.size());
+    return text.data();
+  }
+};
+
+const std::error_category& tls_errors() noexcept {
+  static const tls_category category;
+  return category;
+}
+
+}  // namespace
+
+// A server context as a listener configured it; connections share it with the listener and keep
+// it when a reload replaces the listener's.
+class tls_context {
+ public:
+  tls_context(const openssl::functions& ssl, SSL_CTX* ctx) noexcept : ssl_(ssl), ctx_(ctx) {}
+  tls_context(const tls_context&) = delete;
+  tls_context& operator=(const tls_context&) = delete;
+  ~tls_context() { ssl_.SSL_CTX_free(ctx_); }
+
+  [[nodiscard]] const openssl::functions& functions() const noexcept { return ssl_; }
+  [[nodiscard]] SSL_CTX* native_handle() const noexcept { return ctx_; }
+
+ private:
+  const openssl::functions& ssl_;
+  SSL_CTX* ctx_;
+};
+
+namespace {
+
+// TLS over an inner stream (TCP). OpenSSL works on two memory BIOs: bytes read from the socket
+// go into one, and what OpenSSL produces (handshake, records, alerts) is taken from the other and
+// written out. So a TLS connection waits on the same readiness set as a TCP one and holds no
+// buffer of its own while idle (SSL_MODE_RELEASE_BUFFERS).
+//
+// OpenSSL may produce output while reading (a TLS 1.3 key update); those bytes and the writer's
+// go out in the order OpenSSL produced them, one write to the inner stream at a time.
 class tls_stream final : public stream {
  public:
-  // The SSL object keeps its own reference to the OpenSSL context; context_ keeps Asio's.
-  tls_stream(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> context)
-      : stream_(std::move(socket), *context), context_(std::move(context)) {}
+  tls_stream(std::unique_ptr<stream> inner, std::shared_ptr<tls_context> context, SSL* session,
+             BIO* into_tls, BIO* out_of_tls, const asio::any_io_executor& executor)
+      : inner_(std::move(inner)),
+        context_(std::move(context)),
+        ssl_(context_->functions()),
+        session_(session),
+        into_tls_(into_tls),
+        out_of_tls_(out_of_tls),
+        turn_(executor, std::chrono::steady_clock::time_point::max()) {}
+  tls_stream(const tls_stream&) = delete;
+  tls_stream& operator=(const tls_stream&) = delete;
+  ~tls_stream() override { ssl_.SSL_free(session_); }  // and both BIOs with it
+
+  awaitable<std::error_code> open() override {
+    if (auto ec = co_await inner_->open(); ec) co_return ec;
+    // The handshake's reads need a buffer of their own; it lives only as long as the handshake.
+    std::vector<char> scratch(handshake_read_bytes);
+    for (;;) {
+      const int r = ssl_.SSL_do_handshake(session_);
+      // What the handshake wrote goes out first, a refusing alert included.
+      if (auto ec = co_await flush(); ec) co_return ec;
+      if (r == 1) break;
+      const int err = ssl_.SSL_get_error(session_, r);
+      if (err != SSL_ERROR_WANT_READ) co_return error_of(err);
+      if (auto ec = co_await fill(asio::buffer(scratch)); ec) co_return ec;
+    }
+    read_certificate_name();
+    co_return std::error_code{};
+  }
 
   awaitable<read_result> read_some(asio::mutable_buffer into) override {
-    auto [ec, n] = co_await stream_.async_read_some(into, as_tuple(use_awaitable));
-    co_return read_result{ec, n};
+    if (into.size() == 0) co_return read_result{std::error_code{}, 0};
+    const int size = static_cast<int>(std::min<std::size_t>(into.size(), max_step));
+    for (;;) {
+      const int n = ssl_.SSL_read(session_, into.data(), size);
+      if (n > 0) co_return read_result{std::error_code{}, static_cast<std::size_t>(n)};
+      const int err = ssl_.SSL_get_error(session_, n);
+      if (ssl_.BIO_ctrl_pending(out_of_tls_) > 0 && !writing_) {
+        if (auto ec = co_await flush(); ec) co_return read_result{ec, 0};
+      }
+      if (err == SSL_ERROR_ZERO_RETURN) co_return read_result{asio::error::eof, 0};  // close_notify
+      if (err != SSL_ERROR_WANT_READ) co_return read_result{error_of(err), 0};
+      // The ciphertext is read into the caller's buffer, then decrypted into it.
+      if (auto ec = co_await fill(into); ec) co_return read_result{ec, 0};
+    }
   }
 
   awaitable<std::error_code> write(write_batch batch) override {
-    auto [ec, n] = co_await asio::async_write(stream_, batch, as_tuple(use_awaitable));
-    (void)n;
-    co_return ec;
+    for (const auto& b : batch) {
+      const auto* data = static_cast<const char*>(b.data());
+      std::size_t left = b.size();
+      while (left > 0) {
+        // A step at a time, so that the ciphertext waiting in the BIO stays small.
+        const int step = static_cast<int>(std::min(left, max_step));
+        const int n = ssl_.SSL_write(session_, data, step);
+        if (n <= 0) co_return error_of(ssl_.SSL_get_error(session_, n));
+        data += n;
+        left -= static_cast<std::size_t>(n);
+        if (auto ec = co_await flush(); ec) co_return ec;
+      }
+    }
+    co_return std::error_code{};
   }
 
   void cancel() noexcept override {
-    std::error_code ignored;
-    stream_.next_layer().cancel(ignored);
+    cancelled_ = true;
+    turn_.cancel();
+    inner_->cancel();
   }
 
   void close() noexcept override {
-    // Over TLS without close_notify: the peer is gone or being dropped, and waiting for it
-    // could stall.
-    std::error_code ignored;
-    stream_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    stream_.next_layer().close(ignored);
+    // Without close_notify: the peer is gone or being dropped, and waiting for it could stall.
+    inner_->close();
   }
 
-  int native_handle() const noexcept override {
-    return const_cast<asio::ip::tcp::socket&>(stream_.next_layer()).native_handle();
-  }
-
-  awaitable<std::error_code> open() override {
-    auto [ec] =
-        co_await stream_.async_handshake(asio::ssl::stream_base::server, as_tuple(use_awaitable));
-    if (!ec) read_certificate_name();
-    co_return ec;
-  }
-
+  int native_handle() const noexcept override { return inner_->native_handle(); }
   std::optional<std::string> certificate_name() const override { return certificate_name_; }
   const char* name() const noexcept override { return "tls"; }
 
  private:
-  void read_certificate_name() {
-    SSL* ssl = stream_.native_handle();
-    X509* cert = SSL_get_peer_certificate(ssl);
-    if (cert == nullptr) return;
-    if (SSL_get_verify_result(ssl) == X509_V_OK) {
-      X509_NAME* subject = X509_get_subject_name(cert);
-      const int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-      if (at >= 0) {
-        const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
-        unsigned char* utf8 = nullptr;
-        const int n = ASN1_STRING_to_UTF8(&utf8, data);
-        if (n >= 0) certificate_name_.emplace(reinterpret_cast<const char*>(utf8), n);
-        OPENSSL_free(utf8);
-      }
+  static constexpr std::size_t handshake_read_bytes = 16 * 1024;
+  static constexpr std::size_t max_step = 64 * 1024;
+
+  // Reads once from the inner stream into `scratch` and hands the bytes to OpenSSL.
+  awaitable<std::error_code> fill(asio::mutable_buffer scratch) {
+    auto [ec, n] = co_await inner_->read_some(scratch);
+    if (ec) co_return ec;
+    if (n == 0) co_return std::error_code(asio::error::eof);
+    if (ssl_.BIO_write(into_tls_, scratch.data(), static_cast<int>(n)) != static_cast<int>(n)) {
+      co_return std::make_error_code(std::errc::not_enough_memory);
     }
-    X509_free(cert);
+    co_return std::error_code{};
   }
 
-  asio::ssl::stream<asio::ip::tcp::socket> stream_;
-  std::shared_ptr<asio::ssl::context> context_;
+  // Writes out everything OpenSSL has produced, in turn with any other flush.
+  awaitable<std::error_code> flush() {
+    while (writing_ && !cancelled_) {
+      turn_.expires_at(std::chrono::steady_clock::time_point::max());
+      (void)co_await turn_.async_wait(as_tuple(use_awaitable));
+    }
+    if (cancelled_) co_return std::error_code(asio::error::operation_aborted);
+    writing_ = true;
+    std::error_code ec;
+    std::string bytes;
+    while (!ec) {
+      const std::size_t pending = ssl_.BIO_ctrl_pending(out_of_tls_);
+      if (pending == 0) break;
+      bytes.resize(std::min(pending, max_step + 1024));
+      const int n = ssl_.BIO_read(out_of_tls_, bytes.data(), static_cast<int>(bytes.size()));
+      if (n <= 0) break;
+      ec = co_await inner_->write({asio::buffer(bytes.data(), static_cast<std::size_t>(n)),
+                                   asio::const_buffer{}});
+    }
+    writing_ = false;
+    turn_.cancel();  // the other flush, if waiting, goes next
+    co_return ec;
+  }
+
+  std::error_code error_of(int ssl_error) {
+    if (ssl_error == SSL_ERROR_SSL) {
+      const unsigned long code = ssl_.ERR_get_error();  // NOLINT(google-runtime-int): OpenSSL's
+      ssl_.ERR_clear_error();
+      if (code != 0) return {static_cast<int>(static_cast<unsigned int>(code)), tls_errors()};
+    }
+    ssl_.ERR_clear_error();
+    return std::make_error_code(std::errc::protocol_error);
+  }
+
+  void read_certificate_name() {
+    X509* cert = ssl_.SSL_get1_peer_certificate(session_);
+    if (cert == nullptr) return;
+    if (ssl_.SSL_get_verify_result(session_) == X509_V_OK) {
+      X509_NAME* subject = ssl_.X509_get_subject_name(cert);
+      const int at = ssl_.X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+      if (at >= 0) {
+        const ASN1_STRING* data =
+            ssl_.X509_NAME_ENTRY_get_data(ssl_.X509_NAME_get_entry(subject, at));
+        unsigned char* utf8 = nullptr;
+        const int n = ssl_.ASN1_STRING_to_UTF8(&utf8, data);
+        if (n >= 0) certificate_name_.emplace(reinterpret_cast<const char*>(utf8), n);
+        ssl_.CRYPTO_free(utf8, OPENSSL_FILE, OPENSSL_LINE);
+      }
+    }
+    ssl_.X509_free(cert);
+  }
+
+  std::unique_ptr<stream> inner_;
+  std::shared_ptr<tls_context> context_;
+  const openssl::functions& ssl_;
+  SSL* session_;
+  BIO* into_tls_;    // owned by session_
+  BIO* out_of_tls_;  // owned by session_
+  asio::steady_timer turn_;
   std::optional<std::string> certificate_name_;
+  bool writing_ = false;
+  bool cancelled_ = false;
 };
 
 // The WebSocket layer writes from two places: the connection's writer (MQTT in binary frames)
@@ -231,15 +368,6 @@ class websocket_stream final : public stream {
   bool cancelled_ = false;
 };
 
-std::string openssl_error() {
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "unknown OpenSSL error";
-  char text[256];
-  ERR_error_string_n(code, text, sizeof text);
-  return text;
-}
-
 }  // namespace
 
 expected<std::unique_ptr<stream>, std::error_code> make_tcp_stream(int fd,
@@ -249,45 +377,68 @@ expected<std::unique_ptr<stream>, std::error_code> make_tcp_stream(int fd,
   return s;
 }
 
-std::unique_ptr<stream> make_tls_stream(asio::ip::tcp::socket socket,
-                                        std::shared_ptr<asio::ssl::context> context) {
-  return std::make_unique<tls_stream>(std::move(socket), std::move(context));
+expected<std::unique_ptr<stream>, std::error_code> make_tls_stream(
+    std::unique_ptr<stream> inner, std::shared_ptr<tls_context> context,
+    const asio::any_io_executor& executor) {
+  const openssl::functions& ssl = context->functions();
+  SSL* session = ssl.SSL_new(context->native_handle());
+  BIO* into_tls = ssl.BIO_new(ssl.BIO_s_mem());
+  BIO* out_of_tls = ssl.BIO_new(ssl.BIO_s_mem());
+  if (session == nullptr || into_tls == nullptr || out_of_tls == nullptr) {
+    if (session != nullptr) ssl.SSL_free(session);
+    // A BIO not yet handed to a session is freed as a BIO; none is, so the table has no BIO_free
+    // and these two leak only when OpenSSL is out of memory already.
+    ssl.ERR_clear_error();
+    return fail(std::make_error_code(std::errc::not_enough_memory));
+  }
+  ssl.SSL_set_bio(session, into_tls, out_of_tls);
+  ssl.SSL_set_accept_state(session);
+  return std::make_unique<tls_stream>(std::move(inner), std::move(context), session, into_tls,
+                                      out_of_tls, executor);
 }
 
-expected<std::shared_ptr<asio::ssl::context>, std::string> make_tls_context(
+expected<std::shared_ptr<tls_context>, std::string> make_tls_context(
     const tls_server_settings& settings) {
-  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  const auto loaded = openssl::load();
+  if (!loaded) return fail("TLS needs OpenSSL: " + loaded.error());
+  const openssl::functions& ssl = **loaded;
+  SSL_CTX* native = ssl.SSL_CTX_new(ssl.TLS_server_method());
+  if (native == nullptr) return fail("cannot create a TLS context: " + openssl::last_error(ssl));
+  auto context = std::make_shared<tls_context>(ssl, native);
   SSL_CTX* ctx = context->native_handle();
-  ERR_clear_error();
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  ssl.ERR_clear_error();
+  ssl.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, nullptr);
+  ssl.SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                   SSL_OP_NO_COMPRESSION);
+  // An idle connection keeps no record buffers.
+  ssl.SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, SSL_MODE_RELEASE_BUFFERS, nullptr);
   // A key file protected by a pass phrase must fail here, not block on a terminal prompt.
-  SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });
-  if (SSL_CTX_use_certificate_chain_file(ctx, settings.cert_file.c_str()) != 1) {
-    return fail("certificate '" + settings.cert_file + "': " + openssl_error());
+  ssl.SSL_CTX_set_default_passwd_cb(ctx, openssl::refuse_passphrase);
+  if (ssl.SSL_CTX_use_certificate_chain_file(ctx, settings.cert_file.c_str()) != 1) {
+    return fail("certificate '" + settings.cert_file + "': " + openssl::last_error(ssl));
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx, settings.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return fail("key '" + settings.key_file + "': " + openssl_error());
+  if (ssl.SSL_CTX_use_PrivateKey_file(ctx, settings.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return fail("key '" + settings.key_file + "': " + openssl::last_error(ssl));
   }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
+  if (ssl.SSL_CTX_check_private_key(ctx) != 1) {
     return fail("key '" + settings.key_file + "' does not match certificate '" +
-                settings.cert_file + "': " + openssl_error());
+                settings.cert_file + "': " + openssl::last_error(ssl));
   }
   if (!settings.ca_file.empty()) {
-    if (SSL_CTX_load_verify_locations(ctx, settings.ca_file.c_str(), nullptr) != 1) {
-      return fail("CA file '" + settings.ca_file + "': " + openssl_error());
+    if (ssl.SSL_CTX_load_verify_locations(ctx, settings.ca_file.c_str(), nullptr) != 1) {
+      return fail("CA file '" + settings.ca_file + "': " + openssl::last_error(ssl));
     }
     // The CAs' names tell the client which certificate to present.
-    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(settings.ca_file.c_str())) {
-      SSL_CTX_set_client_CA_list(ctx, names);
+    if (STACK_OF(X509_NAME)* names = ssl.SSL_load_client_CA_file(settings.ca_file.c_str())) {
+      ssl.SSL_CTX_set_client_CA_list(ctx, names);
     }
     int mode = SSL_VERIFY_PEER;
     if (settings.require_certificate) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    SSL_CTX_set_verify(ctx, mode, nullptr);
+    ssl.SSL_CTX_set_verify(ctx, mode, nullptr);
   }
   // Session resumption across a reload would mix contexts; each context has its own id space.
-  SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>("ebus"), 4);
-  ERR_clear_error();
+  ssl.SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>("ebus"), 4);
+  ssl.ERR_clear_error();
   return context;
 }
 

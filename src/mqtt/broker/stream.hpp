@@ -14,8 +14,6 @@
 #include <system_error>
 #include <utility>
 
-#include <asio/ssl.hpp>
-
 #include "common/asio.hpp"
 #include "common/expected.hpp"
 #include "mqtt/broker/readiness_set.hpp"
@@ -61,21 +59,27 @@ class stream {
 [[nodiscard]] expected<std::unique_ptr<stream>, std::error_code> make_tcp_stream(
     int fd, readiness_set& readiness);
 
-/// A server TLS context as the listener configures it. Shared: connections keep the context
-/// they were accepted with when a reload replaces the listener's.
+/// What a listener's TLS context is made of.
 struct tls_server_settings {
   std::string cert_file;
   std::string key_file;
   std::string ca_file;               ///< "" = client certificates are neither asked nor checked
   bool require_certificate = false;  ///< refuse clients without a valid certificate
 };
+/// A server TLS context as the listener configures it. Shared: connections keep the context
+/// they were accepted with when a reload replaces the listener's.
+class tls_context;
+
 /// Loads certificate, key and CAs; TLS 1.2 at least. The error names the file and the reason.
-[[nodiscard]] expected<std::shared_ptr<asio::ssl::context>, std::string> make_tls_context(
+/// OpenSSL is opened here, the first time a TLS listener needs it (openssl/openssl_api.hpp).
+[[nodiscard]] expected<std::shared_ptr<tls_context>, std::string> make_tls_context(
     const tls_server_settings& settings);
 
-/// TLS over TCP: open() runs the server handshake.
-[[nodiscard]] std::unique_ptr<stream> make_tls_stream(asio::ip::tcp::socket socket,
-                                                      std::shared_ptr<asio::ssl::context> context);
+/// TLS over `inner` (TCP): open() runs the inner opening, then the server handshake. Fails only
+/// when OpenSSL cannot allocate the session.
+[[nodiscard]] expected<std::unique_ptr<stream>, std::error_code> make_tls_stream(
+    std::unique_ptr<stream> inner, std::shared_ptr<tls_context> context,
+    const asio::any_io_executor& executor);
 
 /// MQTT over WebSocket on `inner` (TCP for ws://, TLS for wss://): open() runs the inner
 /// opening, then the HTTP upgrade.

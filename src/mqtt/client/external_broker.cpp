@@ -12,6 +12,7 @@
 #include "common/log.hpp"
 #include "common/memory_budget.hpp"
 #include "mqtt/client/broker_url.hpp"
+#include "mqtt/client/mosquitto_api.hpp"
 #include "mqtt/client/mosquitto_connection.hpp"
 
 namespace ebus::mqtt::client {
@@ -27,6 +28,22 @@ bool rate_limited_warning(const clock& clk, std::optional<clock::time_point>& la
   return true;
 }
 constexpr std::size_t max_payload = 268'435'455;  // largest MQTT remaining length
+
+// libmosquitto's own checks, so that what it accepts here it cannot refuse later. Its table is
+// loaded: the clients were created with it.
+bool valid_filter(const std::string& filter) {
+  const auto mq = mosquitto_api::load();
+  return mq && (*mq)->mosquitto_sub_topic_check2(filter.data(), filter.size()) == MOSQ_ERR_SUCCESS &&
+         (*mq)->mosquitto_validate_utf8(filter.data(), static_cast<int>(filter.size())) ==
+             MOSQ_ERR_SUCCESS;
+}
+
+bool valid_topic(std::string_view topic) {
+  const auto mq = mosquitto_api::load();
+  return mq && (*mq)->mosquitto_pub_topic_check2(topic.data(), topic.size()) == MOSQ_ERR_SUCCESS &&
+         (*mq)->mosquitto_validate_utf8(topic.data(), static_cast<int>(topic.size())) ==
+             MOSQ_ERR_SUCCESS;
+}
 
 struct buffered_publish {
   std::string topic;
@@ -199,8 +216,7 @@ expected<void, std::string> external_broker::impl::start() {
 }
 
 void external_broker::impl::subscribe(std::string filter) {
-  if (mosquitto_sub_topic_check2(filter.data(), filter.size()) != MOSQ_ERR_SUCCESS ||
-      mosquitto_validate_utf8(filter.data(), static_cast<int>(filter.size())) != MOSQ_ERR_SUCCESS) {
+  if (!valid_filter(filter)) {
     ++stats_.subscribe_failures;
     log_->error("subscribe_failed filter=\"{}\" reason=\"invalid topic filter\"",
                 log::escape(filter));
@@ -262,9 +278,7 @@ expected<void, std::string> external_broker::impl::publish(std::string_view topi
                                                            std::string_view payload) {
   if (stopping_) return fail(drop("the external broker client is stopping", topic));
   // Checked now, so that a buffered message cannot fail later, out of sight of the caller.
-  if (mosquitto_pub_topic_check2(topic.data(), topic.size()) != MOSQ_ERR_SUCCESS ||
-      mosquitto_validate_utf8(topic.data(), static_cast<int>(topic.size())) != MOSQ_ERR_SUCCESS ||
-      payload.size() > max_payload) {
+  if (!valid_topic(topic) || payload.size() > max_payload) {
     return fail(reject(topic, payload.size(), "invalid topic or payload too large"));
   }
   const std::size_t bytes = topic.size() + payload.size();

@@ -10,13 +10,11 @@
 #include <system_error>
 #include <thread>
 
-#include <mosquitto.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
 #include "common/log.hpp"
+#include "mqtt/client/mosquitto_api.hpp"
+#include "openssl/openssl_api.hpp"
 
 namespace ebus::mqtt::client {
 namespace {
@@ -26,33 +24,22 @@ constexpr auto misc_interval = std::chrono::seconds(1);
 constexpr int max_reads_per_wakeup = 64;
 constexpr int qos1 = 1;
 
-void init_library() {
-  static std::once_flag once;
-  std::call_once(once, [] { mosquitto_lib_init(); });
+// libmosquitto's table; create() has loaded it before any connection calls into it.
+const mosquitto_api::functions& mq() {
+  return *mosquitto_api::load().value();
 }
 
 std::string errno_text(int err) {
   return std::generic_category().message(err);
 }
 
-std::string openssl_error() {
-  char buf[256] = "unknown error";
-  if (const auto code = ERR_get_error(); code != 0) ERR_error_string_n(code, buf, sizeof buf);
-  ERR_clear_error();
-  return buf;
-}
-
 bool readable(const std::string& path) {
   return std::ifstream(path).good();
 }
 
-// An encrypted key would make OpenSSL prompt on the terminal and block the loop: refuse instead.
-int no_password(char*, int, int, void*) {
-  return 0;
-}
-
 // Loads the files as libmosquitto will, so that a wrong file is reported at start-up.
-expected<void, std::string> check_tls_files(const connection_settings& s) {
+expected<void, std::string> check_tls_files(const openssl::functions& ssl,
+                                            const connection_settings& s) {
   if (s.ca_file.empty()) return fail(std::string("TLS is enabled but no CA file is set"));
   if (s.cert_file.empty() != s.key_file.empty()) {
     return fail(std::string("TLS needs both a certificate and a key file, or neither"));
@@ -62,23 +49,23 @@ expected<void, std::string> check_tls_files(const connection_settings& s) {
       return fail("cannot read TLS file '" + *f + "': " + errno_text(errno));
     }
   }
-  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
-                                                        &SSL_CTX_free);
-  if (!ctx) return fail("cannot create a TLS context: " + openssl_error());
-  SSL_CTX_set_default_passwd_cb(ctx.get(), &no_password);
-  if (SSL_CTX_load_verify_locations(ctx.get(), s.ca_file.c_str(), nullptr) != 1) {
-    return fail("invalid CA file '" + s.ca_file + "': " + openssl_error());
+  std::unique_ptr<SSL_CTX, decltype(ssl.SSL_CTX_free)> ctx(
+      ssl.SSL_CTX_new(ssl.TLS_client_method()), ssl.SSL_CTX_free);
+  if (!ctx) return fail("cannot create a TLS context: " + openssl::last_error(ssl));
+  ssl.SSL_CTX_set_default_passwd_cb(ctx.get(), openssl::refuse_passphrase);
+  if (ssl.SSL_CTX_load_verify_locations(ctx.get(), s.ca_file.c_str(), nullptr) != 1) {
+    return fail("invalid CA file '" + s.ca_file + "': " + openssl::last_error(ssl));
   }
   if (!s.cert_file.empty()) {
-    if (SSL_CTX_use_certificate_chain_file(ctx.get(), s.cert_file.c_str()) != 1) {
-      return fail("invalid certificate file '" + s.cert_file + "': " + openssl_error());
+    if (ssl.SSL_CTX_use_certificate_chain_file(ctx.get(), s.cert_file.c_str()) != 1) {
+      return fail("invalid certificate file '" + s.cert_file + "': " + openssl::last_error(ssl));
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx.get(), s.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-      return fail("invalid key file '" + s.key_file + "': " + openssl_error());
+    if (ssl.SSL_CTX_use_PrivateKey_file(ctx.get(), s.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+      return fail("invalid key file '" + s.key_file + "': " + openssl::last_error(ssl));
     }
-    if (SSL_CTX_check_private_key(ctx.get()) != 1) {
+    if (ssl.SSL_CTX_check_private_key(ctx.get()) != 1) {
       return fail("key file '" + s.key_file + "' does not match certificate '" + s.cert_file +
-                  "': " + openssl_error());
+                  "': " + openssl::last_error(ssl));
     }
   }
   return {};
@@ -98,11 +85,14 @@ bool is_numeric_address(const std::string& host) {
 // before the handshake starts; this puts the configured name in its place.
 void send_host_name(const SSL* ssl, int where, int) {
   if ((where & SSL_CB_HANDSHAKE_START) == 0) return;
+  const auto loaded = openssl::load();  // loaded already: this context came from it
+  if (!loaded) return;
+  const openssl::functions& f = **loaded;
   auto* s = const_cast<SSL*>(ssl);  // NOLINT(cppcoreguidelines-pro-type-const-cast): OpenSSL API
-  auto* name = static_cast<std::string*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), 0));
+  auto* name = static_cast<std::string*>(f.SSL_CTX_get_ex_data(f.SSL_get_SSL_CTX(s), 0));
   // SSL_set_tlsext_host_name() without its C cast.
   if (name != nullptr) {
-    SSL_ctrl(s, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, name->data());
+    f.SSL_ctrl(s, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, name->data());
   }
 }
 
@@ -137,7 +127,9 @@ expected<std::vector<std::string>, std::string> resolve_with_getaddrinfo(const s
 expected<std::unique_ptr<mosquitto_connection>, std::string> mosquitto_connection::create(
     asio::any_io_executor executor, clock& clk, connection_settings settings,
     connection_handlers handlers) {
-  init_library();
+  if (const auto loaded = mosquitto_api::load(); !loaded) {
+    return fail("the external broker client needs libmosquitto: " + loaded.error());
+  }
   std::unique_ptr<mosquitto_connection> c(
       new mosquitto_connection(std::move(executor), clk, std::move(settings), std::move(handlers)));
   if (auto ok = c->configure(); !ok) return fail(std::move(ok.error()));
@@ -178,29 +170,29 @@ mosquitto_connection::~mosquitto_connection() {
   alive_.reset();
   // libmosquitto owns the socket: Asio must not close it as well.
   release_socket();
-  if (mosq_ != nullptr) mosquitto_destroy(mosq_);
+  if (mosq_ != nullptr) mq().mosquitto_destroy(mosq_);
 }
 
 expected<void, std::string> mosquitto_connection::configure() {
   const auto& s = settings_;
   if (s.tls && s.unix_socket) return fail(std::string("TLS over a Unix socket is not supported"));
-  mosq_ = mosquitto_new(s.client_id.c_str(), true, this);
+  mosq_ = mq().mosquitto_new(s.client_id.c_str(), true, this);
   if (mosq_ == nullptr) {
     return fail("cannot create the " + s.name + " client '" + s.client_id +
                 "': " + errno_text(errno));
   }
-  mosquitto_connect_callback_set(mosq_, &on_connect_cb);
-  mosquitto_disconnect_callback_set(mosq_, &on_disconnect_cb);
-  mosquitto_publish_callback_set(mosq_, &on_publish_cb);
-  mosquitto_message_callback_set(mosq_, &on_message_cb);
-  mosquitto_subscribe_callback_set(mosq_, &on_subscribe_cb);
+  mq().mosquitto_connect_callback_set(mosq_, &on_connect_cb);
+  mq().mosquitto_disconnect_callback_set(mosq_, &on_disconnect_cb);
+  mq().mosquitto_publish_callback_set(mosq_, &on_publish_cb);
+  mq().mosquitto_message_callback_set(mosq_, &on_message_cb);
+  mq().mosquitto_subscribe_callback_set(mosq_, &on_subscribe_cb);
   // libmosquitto formats a line per packet once a log callback is set: only when it is shown.
-  if (log_->should_log(spdlog::level::trace)) mosquitto_log_callback_set(mosq_, &on_log_cb);
+  if (log_->should_log(spdlog::level::trace)) mq().mosquitto_log_callback_set(mosq_, &on_log_cb);
   // Small QoS 1 publishes would otherwise wait for the previous PUBACK (Nagle). Not on a Unix
   // socket, where libmosquitto's setsockopt would fail and log a warning on every connect.
-  if (!s.unix_socket) mosquitto_int_option(mosq_, MOSQ_OPT_TCP_NODELAY, 1);
+  if (!s.unix_socket) mq().mosquitto_int_option(mosq_, MOSQ_OPT_TCP_NODELAY, 1);
   if (!s.username.empty()) {
-    const int rc = mosquitto_username_pw_set(mosq_, s.username.c_str(),
+    const int rc = mq().mosquitto_username_pw_set(mosq_, s.username.c_str(),
                                              s.password.empty() ? nullptr : s.password.c_str());
     if (rc != MOSQ_ERR_SUCCESS) return fail("invalid username: " + describe(rc));
   }
@@ -210,44 +202,50 @@ expected<void, std::string> mosquitto_connection::configure() {
 
 expected<void, std::string> mosquitto_connection::configure_tls() {
   const auto& s = settings_;
+  // libmosquitto links OpenSSL: this finds the library loaded already.
+  const auto loaded = openssl::load();
+  if (!loaded) return fail("TLS needs OpenSSL: " + loaded.error());
+  const openssl::functions& ssl = **loaded;
   if (s.tls_verify) {
-    if (auto ok = check_tls_files(s); !ok) return ok;
+    if (auto ok = check_tls_files(ssl, s); !ok) return ok;
   }
   // Our own context in both cases, which libmosquitto uses as it is: with verification, OpenSSL
   // checks the certificate against the configured host (libmosquitto would check the numeric
   // address it connects to); without, it encrypts without verifying, as edgecore does when
   // eventBusTLS is off (libmosquitto alone only turns TLS on with a CA, and then verifies).
-  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
-                                                        &SSL_CTX_free);
-  if (!ctx) return fail("cannot create a TLS context: " + openssl_error());
-  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  std::unique_ptr<SSL_CTX, decltype(ssl.SSL_CTX_free)> ctx(
+      ssl.SSL_CTX_new(ssl.TLS_client_method()), ssl.SSL_CTX_free);
+  if (!ctx) return fail("cannot create a TLS context: " + openssl::last_error(ssl));
+  ssl.SSL_CTX_ctrl(ctx.get(), SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, nullptr);
   if (s.tls_verify) {
-    SSL_CTX_set_default_passwd_cb(ctx.get(), &no_password);
-    if (SSL_CTX_load_verify_locations(ctx.get(), s.ca_file.c_str(), nullptr) != 1) {
-      return fail("invalid CA file '" + s.ca_file + "': " + openssl_error());
+    ssl.SSL_CTX_set_default_passwd_cb(ctx.get(), openssl::refuse_passphrase);
+    if (ssl.SSL_CTX_load_verify_locations(ctx.get(), s.ca_file.c_str(), nullptr) != 1) {
+      return fail("invalid CA file '" + s.ca_file + "': " + openssl::last_error(ssl));
     }
     if (!s.cert_file.empty() &&
-        (SSL_CTX_use_certificate_chain_file(ctx.get(), s.cert_file.c_str()) != 1 ||
-         SSL_CTX_use_PrivateKey_file(ctx.get(), s.key_file.c_str(), SSL_FILETYPE_PEM) != 1)) {
-      return fail("invalid certificate or key file: " + openssl_error());
+        (ssl.SSL_CTX_use_certificate_chain_file(ctx.get(), s.cert_file.c_str()) != 1 ||
+         ssl.SSL_CTX_use_PrivateKey_file(ctx.get(), s.key_file.c_str(), SSL_FILETYPE_PEM) != 1)) {
+      return fail("invalid certificate or key file: " + openssl::last_error(ssl));
     }
-    X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx.get());
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    const int named = numeric_host_ ? X509_VERIFY_PARAM_set1_ip_asc(param, s.host.c_str())
-                                    : X509_VERIFY_PARAM_set1_host(param, s.host.c_str(), 0);
-    if (named != 1) return fail("cannot verify against host '" + s.host + "': " + openssl_error());
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+    X509_VERIFY_PARAM* param = ssl.SSL_CTX_get0_param(ctx.get());
+    ssl.X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    const int named = numeric_host_ ? ssl.X509_VERIFY_PARAM_set1_ip_asc(param, s.host.c_str())
+                                    : ssl.X509_VERIFY_PARAM_set1_host(param, s.host.c_str(), 0);
+    if (named != 1) {
+      return fail("cannot verify against host '" + s.host + "': " + openssl::last_error(ssl));
+    }
+    ssl.SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
   } else {
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+    ssl.SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
   }
   if (!numeric_host_) {
     // settings_ lives as long as the mosquitto object that holds the context.
-    SSL_CTX_set_ex_data(ctx.get(), 0, &settings_.host);
-    SSL_CTX_set_info_callback(ctx.get(), &send_host_name);
+    ssl.SSL_CTX_set_ex_data(ctx.get(), 0, &settings_.host);
+    ssl.SSL_CTX_set_info_callback(ctx.get(), &send_host_name);
   }
-  int rc = mosquitto_int_option(mosq_, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
+  int rc = mq().mosquitto_int_option(mosq_, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
   // libmosquitto takes its own reference to the context.
-  if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_void_option(mosq_, MOSQ_OPT_SSL_CTX, ctx.get());
+  if (rc == MOSQ_ERR_SUCCESS) rc = mq().mosquitto_void_option(mosq_, MOSQ_OPT_SSL_CTX, ctx.get());
   if (rc != MOSQ_ERR_SUCCESS) return fail("TLS setup failed: " + describe(rc));
   return {};
 }
@@ -255,7 +253,9 @@ expected<void, std::string> mosquitto_connection::configure_tls() {
 std::string mosquitto_connection::describe(int rc) {
   // libmosquitto 2.0.11 has no text for this one.
   if (rc == MOSQ_ERR_KEEPALIVE) return "no answer from the broker within the keep-alive";
-  std::string text = mosquitto_strerror(rc);
+  const auto loaded = mosquitto_api::load();
+  if (!loaded) return "libmosquitto error " + std::to_string(rc);
+  std::string text = (*loaded)->mosquitto_strerror(rc);
   if (text == "Unknown error.") text += " (rc=" + std::to_string(rc) + ")";
   return text;
 }
@@ -280,10 +280,10 @@ void mosquitto_connection::disconnect() {
   connect_deadline_.reset();
   connect_timer_->cancel();
   connected_ = false;
-  if (mosquitto_socket(mosq_) >= 0) {
+  if (mq().mosquitto_socket(mosq_) >= 0) {
     // Usually written at once, and libmosquitto closes the socket; otherwise the write interest
     // armed by after_io() finishes the job.
-    const int rc = mosquitto_disconnect(mosq_);
+    const int rc = mq().mosquitto_disconnect(mosq_);
     log_->debug("disconnect client={} client_id={} rc={}", settings_.name,
                 log::escape(settings_.client_id), rc);
   }
@@ -292,20 +292,20 @@ void mosquitto_connection::disconnect() {
 
 int mosquitto_connection::publish(std::string_view topic, std::string_view payload, int& mid) {
   topic_.assign(topic);
-  const int rc = mosquitto_publish(mosq_, &mid, topic_.c_str(), static_cast<int>(payload.size()),
+  const int rc = mq().mosquitto_publish(mosq_, &mid, topic_.c_str(), static_cast<int>(payload.size()),
                                    payload.data(), qos1, false);
   arm();
   return rc;
 }
 
 int mosquitto_connection::subscribe(const std::string& filter, int& mid) {
-  const int rc = mosquitto_subscribe(mosq_, &mid, filter.c_str(), qos1);
+  const int rc = mq().mosquitto_subscribe(mosq_, &mid, filter.c_str(), qos1);
   arm();
   return rc;
 }
 
 int mosquitto_connection::unsubscribe(const std::string& filter) {
-  const int rc = mosquitto_unsubscribe(mosq_, nullptr, filter.c_str());
+  const int rc = mq().mosquitto_unsubscribe(mosq_, nullptr, filter.c_str());
   arm();
   return rc;
 }
@@ -379,10 +379,10 @@ void mosquitto_connection::connect_to(const std::string& address) {
   // Sets the address for this attempt (the name is never handed to libmosquitto, which would
   // resolve it on the loop) and keeps the queue of unacknowledged publishes, as a reconnect does.
   int rc =
-      mosquitto_connect_async(mosq_, address.c_str(), settings_.unix_socket ? 0 : settings_.port,
+      mq().mosquitto_connect_async(mosq_, address.c_str(), settings_.unix_socket ? 0 : settings_.port,
                               settings_.keepalive_seconds);
   const int err = errno;
-  if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(mosq_) < 0) rc = MOSQ_ERR_NO_CONN;
+  if (rc == MOSQ_ERR_SUCCESS && mq().mosquitto_socket(mosq_) < 0) rc = MOSQ_ERR_NO_CONN;
   sync_socket();
   if (rc != MOSQ_ERR_SUCCESS) {
     connack_seen_ = false;
@@ -456,7 +456,7 @@ void mosquitto_connection::on_misc_due() {
     // Sends PINGREQ when due, and closes a connection whose PINGRESP (or CONNACK) is late; both
     // judged by libmosquitto's own clock.
     loop_rc_ = MOSQ_ERR_SUCCESS;
-    note(mosquitto_loop_misc(mosq_));
+    note(mq().mosquitto_loop_misc(mosq_));
     after_io();
   }
   schedule_misc();
@@ -473,8 +473,8 @@ void mosquitto_connection::on_ready(bool readable, std::error_code ec, std::uint
   } else {
     // During a TLS handshake libmosquitto advances only from loop_read, whichever way the socket
     // is ready; otherwise this read finds nothing and returns at once.
-    if (settings_.tls && !connected_) note(mosquitto_loop_read(mosq_, 1));
-    if (mosquitto_socket(mosq_) == fd) note(mosquitto_loop_write(mosq_, 1));
+    if (settings_.tls && !connected_) note(mq().mosquitto_loop_read(mosq_, 1));
+    if (mq().mosquitto_socket(mosq_) == fd) note(mq().mosquitto_loop_write(mosq_, 1));
   }
   after_io();
 }
@@ -488,10 +488,10 @@ void mosquitto_connection::note(int rc) {
 void mosquitto_connection::read_available() {
   const int fd = descriptor_.native_handle();
   for (int i = 0; i < max_reads_per_wakeup; ++i) {
-    const int rc = mosquitto_loop_read(mosq_, 1);
+    const int rc = mq().mosquitto_loop_read(mosq_, 1);
     note(rc);
     if (rc != MOSQ_ERR_SUCCESS) return;
-    if (mosquitto_socket(mosq_) != fd) return;
+    if (mq().mosquitto_socket(mosq_) != fd) return;
     asio::posix::stream_descriptor::bytes_readable unread(true);
     std::error_code ec;
     descriptor_.io_control(unread, ec);
@@ -502,7 +502,7 @@ void mosquitto_connection::read_available() {
 void mosquitto_connection::after_io() {
   const bool had_socket = descriptor_.is_open();
   sync_socket();
-  if (had_socket && !descriptor_.is_open() && !close_seen_ && mosquitto_socket(mosq_) < 0) {
+  if (had_socket && !descriptor_.is_open() && !close_seen_ && mq().mosquitto_socket(mosq_) < 0) {
     // A failed TLS handshake closes the socket without the disconnect callback.
     close_seen_ = true;
     close_rc_ = loop_rc_ != MOSQ_ERR_SUCCESS ? loop_rc_ : MOSQ_ERR_CONN_LOST;
@@ -520,7 +520,7 @@ void mosquitto_connection::after_io() {
 }
 
 void mosquitto_connection::sync_socket() {
-  const int fd = mosquitto_socket(mosq_);
+  const int fd = mq().mosquitto_socket(mosq_);
   if (descriptor_.is_open() && descriptor_.native_handle() == fd) return;
   release_socket();
   if (fd < 0) return;
@@ -550,7 +550,7 @@ void mosquitto_connection::arm() {
           if (!token.expired()) on_ready(true, ec, generation);
         });
   }
-  if (!write_waiting_ && mosquitto_want_write(mosq_)) {
+  if (!write_waiting_ && mq().mosquitto_want_write(mosq_)) {
     write_waiting_ = true;
     descriptor_.async_wait(
         asio::posix::stream_descriptor::wait_write,
@@ -612,7 +612,7 @@ void mosquitto_connection::on_connect_cb(struct mosquitto*, void* self, int rc) 
   if (rc == 0) {
     c->connack_seen_ = true;
   } else {
-    c->refusal_ = mosquitto_connack_string(rc);
+    c->refusal_ = mq().mosquitto_connack_string(rc);
   }
 }
 

@@ -8,7 +8,7 @@
 #include <utility>
 #include <wslay/wslay.h>
 
-#include <openssl/evp.h>
+#include "openssl/openssl_api.hpp"
 
 namespace ebus::mqtt::transport {
 namespace {
@@ -91,17 +91,20 @@ std::string http_refusal(int status, std::string_view status_text, std::string_v
 }  // namespace
 
 std::string websocket_accept_key(std::string_view key) {
+  const auto ssl = openssl::load();
+  if (!ssl) return {};  // the listener loaded OpenSSL at start; this answer then fails the upgrade
   std::string input(key);
   input += accept_guid;
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int digest_size = 0;
-  if (EVP_Digest(input.data(), input.size(), digest.data(), &digest_size, EVP_sha1(), nullptr) !=
-      1) {
+  if ((*ssl)->EVP_Digest(input.data(), input.size(), digest.data(), &digest_size,
+                         (*ssl)->EVP_sha1(), nullptr) != 1) {
     return {};
   }
   // base64 of a 20-byte SHA-1 is 28 characters; EVP_EncodeBlock adds a NUL.
   std::array<unsigned char, 4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1> encoded{};
-  const int length = EVP_EncodeBlock(encoded.data(), digest.data(), static_cast<int>(digest_size));
+  const int length =
+      (*ssl)->EVP_EncodeBlock(encoded.data(), digest.data(), static_cast<int>(digest_size));
   return std::string(reinterpret_cast<const char*>(encoded.data()),
                      static_cast<std::size_t>(length));
 }

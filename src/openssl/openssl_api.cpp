@@ -1,0 +1,45 @@
+#include "openssl/openssl_api.hpp"
+
+#include <array>
+
+#include "common/shared_library.hpp"
+
+namespace ebus::openssl {
+namespace {
+
+expected<functions, std::string> open_library() {
+  constexpr const char* soname = EBUS_LIBSSL_SONAME;
+  auto handle = open_shared_library(soname);
+  if (!handle) return fail(std::move(handle.error()));
+  functions table;
+  std::string error;
+  // NOLINTNEXTLINE(cppcoreguidelines-macro-usage)
+#define EBUS_OPENSSL_RESOLVE(name) resolve(table.name, *handle, soname, #name, error);
+  EBUS_OPENSSL_FUNCTIONS(EBUS_OPENSSL_RESOLVE)
+#undef EBUS_OPENSSL_RESOLVE
+  if (!error.empty()) return fail(std::move(error));
+  return table;
+}
+
+}  // namespace
+
+expected<const functions*, std::string> load() {
+  static const expected<functions, std::string> loaded = open_library();
+  if (!loaded) return fail(loaded.error());
+  return &*loaded;
+}
+
+std::string last_error(const functions& ssl) {
+  const unsigned long code = ssl.ERR_get_error();  // NOLINT(google-runtime-int): OpenSSL's type
+  ssl.ERR_clear_error();
+  if (code == 0) return "unknown OpenSSL error";
+  std::array<char, 256> text{};
+  ssl.ERR_error_string_n(code, text.data(), text.size());
+  return text.data();
+}
+
+int refuse_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*userdata*/) {
+  return 0;
+}
+
+}  // namespace ebus::openssl

@@ -1,0 +1,113 @@
+#pragma once
+// OpenSSL's functions as the daemon uses them, from libssl (and the libcrypto it brings) opened
+// the first time a configuration needs them: a TLS listener, a WebSocket listener (SHA-1 of the
+// handshake), a password file (PBKDF2 / SHA-512), an external broker. A daemon that needs none
+// maps neither library (about 1.7 MiB of an idle daemon; docs/BROKER.md, "The idle daemon").
+//
+// Call sites name the functions as OpenSSL does: `ssl->SSL_CTX_new(...)`. What OpenSSL defines
+// as a macro over another function is written out (SSL_CTX_set_min_proto_version is
+// SSL_CTX_ctrl, OPENSSL_free is CRYPTO_free).
+//
+// Thread safety: load() may be called from any thread; the table never changes once loaded.
+
+#include <string>
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "common/expected.hpp"
+
+namespace ebus::openssl {
+
+// NOLINTBEGIN(cppcoreguidelines-macro-usage): one list makes both the table and its loading.
+#define EBUS_OPENSSL_FUNCTIONS(X)                                                               \
+  X(ASN1_STRING_to_UTF8)                                                                        \
+  X(BIO_ctrl_pending)                                                                           \
+  X(BIO_new)                                                                                    \
+  X(BIO_read)                                                                                   \
+  X(BIO_s_mem)                                                                                  \
+  X(BIO_write)                                                                                  \
+  X(CRYPTO_free)                                                                                \
+  X(CRYPTO_memcmp)                                                                              \
+  X(ERR_clear_error)                                                                            \
+  X(ERR_error_string_n)                                                                         \
+  X(ERR_get_error)                                                                              \
+  X(ERR_peek_error)                                                                             \
+  X(EVP_DecodeBlock)                                                                            \
+  X(EVP_Digest)                                                                                 \
+  X(EVP_DigestFinal_ex)                                                                         \
+  X(EVP_DigestInit_ex)                                                                          \
+  X(EVP_DigestUpdate)                                                                           \
+  X(EVP_EncodeBlock)                                                                            \
+  X(EVP_MD_CTX_free)                                                                            \
+  X(EVP_MD_CTX_new)                                                                             \
+  X(EVP_sha1)                                                                                   \
+  X(EVP_sha512)                                                                                 \
+  X(PKCS5_PBKDF2_HMAC)                                                                          \
+  X(SSL_CTX_check_private_key)                                                                  \
+  X(SSL_CTX_ctrl)                                                                               \
+  X(SSL_CTX_free)                                                                               \
+  X(SSL_CTX_get0_param)                                                                         \
+  X(SSL_CTX_get_ex_data)                                                                        \
+  X(SSL_CTX_load_verify_locations)                                                              \
+  X(SSL_CTX_new)                                                                                \
+  X(SSL_CTX_set_client_CA_list)                                                                 \
+  X(SSL_CTX_set_default_passwd_cb)                                                              \
+  X(SSL_CTX_set_ex_data)                                                                        \
+  X(SSL_CTX_set_info_callback)                                                                  \
+  X(SSL_CTX_set_options)                                                                        \
+  X(SSL_CTX_set_session_id_context)                                                             \
+  X(SSL_CTX_set_verify)                                                                         \
+  X(SSL_CTX_use_PrivateKey_file)                                                                \
+  X(SSL_CTX_use_certificate_chain_file)                                                         \
+  X(SSL_ctrl)                                                                                   \
+  X(SSL_do_handshake)                                                                           \
+  X(SSL_free)                                                                                   \
+  X(SSL_get1_peer_certificate)                                                                  \
+  X(SSL_get_SSL_CTX)                                                                            \
+  X(SSL_get_error)                                                                              \
+  X(SSL_get_verify_result)                                                                      \
+  X(SSL_load_client_CA_file)                                                                    \
+  X(SSL_new)                                                                                    \
+  X(SSL_read)                                                                                   \
+  X(SSL_set_accept_state)                                                                       \
+  X(SSL_set_bio)                                                                                \
+  X(SSL_write)                                                                                  \
+  X(TLS_client_method)                                                                          \
+  X(TLS_server_method)                                                                          \
+  X(X509_NAME_ENTRY_get_data)                                                                   \
+  X(X509_NAME_get_entry)                                                                        \
+  X(X509_NAME_get_index_by_NID)                                                                 \
+  X(X509_VERIFY_PARAM_set1_host)                                                                \
+  X(X509_VERIFY_PARAM_set1_ip_asc)                                                              \
+  X(X509_VERIFY_PARAM_set_hostflags)                                                            \
+  X(X509_free)                                                                                  \
+  X(X509_get_subject_name)
+
+// NOLINTBEGIN(readability-identifier-naming): the members carry OpenSSL's names.
+struct functions {
+#define EBUS_OPENSSL_MEMBER(name) decltype(&::name) name = nullptr;
+  EBUS_OPENSSL_FUNCTIONS(EBUS_OPENSSL_MEMBER)
+#undef EBUS_OPENSSL_MEMBER
+};
+// NOLINTEND(readability-identifier-naming)
+// NOLINTEND(cppcoreguidelines-macro-usage)
+
+/// Opens libssl and resolves the table, once; later calls return the same table or the same
+/// error ("cannot load libssl.so.3: <reason>"), which callers put in their own terms.
+[[nodiscard]] expected<const functions*, std::string> load();
+
+/// The oldest error on this thread's OpenSSL error queue as text, the queue then cleared;
+/// "unknown OpenSSL error" when it is empty.
+[[nodiscard]] std::string last_error(const functions& ssl);
+
+/// A pass-phrase callback that refuses: an encrypted key must fail to load, not make OpenSSL
+/// prompt on the terminal and block the loop.
+int refuse_passphrase(char* buf, int size, int rwflag, void* userdata);
+
+}  // namespace ebus::openssl

@@ -30,7 +30,8 @@ bool resolve(Function*& slot, void* handle, const char* soname, const char* name
     return false;
   }
   // dlsym returns functions as void*; POSIX guarantees the conversion.
-  slot = reinterpret_cast<Function*>(*address);  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast)
+  slot = reinterpret_cast<Function*>(*address);
   return true;
 }
 

@@ -210,9 +210,9 @@ std::optional<config_issue> key_pair_problem(const std::string& base, const list
   ssl.SSL_CTX_set_default_passwd_cb(ctx.get(), openssl::refuse_passphrase);
   ssl.ERR_clear_error();
   if (ssl.SSL_CTX_use_certificate_chain_file(ctx.get(), l.cert_file.c_str()) != 1) {
-    return config_issue{base + "." + lk::cert_file, quote(l.cert_file) +
-                                                        " is not a PEM certificate chain: " +
-                                                        openssl::last_error(ssl)};
+    return config_issue{
+        base + "." + lk::cert_file,
+        quote(l.cert_file) + " is not a PEM certificate chain: " + openssl::last_error(ssl)};
   }
   const auto mismatch = [&] {
     return config_issue{base + "." + lk::key_file, quote(l.key_file) + " does not match certFile " +

@@ -34,8 +34,9 @@ bool decode_base64(const openssl::functions& ssl, std::string_view in,
     if (pad_position ? in[i] != '=' : !is_base64_char(in[i])) return false;
   }
   std::array<unsigned char, encoded / 4 * 3> buffer{};
-  const int n = ssl.EVP_DecodeBlock(
-      buffer.data(), reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  const int n =
+      ssl.EVP_DecodeBlock(buffer.data(), reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
   if (n != static_cast<int>(buffer.size())) return false;
   std::copy_n(buffer.begin(), N, out.begin());
   return true;

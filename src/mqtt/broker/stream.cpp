@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <vector>
 #include <string_view>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <vector>
 
 #include "mqtt/broker/tcp_socket.hpp"
 #include "openssl/openssl_api.hpp"
@@ -225,8 +225,8 @@ class tls_stream final : public stream {
       bytes.resize(std::min(pending, max_step + 1024));
       const int n = ssl_.BIO_read(out_of_tls_, bytes.data(), static_cast<int>(bytes.size()));
       if (n <= 0) break;
-      ec = co_await inner_->write({asio::buffer(bytes.data(), static_cast<std::size_t>(n)),
-                                   asio::const_buffer{}});
+      ec = co_await inner_->write(
+          {asio::buffer(bytes.data(), static_cast<std::size_t>(n)), asio::const_buffer{}});
     }
     writing_ = false;
     turn_.cancel();  // the other flush, if waiting, goes next
@@ -408,8 +408,8 @@ expected<std::shared_ptr<tls_context>, std::string> make_tls_context(
   SSL_CTX* ctx = context->native_handle();
   ssl.ERR_clear_error();
   ssl.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, nullptr);
-  ssl.SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                   SSL_OP_NO_COMPRESSION);
+  ssl.SSL_CTX_set_options(
+      ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
   // An idle connection keeps no record buffers.
   ssl.SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, SSL_MODE_RELEASE_BUFFERS, nullptr);
   // A key file protected by a pass phrase must fail here, not block on a terminal prompt.

@@ -33,7 +33,8 @@ constexpr std::size_t max_payload = 268'435'455;  // largest MQTT remaining leng
 // loaded: the clients were created with it.
 bool valid_filter(const std::string& filter) {
   const auto mq = mosquitto_api::load();
-  return mq && (*mq)->mosquitto_sub_topic_check2(filter.data(), filter.size()) == MOSQ_ERR_SUCCESS &&
+  return mq &&
+         (*mq)->mosquitto_sub_topic_check2(filter.data(), filter.size()) == MOSQ_ERR_SUCCESS &&
          (*mq)->mosquitto_validate_utf8(filter.data(), static_cast<int>(filter.size())) ==
              MOSQ_ERR_SUCCESS;
 }

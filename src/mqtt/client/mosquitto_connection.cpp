@@ -49,8 +49,8 @@ expected<void, std::string> check_tls_files(const openssl::functions& ssl,
       return fail("cannot read TLS file '" + *f + "': " + errno_text(errno));
     }
   }
-  std::unique_ptr<SSL_CTX, decltype(ssl.SSL_CTX_free)> ctx(
-      ssl.SSL_CTX_new(ssl.TLS_client_method()), ssl.SSL_CTX_free);
+  std::unique_ptr<SSL_CTX, decltype(ssl.SSL_CTX_free)> ctx(ssl.SSL_CTX_new(ssl.TLS_client_method()),
+                                                           ssl.SSL_CTX_free);
   if (!ctx) return fail("cannot create a TLS context: " + openssl::last_error(ssl));
   ssl.SSL_CTX_set_default_passwd_cb(ctx.get(), openssl::refuse_passphrase);
   if (ssl.SSL_CTX_load_verify_locations(ctx.get(), s.ca_file.c_str(), nullptr) != 1) {
@@ -192,8 +192,8 @@ expected<void, std::string> mosquitto_connection::configure() {
   // socket, where libmosquitto's setsockopt would fail and log a warning on every connect.
   if (!s.unix_socket) mq().mosquitto_int_option(mosq_, MOSQ_OPT_TCP_NODELAY, 1);
   if (!s.username.empty()) {
-    const int rc = mq().mosquitto_username_pw_set(mosq_, s.username.c_str(),
-                                             s.password.empty() ? nullptr : s.password.c_str());
+    const int rc = mq().mosquitto_username_pw_set(
+        mosq_, s.username.c_str(), s.password.empty() ? nullptr : s.password.c_str());
     if (rc != MOSQ_ERR_SUCCESS) return fail("invalid username: " + describe(rc));
   }
   if (s.tls) return configure_tls();
@@ -213,8 +213,8 @@ expected<void, std::string> mosquitto_connection::configure_tls() {
   // checks the certificate against the configured host (libmosquitto would check the numeric
   // address it connects to); without, it encrypts without verifying, as edgecore does when
   // eventBusTLS is off (libmosquitto alone only turns TLS on with a CA, and then verifies).
-  std::unique_ptr<SSL_CTX, decltype(ssl.SSL_CTX_free)> ctx(
-      ssl.SSL_CTX_new(ssl.TLS_client_method()), ssl.SSL_CTX_free);
+  std::unique_ptr<SSL_CTX, decltype(ssl.SSL_CTX_free)> ctx(ssl.SSL_CTX_new(ssl.TLS_client_method()),
+                                                           ssl.SSL_CTX_free);
   if (!ctx) return fail("cannot create a TLS context: " + openssl::last_error(ssl));
   ssl.SSL_CTX_ctrl(ctx.get(), SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, nullptr);
   if (s.tls_verify) {
@@ -292,8 +292,8 @@ void mosquitto_connection::disconnect() {
 
 int mosquitto_connection::publish(std::string_view topic, std::string_view payload, int& mid) {
   topic_.assign(topic);
-  const int rc = mq().mosquitto_publish(mosq_, &mid, topic_.c_str(), static_cast<int>(payload.size()),
-                                   payload.data(), qos1, false);
+  const int rc = mq().mosquitto_publish(
+      mosq_, &mid, topic_.c_str(), static_cast<int>(payload.size()), payload.data(), qos1, false);
   arm();
   return rc;
 }
@@ -378,9 +378,9 @@ void mosquitto_connection::connect_to(const std::string& address) {
   errno = 0;
   // Sets the address for this attempt (the name is never handed to libmosquitto, which would
   // resolve it on the loop) and keeps the queue of unacknowledged publishes, as a reconnect does.
-  int rc =
-      mq().mosquitto_connect_async(mosq_, address.c_str(), settings_.unix_socket ? 0 : settings_.port,
-                              settings_.keepalive_seconds);
+  int rc = mq().mosquitto_connect_async(mosq_, address.c_str(),
+                                        settings_.unix_socket ? 0 : settings_.port,
+                                        settings_.keepalive_seconds);
   const int err = errno;
   if (rc == MOSQ_ERR_SUCCESS && mq().mosquitto_socket(mosq_) < 0) rc = MOSQ_ERR_NO_CONN;
   sync_socket();

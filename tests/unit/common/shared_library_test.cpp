@@ -1,11 +1,11 @@
 // Opening a library at run time and resolving its functions (common/shared_library.hpp), with
 // libc as the library that is always there.
+#include "common/shared_library.hpp"
+
 #include <cstring>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include "common/shared_library.hpp"
 
 namespace ebus {
 namespace {

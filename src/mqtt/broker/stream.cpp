@@ -167,7 +167,6 @@ class tls_stream final : public stream {
       const auto* data = static_cast<const char*>(b.data());
       std::size_t left = b.size();
       while (left > 0) {
-        // A step at a time, so that the ciphertext waiting in the BIO stays small.
         const int step = static_cast<int>(std::min(left, max_step));
         const int n = ssl_.SSL_write(session_, data, step);
         if (n <= 0) co_return error_of(ssl_.SSL_get_error(session_, n));
@@ -196,7 +195,10 @@ class tls_stream final : public stream {
 
  private:
   static constexpr std::size_t handshake_read_bytes = 16 * 1024;
-  static constexpr std::size_t max_step = 64 * 1024;
+  // One TLS record's plaintext per SSL_write: the ciphertext waiting in the BIO stays one record.
+  static constexpr std::size_t max_step = 16 * 1024;
+  // A record with its header and tag fits in one flush.
+  static constexpr std::size_t max_flush = max_step + 1024;
 
   // Reads once from the inner stream into `scratch` and hands the bytes to OpenSSL.
   awaitable<std::error_code> fill(asio::mutable_buffer scratch) {
@@ -218,15 +220,19 @@ class tls_stream final : public stream {
     if (cancelled_) co_return std::error_code(asio::error::operation_aborted);
     writing_ = true;
     std::error_code ec;
-    std::string bytes;
+    std::unique_ptr<char[]> bytes;  // NOLINT(modernize-avoid-c-arrays): uninitialized on purpose
+    std::size_t capacity = 0;
     while (!ec) {
       const std::size_t pending = ssl_.BIO_ctrl_pending(out_of_tls_);
       if (pending == 0) break;
-      bytes.resize(std::min(pending, max_step + 1024));
-      const int n = ssl_.BIO_read(out_of_tls_, bytes.data(), static_cast<int>(bytes.size()));
+      if (capacity == 0) {
+        capacity = std::min(pending, max_flush);
+        bytes = std::make_unique_for_overwrite<char[]>(capacity);
+      }
+      const int n = ssl_.BIO_read(out_of_tls_, bytes.get(), static_cast<int>(capacity));
       if (n <= 0) break;
       ec = co_await inner_->write(
-          {asio::buffer(bytes.data(), static_cast<std::size_t>(n)), asio::const_buffer{}});
+          {asio::buffer(bytes.get(), static_cast<std::size_t>(n)), asio::const_buffer{}});
     }
     writing_ = false;
     turn_.cancel();  // the other flush, if waiting, goes next

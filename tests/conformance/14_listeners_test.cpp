@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
 
 #include "conformance.hpp"
 
@@ -207,6 +208,20 @@ TEST(listeners, bytes_that_are_not_a_tls_handshake_close_that_connection_only) {
   auto after = connect_peer(h.port(), make_connect("after"), over(transport_kind::tls));
   EXPECT_TRUE(round_trip(*after, "listeners/after"));
   EXPECT_EQ(stats(h).handshake_failures, 2U);
+}
+
+// A TLS 1.3 key update that asks for one back makes OpenSSL write while the broker reads; that
+// answer must reach the client before the records under the new key, or they cannot be read.
+TEST(listeners, tls_key_update_is_answered_and_the_connection_goes_on) {
+  broker_harness h({}, {test_listener(transport_kind::tls)});
+  auto peer = connect_peer(h.port(), make_connect("key-update"), over(transport_kind::tls));
+  ASSERT_NE(peer->tls_session(), nullptr);
+  ASSERT_EQ(SSL_version(peer->tls_session()), TLS1_3_VERSION);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(SSL_key_update(peer->tls_session(), SSL_KEY_UPDATE_REQUESTED), 1);
+    EXPECT_TRUE(round_trip(*peer, "listeners/key-update/" + std::to_string(i)));
+  }
+  EXPECT_EQ(stats(h).handshake_failures, 0U);
 }
 
 TEST(listeners, websocket_request_for_another_path_gets_404) {

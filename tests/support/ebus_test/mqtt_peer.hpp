@@ -89,6 +89,8 @@ class mqtt_peer {
 
   /// Closes the socket at once: no DISCONNECT, no TLS close_notify, no WebSocket close frame.
   void close();
+  /// The TLS session of a tls or wss peer (nullptr otherwise), for tests of TLS itself.
+  [[nodiscard]] ssl_st* tls_session() const noexcept { return tls_.get(); }
   [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
 
  private:

@@ -6,6 +6,18 @@ find_package(spdlog REQUIRED)
 find_package(tl-expected REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(yaml-cpp REQUIRED)
+# yaml-cpp reads the configuration at start-up and on reload only: linked from the static archive
+# libyaml-cpp-dev ships, the daemon maps none of the shared library's symbol tables (0.25 MiB of
+# an idle daemon's Pss; docs/BROKER.md, "The idle daemon").
+find_library(EBUS_YAML_CPP_ARCHIVE NAMES libyaml-cpp.a)
+add_library(ebus_yaml_cpp INTERFACE)
+if(EBUS_YAML_CPP_ARCHIVE)
+  target_include_directories(ebus_yaml_cpp SYSTEM INTERFACE
+                             $<TARGET_PROPERTY:yaml-cpp,INTERFACE_INCLUDE_DIRECTORIES>)
+  target_link_libraries(ebus_yaml_cpp INTERFACE ${EBUS_YAML_CPP_ARCHIVE})
+else()
+  target_link_libraries(ebus_yaml_cpp INTERFACE yaml-cpp)
+endif()
 find_package(SQLite3 REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(PkgConfig REQUIRED)

@@ -35,4 +35,21 @@ bool resolve(Function*& slot, void* handle, const char* soname, const char* name
   return true;
 }
 
+/// Opens `soname` and fills a table of function pointers: `resolve_all(table, one)` calls
+/// `one(table.member, "name")` for each member. Fails, naming the first missing function, unless
+/// all of them resolve.
+template <class Table, class ResolveAll>
+[[nodiscard]] expected<Table, std::string> load_function_table(const char* soname,
+                                                               ResolveAll resolve_all) {
+  auto handle = open_shared_library(soname);
+  if (!handle) return fail(std::move(handle.error()));
+  Table table;
+  std::string error;
+  resolve_all(table, [&](auto& slot, const char* name) {
+    (void)resolve(slot, *handle, soname, name, error);
+  });
+  if (!error.empty()) return fail(std::move(error));
+  return table;
+}
+
 }  // namespace ebus

@@ -8,17 +8,12 @@ namespace ebus::openssl {
 namespace {
 
 expected<functions, std::string> open_library() {
-  constexpr const char* soname = EBUS_LIBSSL_SONAME;
-  auto handle = open_shared_library(soname);
-  if (!handle) return fail(std::move(handle.error()));
-  functions table;
-  std::string error;
+  return load_function_table<functions>(EBUS_LIBSSL_SONAME, [](functions& table, auto&& one) {
   // NOLINTNEXTLINE(cppcoreguidelines-macro-usage)
-#define EBUS_OPENSSL_RESOLVE(name) resolve(table.name, *handle, soname, #name, error);
-  EBUS_OPENSSL_FUNCTIONS(EBUS_OPENSSL_RESOLVE)
+#define EBUS_OPENSSL_RESOLVE(name) one(table.name, #name);
+    EBUS_OPENSSL_FUNCTIONS(EBUS_OPENSSL_RESOLVE)
 #undef EBUS_OPENSSL_RESOLVE
-  if (!error.empty()) return fail(std::move(error));
-  return table;
+  });
 }
 
 }  // namespace

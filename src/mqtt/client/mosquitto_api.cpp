@@ -6,17 +6,14 @@ namespace ebus::mqtt::client::mosquitto_api {
 namespace {
 
 expected<functions, std::string> open_library() {
-  constexpr const char* soname = EBUS_LIBMOSQUITTO_SONAME;
-  auto handle = open_shared_library(soname);
-  if (!handle) return fail(std::move(handle.error()));
-  functions table;
-  std::string error;
+  auto table =
+      load_function_table<functions>(EBUS_LIBMOSQUITTO_SONAME, [](functions& t, auto&& one) {
   // NOLINTNEXTLINE(cppcoreguidelines-macro-usage)
-#define EBUS_MOSQUITTO_RESOLVE(name) resolve(table.name, *handle, soname, #name, error);
-  EBUS_MOSQUITTO_FUNCTIONS(EBUS_MOSQUITTO_RESOLVE)
+#define EBUS_MOSQUITTO_RESOLVE(name) one(t.name, #name);
+        EBUS_MOSQUITTO_FUNCTIONS(EBUS_MOSQUITTO_RESOLVE)
 #undef EBUS_MOSQUITTO_RESOLVE
-  if (!error.empty()) return fail(std::move(error));
-  table.mosquitto_lib_init();
+      });
+  if (table) table->mosquitto_lib_init();
   return table;
 }
 

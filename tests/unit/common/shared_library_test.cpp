@@ -40,5 +40,30 @@ TEST(shared_library, a_missing_function_fails_and_the_first_missing_one_is_named
   EXPECT_EQ(first, nullptr);
 }
 
+struct string_functions {
+  decltype(&std::strlen) length = nullptr;
+  decltype(&std::strlen) missing = nullptr;
+};
+
+TEST(shared_library, a_function_table_loads_whole_or_names_what_is_missing) {
+  const auto whole = load_function_table<string_functions>(
+      "libc.so.6", [](string_functions& t, auto&& one) { one(t.length, "strlen"); });
+  ASSERT_TRUE(whole.has_value()) << whole.error();
+  EXPECT_EQ(whole->length("three"), 5U);
+
+  const auto partial =
+      load_function_table<string_functions>("libc.so.6", [](string_functions& t, auto&& one) {
+        one(t.length, "strlen");
+        one(t.missing, "ebus_no_such_function");
+      });
+  ASSERT_FALSE(partial.has_value());
+  EXPECT_EQ(partial.error(), "libc.so.6 has no ebus_no_such_function");
+
+  const auto absent = load_function_table<string_functions>("libebus-no-such-library.so.7",
+                                                            [](string_functions&, auto&&) {});
+  ASSERT_FALSE(absent.has_value());
+  EXPECT_THAT(absent.error(), HasSubstr("cannot load libebus-no-such-library.so.7"));
+}
+
 }  // namespace
 }  // namespace ebus

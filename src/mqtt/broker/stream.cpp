@@ -133,12 +133,16 @@ class tls_stream final : public stream {
     // The handshake's reads need a buffer of their own; it lives only as long as the handshake.
     std::vector<char> scratch(handshake_read_bytes);
     for (;;) {
+      ssl_.ERR_clear_error();
       const int r = ssl_.SSL_do_handshake(session_);
+      // Read before the flush: the thread's error queue is every connection's while this waits.
+      const int err = r == 1 ? SSL_ERROR_NONE : ssl_.SSL_get_error(session_, r);
+      const std::error_code failure =
+          err == SSL_ERROR_NONE || err == SSL_ERROR_WANT_READ ? std::error_code{} : error_of(err);
       // What the handshake wrote goes out first, a refusing alert included.
-      if (auto ec = co_await flush(); ec) co_return ec;
+      if (auto ec = co_await flush(); ec && !failure) co_return ec;
+      if (failure) co_return failure;
       if (r == 1) break;
-      const int err = ssl_.SSL_get_error(session_, r);
-      if (err != SSL_ERROR_WANT_READ) co_return error_of(err);
       if (auto ec = co_await fill(asio::buffer(scratch)); ec) co_return ec;
     }
     read_certificate_name();
@@ -149,14 +153,20 @@ class tls_stream final : public stream {
     if (into.size() == 0) co_return read_result{std::error_code{}, 0};
     const int size = static_cast<int>(std::min<std::size_t>(into.size(), max_step));
     for (;;) {
+      ssl_.ERR_clear_error();
       const int n = ssl_.SSL_read(session_, into.data(), size);
       if (n > 0) co_return read_result{std::error_code{}, static_cast<std::size_t>(n)};
       const int err = ssl_.SSL_get_error(session_, n);
-      if (ssl_.BIO_ctrl_pending(out_of_tls_) > 0 && !writing_) {
-        if (auto ec = co_await flush(); ec) co_return read_result{ec, 0};
+      std::error_code failure;
+      if (err == SSL_ERROR_ZERO_RETURN) {
+        failure = asio::error::eof;  // close_notify
+      } else if (err != SSL_ERROR_WANT_READ) {
+        failure = error_of(err);  // before the flush, which lets other connections run
       }
-      if (err == SSL_ERROR_ZERO_RETURN) co_return read_result{asio::error::eof, 0};  // close_notify
-      if (err != SSL_ERROR_WANT_READ) co_return read_result{error_of(err), 0};
+      if (ssl_.BIO_ctrl_pending(out_of_tls_) > 0 && !writing_) {
+        if (auto ec = co_await flush(); ec && !failure) co_return read_result{ec, 0};
+      }
+      if (failure) co_return read_result{failure, 0};
       // The ciphertext is read into the caller's buffer, then decrypted into it.
       if (auto ec = co_await fill(into); ec) co_return read_result{ec, 0};
     }
@@ -168,6 +178,7 @@ class tls_stream final : public stream {
       std::size_t left = b.size();
       while (left > 0) {
         const int step = static_cast<int>(std::min(left, max_step));
+        ssl_.ERR_clear_error();
         const int n = ssl_.SSL_write(session_, data, step);
         if (n <= 0) co_return error_of(ssl_.SSL_get_error(session_, n));
         data += n;

@@ -163,9 +163,10 @@ message_ptr broker::make_message(std::string&& topic, std::string&& payload, qos
     }
     return nullptr;
   }
-  // Built in place: the strings move once, from the decoded packet into the shared message.
-  return std::make_shared<const application_message>(std::move(topic), std::move(payload), qos,
-                                                     retain, std::move(charge));
+  // The strings move from the decoded packet into the shared message (through a braced
+  // temporary: clang 14, which builds the fuzz targets, has no parenthesized aggregate init).
+  return std::make_shared<const application_message>(
+      application_message{std::move(topic), std::move(payload), qos, retain, std::move(charge)});
 }
 
 std::string_view broker::check_topic(std::string_view topic) const noexcept {

@@ -28,6 +28,7 @@ namespace ebus::openssl {
 #define EBUS_OPENSSL_FUNCTIONS(X)       \
   X(ASN1_STRING_to_UTF8)                \
   X(BIO_ctrl_pending)                   \
+  X(BIO_free)                           \
   X(BIO_new)                            \
   X(BIO_read)                           \
   X(BIO_s_mem)                          \

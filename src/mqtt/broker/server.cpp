@@ -148,8 +148,9 @@ expected<void, std::string> server::bind(listener& l) {
   if (l.kind == listen_transport::ws) {
     // Sec-WebSocket-Accept is a SHA-1 by OpenSSL: opened now, so that a missing library fails
     // the start rather than every client's upgrade.
-    if (const auto ssl = openssl::load(); !ssl)
+    if (const auto ssl = openssl::load(); !ssl) {
       return fail("WebSocket needs OpenSSL: " + ssl.error());
+    }
   }
   if (transport::uses_tls(l.kind)) {
     auto context = make_tls_context(l.options.tls);

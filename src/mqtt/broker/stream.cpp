@@ -66,6 +66,45 @@ class tcp_stream final : public stream, private readiness_set::watcher {
   std::unique_ptr<socket_wait> write_wait_;  // write()'s, while it waits
 };
 
+// Layers over an inner stream (TLS, WebSocket) write to it from two places, the connection's
+// writer and the reader (handshake answers, pongs, key updates); the inner stream takes one write
+// at a time, so the writers take turns. Whole frames or records each: nothing lands inside another.
+class write_turn {
+ public:
+  explicit write_turn(const asio::any_io_executor& executor)
+      : wake_(executor, std::chrono::steady_clock::time_point::max()) {}
+
+  /// Waits until no one else writes and takes the turn; false once cancelled.
+  awaitable<bool> take() {
+    while (busy_ && !cancelled_) {
+      wake_.expires_at(std::chrono::steady_clock::time_point::max());
+      (void)co_await wake_.async_wait(as_tuple(use_awaitable));
+    }
+    if (cancelled_) co_return false;
+    busy_ = true;
+    co_return true;
+  }
+
+  /// Ends the turn taken; the other writer, if waiting, goes next.
+  void give_back() {
+    busy_ = false;
+    wake_.cancel();
+  }
+
+  /// Makes a waiting take() and every later one return false.
+  void cancel() {
+    cancelled_ = true;
+    wake_.cancel();
+  }
+
+  [[nodiscard]] bool busy() const noexcept { return busy_; }
+
+ private:
+  asio::steady_timer wake_;
+  bool busy_ = false;
+  bool cancelled_ = false;
+};
+
 // OpenSSL's errors as error codes: the value is OpenSSL's packed error code, the message its
 // text ("wrong version number", "certificate verify failed", ...).
 class tls_category final : public std::error_category {
@@ -123,7 +162,7 @@ class tls_stream final : public stream {
         session_(session),
         into_tls_(into_tls),
         out_of_tls_(out_of_tls),
-        turn_(executor, std::chrono::steady_clock::time_point::max()) {}
+        turn_(executor) {}
   tls_stream(const tls_stream&) = delete;
   tls_stream& operator=(const tls_stream&) = delete;
   ~tls_stream() override { ssl_.SSL_free(session_); }  // and both BIOs with it
@@ -163,7 +202,7 @@ class tls_stream final : public stream {
       } else if (err != SSL_ERROR_WANT_READ) {
         failure = error_of(err);  // before the flush, which lets other connections run
       }
-      if (ssl_.BIO_ctrl_pending(out_of_tls_) > 0 && !writing_) {
+      if (ssl_.BIO_ctrl_pending(out_of_tls_) > 0 && !turn_.busy()) {
         if (auto ec = co_await flush(); ec && !failure) co_return read_result{ec, 0};
       }
       if (failure) co_return read_result{failure, 0};
@@ -190,7 +229,6 @@ class tls_stream final : public stream {
   }
 
   void cancel() noexcept override {
-    cancelled_ = true;
     turn_.cancel();
     inner_->cancel();
   }
@@ -224,12 +262,7 @@ class tls_stream final : public stream {
 
   // Writes out everything OpenSSL has produced, in turn with any other flush.
   awaitable<std::error_code> flush() {
-    while (writing_ && !cancelled_) {
-      turn_.expires_at(std::chrono::steady_clock::time_point::max());
-      (void)co_await turn_.async_wait(as_tuple(use_awaitable));
-    }
-    if (cancelled_) co_return std::error_code(asio::error::operation_aborted);
-    writing_ = true;
+    if (!co_await turn_.take()) co_return std::error_code(asio::error::operation_aborted);
     std::error_code ec;
     std::unique_ptr<char[]> bytes;  // NOLINT(modernize-avoid-c-arrays): uninitialized on purpose
     std::size_t capacity = 0;
@@ -245,8 +278,7 @@ class tls_stream final : public stream {
       ec = co_await inner_->write(
           {asio::buffer(bytes.get(), static_cast<std::size_t>(n)), asio::const_buffer{}});
     }
-    writing_ = false;
-    turn_.cancel();  // the other flush, if waiting, goes next
+    turn_.give_back();
     co_return ec;
   }
 
@@ -284,10 +316,8 @@ class tls_stream final : public stream {
   SSL* session_;
   BIO* into_tls_;    // owned by session_
   BIO* out_of_tls_;  // owned by session_
-  asio::steady_timer turn_;
+  write_turn turn_;
   std::optional<std::string> certificate_name_;
-  bool writing_ = false;
-  bool cancelled_ = false;
 };
 
 // The WebSocket layer writes from two places: the connection's writer (MQTT in binary frames)
@@ -297,9 +327,7 @@ class websocket_stream final : public stream {
  public:
   websocket_stream(std::unique_ptr<stream> inner, transport::websocket_options options,
                    const asio::any_io_executor& executor)
-      : inner_(std::move(inner)),
-        ws_(std::move(options)),
-        turn_(executor, std::chrono::steady_clock::time_point::max()) {}
+      : inner_(std::move(inner)), ws_(std::move(options)), turn_(executor) {}
 
   awaitable<std::error_code> open() override {
     if (auto ec = co_await inner_->open(); ec) co_return ec;
@@ -330,7 +358,6 @@ class websocket_stream final : public stream {
   }
 
   void cancel() noexcept override {
-    cancelled_ = true;
     turn_.cancel();
     inner_->cancel();
   }
@@ -363,26 +390,18 @@ class websocket_stream final : public stream {
   }
 
   awaitable<std::error_code> write_in_turn(std::string bytes) {
-    while (writing_ && !cancelled_) {
-      turn_.expires_at(std::chrono::steady_clock::time_point::max());
-      (void)co_await turn_.async_wait(as_tuple(use_awaitable));
-    }
-    if (cancelled_) co_return std::error_code(asio::error::operation_aborted);
-    writing_ = true;
+    if (!co_await turn_.take()) co_return std::error_code(asio::error::operation_aborted);
     const auto ec = co_await inner_->write({asio::buffer(bytes), asio::const_buffer{}});
-    writing_ = false;
-    turn_.cancel();  // the other writer, if waiting, goes next
+    turn_.give_back();
     co_return ec;
   }
 
   std::unique_ptr<stream> inner_;
   transport::websocket_server ws_;
-  asio::steady_timer turn_;
+  write_turn turn_;
   std::array<char, 16 * 1024> raw_{};
   std::string mqtt_;  // MQTT bytes received and not yet read
   std::size_t taken_ = 0;
-  bool writing_ = false;
-  bool cancelled_ = false;
 };
 
 }  // namespace
@@ -402,9 +421,10 @@ expected<std::unique_ptr<stream>, std::error_code> make_tls_stream(
   BIO* into_tls = ssl.BIO_new(ssl.BIO_s_mem());
   BIO* out_of_tls = ssl.BIO_new(ssl.BIO_s_mem());
   if (session == nullptr || into_tls == nullptr || out_of_tls == nullptr) {
-    if (session != nullptr) ssl.SSL_free(session);
-    // A BIO not yet handed to a session is freed as a BIO; none is, so the table has no BIO_free
-    // and these two leak only when OpenSSL is out of memory already.
+    // Not handed to the session yet: each is freed on its own (the free functions take null).
+    ssl.SSL_free(session);
+    ssl.BIO_free(into_tls);
+    ssl.BIO_free(out_of_tls);
     ssl.ERR_clear_error();
     return fail(std::make_error_code(std::errc::not_enough_memory));
   }

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <spdlog/spdlog.h>
@@ -116,6 +117,9 @@ int serve(asio::io_context& io, app& node) {
     return failure_status;
   }
   log->info("ready {}", node.describe());
+  // Start-up (the configuration, the store, the socket probes) frees more than an idle daemon
+  // keeps; hand those heap pages back now instead of holding them for the daemon's life.
+  ::malloc_trim(0);
   for (;;) {
     try {
       io.run();

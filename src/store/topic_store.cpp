@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <mutex>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -29,6 +30,15 @@ constexpr const char* rollback_sql = "ROLLBACK";
 // Per connection, not stored in the file: every COMMIT is fsynced before apply() returns, in
 // rollback-journal and in WAL mode alike. edgecore's own connections are not affected.
 constexpr const char* synchronous_sql = "PRAGMA synchronous=FULL";
+
+// SQLite's default is a bulk allocation of 20 page-cache slots per connection at its first read,
+// each slot written to: 87 KB of an idle daemon whose table fits in two pages. Slots are then
+// taken one at a time, as pages are read. Global, so set once before SQLite initialises; a
+// process that initialised SQLite before keeps its own setting (SQLITE_MISUSE, ignored).
+void configure_sqlite_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0); });
+}
 
 std::string in_quotes(std::string_view s) {
   std::string out;
@@ -134,6 +144,7 @@ expected<topic_store, std::string> topic_store::open(const std::string& path,
     }
   }
 
+  configure_sqlite_once();
   sqlite3* raw = nullptr;
   const int rc =
       sqlite3_open_v2(path.c_str(), &raw,

@@ -64,6 +64,15 @@ std::string mapped_files(int pid) {
   return out;
 }
 
+/// The number of threads of process `pid` (its /proc status), or -1 when it cannot be read.
+int thread_count(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
 /// `yaml` with the value of the first `key:` line replaced.
 std::string with_value(std::string yaml, const std::string& key, const std::string& value) {
   const auto at = yaml.find(key + ": ");
@@ -107,17 +116,40 @@ TEST(daemon, defaults_accept_mosquitto_clients_on_127_0_0_1) {
   EXPECT_EQ(d.wait(), 0) << d.output();
 }
 
-// OpenSSL and libmosquitto are opened when a configuration needs them (TLS, WebSocket, password
-// file, external broker), so that an idle daemon at the defaults does not carry their pages.
-TEST(daemon, on_its_defaults_maps_neither_openssl_nor_libmosquitto) {
+// OpenSSL, libmosquitto, wslay and http-parser are opened when a configuration needs them (TLS,
+// WebSocket, password file, external broker), fmt is compiled in, and the thread that encodes
+// large messages for remote modules starts with the first one: an idle daemon at the defaults
+// carries none of their pages, and runs two threads: the loop and the store's writer.
+TEST(daemon, on_its_defaults_maps_no_library_it_does_not_use_and_runs_two_threads) {
   local_defaults defaults;
   process d(defaults.argv());
   ASSERT_TRUE(d.wait_for_output("ready")) << d.output();
   const auto maps = mapped_files(d.pid());
   EXPECT_NE(maps.find("libsqlite3"), std::string::npos) << maps;  // the maps were read
-  EXPECT_EQ(maps.find("libssl"), std::string::npos) << maps;
-  EXPECT_EQ(maps.find("libcrypto"), std::string::npos) << maps;
-  EXPECT_EQ(maps.find("libmosquitto"), std::string::npos) << maps;
+  for (const char* library :
+       {"libssl", "libcrypto", "libmosquitto", "libwslay", "libhttp_parser", "libfmt"}) {
+    EXPECT_EQ(maps.find(library), std::string::npos) << library << "\n" << maps;
+  }
+  EXPECT_EQ(thread_count(d.pid()), 2);
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(), 0) << d.output();
+}
+
+TEST(daemon, a_websocket_listener_opens_wslay_http_parser_and_openssl) {
+  temp_dir dir;
+  const auto port = free_port();
+  write_file(
+      dir.path() / "ws.yaml",
+      "database:\n  dataSource: " + (dir.path() / "edgecore.db").string() +
+          "\nmodules:\n  eventBus:\n    mqttServerInternal: ws://127.0.0.1:" +
+          std::to_string(port) + "\n    moduleSocket: " + (dir.path() / "eventbus.sock").string() +
+          "\n    moduleStreamSocket: " + (dir.path() / "eventbus-stream.sock").string() + "\n");
+  process d({daemon_path, "--config", (dir.path() / "ws.yaml").string()});
+  ASSERT_TRUE(d.wait_for_output("ready")) << d.output();
+  const auto maps = mapped_files(d.pid());
+  for (const char* library : {"libwslay", "libhttp_parser", "libssl", "libcrypto"}) {
+    EXPECT_NE(maps.find(library), std::string::npos) << library << "\n" << maps;
+  }
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait(), 0) << d.output();
 }

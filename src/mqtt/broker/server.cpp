@@ -12,7 +12,7 @@
 #include "mqtt/broker/connection.hpp"
 #include "mqtt/broker/listen_url.hpp"
 #include "mqtt/broker/stream.hpp"
-#include "openssl/openssl_api.hpp"
+#include "mqtt/transport/websocket_server.hpp"
 
 namespace ebus::mqtt::broker {
 namespace {
@@ -146,10 +146,9 @@ expected<void, std::string> server::bind(listener& l) {
   if (!addr) return fail(addr.error());
   l.kind = addr->transport;
   if (l.kind == listen_transport::ws) {
-    // Sec-WebSocket-Accept is a SHA-1 by OpenSSL: opened now, so that a missing library fails
-    // the start rather than every client's upgrade.
-    if (const auto ssl = openssl::load(); !ssl) {
-      return fail("WebSocket needs OpenSSL: " + ssl.error());
+    // Opened now, so that a missing library fails the start rather than every client's upgrade.
+    if (auto loaded = transport::load_websocket_libraries(); !loaded) {
+      return fail("WebSocket needs " + loaded.error());
     }
   }
   if (transport::uses_tls(l.kind)) {

@@ -8,10 +8,62 @@
 #include <utility>
 #include <wslay/wslay.h>
 
+#include "common/shared_library.hpp"
 #include "openssl/openssl_api.hpp"
 
 namespace ebus::mqtt::transport {
 namespace {
+
+// http-parser's and wslay's functions, from the libraries opened with the first WebSocket
+// listener or server (load_websocket_libraries): a daemon without one maps neither.
+// NOLINTBEGIN(cppcoreguidelines-macro-usage): one list makes both the table and its loading.
+#define EBUS_HTTP_PARSER_FUNCTIONS(X) \
+  X(http_parser_execute)              \
+  X(http_parser_init)                 \
+  X(http_parser_parse_url)            \
+  X(http_parser_settings_init)        \
+  X(http_parser_url_init)
+#define EBUS_WSLAY_FUNCTIONS(X) \
+  X(wslay_frame_context_free)   \
+  X(wslay_frame_context_init)   \
+  X(wslay_frame_recv)           \
+  X(wslay_frame_send)
+#define EBUS_MEMBER(name) decltype(&::name) name = nullptr;  // NOLINT(bugprone-macro-parentheses)
+#define EBUS_RESOLVE(name) one(table.name, #name);
+// NOLINTBEGIN(readability-identifier-naming): the members carry the libraries' names.
+struct http_parser_functions {
+  EBUS_HTTP_PARSER_FUNCTIONS(EBUS_MEMBER)
+};
+struct wslay_functions {
+  EBUS_WSLAY_FUNCTIONS(EBUS_MEMBER)
+};
+// NOLINTEND(readability-identifier-naming)
+struct library_functions : http_parser_functions, wslay_functions {};
+
+expected<library_functions, std::string> open_libraries() {
+  auto http = load_function_table<http_parser_functions>(
+      EBUS_LIBHTTP_PARSER_SONAME,
+      [](http_parser_functions& table, auto&& one) { EBUS_HTTP_PARSER_FUNCTIONS(EBUS_RESOLVE) });
+  if (!http) return fail("http-parser: " + http.error());
+  auto frames = load_function_table<wslay_functions>(
+      EBUS_LIBWSLAY_SONAME,
+      [](wslay_functions& table, auto&& one) { EBUS_WSLAY_FUNCTIONS(EBUS_RESOLVE) });
+  if (!frames) return fail("wslay: " + frames.error());
+  // Sec-WebSocket-Accept is a SHA-1 by OpenSSL.
+  if (auto ssl = openssl::load(); !ssl) return fail("OpenSSL: " + ssl.error());
+  return library_functions{*http, *frames};
+}
+#undef EBUS_RESOLVE
+#undef EBUS_MEMBER
+#undef EBUS_WSLAY_FUNCTIONS
+#undef EBUS_HTTP_PARSER_FUNCTIONS
+// NOLINTEND(cppcoreguidelines-macro-usage)
+
+expected<const library_functions*, std::string> libraries() {
+  static const expected<library_functions, std::string> loaded = open_libraries();
+  if (!loaded) return fail(loaded.error());
+  return &*loaded;
+}
 
 // RFC 6455 section 1.3.
 constexpr std::string_view accept_guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -89,6 +141,11 @@ std::string http_refusal(int status, std::string_view status_text, std::string_v
 }
 
 }  // namespace
+
+expected<void, std::string> load_websocket_libraries() {
+  if (auto loaded = libraries(); !loaded) return fail(std::move(loaded.error()));
+  return {};
+}
 
 std::string websocket_accept_key(std::string_view key) {
   const auto ssl = openssl::load();
@@ -177,10 +234,10 @@ struct handshake {
     return 2;
   }
 
-  static const http_parser_settings& settings() {
-    static const http_parser_settings s = [] {
+  static const http_parser_settings& settings(const library_functions& lib) {
+    static const http_parser_settings s = [&lib] {
       http_parser_settings x{};
-      http_parser_settings_init(&x);
+      lib.http_parser_settings_init(&x);
       x.on_url = on_url;
       x.on_header_field = on_header_field;
       x.on_header_value = on_header_value;
@@ -193,15 +250,22 @@ struct handshake {
 
 struct websocket_server::impl {
   explicit impl(websocket_options o) : options(std::move(o)), hs(std::make_unique<handshake>()) {
-    http_parser_init(&hs->parser, HTTP_REQUEST);
-    hs->parser.data = hs.get();
+    if (auto loaded = libraries(); loaded) {
+      lib = *loaded;
+      lib->http_parser_init(&hs->parser, HTTP_REQUEST);
+      hs->parser.data = hs.get();
+    } else {
+      unavailable = std::move(loaded.error());
+    }
   }
   ~impl() {
-    if (frames != nullptr) wslay_frame_context_free(frames);
+    if (frames != nullptr) lib->wslay_frame_context_free(frames);
   }
   impl(const impl&) = delete;
   impl& operator=(const impl&) = delete;
 
+  const library_functions* lib = nullptr;  // null when a library could not be opened
+  std::string unavailable;                 // then: why
   websocket_options options;
   std::unique_ptr<handshake> hs;
   wslay_frame_context_ptr frames = nullptr;
@@ -250,7 +314,7 @@ struct websocket_server::impl {
     iocb.data_length = size;
     sink = &out;
     // The send callback takes every byte, so one call writes the whole frame.
-    wslay_frame_send(frames, &iocb);
+    lib->wslay_frame_send(frames, &iocb);
     sink = nullptr;
   }
 
@@ -294,13 +358,16 @@ struct websocket_server::impl {
 
 bool websocket_server::impl::feed_request(std::span<const char> bytes, std::string& mqtt_out) {
   auto& h = *hs;
+  if (lib == nullptr) {
+    return refuse(500, "Internal Server Error", "WebSocket is unavailable: " + unavailable);
+  }
   // http-parser takes a zero length as the end of the stream.
   if (bytes.empty()) return true;
   const std::size_t budget = options.max_request_bytes - h.consumed;
   const std::size_t n = std::min(bytes.size(), budget);
   if (n == 0) return refuse_too_long();
   const std::size_t parsed =
-      http_parser_execute(&h.parser, &handshake::settings(), bytes.data(), n);
+      lib->http_parser_execute(&h.parser, &handshake::settings(*lib), bytes.data(), n);
   h.consumed += parsed;
   if (h.headers_done) {
     if (!accept_or_refuse()) return false;
@@ -322,8 +389,8 @@ bool websocket_server::impl::accept_or_refuse() {
     return refuse(400, "Bad Request", "bad upgrade request: not HTTP/1.1");
   }
   http_parser_url url{};
-  http_parser_url_init(&url);
-  if (http_parser_parse_url(h.url.data(), h.url.size(), 0, &url) != 0) {
+  lib->http_parser_url_init(&url);
+  if (lib->http_parser_parse_url(h.url.data(), h.url.size(), 0, &url) != 0) {
     return refuse(400, "Bad Request", "bad upgrade request: malformed request target");
   }
   std::string_view path;
@@ -370,7 +437,7 @@ bool websocket_server::impl::accept_or_refuse() {
   hs.reset();
 
   const wslay_frame_callbacks callbacks{send_cb, recv_cb, nullptr};
-  if (wslay_frame_context_init(&frames, &callbacks, this) != 0) {
+  if (lib->wslay_frame_context_init(&frames, &callbacks, this) != 0) {
     frames = nullptr;
     output.clear();
     reason = "out of memory";
@@ -388,7 +455,7 @@ bool websocket_server::impl::feed_frames(std::span<const char> bytes, std::strin
   while (ok) {
     wslay_frame_iocb iocb{};
     const std::size_t before = in_left;
-    const ssize_t r = wslay_frame_recv(frames, &iocb);
+    const ssize_t r = lib->wslay_frame_recv(frames, &iocb);
     if (r == WSLAY_ERR_WANT_READ) {
       // The input is used up; wslay keeps a partial header for the next call.
       if (in_left == 0) break;

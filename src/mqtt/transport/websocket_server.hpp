@@ -35,6 +35,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/expected.hpp"
+
 namespace ebus::mqtt::transport {
 
 struct websocket_options {
@@ -46,6 +48,12 @@ struct websocket_options {
   /// MQTT packet size plus headroom; the default matches the broker's default 1 MiB packet.
   std::size_t max_buffered_bytes = std::size_t{1024} * 1024 + 4096;
 };
+
+/// Opens the libraries a WebSocket server uses (http-parser, wslay, OpenSSL's libssl), once; later
+/// calls return the same result. A listener calls it at start so that a missing library fails the
+/// start ("cannot load libwslay.so.1: ..."); a server made without them refuses every upgrade
+/// with 500.
+[[nodiscard]] expected<void, std::string> load_websocket_libraries();
 
 /// Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key + RFC 6455 GUID)).
 [[nodiscard]] std::string websocket_accept_key(std::string_view key);

@@ -359,7 +359,9 @@ struct websocket_server::impl {
 bool websocket_server::impl::feed_request(std::span<const char> bytes, std::string& mqtt_out) {
   auto& h = *hs;
   if (lib == nullptr) {
-    return refuse(500, "Internal Server Error", "WebSocket is unavailable: " + unavailable);
+    refuse(500, "Internal Server Error", "WebSocket is unavailable");
+    reason += ": " + unavailable;  // for the log, not for the client
+    return false;
   }
   // http-parser takes a zero length as the end of the stream.
   if (bytes.empty()) return true;

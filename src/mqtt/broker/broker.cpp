@@ -163,10 +163,16 @@ message_ptr broker::make_message(std::string&& topic, std::string&& payload, qos
     }
     return nullptr;
   }
-  // The strings move from the decoded packet into the shared message (through a braced
-  // temporary: clang 14, which builds the fuzz targets, has no parenthesized aggregate init).
+  // Built in place: the strings move once, from the decoded packet into the shared message.
+  // clang 14, which builds the fuzz targets, has no parenthesized aggregate initialisation and
+  // moves them through a braced temporary.
+#if defined(__cpp_aggregate_paren_init)
+  return std::make_shared<const application_message>(std::move(topic), std::move(payload), qos,
+                                                     retain, std::move(charge));
+#else
   return std::make_shared<const application_message>(
       application_message{std::move(topic), std::move(payload), qos, retain, std::move(charge)});
+#endif
 }
 
 std::string_view broker::check_topic(std::string_view topic) const noexcept {

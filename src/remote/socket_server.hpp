@@ -132,7 +132,7 @@ class socket_server {
   [[nodiscard]] std::size_t packet_limit() const noexcept { return packet_limit_; }
   [[nodiscard]] const socket_options& options() const noexcept { return options_; }
   /// Where connections encode large messages, off the loop: one thread, shared, started with
-  /// the first large message (an idle daemon has no thread of its own). The loop itself when no
+  /// the first large message (an idle daemon does not run it). The loop itself when no
   /// thread can be started.
   [[nodiscard]] asio::any_io_executor encoder() noexcept {
     if (!encoder_) {

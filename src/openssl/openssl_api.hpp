@@ -29,9 +29,16 @@ namespace ebus::openssl {
   X(ASN1_STRING_to_UTF8)                \
   X(BIO_ctrl_pending)                   \
   X(BIO_free)                           \
+  X(BIO_get_data)                       \
+  X(BIO_get_new_index)                  \
+  X(BIO_meth_new)                       \
+  X(BIO_meth_set_ctrl)                  \
+  X(BIO_meth_set_write_ex)              \
   X(BIO_new)                            \
   X(BIO_read)                           \
   X(BIO_s_mem)                          \
+  X(BIO_set_data)                       \
+  X(BIO_set_init)                       \
   X(BIO_write)                          \
   X(CRYPTO_free)                        \
   X(CRYPTO_memcmp)                      \

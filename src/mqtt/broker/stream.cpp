@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 #include "mqtt/broker/tcp_socket.hpp"
@@ -145,10 +147,38 @@ class tls_context {
 
 namespace {
 
-// TLS over an inner stream (TCP). OpenSSL works on two memory BIOs: bytes read from the socket
-// go into one, and what OpenSSL produces (handshake, records, alerts) is taken from the other and
-// written out. So a TLS connection waits on the same readiness set as a TCP one and holds no
-// buffer of its own while idle (SSL_MODE_RELEASE_BUFFERS).
+// What OpenSSL writes (handshake, records, alerts) is appended to a string of the stream's,
+// which the stream swaps out and writes to the socket: a memory BIO would zero every write,
+// copy it once more on the way out and keep its largest buffer for the connection's life.
+// BIO_get_data is the string.
+int append_output(BIO* bio, const char* data, std::size_t size, std::size_t* written) {
+  const auto& ssl = **openssl::load();  // loaded: a TLS stream exists
+  static_cast<std::string*>(ssl.BIO_get_data(bio))->append(data, size);
+  *written = size;
+  return 1;
+}
+
+long output_control(BIO*, int command, long, void*) {  // NOLINT(google-runtime-int): OpenSSL's
+  return command == BIO_CTRL_FLUSH ? 1 : 0;  // flushed by the stream; nothing else applies
+}
+
+// Made once per process, with the first TLS stream; never freed (one small object).
+const BIO_METHOD* output_method(const openssl::functions& ssl) {
+  static const BIO_METHOD* method = [&ssl]() -> BIO_METHOD* {
+    BIO_METHOD* m =
+        ssl.BIO_meth_new(ssl.BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "eventbus TLS output");
+    if (m == nullptr) return nullptr;
+    ssl.BIO_meth_set_write_ex(m, append_output);
+    ssl.BIO_meth_set_ctrl(m, output_control);
+    return m;
+  }();
+  return method;
+}
+
+// TLS over an inner stream (TCP). Bytes read from the socket go into a memory BIO; what OpenSSL
+// produces (handshake, records, alerts) collects in `output_` (output_method) and is written out.
+// So a TLS connection waits on the same readiness set as a TCP one, and its record buffers are
+// freed when idle (SSL_MODE_RELEASE_BUFFERS), its output buffer once written.
 //
 // OpenSSL may produce output while reading (a TLS 1.3 key update); those bytes and the writer's
 // go out in the order OpenSSL produced them, one write to the inner stream at a time.
@@ -162,7 +192,10 @@ class tls_stream final : public stream {
         session_(session),
         into_tls_(into_tls),
         out_of_tls_(out_of_tls),
-        turn_(executor) {}
+        turn_(executor) {
+    ssl_.BIO_set_data(out_of_tls_, &output_);
+    ssl_.BIO_set_init(out_of_tls_, 1);
+  }
   tls_stream(const tls_stream&) = delete;
   tls_stream& operator=(const tls_stream&) = delete;
   ~tls_stream() override { ssl_.SSL_free(session_); }  // and both BIOs with it
@@ -202,7 +235,7 @@ class tls_stream final : public stream {
       } else if (err != SSL_ERROR_WANT_READ) {
         failure = error_of(err);  // before the flush, which lets other connections run
       }
-      if (ssl_.BIO_ctrl_pending(out_of_tls_) > 0 && !turn_.busy()) {
+      if (!output_.empty() && !turn_.busy()) {
         if (auto ec = co_await flush(); ec && !failure) co_return read_result{ec, 0};
       }
       if (failure) co_return read_result{failure, 0};
@@ -244,10 +277,8 @@ class tls_stream final : public stream {
 
  private:
   static constexpr std::size_t handshake_read_bytes = 16 * 1024;
-  // One TLS record's plaintext per SSL_write: the ciphertext waiting in the BIO stays one record.
+  // One TLS record's plaintext per SSL_write: the output waiting to be flushed stays one record.
   static constexpr std::size_t max_step = 16 * 1024;
-  // A record with its header and tag fits in one flush.
-  static constexpr std::size_t max_flush = max_step + 1024;
 
   // Reads once from the inner stream into `scratch` and hands the bytes to OpenSSL.
   awaitable<std::error_code> fill(asio::mutable_buffer scratch) {
@@ -264,19 +295,10 @@ class tls_stream final : public stream {
   awaitable<std::error_code> flush() {
     if (!co_await turn_.take()) co_return std::error_code(asio::error::operation_aborted);
     std::error_code ec;
-    std::unique_ptr<char[]> bytes;  // NOLINT(modernize-avoid-c-arrays): uninitialized on purpose
-    std::size_t capacity = 0;
-    while (!ec) {
-      const std::size_t pending = ssl_.BIO_ctrl_pending(out_of_tls_);
-      if (pending == 0) break;
-      if (capacity == 0) {
-        capacity = std::min(pending, max_flush);
-        bytes = std::make_unique_for_overwrite<char[]>(capacity);
-      }
-      const int n = ssl_.BIO_read(out_of_tls_, bytes.get(), static_cast<int>(capacity));
-      if (n <= 0) break;
-      ec = co_await inner_->write(
-          {asio::buffer(bytes.get(), static_cast<std::size_t>(n)), asio::const_buffer{}});
+    while (!ec && !output_.empty()) {
+      // Swapped out: OpenSSL may append more while this waits (the reader's output).
+      const std::string bytes = std::exchange(output_, std::string{});
+      ec = co_await inner_->write({asio::buffer(bytes), asio::const_buffer{}});
     }
     turn_.give_back();
     co_return ec;
@@ -314,8 +336,9 @@ class tls_stream final : public stream {
   std::shared_ptr<tls_context> context_;
   const openssl::functions& ssl_;
   SSL* session_;
-  BIO* into_tls_;    // owned by session_
-  BIO* out_of_tls_;  // owned by session_
+  BIO* into_tls_;       // owned by session_
+  BIO* out_of_tls_;     // owned by session_
+  std::string output_;  // what OpenSSL wrote to out_of_tls_, not yet flushed
   write_turn turn_;
   std::optional<std::string> certificate_name_;
 };
@@ -419,7 +442,8 @@ expected<std::unique_ptr<stream>, std::error_code> make_tls_stream(
   const openssl::functions& ssl = context->functions();
   SSL* session = ssl.SSL_new(context->native_handle());
   BIO* into_tls = ssl.BIO_new(ssl.BIO_s_mem());
-  BIO* out_of_tls = ssl.BIO_new(ssl.BIO_s_mem());
+  const BIO_METHOD* output = output_method(ssl);
+  BIO* out_of_tls = output == nullptr ? nullptr : ssl.BIO_new(output);
   if (session == nullptr || into_tls == nullptr || out_of_tls == nullptr) {
     // Not handed to the session yet: each is freed on its own (the free functions take null).
     ssl.SSL_free(session);

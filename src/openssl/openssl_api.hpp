@@ -27,19 +27,18 @@ namespace ebus::openssl {
 // NOLINTBEGIN(cppcoreguidelines-macro-usage): one list makes both the table and its loading.
 #define EBUS_OPENSSL_FUNCTIONS(X)       \
   X(ASN1_STRING_to_UTF8)                \
-  X(BIO_ctrl_pending)                   \
+  X(BIO_clear_flags)                    \
   X(BIO_free)                           \
   X(BIO_get_data)                       \
   X(BIO_get_new_index)                  \
   X(BIO_meth_new)                       \
   X(BIO_meth_set_ctrl)                  \
+  X(BIO_meth_set_read_ex)               \
   X(BIO_meth_set_write_ex)              \
   X(BIO_new)                            \
-  X(BIO_read)                           \
-  X(BIO_s_mem)                          \
   X(BIO_set_data)                       \
+  X(BIO_set_flags)                      \
   X(BIO_set_init)                       \
-  X(BIO_write)                          \
   X(CRYPTO_free)                        \
   X(CRYPTO_memcmp)                      \
   X(ERR_clear_error)                    \

@@ -147,38 +147,80 @@ class tls_context {
 
 namespace {
 
-// What OpenSSL writes (handshake, records, alerts) is appended to a string of the stream's,
-// which the stream swaps out and writes to the socket: a memory BIO would zero every write,
-// copy it once more on the way out and keep its largest buffer for the connection's life.
-// BIO_get_data is the string.
-int append_output(BIO* bio, const char* data, std::size_t size, std::size_t* written) {
+// OpenSSL reads and writes through two BIOs of our own over strings of the stream's. Bytes read
+// from the socket are appended to `input_` and handed over as OpenSSL asks; what it writes
+// (handshake, records, alerts) is appended to `output_`, which the stream swaps out and writes to
+// the socket. Memory BIOs would zero every write, copy the output once more, and keep their
+// largest buffers for the connection's life; these strings are freed once used up.
+struct tls_input {
+  std::string bytes;
+  std::size_t taken = 0;  // handed to OpenSSL
+};
+
+int take_input(BIO* bio, char* out, std::size_t size, std::size_t* read) {
   const auto& ssl = **openssl::load();  // loaded: a TLS stream exists
+  auto& in = *static_cast<tls_input*>(ssl.BIO_get_data(bio));
+  ssl.BIO_clear_flags(bio, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
+  const std::size_t left = in.bytes.size() - in.taken;
+  if (left == 0) {
+    ssl.BIO_set_flags(bio, BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY);  // wait for the socket
+    *read = 0;
+    return 0;
+  }
+  const std::size_t n = std::min(size, left);
+  std::memcpy(out, in.bytes.data() + in.taken, n);
+  in.taken += n;
+  if (in.taken == in.bytes.size()) in = tls_input{};  // used up: freed
+  *read = n;
+  return 1;
+}
+
+int append_output(BIO* bio, const char* data, std::size_t size, std::size_t* written) {
+  const auto& ssl = **openssl::load();
   static_cast<std::string*>(ssl.BIO_get_data(bio))->append(data, size);
   *written = size;
   return 1;
 }
 
-long output_control(BIO*, int command, long, void*) {  // NOLINT(google-runtime-int): OpenSSL's
+// NOLINTBEGIN(google-runtime-int): OpenSSL's types
+long input_control(BIO* bio, int command, long, void*) {
+  if (command != BIO_CTRL_PENDING) return 0;
+  const auto& in = *static_cast<tls_input*>((**openssl::load()).BIO_get_data(bio));
+  return static_cast<long>(in.bytes.size() - in.taken);
+}
+
+long output_control(BIO*, int command, long, void*) {
   return command == BIO_CTRL_FLUSH ? 1 : 0;  // flushed by the stream; nothing else applies
 }
+// NOLINTEND(google-runtime-int)
 
-// Made once per process, with the first TLS stream; never freed (one small object).
-const BIO_METHOD* output_method(const openssl::functions& ssl) {
-  static const BIO_METHOD* method = [&ssl]() -> BIO_METHOD* {
-    BIO_METHOD* m =
-        ssl.BIO_meth_new(ssl.BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "eventbus TLS output");
-    if (m == nullptr) return nullptr;
-    ssl.BIO_meth_set_write_ex(m, append_output);
-    ssl.BIO_meth_set_ctrl(m, output_control);
+// Made once per process, with the first TLS stream; never freed (two small objects).
+struct bio_methods {
+  BIO_METHOD* input = nullptr;
+  BIO_METHOD* output = nullptr;
+};
+
+const bio_methods& stream_bio_methods(const openssl::functions& ssl) {
+  static const bio_methods methods = [&ssl] {
+    bio_methods m;
+    m.input = ssl.BIO_meth_new(ssl.BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "eventbus TLS in");
+    m.output = ssl.BIO_meth_new(ssl.BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "eventbus TLS out");
+    if (m.input != nullptr) {
+      ssl.BIO_meth_set_read_ex(m.input, take_input);
+      ssl.BIO_meth_set_ctrl(m.input, input_control);
+    }
+    if (m.output != nullptr) {
+      ssl.BIO_meth_set_write_ex(m.output, append_output);
+      ssl.BIO_meth_set_ctrl(m.output, output_control);
+    }
     return m;
   }();
-  return method;
+  return methods;
 }
 
-// TLS over an inner stream (TCP). Bytes read from the socket go into a memory BIO; what OpenSSL
-// produces (handshake, records, alerts) collects in `output_` (output_method) and is written out.
-// So a TLS connection waits on the same readiness set as a TCP one, and its record buffers are
-// freed when idle (SSL_MODE_RELEASE_BUFFERS), its output buffer once written.
+// TLS over an inner stream (TCP), through the BIOs above. A TLS connection waits on the same
+// readiness set as a TCP one, and holds no buffer while idle: its record buffers are freed
+// (SSL_MODE_RELEASE_BUFFERS), its input once OpenSSL took it, its output once written.
 //
 // OpenSSL may produce output while reading (a TLS 1.3 key update); those bytes and the writer's
 // go out in the order OpenSSL produced them, one write to the inner stream at a time.
@@ -193,6 +235,8 @@ class tls_stream final : public stream {
         into_tls_(into_tls),
         out_of_tls_(out_of_tls),
         turn_(executor) {
+    ssl_.BIO_set_data(into_tls_, &input_);
+    ssl_.BIO_set_init(into_tls_, 1);
     ssl_.BIO_set_data(out_of_tls_, &output_);
     ssl_.BIO_set_init(out_of_tls_, 1);
   }
@@ -285,9 +329,7 @@ class tls_stream final : public stream {
     auto [ec, n] = co_await inner_->read_some(scratch);
     if (ec) co_return ec;
     if (n == 0) co_return std::error_code(asio::error::eof);
-    if (ssl_.BIO_write(into_tls_, scratch.data(), static_cast<int>(n)) != static_cast<int>(n)) {
-      co_return std::make_error_code(std::errc::not_enough_memory);
-    }
+    input_.bytes.append(static_cast<const char*>(scratch.data()), n);
     co_return std::error_code{};
   }
 
@@ -338,6 +380,7 @@ class tls_stream final : public stream {
   SSL* session_;
   BIO* into_tls_;       // owned by session_
   BIO* out_of_tls_;     // owned by session_
+  tls_input input_;     // read from the socket, not yet taken by OpenSSL
   std::string output_;  // what OpenSSL wrote to out_of_tls_, not yet flushed
   write_turn turn_;
   std::optional<std::string> certificate_name_;
@@ -441,9 +484,9 @@ expected<std::unique_ptr<stream>, std::error_code> make_tls_stream(
     const asio::any_io_executor& executor) {
   const openssl::functions& ssl = context->functions();
   SSL* session = ssl.SSL_new(context->native_handle());
-  BIO* into_tls = ssl.BIO_new(ssl.BIO_s_mem());
-  const BIO_METHOD* output = output_method(ssl);
-  BIO* out_of_tls = output == nullptr ? nullptr : ssl.BIO_new(output);
+  const bio_methods& methods = stream_bio_methods(ssl);
+  BIO* into_tls = methods.input == nullptr ? nullptr : ssl.BIO_new(methods.input);
+  BIO* out_of_tls = methods.output == nullptr ? nullptr : ssl.BIO_new(methods.output);
   if (session == nullptr || into_tls == nullptr || out_of_tls == nullptr) {
     // Not handed to the session yet: each is freed on its own (the free functions take null).
     ssl.SSL_free(session);

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -46,7 +47,9 @@ temp_dir::~temp_dir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-std::uint16_t free_port() {
+namespace {
+
+std::uint16_t unbound_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error("socket() failed");
   sockaddr_in addr{};
@@ -60,6 +63,19 @@ std::uint16_t free_port() {
   }
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+std::uint16_t free_port() {
+  // The kernel may hand out a port again once it is closed; a test that takes several (one per
+  // listener) must not get the same one twice.
+  static std::set<std::uint16_t> given;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const std::uint16_t port = unbound_port();
+    if (given.insert(port).second) return port;
+  }
+  throw std::runtime_error("no port that was not given before");
 }
 
 config::daemon_config node_harness::test_config(config::mqtt_mode mode, const temp_dir& dir,

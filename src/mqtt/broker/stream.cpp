@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <new>
 #include <string>
 #include <string_view>
 #include <sys/socket.h>
@@ -157,7 +158,7 @@ struct tls_input {
   std::size_t taken = 0;  // handed to OpenSSL
 };
 
-int take_input(BIO* bio, char* out, std::size_t size, std::size_t* read) {
+int take_input(BIO* bio, char* out, std::size_t size, std::size_t* read) noexcept {
   const auto& ssl = **openssl::load();  // loaded: a TLS stream exists
   auto& in = *static_cast<tls_input*>(ssl.BIO_get_data(bio));
   ssl.BIO_clear_flags(bio, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
@@ -175,21 +176,28 @@ int take_input(BIO* bio, char* out, std::size_t size, std::size_t* read) {
   return 1;
 }
 
-int append_output(BIO* bio, const char* data, std::size_t size, std::size_t* written) {
+// Called from OpenSSL's C code, which no exception may cross: out of memory is a failed write,
+// which fails the connection.
+int append_output(BIO* bio, const char* data, std::size_t size, std::size_t* written) noexcept {
   const auto& ssl = **openssl::load();
-  static_cast<std::string*>(ssl.BIO_get_data(bio))->append(data, size);
+  try {
+    static_cast<std::string*>(ssl.BIO_get_data(bio))->append(data, size);
+  } catch (const std::bad_alloc&) {
+    *written = 0;
+    return 0;
+  }
   *written = size;
   return 1;
 }
 
 // NOLINTBEGIN(google-runtime-int): OpenSSL's types
-long input_control(BIO* bio, int command, long, void*) {
+long input_control(BIO* bio, int command, long, void*) noexcept {
   if (command != BIO_CTRL_PENDING) return 0;
   const auto& in = *static_cast<tls_input*>((**openssl::load()).BIO_get_data(bio));
   return static_cast<long>(in.bytes.size() - in.taken);
 }
 
-long output_control(BIO*, int command, long, void*) {
+long output_control(BIO*, int command, long, void*) noexcept {
   return command == BIO_CTRL_FLUSH ? 1 : 0;  // flushed by the stream; nothing else applies
 }
 // NOLINTEND(google-runtime-int)

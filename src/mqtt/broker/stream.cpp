@@ -127,27 +127,6 @@ const std::error_category& tls_errors() noexcept {
   return category;
 }
 
-}  // namespace
-
-// A server context as a listener configured it; connections share it with the listener and keep
-// it when a reload replaces the listener's.
-class tls_context {
- public:
-  tls_context(const openssl::functions& ssl, SSL_CTX* ctx) noexcept : ssl_(ssl), ctx_(ctx) {}
-  tls_context(const tls_context&) = delete;
-  tls_context& operator=(const tls_context&) = delete;
-  ~tls_context() { ssl_.SSL_CTX_free(ctx_); }
-
-  [[nodiscard]] const openssl::functions& functions() const noexcept { return ssl_; }
-  [[nodiscard]] SSL_CTX* native_handle() const noexcept { return ctx_; }
-
- private:
-  const openssl::functions& ssl_;
-  SSL_CTX* ctx_;
-};
-
-namespace {
-
 // OpenSSL reads and writes through two BIOs of our own over strings of the stream's. Bytes read
 // from the socket are appended to `input_` and handed over as OpenSSL asks; what it writes
 // (handshake, records, alerts) is appended to `output_`, which the stream swaps out and writes to
@@ -202,32 +181,51 @@ long output_control(BIO*, int command, long, void*) noexcept {
 }
 // NOLINTEND(google-runtime-int)
 
-// Made once per process, with the first TLS stream; never freed (two small objects).
-struct bio_methods {
-  BIO_METHOD* input = nullptr;
-  BIO_METHOD* output = nullptr;
+}  // namespace
+
+// A server context as a listener configured it; connections share it with the listener and keep
+// it when a reload replaces the listener's.
+class tls_context {
+ public:
+  tls_context(const openssl::functions& ssl, SSL_CTX* ctx) noexcept : ssl_(ssl), ctx_(ctx) {}
+  tls_context(const tls_context&) = delete;
+  tls_context& operator=(const tls_context&) = delete;
+  ~tls_context() {
+    ssl_.SSL_CTX_free(ctx_);
+    ssl_.BIO_meth_free(input_);  // the connections' BIOs are gone: each holds the context
+    ssl_.BIO_meth_free(output_);
+  }
+
+  /// Makes the methods of the connections' BIOs (take_input, append_output); false when
+  /// OpenSSL is out of memory.
+  [[nodiscard]] bool make_bio_methods() noexcept {
+    input_ = ssl_.BIO_meth_new(ssl_.BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "eventbus TLS in");
+    output_ =
+        ssl_.BIO_meth_new(ssl_.BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "eventbus TLS out");
+    if (input_ == nullptr || output_ == nullptr) return false;
+    ssl_.BIO_meth_set_read_ex(input_, take_input);
+    ssl_.BIO_meth_set_ctrl(input_, input_control);
+    ssl_.BIO_meth_set_write_ex(output_, append_output);
+    ssl_.BIO_meth_set_ctrl(output_, output_control);
+    return true;
+  }
+
+  [[nodiscard]] const openssl::functions& functions() const noexcept { return ssl_; }
+  [[nodiscard]] SSL_CTX* native_handle() const noexcept { return ctx_; }
+  [[nodiscard]] const BIO_METHOD* input_method() const noexcept { return input_; }
+  [[nodiscard]] const BIO_METHOD* output_method() const noexcept { return output_; }
+
+ private:
+  const openssl::functions& ssl_;
+  SSL_CTX* ctx_;
+  BIO_METHOD* input_ = nullptr;
+  BIO_METHOD* output_ = nullptr;
 };
 
-const bio_methods& stream_bio_methods(const openssl::functions& ssl) {
-  static const bio_methods methods = [&ssl] {
-    bio_methods m;
-    m.input = ssl.BIO_meth_new(ssl.BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "eventbus TLS in");
-    m.output = ssl.BIO_meth_new(ssl.BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "eventbus TLS out");
-    if (m.input != nullptr) {
-      ssl.BIO_meth_set_read_ex(m.input, take_input);
-      ssl.BIO_meth_set_ctrl(m.input, input_control);
-    }
-    if (m.output != nullptr) {
-      ssl.BIO_meth_set_write_ex(m.output, append_output);
-      ssl.BIO_meth_set_ctrl(m.output, output_control);
-    }
-    return m;
-  }();
-  return methods;
-}
+namespace {
 
-// TLS over an inner stream (TCP), through the BIOs above. A TLS connection waits on the same
-// readiness set as a TCP one, and holds no buffer while idle: its record buffers are freed
+// TLS over an inner stream (TCP), through the BIOs of tls_context. A TLS connection waits on the
+// same readiness set as a TCP one, and holds no buffer while idle: its record buffers are freed
 // (SSL_MODE_RELEASE_BUFFERS), its input once OpenSSL took it, its output once written.
 //
 // OpenSSL may produce output while reading (a TLS 1.3 key update); those bytes and the writer's
@@ -492,9 +490,8 @@ expected<std::unique_ptr<stream>, std::error_code> make_tls_stream(
     const asio::any_io_executor& executor) {
   const openssl::functions& ssl = context->functions();
   SSL* session = ssl.SSL_new(context->native_handle());
-  const bio_methods& methods = stream_bio_methods(ssl);
-  BIO* into_tls = methods.input == nullptr ? nullptr : ssl.BIO_new(methods.input);
-  BIO* out_of_tls = methods.output == nullptr ? nullptr : ssl.BIO_new(methods.output);
+  BIO* into_tls = ssl.BIO_new(context->input_method());
+  BIO* out_of_tls = ssl.BIO_new(context->output_method());
   if (session == nullptr || into_tls == nullptr || out_of_tls == nullptr) {
     // Not handed to the session yet: each is freed on its own (the free functions take null).
     ssl.SSL_free(session);
@@ -517,6 +514,9 @@ expected<std::shared_ptr<tls_context>, std::string> make_tls_context(
   SSL_CTX* native = ssl.SSL_CTX_new(ssl.TLS_server_method());
   if (native == nullptr) return fail("cannot create a TLS context: " + openssl::last_error(ssl));
   auto context = std::make_shared<tls_context>(ssl, native);
+  if (!context->make_bio_methods()) {
+    return fail("cannot create a TLS context: " + openssl::last_error(ssl));
+  }
   SSL_CTX* ctx = context->native_handle();
   ssl.ERR_clear_error();
   ssl.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, nullptr);

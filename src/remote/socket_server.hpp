@@ -13,7 +13,6 @@
 #include <optional>
 #include <string>
 #include <sys/types.h>
-#include <system_error>
 #include <unordered_map>
 #include <vector>
 
@@ -131,18 +130,9 @@ class socket_server {
   /// SO_SNDBUFFORCE where allowed, and its limit on one packet's memory).
   [[nodiscard]] std::size_t packet_limit() const noexcept { return packet_limit_; }
   [[nodiscard]] const socket_options& options() const noexcept { return options_; }
-  /// Where connections encode large messages, off the loop: one thread, shared, started with
-  /// the first large message (an idle daemon does not run it). The loop itself when no
-  /// thread can be started.
-  [[nodiscard]] asio::any_io_executor encoder() noexcept {
-    if (!encoder_) {
-      try {
-        encoder_.emplace(1);
-      } catch (const std::system_error&) {
-        return executor_;
-      }
-    }
-    return encoder_->get_executor();
+  /// Where connections encode large messages, off the loop (one thread, shared).
+  [[nodiscard]] asio::thread_pool::executor_type encoder() noexcept {
+    return encoder_.get_executor();
   }
 
  private:
@@ -192,8 +182,7 @@ class socket_server {
   bool started_ = false;
   bool stopped_ = false;
   socket_stats stats_;
-  // Last: joined before anything else of the server goes.
-  std::optional<asio::thread_pool> encoder_;
+  asio::thread_pool encoder_{1};  // last: joined before anything else of the server goes
 };
 
 }  // namespace ebus::remote

@@ -117,10 +117,10 @@ TEST(daemon, defaults_accept_mosquitto_clients_on_127_0_0_1) {
 }
 
 // OpenSSL, libmosquitto, wslay and http-parser are opened when a configuration needs them (TLS,
-// WebSocket, password file, external broker), fmt is compiled in, and the thread that encodes
-// large messages for remote modules starts with the first one: an idle daemon at the defaults
-// carries none of their pages, and runs two threads: the loop and the store's writer.
-TEST(daemon, on_its_defaults_maps_no_library_it_does_not_use_and_runs_two_threads) {
+// WebSocket, password file, external broker) and fmt is compiled in: an idle daemon at the
+// defaults carries none of their pages. It runs three threads: the loop, the store's writer and
+// the remote modules' encoder.
+TEST(daemon, on_its_defaults_maps_no_library_it_does_not_use_and_runs_three_threads) {
   local_defaults defaults;
   process d(defaults.argv());
   ASSERT_TRUE(d.wait_for_output("ready")) << d.output();
@@ -130,7 +130,7 @@ TEST(daemon, on_its_defaults_maps_no_library_it_does_not_use_and_runs_two_thread
        {"libssl", "libcrypto", "libmosquitto", "libwslay", "libhttp_parser", "libfmt"}) {
     EXPECT_EQ(maps.find(library), std::string::npos) << library << "\n" << maps;
   }
-  EXPECT_EQ(thread_count(d.pid()), 2);
+  EXPECT_EQ(thread_count(d.pid()), 3);
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait(), 0) << d.output();
 }

@@ -155,8 +155,11 @@ def sections(multicore_supported):
                 "(in-process, or remote over the SEQPACKET module socket: one message per "
                 "packet as beehive frames them, or batched packets for a module that registers "
                 "with \"batch\": true) vs mosquitto with one subscriber. broker_us_per_msg: the "
-                "node loop's CPU.",
-                ["msgs_per_s", "broker_us_per_msg", "lost"],
+                "node loop's CPU; loadgen_us_per_msg: the publishers' threads; "
+                "counter_us_per_msg: the counting side's own thread (the remote twin module; "
+                "mosquitto's subscriber).",
+                ["msgs_per_s", "broker_us_per_msg", "loadgen_us_per_msg", "counter_us_per_msg",
+                 "lost"],
                 [Run("routing_compare", ["--runs", "3"], ["--messages", "20000"], "in-process: ",
                      routing_targets(1_000_000)),
                  Run("routing_compare", ["--twin", "remote", "--runs", "3"],

@@ -24,7 +24,10 @@
 // Each payload carries its publisher's sequence number, so the subscriber sees holes as they
 // happen. Publishers are paced to stay at most `window` messages (default 1000, all publishers
 // together) ahead of what the counting side has counted or seen missing, so the run measures
-// sustained routing, not buffering, and a broker that drops does not stall the run. Any loss is
+// sustained routing, not buffering, and a broker that drops does not stall the run. A full window
+// is checked every 200 us and reopens once a quarter of it is free, so that the publishers send
+// batches, not the one message the last count made room for, and the generator's own CPU (shown
+// per message under each row) stays small next to the broker's. Any loss is
 // reported; the program exits with status 2 when eventbus lost a message (mosquitto
 // runs with its default settings, whose max_queued_messages 1000 can drop under QoS 1 fan-in).
 #include <algorithm>
@@ -91,6 +94,20 @@ constexpr auto stall_limit = 3s;  // no progress for this long: the rest is lost
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch())
       .count();
+}
+
+// CPU time of the calling thread so far.
+std::int64_t thread_cpu_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+// CPU time of another thread of this process so far.
+double thread_cpu_seconds(clockid_t clock) {
+  timespec ts{};
+  ::clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 // Threads are named so that a profile (perf report --comm) tells the node's loop from the load.
@@ -215,11 +232,7 @@ class node {
   [[nodiscard]] progress& counter() noexcept { return progress_; }
 
   // CPU time of the loop thread so far, read from any thread.
-  [[nodiscard]] double loop_cpu_seconds() const {
-    timespec ts{};
-    ::clock_gettime(cpu_clock_, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-  }
+  [[nodiscard]] double loop_cpu_seconds() const { return thread_cpu_seconds(cpu_clock_); }
 
   // The node's own totals, read on the loop.
   struct totals {
@@ -274,11 +287,7 @@ class remote_counter {
   }
 
   // CPU time of the module's thread so far (receiving and decoding), read from any thread.
-  [[nodiscard]] double cpu_seconds() const {
-    timespec ts{};
-    ::clock_gettime(cpu_clock_, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-  }
+  [[nodiscard]] double cpu_seconds() const { return thread_cpu_seconds(cpu_clock_); }
 
  private:
   void run() {
@@ -315,6 +324,9 @@ class subscriber {
       name_thread("mq-sub");
       read_loop();
     });
+    if (::pthread_getcpuclockid(reader_.native_handle(), &cpu_clock_) != 0) {
+      throw std::runtime_error("pthread_getcpuclockid failed");
+    }
   }
   subscriber(const subscriber&) = delete;
   subscriber& operator=(const subscriber&) = delete;
@@ -324,6 +336,8 @@ class subscriber {
     ::close(fd_);
   }
   [[nodiscard]] progress& counter() noexcept { return progress_; }
+  // CPU time of the subscriber's thread so far (receiving, decoding, acknowledging).
+  [[nodiscard]] double cpu_seconds() const { return thread_cpu_seconds(cpu_clock_); }
 
  private:
   void read_loop() {
@@ -374,6 +388,7 @@ class subscriber {
   std::vector<std::uint64_t> next_;  // next sequence number expected from each publisher
   progress progress_;
   std::thread reader_;
+  clockid_t cpu_clock_{};
 };
 
 // --- the load ----------------------------------------------------------------------------------
@@ -392,6 +407,7 @@ struct outcome {
   std::uint64_t reordered = 0;  // subscriber only
   double msgs_per_s = 0;
   double cpu_us_per_msg = 0;
+  double loadgen_us_per_msg = 0;            // the publishers' threads
   std::optional<std::uint64_t> stalled_at;  // counted when the pacing gave up waiting
 };
 
@@ -413,6 +429,7 @@ outcome drive(std::uint16_t port, const scenario& s, progress& seen,
   std::atomic<bool> go{false};
   std::atomic<bool> gave_up{false};
   std::atomic<std::uint64_t> stalled_at{0};
+  std::atomic<std::int64_t> loadgen_ns{0};
   std::vector<std::exception_ptr> failures(s.publishers);
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < s.publishers; ++i) {
@@ -442,8 +459,10 @@ outcome drive(std::uint16_t port, const scenario& s, progress& seen,
             flush();
             auto last = accounted();
             auto moved = steady::now();
-            while (sent.load(std::memory_order_relaxed) >= accounted() + s.window) {
-              std::this_thread::sleep_for(50us);
+            // Resumes once a quarter of the window is free again, so that a wake-up sends a
+            // batch, not the one message the last count made room for.
+            while (sent.load(std::memory_order_relaxed) + s.window / 4 >= accounted() + s.window) {
+              std::this_thread::sleep_for(200us);
               const auto c = accounted();
               if (c != last) {
                 last = c;
@@ -478,6 +497,7 @@ outcome drive(std::uint16_t port, const scenario& s, progress& seen,
       } catch (...) {
         failures[i] = std::current_exception();
       }
+      loadgen_ns += thread_cpu_ns();
     });
   }
 
@@ -519,6 +539,9 @@ outcome drive(std::uint16_t port, const scenario& s, progress& seen,
   r.msgs_per_s = r.counted > 0 && secs > 0 ? static_cast<double>(r.counted) / secs : 0;
   r.cpu_us_per_msg =
       r.counted == 0 ? 0 : (cpu_after - cpu_before) * 1e6 / static_cast<double>(r.counted);
+  r.loadgen_us_per_msg = r.counted == 0 ? 0
+                                        : static_cast<double>(loadgen_ns.load()) * 1e-3 /
+                                              static_cast<double>(r.counted);
   return r;
 }
 
@@ -622,14 +645,18 @@ int run(int argc, char** argv) {
               "mq msgs/s", "mq us/msg", "thr ratio", "cpu ratio", "loss (eb, mq)");
 
   // One JSON line per broker, scenario and run (group "routing"), for the performance report.
+  // counter_us: CPU of the counting side's own thread (the remote twin, mosquitto's subscriber);
+  // none for an in-process twin, whose CPU is the loop's.
   auto record = [&](const std::string& name, const char* broker, std::size_t run, const outcome& o,
-                    std::size_t lost_messages) {
-    append_result(json, "routing", name, broker, run,
-                  {{"msgs_per_s", o.msgs_per_s},
-                   {"broker_us_per_msg", o.cpu_us_per_msg},
-                   {"sent", static_cast<double>(o.sent)},
-                   {"delivered", static_cast<double>(o.counted)},
-                   {"lost", static_cast<double>(lost_messages)}},
+                    std::size_t lost_messages, std::optional<double> counter_us) {
+    ebus::bench::result_metrics metrics{{"msgs_per_s", o.msgs_per_s},
+                                        {"broker_us_per_msg", o.cpu_us_per_msg},
+                                        {"loadgen_us_per_msg", o.loadgen_us_per_msg}};
+    if (counter_us) metrics.emplace_back("counter_us_per_msg", *counter_us);
+    metrics.insert(metrics.end(), {{"sent", static_cast<double>(o.sent)},
+                                   {"delivered", static_cast<double>(o.counted)},
+                                   {"lost", static_cast<double>(lost_messages)}});
+    append_result(json, "routing", name, broker, run, metrics,
                   std::string(broker) == "eventbus"
                       ? (!remote   ? "twin module in-process; CPU of the node loop thread"
                          : batched ? "twin module remote over SEQPACKET, batched packets; CPU of "
@@ -649,9 +676,12 @@ int run(int argc, char** argv) {
       const double twin_cpu = remote_twin ? remote_twin->cpu_seconds() - twin_before : 0;
       const auto after = eb.stats();
       outcome theirs;
+      double sub_cpu = 0;
       if (compare) {
         subscriber sub(mport, s.qos);
+        const double sub_before = sub.cpu_seconds();
         theirs = drive(mport, s, sub.counter(), [mpid] { return process_cpu_seconds(mpid); });
+        sub_cpu = sub.cpu_seconds() - sub_before;
       }
       const int q = static_cast<int>(s.qos);
       const std::string name = "P=" + std::to_string(s.publishers) + " QoS" + std::to_string(q);
@@ -675,9 +705,26 @@ int run(int argc, char** argv) {
                     ours.msgs_per_s, ours.cpu_us_per_msg, "-", "-", "-", "-",
                     loss(eb_lost).c_str());
       }
-      if (remote_twin && ours.counted > 0) {
-        std::printf("%-10s %12s %12.2f  (remote twin thread: receive and decode)\n", "", "",
-                    twin_cpu * 1e6 / static_cast<double>(ours.counted));
+      auto per_msg = [](double seconds, std::size_t count) {
+        return count == 0 ? 0.0 : seconds * 1e6 / static_cast<double>(count);
+      };
+      const std::optional<double> twin_us =
+          remote_twin ? std::optional(per_msg(twin_cpu, ours.counted)) : std::nullopt;
+      const double sub_us = per_msg(sub_cpu, theirs.counted);
+      auto cell = [](std::optional<double> v) {
+        char text[32] = "-";
+        if (v) std::snprintf(text, sizeof text, "%.2f", *v);
+        return std::string(text);
+      };
+      const std::optional<double> mq_loadgen =
+          compare ? std::optional(theirs.loadgen_us_per_msg) : std::nullopt;
+      const std::optional<double> mq_sub = compare ? std::optional(sub_us) : std::nullopt;
+      std::printf("%-10s %12s %12s %12s %12s  (load generator)\n", "", "",
+                  cell(ours.loadgen_us_per_msg).c_str(), "", cell(mq_loadgen).c_str());
+      if (twin_us || compare) {
+        std::printf("%-10s %12s %12s %12s %12s  (counting side: %s)\n", "", "",
+                    cell(twin_us).c_str(), "", cell(mq_sub).c_str(),
+                    remote_twin ? "remote twin thread; subscriber thread" : "subscriber thread");
       }
       std::fflush(stdout);
       auto stall = [](const outcome& o) {
@@ -700,8 +747,8 @@ int run(int argc, char** argv) {
                         std::to_string(theirs.gaps) + " seen missing from the sequences, " +
                         std::to_string(theirs.reordered) + " out of order)" + stall(theirs));
       }
-      record(name, "eventbus", run, ours, eb_lost);
-      if (compare) record(name, "mosquitto", run, theirs, mq_lost);
+      record(name, "eventbus", run, ours, eb_lost, twin_us);
+      if (compare) record(name, "mosquitto", run, theirs, mq_lost, sub_us);
       lost = lost || eb_lost != 0;
     }
   }
@@ -710,7 +757,9 @@ int run(int argc, char** argv) {
       "\nthr ratio = eventbus msgs/s / mosquitto msgs/s (>1: eventbus faster);\n"
       "cpu ratio = eventbus us/msg / mosquitto us/msg (<1: eventbus cheaper).\n"
       "eb us/msg: CPU of the node's loop thread only (broker, routing, bus, counting module;\n"
-      "  remote: JSON encoding and socket writes); a remote twin's own CPU on the line below.\n"
+      "  remote: JSON encoding and socket writes). Below it, each side's load generator (the\n"
+      "  publishers' threads) and counting side: a remote twin's own thread (receive, decode),\n"
+      "  mosquitto's subscriber thread.\n"
       "mq us/msg: CPU of the mosquitto process (routing to and writing for its subscriber).\n"
       "msgs/s and us/msg count delivered messages only; a row with loss compares unequal work.\n"
       "Caveats: load generator, subscriber and broker share the machine's %u cores; mosquitto's\n"

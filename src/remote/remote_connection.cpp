@@ -630,6 +630,10 @@ awaitable<void> remote_connection::writer() {
       writer_waiting_ = true;
       co_await wake_signal_.async_wait(as_tuple(use_awaitable));
       writer_waiting_ = false;  // also woken by close()
+      // One more turn of the loop: the acknowledgements that the publishes of this turn queued
+      // go to their clients first (their writers were woken after this one), and the
+      // messages routed meanwhile join this batch.
+      co_await asio::post(wake_signal_.get_executor(), use_awaitable);
       continue;
     }
     // Taken out of the queue while written: the queue may change meanwhile (push_front).

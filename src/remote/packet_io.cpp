@@ -138,7 +138,7 @@ void packet_receiver::release_taken() noexcept {
   if (next_ == 0) return;
   const std::size_t slot = next_ - 1;
   if (headers_[slot].msg_len <= keep_bytes) return;
-  // keep_bytes is a whole number of pages on every page size up to 32 KiB; beyond, nothing is
+  // keep_bytes is a whole number of pages on every page size up to 64 KiB; beyond, nothing is
   // handed back.
   const std::size_t from = round_up(keep_bytes, page_size());
   if (from >= headers_[slot].msg_len) return;

@@ -75,14 +75,15 @@ class packet_sender {
 
 class packet_receiver {
  public:
-  /// Packets taken per system call: 32 take a beehive-framed stream of small messages with half
-  /// the system calls of 16, for a first page touched in each (128 KiB).
-  static constexpr std::size_t default_slots = 32;
+  /// Packets taken per system call.
+  static constexpr std::size_t default_slots = 16;
   /// Room for one packet: above the kernel's per-packet limit (4 MiB of linear data and up to
   /// 45 pages of fragments on x86-64 and arm64 with 4 KiB pages).
   static constexpr std::size_t default_slot_bytes = std::size_t{4608} * 1024;
-  /// Memory a slot keeps after a larger packet was read from it: at most 1 MiB for all slots.
-  static constexpr std::size_t keep_bytes = std::size_t{32} * 1024;
+  /// Memory a slot keeps after a larger packet was read from it: at least a batched packet
+  /// (the daemon packs up to 64 KiB), so that a stream of them does not give pages back and
+  /// fault them in again at every packet.
+  static constexpr std::size_t keep_bytes = std::size_t{64} * 1024;
 
   /// Reserves `slots` slots of `slot_bytes` (rounded up to whole pages); with less address space
   /// to be had, fewer slots. Error: not even one slot could be reserved (errno).

@@ -1,10 +1,7 @@
 #include "node_harness.hpp"
 
-#include <netinet/in.h>
 #include <random>
-#include <set>
 #include <stdexcept>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "eventbus/eventbus_module.hpp"
@@ -45,37 +42,6 @@ temp_dir::temp_dir() {
 temp_dir::~temp_dir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
-}
-
-namespace {
-
-std::uint16_t unbound_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind() failed");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-}  // namespace
-
-std::uint16_t free_port() {
-  // The kernel may hand out a port again once it is closed; a test that takes several (one per
-  // listener) must not get the same one twice.
-  static std::set<std::uint16_t> given;
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const std::uint16_t port = unbound_port();
-    if (given.insert(port).second) return port;
-  }
-  throw std::runtime_error("no port that was not given before");
 }
 
 config::daemon_config node_harness::test_config(config::mqtt_mode mode, const temp_dir& dir,

@@ -20,6 +20,7 @@
 #include "common/asio.hpp"
 #include "config/config.hpp"
 #include "daemon/app.hpp"
+#include "ebus_test/ports.hpp"
 
 namespace ebus::test {
 
@@ -58,9 +59,6 @@ class temp_dir {
  private:
   std::filesystem::path path_;
 };
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-std::uint16_t free_port();
 
 class node_harness {
  public:

@@ -12,6 +12,8 @@
 #include <system_error>
 #include <unistd.h>
 
+#include "ebus_test/ports.hpp"
+
 namespace ebus::test {
 namespace {
 
@@ -23,20 +25,6 @@ sockaddr_in loopback(std::uint16_t port) {
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   return a;
-}
-
-// The kernel picks a port that is free now; the broker binds it moments later.
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
-  auto a = loopback(0);
-  socklen_t len = sizeof a;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok) throw std::system_error(err, std::generic_category(), "bind 127.0.0.1:0");
-  return ntohs(a.sin_port);
 }
 
 bool accepts_connections(std::uint16_t port) {

@@ -96,18 +96,16 @@ std::int64_t now_ns() {
       .count();
 }
 
-// CPU time of the calling thread so far.
-std::int64_t thread_cpu_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-// CPU time of another thread of this process so far.
+// CPU time so far of a thread of this process (CLOCK_THREAD_CPUTIME_ID: the calling one).
 double thread_cpu_seconds(clockid_t clock) {
   timespec ts{};
   ::clock_gettime(clock, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// CPU microseconds per message; 0 when none came.
+double us_per_msg(double cpu_seconds, std::size_t messages) {
+  return messages == 0 ? 0.0 : cpu_seconds * 1e6 / static_cast<double>(messages);
 }
 
 // Threads are named so that a profile (perf report --comm) tells the node's loop from the load.
@@ -429,7 +427,7 @@ outcome drive(std::uint16_t port, const scenario& s, progress& seen,
   std::atomic<bool> go{false};
   std::atomic<bool> gave_up{false};
   std::atomic<std::uint64_t> stalled_at{0};
-  std::atomic<std::int64_t> loadgen_ns{0};
+  std::atomic<double> loadgen_seconds{0};
   std::vector<std::exception_ptr> failures(s.publishers);
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < s.publishers; ++i) {
@@ -497,7 +495,7 @@ outcome drive(std::uint16_t port, const scenario& s, progress& seen,
       } catch (...) {
         failures[i] = std::current_exception();
       }
-      loadgen_ns += thread_cpu_ns();
+      loadgen_seconds += thread_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
     });
   }
 
@@ -537,11 +535,8 @@ outcome drive(std::uint16_t port, const scenario& s, progress& seen,
   const double secs =
       static_cast<double>(seen.last_ns.load(std::memory_order_acquire) - start_ns) * 1e-9;
   r.msgs_per_s = r.counted > 0 && secs > 0 ? static_cast<double>(r.counted) / secs : 0;
-  r.cpu_us_per_msg =
-      r.counted == 0 ? 0 : (cpu_after - cpu_before) * 1e6 / static_cast<double>(r.counted);
-  r.loadgen_us_per_msg = r.counted == 0 ? 0
-                                        : static_cast<double>(loadgen_ns.load()) * 1e-3 /
-                                              static_cast<double>(r.counted);
+  r.cpu_us_per_msg = us_per_msg(cpu_after - cpu_before, r.counted);
+  r.loadgen_us_per_msg = us_per_msg(loadgen_seconds.load(), r.counted);
   return r;
 }
 
@@ -705,12 +700,9 @@ int run(int argc, char** argv) {
                     ours.msgs_per_s, ours.cpu_us_per_msg, "-", "-", "-", "-",
                     loss(eb_lost).c_str());
       }
-      auto per_msg = [](double seconds, std::size_t count) {
-        return count == 0 ? 0.0 : seconds * 1e6 / static_cast<double>(count);
-      };
       const std::optional<double> twin_us =
-          remote_twin ? std::optional(per_msg(twin_cpu, ours.counted)) : std::nullopt;
-      const double sub_us = per_msg(sub_cpu, theirs.counted);
+          remote_twin ? std::optional(us_per_msg(twin_cpu, ours.counted)) : std::nullopt;
+      const double sub_us = us_per_msg(sub_cpu, theirs.counted);
       auto cell = [](std::optional<double> v) {
         char text[32] = "-";
         if (v) std::snprintf(text, sizeof text, "%.2f", *v);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -85,6 +86,10 @@ int connection::native_handle() const noexcept {
 
 const char* connection::transport_name() const noexcept {
   return stream_ ? stream_->name() : "tcp";
+}
+
+awaitable<std::error_code> connection::wait_readable() {
+  return socket_wait::wait(active().read_wait);
 }
 
 awaitable<stream::read_result> connection::read_some(asio::mutable_buffer into) {
@@ -377,6 +382,9 @@ void connection::on_deadline() {
 awaitable<void> connection::reader() {
   if (!opened_) co_await open();
   bool just_read = false;  // read_ready() returned bytes and the loop has not run since
+  // The start of an unfinished packet up to this size is copied in front of the next read into
+  // the server's buffer; a larger one is completed in the connection's own buffer.
+  constexpr std::size_t carried_at_most = server::read_buffer_size / 4;
   for (;;) {
     if (close_after_flush_ || finished_) co_return;  // the writer finishes once the answer is out
     if (closing_) {
@@ -408,36 +416,51 @@ awaitable<void> connection::reader() {
       continue;
     }
     decoder().keep_rest();
-    if (decoder().buffered() == 0) {
+    if (just_read) {
+      // A publisher that keeps the socket full must not keep the loop: other connections,
+      // writers and timers get their turn between two reads, as after an Asio read. This holds
+      // whether the read ended between packets or inside one: a stream of packets that straddle
+      // reads would otherwise fill its subscribers' queues before their writers run.
+      just_read = false;
+      co_await asio::post(owner().executor_, use_awaitable);
+      continue;  // the connection may be closing now
+    }
+    const std::size_t pending = decoder().buffered();
+    if (pending == 0) {
       protocol_.on_buffer_empty();
-      if (own_socket()) {
-        // Between packets: read into the server's buffer, so that an idle connection holds no
-        // receive buffer, and once the socket is drained hold no coroutine either.
-        decoder().release();
-        if (just_read) {
-          // A publisher that keeps the socket full must not keep the loop: other connections,
-          // writers and timers get their turn between two reads, as after an Asio read.
-          just_read = false;
-          co_await asio::post(owner().executor_, use_awaitable);
-          continue;  // the connection may be closing now
-        }
-        const auto into = owner().read_buffer();
-        const auto [ec, n] = tcp_.read_ready(into);
-        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    } else if (!protocol_.partial_pending()) {
+      apply(protocol_.on_partial_packet(now()));
+      if (closing_) continue;
+    }
+    if (own_socket() && pending <= carried_at_most) {
+      // Read into the server's buffer, behind the start of the packet the last read ended in:
+      // an idle connection holds no receive buffer (and once the socket is drained, no
+      // coroutine either), a busy one only that start, and every read may fill the buffer.
+      if (pending == 0) decoder().release();
+      const auto into = owner().read_buffer();
+      const auto carried = decoder().pending();
+      std::memcpy(into.data(), carried.data(), carried.size());
+      const auto [ec, n] = tcp_.read_ready(into + pending);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        if (pending == 0) {
           park_until_readable();
           co_return;
         }
-        if (ec) {
-          finish(ec == asio::error::eof ? "peer closed" : ec.message());
+        // Inside a packet: the decoder keeps its start while the rest is awaited.
+        if (const auto waited = co_await wait_readable(); waited || closing_) {
+          finish(closing_ ? close_reason() : waited.message());
           co_return;
         }
-        decoder().borrow({static_cast<const char*>(into.data()), n});
-        protocol_.on_bytes(now());
-        just_read = true;
         continue;
       }
-    } else if (!protocol_.partial_pending()) {
-      apply(protocol_.on_partial_packet(now()));
+      if (ec) {
+        finish(ec == asio::error::eof ? "peer closed" : ec.message());
+        co_return;
+      }
+      decoder().borrow({static_cast<const char*>(into.data()), pending + n});
+      protocol_.on_bytes(now());
+      just_read = true;
+      continue;
     }
     auto space = decoder().prepare(read_chunk);
     if (!charge_buffers()) continue;
@@ -448,6 +471,7 @@ awaitable<void> connection::reader() {
     }
     decoder().commit(n);
     protocol_.on_bytes(now());
+    just_read = true;
   }
 }
 

@@ -102,6 +102,8 @@ class connection final : public client_link, private readiness_set::watcher, pri
     return waiting;
   }
   awaitable<stream::read_result> read_some(asio::mutable_buffer into);
+  /// Own socket only: waits until it is readable, or the wait is cancelled.
+  awaitable<std::error_code> wait_readable();
   awaitable<std::error_code> write(stream::write_batch batch);
   /// Makes the pending read and write complete with operation_aborted.
   void cancel_io() noexcept;

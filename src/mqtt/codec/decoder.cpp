@@ -510,6 +510,7 @@ void decoder::borrow(std::string_view bytes) noexcept {
   borrowed_ = bytes.data();
   begin_ = 0;
   end_ = static_cast<std::uint32_t>(bytes.size());
+  missing_ = 0;  // next() measures the pending packet again, in the borrowed bytes
 }
 
 void decoder::keep_rest() {

@@ -67,10 +67,17 @@ class decoder {
   /// Copies `bytes` into the buffer: prepare() plus commit().
   void feed(std::string_view bytes);
 
-  /// Decodes straight from `bytes` (nothing may be buffered): a connection that reads into a
-  /// buffer shared by all connections then copies only the start of an unfinished packet, with
-  /// keep_rest(), before the shared buffer is reused. `bytes` must stay valid until then.
+  /// Decodes straight from `bytes`: a connection that reads into a buffer shared by all
+  /// connections then copies only the start of an unfinished packet, with keep_rest(), before the
+  /// shared buffer is reused. `bytes` must stay valid until then. Bytes already buffered must
+  /// begin `bytes` (the reader copied pending() in front of what it read): the decoder drops its
+  /// own copy of them.
   void borrow(std::string_view bytes) noexcept;
+  /// The bytes received and not yet decoded (buffered() of them); valid until the next call
+  /// that changes the decoder.
+  [[nodiscard]] std::string_view pending() const noexcept {
+    return {(borrowed_ != nullptr ? borrowed_ : buffer_.get()) + begin_, buffered()};
+  }
   /// Ends borrow(): copies the bytes not yet decoded into the decoder's own buffer.
   void keep_rest();
   /// Frees the receive buffer when nothing is buffered, so that an idle connection holds none.

@@ -277,6 +277,32 @@ TEST(DecoderBorrow, SplitAnywhereDecodesTheSamePacketsAsFeed) {
   }
 }
 
+// The broker's reader: the start of an unfinished packet (pending()) is copied in front of the
+// next read into the shared buffer, and the whole is borrowed again.
+TEST(DecoderBorrow, APendingStartCopiedInFrontOfTheNextReadDecodesTheSamePackets) {
+  const std::string wire = all_valid_bytes();
+  std::mt19937 rng(11);
+  for (int round = 0; round < 50; ++round) {
+    decoder dec;
+    std::vector<packet> got;
+    std::string shared;
+    for (std::size_t at = 0; at < wire.size();) {
+      const std::size_t n = std::min<std::size_t>(1 + rng() % 97, wire.size() - at);
+      shared.assign(dec.pending());
+      shared.append(wire, at, n);
+      dec.borrow(shared);
+      auto more = drain(dec);
+      std::move(more.begin(), more.end(), std::back_inserter(got));
+      dec.keep_rest();
+      EXPECT_EQ(dec.pending(), std::string_view(shared).substr(shared.size() - dec.buffered()));
+      shared.assign(shared.size(), '\xff');  // the next connection's bytes
+      at += n;
+    }
+    ASSERT_EQ(got, all_valid_values()) << "round " << round;
+    EXPECT_EQ(dec.buffered(), 0U);
+  }
+}
+
 TEST(DecoderBorrow, OnlyTheUnfinishedPacketIsCopied) {
   const std::string first = valid_vectors().front().bytes;
   std::string shared = first + first.substr(0, first.size() - 1);

@@ -383,8 +383,11 @@ awaitable<void> connection::reader() {
   if (!opened_) co_await open();
   bool just_read = false;  // read_ready() returned bytes and the loop has not run since
   // The start of an unfinished packet up to this size is copied in front of the next read into
-  // the server's buffer; a larger one is completed in the connection's own buffer.
+  // the server's buffer; a larger one is completed in the connection's own buffer. So is one
+  // that a whole read did not finish (a large packet, or one sent a few bytes at a time): each
+  // read would copy its start twice again.
   constexpr std::size_t carried_at_most = server::read_buffer_size / 4;
+  bool decoded_since_read = false;
   for (;;) {
     if (close_after_flush_ || finished_) co_return;  // the writer finishes once the answer is out
     if (closing_) {
@@ -413,6 +416,7 @@ awaitable<void> connection::reader() {
       } else {
         (void)handle(std::move(**r), verdict);  // a packet that ends it also sets closing_
       }
+      decoded_since_read = true;
       continue;
     }
     decoder().keep_rest();
@@ -432,7 +436,7 @@ awaitable<void> connection::reader() {
       apply(protocol_.on_partial_packet(now()));
       if (closing_) continue;
     }
-    if (own_socket() && pending <= carried_at_most) {
+    if (own_socket() && (pending == 0 || (pending <= carried_at_most && decoded_since_read))) {
       // Read into the server's buffer, behind the start of the packet the last read ended in:
       // an idle connection holds no receive buffer (and once the socket is drained, no
       // coroutine either), a busy one only that start, and every read may fill the buffer.
@@ -460,6 +464,7 @@ awaitable<void> connection::reader() {
       decoder().borrow({static_cast<const char*>(into.data()), pending + n});
       protocol_.on_bytes(now());
       just_read = true;
+      decoded_since_read = false;
       continue;
     }
     auto space = decoder().prepare(read_chunk);
@@ -472,6 +477,7 @@ awaitable<void> connection::reader() {
     decoder().commit(n);
     protocol_.on_bytes(now());
     just_read = true;
+    decoded_since_read = false;
   }
 }
 

@@ -4,7 +4,9 @@
 //   bits 0-2  maximum packet size (see max_sizes)
 //   bits 3-5  how many bytes arrive per read (see chunk_sizes; 0 = all at once)
 //   bit 6     the stream starts at protocol level 3 (MQTT 3.1) instead of 4
-//   bit 7     bytes arrive through prepare()/commit() instead of feed()
+//   bit 7     bytes arrive as the broker reads them instead of through feed(): reads alternate
+//             between prepare()/commit() into the decoder's buffer and a shared buffer holding
+//             pending() then the new bytes, borrow()ed, then keep_rest() and overwritten
 // Besides crashes and sanitizer reports, it traps when a decoded packet does not survive
 // encode -> decode unchanged, when encoded_size() disagrees with encode(), or when an error is
 // not sticky.
@@ -64,9 +66,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   decoder dec(options);
 
   std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
-  while (!input.empty()) {
+  std::string shared;  // the broker's read buffer, shared with other connections
+  bool borrowing = false;
+  for (std::size_t read = 0; !input.empty(); ++read) {
     const std::size_t n = chunk == 0 ? input.size() : std::min(chunk, input.size());
-    if (via_prepare) {
+    borrowing = via_prepare && read % 2 == 1;
+    if (borrowing) {
+      shared.assign(dec.pending());
+      shared.append(input.substr(0, n));
+      dec.borrow(shared);
+    } else if (via_prepare) {
       const auto space = dec.prepare(n);
       require(space.size() >= n);
       std::memcpy(space.data(), input.data(), n);
@@ -87,6 +96,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (!r->has_value()) break;
       options.level = dec.level();
       check_round_trip(**r, options);
+    }
+    if (borrowing) {
+      dec.keep_rest();
+      std::memset(shared.data(), 0xff, shared.size());  // the next connection's bytes
     }
   }
   return 0;

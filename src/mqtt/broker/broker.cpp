@@ -281,6 +281,7 @@ bool broker::route(const message_ptr& msg, const std::shared_ptr<flow_waiter>& f
                                [](const auto& a, const auto& b) { return a.first == b.first; }),
                    matches_.end());
   }
+  if (matches_.empty()) return false;  // as for every device message only the EventBus takes
   const auto now = clock_.now();
   bool held = false;
   for (const auto& [s, granted] : matches_) {

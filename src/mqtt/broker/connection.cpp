@@ -440,10 +440,12 @@ awaitable<void> connection::reader() {
       // Read into the server's buffer, behind the start of the packet the last read ended in:
       // an idle connection holds no receive buffer (and once the socket is drained, no
       // coroutine either), a busy one only that start, and every read may fill the buffer.
-      if (pending == 0) decoder().release();
       const auto into = owner().read_buffer();
-      const auto carried = decoder().pending();
-      std::memcpy(into.data(), carried.data(), carried.size());
+      if (pending == 0) {
+        decoder().release();
+      } else {
+        std::memcpy(into.data(), decoder().pending().data(), pending);
+      }
       const auto [ec, n] = tcp_.read_ready(into + pending);
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         if (pending == 0) {

@@ -207,28 +207,22 @@ std::optional<config_issue> key_pair_problem(const std::string& base, const list
   if (!ctx) {
     return config_issue{base + "." + lk::cert_file, "cannot check: " + openssl::last_error(ssl)};
   }
-  ssl.SSL_CTX_set_default_passwd_cb(ctx.get(), openssl::refuse_passphrase);
-  ssl.ERR_clear_error();
-  if (ssl.SSL_CTX_use_certificate_chain_file(ctx.get(), l.cert_file.c_str()) != 1) {
-    return config_issue{
-        base + "." + lk::cert_file,
-        quote(l.cert_file) + " is not a PEM certificate chain: " + openssl::last_error(ssl)};
+  const auto used = openssl::use_key_pair(ssl, ctx.get(), l.cert_file, l.key_file);
+  if (used) return std::nullopt;
+  const auto& [what, detail] = used.error();
+  switch (what) {
+    case openssl::key_pair_failure::kind::certificate:
+      return config_issue{base + "." + lk::cert_file,
+                          quote(l.cert_file) + " is not a PEM certificate chain: " + detail};
+    case openssl::key_pair_failure::kind::key:
+      return config_issue{
+          base + "." + lk::key_file,
+          "cannot load " + quote(l.key_file) + " as an unencrypted PEM private key: " + detail};
+    case openssl::key_pair_failure::kind::mismatch:
+      break;
   }
-  const auto mismatch = [&] {
-    return config_issue{base + "." + lk::key_file, quote(l.key_file) + " does not match certFile " +
-                                                       quote(l.cert_file) + ": " +
-                                                       openssl::last_error(ssl)};
-  };
-  if (ssl.SSL_CTX_use_PrivateKey_file(ctx.get(), l.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    // OpenSSL compares the key with the certificate as it loads it (X509_check_private_key).
-    if (ERR_GET_LIB(ssl.ERR_peek_error()) == ERR_LIB_X509) return mismatch();
-    return config_issue{base + "." + lk::key_file,
-                        "cannot load " + quote(l.key_file) +
-                            " as an unencrypted PEM private key: " + openssl::last_error(ssl)};
-  }
-  // A key of another type (EC for an RSA certificate) loads, and fails here.
-  if (ssl.SSL_CTX_check_private_key(ctx.get()) != 1) return mismatch();
-  return std::nullopt;
+  return config_issue{base + "." + lk::key_file, quote(l.key_file) + " does not match certFile " +
+                                                     quote(l.cert_file) + ": " + detail};
 }
 
 // One listener: its URL at `url_path`, its settings below `base`.

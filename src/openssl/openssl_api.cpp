@@ -37,4 +37,23 @@ int refuse_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*userd
   return 0;
 }
 
+expected<void, key_pair_failure> use_key_pair(const functions& ssl, SSL_CTX* ctx,
+                                              const std::string& cert_file,
+                                              const std::string& key_file) {
+  using kind = key_pair_failure::kind;
+  const auto failure = [&](kind what) { return fail(key_pair_failure{what, last_error(ssl)}); };
+  ssl.SSL_CTX_set_default_passwd_cb(ctx, refuse_passphrase);
+  ssl.ERR_clear_error();
+  if (ssl.SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
+    return failure(kind::certificate);
+  }
+  if (ssl.SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    // OpenSSL compares the key with the certificate as it loads it (X509_check_private_key).
+    return failure(ERR_GET_LIB(ssl.ERR_peek_error()) == ERR_LIB_X509 ? kind::mismatch : kind::key);
+  }
+  // A key of another type (EC for an RSA certificate) loads, and fails here.
+  if (ssl.SSL_CTX_check_private_key(ctx) != 1) return failure(kind::mismatch);
+  return {};
+}
+
 }  // namespace ebus::openssl

@@ -119,4 +119,22 @@ struct functions {
 /// prompt on the terminal and block the loop.
 int refuse_passphrase(char* buf, int size, int rwflag, void* userdata);
 
+/// Why use_key_pair() failed, and OpenSSL's words for it (last_error()).
+struct key_pair_failure {
+  enum class kind {
+    certificate,  ///< the certificate file is not a PEM certificate chain
+    key,          ///< the key file is not an unencrypted PEM private key
+    mismatch,     ///< the key is not the certificate's
+  };
+  kind what;
+  std::string detail;
+};
+
+/// Loads `cert_file` (a PEM chain) and `key_file` (an unencrypted PEM key: a pass phrase is
+/// refused) into `ctx`, and checks that the key is the certificate's. The configuration check,
+/// the TLS listeners and the external-broker client load their pairs the same way.
+[[nodiscard]] expected<void, key_pair_failure> use_key_pair(const functions& ssl, SSL_CTX* ctx,
+                                                            const std::string& cert_file,
+                                                            const std::string& key_file);
+
 }  // namespace ebus::openssl

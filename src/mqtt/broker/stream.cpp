@@ -524,17 +524,17 @@ expected<std::shared_ptr<tls_context>, std::string> make_tls_context(
       ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
   // An idle connection keeps no record buffers.
   ssl.SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, SSL_MODE_RELEASE_BUFFERS, nullptr);
-  // A key file protected by a pass phrase must fail here, not block on a terminal prompt.
-  ssl.SSL_CTX_set_default_passwd_cb(ctx, openssl::refuse_passphrase);
-  if (ssl.SSL_CTX_use_certificate_chain_file(ctx, settings.cert_file.c_str()) != 1) {
-    return fail("certificate '" + settings.cert_file + "': " + openssl::last_error(ssl));
-  }
-  if (ssl.SSL_CTX_use_PrivateKey_file(ctx, settings.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return fail("key '" + settings.key_file + "': " + openssl::last_error(ssl));
-  }
-  if (ssl.SSL_CTX_check_private_key(ctx) != 1) {
-    return fail("key '" + settings.key_file + "' does not match certificate '" +
-                settings.cert_file + "': " + openssl::last_error(ssl));
+  if (auto used = openssl::use_key_pair(ssl, ctx, settings.cert_file, settings.key_file); !used) {
+    auto& [what, detail] = used.error();
+    switch (what) {
+      case openssl::key_pair_failure::kind::certificate:
+        return fail("certificate '" + settings.cert_file + "': " + detail);
+      case openssl::key_pair_failure::kind::key:
+        return fail("key '" + settings.key_file + "': " + detail);
+      case openssl::key_pair_failure::kind::mismatch:
+        return fail("key '" + settings.key_file + "' does not match certificate '" +
+                    settings.cert_file + "': " + detail);
+    }
   }
   if (!settings.ca_file.empty()) {
     if (ssl.SSL_CTX_load_verify_locations(ctx, settings.ca_file.c_str(), nullptr) != 1) {

@@ -56,19 +56,20 @@ expected<void, std::string> check_tls_files(const openssl::functions& ssl,
   if (ssl.SSL_CTX_load_verify_locations(ctx.get(), s.ca_file.c_str(), nullptr) != 1) {
     return fail("invalid CA file '" + s.ca_file + "': " + openssl::last_error(ssl));
   }
-  if (!s.cert_file.empty()) {
-    if (ssl.SSL_CTX_use_certificate_chain_file(ctx.get(), s.cert_file.c_str()) != 1) {
-      return fail("invalid certificate file '" + s.cert_file + "': " + openssl::last_error(ssl));
-    }
-    if (ssl.SSL_CTX_use_PrivateKey_file(ctx.get(), s.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-      return fail("invalid key file '" + s.key_file + "': " + openssl::last_error(ssl));
-    }
-    if (ssl.SSL_CTX_check_private_key(ctx.get()) != 1) {
-      return fail("key file '" + s.key_file + "' does not match certificate '" + s.cert_file +
-                  "': " + openssl::last_error(ssl));
-    }
+  if (s.cert_file.empty()) return {};
+  auto used = openssl::use_key_pair(ssl, ctx.get(), s.cert_file, s.key_file);
+  if (used) return {};
+  auto& [what, detail] = used.error();
+  switch (what) {
+    case openssl::key_pair_failure::kind::certificate:
+      return fail("invalid certificate file '" + s.cert_file + "': " + detail);
+    case openssl::key_pair_failure::kind::key:
+      return fail("invalid key file '" + s.key_file + "': " + detail);
+    case openssl::key_pair_failure::kind::mismatch:
+      break;
   }
-  return {};
+  return fail("key file '" + s.key_file + "' does not match certificate '" + s.cert_file +
+              "': " + detail);
 }
 
 mosquitto_connection* self_of(void* p) {
@@ -222,10 +223,10 @@ expected<void, std::string> mosquitto_connection::configure_tls() {
     if (ssl.SSL_CTX_load_verify_locations(ctx.get(), s.ca_file.c_str(), nullptr) != 1) {
       return fail("invalid CA file '" + s.ca_file + "': " + openssl::last_error(ssl));
     }
-    if (!s.cert_file.empty() &&
-        (ssl.SSL_CTX_use_certificate_chain_file(ctx.get(), s.cert_file.c_str()) != 1 ||
-         ssl.SSL_CTX_use_PrivateKey_file(ctx.get(), s.key_file.c_str(), SSL_FILETYPE_PEM) != 1)) {
-      return fail("invalid certificate or key file: " + openssl::last_error(ssl));
+    if (!s.cert_file.empty()) {
+      if (auto used = openssl::use_key_pair(ssl, ctx.get(), s.cert_file, s.key_file); !used) {
+        return fail("invalid certificate or key file: " + used.error().detail);
+      }
     }
     X509_VERIFY_PARAM* param = ssl.SSL_CTX_get0_param(ctx.get());
     ssl.X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);

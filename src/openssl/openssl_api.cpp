@@ -56,4 +56,17 @@ expected<void, key_pair_failure> use_key_pair(const functions& ssl, SSL_CTX* ctx
   return {};
 }
 
+std::string describe(const key_pair_failure& failure, const std::string& cert_file,
+                     const std::string& key_file) {
+  switch (failure.what) {
+    case key_pair_failure::kind::certificate:
+      return "certificate '" + cert_file + "': " + failure.detail;
+    case key_pair_failure::kind::key:
+      return "key '" + key_file + "': " + failure.detail;
+    case key_pair_failure::kind::mismatch:
+      break;
+  }
+  return "key '" + key_file + "' does not match certificate '" + cert_file + "': " + failure.detail;
+}
+
 }  // namespace ebus::openssl

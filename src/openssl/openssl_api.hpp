@@ -137,4 +137,8 @@ struct key_pair_failure {
                                                             const std::string& cert_file,
                                                             const std::string& key_file);
 
+/// "certificate 'C': ...", "key 'K': ..." or "key 'K' does not match certificate 'C': ...".
+[[nodiscard]] std::string describe(const key_pair_failure& failure, const std::string& cert_file,
+                                   const std::string& key_file);
+
 }  // namespace ebus::openssl

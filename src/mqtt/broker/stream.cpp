@@ -525,16 +525,7 @@ expected<std::shared_ptr<tls_context>, std::string> make_tls_context(
   // An idle connection keeps no record buffers.
   ssl.SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, SSL_MODE_RELEASE_BUFFERS, nullptr);
   if (auto used = openssl::use_key_pair(ssl, ctx, settings.cert_file, settings.key_file); !used) {
-    auto& [what, detail] = used.error();
-    switch (what) {
-      case openssl::key_pair_failure::kind::certificate:
-        return fail("certificate '" + settings.cert_file + "': " + detail);
-      case openssl::key_pair_failure::kind::key:
-        return fail("key '" + settings.key_file + "': " + detail);
-      case openssl::key_pair_failure::kind::mismatch:
-        return fail("key '" + settings.key_file + "' does not match certificate '" +
-                    settings.cert_file + "': " + detail);
-    }
+    return fail(openssl::describe(used.error(), settings.cert_file, settings.key_file));
   }
   if (!settings.ca_file.empty()) {
     if (ssl.SSL_CTX_load_verify_locations(ctx, settings.ca_file.c_str(), nullptr) != 1) {

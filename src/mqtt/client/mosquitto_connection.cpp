@@ -58,18 +58,8 @@ expected<void, std::string> check_tls_files(const openssl::functions& ssl,
   }
   if (s.cert_file.empty()) return {};
   auto used = openssl::use_key_pair(ssl, ctx.get(), s.cert_file, s.key_file);
-  if (used) return {};
-  auto& [what, detail] = used.error();
-  switch (what) {
-    case openssl::key_pair_failure::kind::certificate:
-      return fail("invalid certificate file '" + s.cert_file + "': " + detail);
-    case openssl::key_pair_failure::kind::key:
-      return fail("invalid key file '" + s.key_file + "': " + detail);
-    case openssl::key_pair_failure::kind::mismatch:
-      break;
-  }
-  return fail("key file '" + s.key_file + "' does not match certificate '" + s.cert_file +
-              "': " + detail);
+  if (!used) return fail(openssl::describe(used.error(), s.cert_file, s.key_file));
+  return {};
 }
 
 mosquitto_connection* self_of(void* p) {
@@ -225,7 +215,7 @@ expected<void, std::string> mosquitto_connection::configure_tls() {
     }
     if (!s.cert_file.empty()) {
       if (auto used = openssl::use_key_pair(ssl, ctx.get(), s.cert_file, s.key_file); !used) {
-        return fail("invalid certificate or key file: " + used.error().detail);
+        return fail(openssl::describe(used.error(), s.cert_file, s.key_file));
       }
     }
     X509_VERIFY_PARAM* param = ssl.SSL_CTX_get0_param(ctx.get());

@@ -67,10 +67,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
   std::string shared;  // the broker's read buffer, shared with other connections
-  bool borrowing = false;
   for (std::size_t read = 0; !input.empty(); ++read) {
     const std::size_t n = chunk == 0 ? input.size() : std::min(chunk, input.size());
-    borrowing = via_prepare && read % 2 == 1;
+    const bool borrowing = via_prepare && read % 2 == 1;
     if (borrowing) {
       shared.assign(dec.pending());
       shared.append(input.substr(0, n));

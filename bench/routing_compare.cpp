@@ -13,7 +13,9 @@
 // --twin remote-batched it registers with "batch": true, so many messages share a packet. P device
 // connections (dev-0 .. dev-<P-1>) publish on $hw/events/device/default/dev-<i>/twin/update; the
 // module counts what reaches it. CPU is the loop thread's own CPU clock, so the load generator is
-// not counted.
+// not counted. With --twin remote each run first measures the machine's SEQPACKET floor: bare
+// packets of a routed message's size between two threads that do nothing else, the most a
+// one-message-per-packet row can reach on this machine at this time (its speed drifts).
 //
 // mosquitto: the same P publishers to a mosquitto on a free loopback port and ONE subscriber on
 // $hw/events/device/+/+/twin/+ with the same QoS (what a mode-2 edgecore's sub client is),
@@ -33,6 +35,7 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +51,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <optional>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -62,6 +66,7 @@
 #include <vector>
 
 #include "bus/bus.hpp"
+#include "bus/message_json.hpp"
 #include "bus/module.hpp"
 #include "common/asio.hpp"
 #include "common/heap.hpp"
@@ -69,11 +74,14 @@
 #include "config/config.hpp"
 #include "daemon/app.hpp"
 #include "eventbus/eventbus_module.hpp"
+#include "eventbus/routing.hpp"
 #include "load_client.hpp"
 #include "mqtt/broker/server.hpp"
 #include "mqtt/codec/decoder.hpp"
 #include "mqtt/codec/encoder.hpp"
 #include "remote/client.hpp"
+#include "remote/packet_io.hpp"
+#include "remote/sizing.hpp"
 
 extern char** environ;
 
@@ -389,6 +397,103 @@ class subscriber {
   clockid_t cpu_clock_{};
 };
 
+// --- the machine's floor for the remote rows ----------------------------------------------------
+
+// Bare SEQPACKET packets between two threads that do nothing else: what this machine allows the
+// remote rows at most, one message per packet, whatever the node and the module do per message.
+struct packet_floor {
+  double packets_per_s = 0;
+  double sender_us_per_packet = 0;    // sendmmsg, as the node's writer
+  double receiver_us_per_packet = 0;  // recvmmsg, as bus_client
+};
+
+// `count` packets of `packet_bytes`, written 64 at a time (the node's write batch) through a
+// send buffer sized as the daemon sizes it, paced as the publishers are (at most `window` ahead
+// of the receiver; reopened once a quarter is free), received through a packet_receiver.
+packet_floor measure_packet_floor(std::size_t packet_bytes, std::size_t count, std::size_t window) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    throw std::runtime_error(std::string("socketpair: ") + std::strerror(errno));
+  }
+  struct closer {
+    int* fds;
+    ~closer() {
+      ::close(fds[0]);
+      ::close(fds[1]);
+    }
+  } guard{fds};
+  // As the daemon sizes a connection's buffer at its default moduleSocketMaxMessageBytes.
+  (void)ebus::remote::size_packet_send_buffer(
+      fds[0], ebus::config::eventbus_config{}.module_socket_max_message_bytes + 1);
+  auto receiver = ebus::remote::packet_receiver::create();
+  if (!receiver)
+    throw std::runtime_error("packet_receiver: " + std::string(std::strerror(receiver.error())));
+
+  std::atomic<std::size_t> received{0};
+  double receiver_cpu = 0;
+  std::thread reader([&] {
+    name_thread("floor-recv");
+    std::size_t n = 0;
+    while (n < count) {
+      const auto got = receiver->receive(fds[1]);
+      if (!got) return;
+      if (*got == 0) {
+        pollfd p{fds[1], POLLIN, 0};
+        if (::poll(&p, 1, 1000) == 0) return;  // the sender stopped
+        continue;
+      }
+      while (const auto packet = receiver->next()) {
+        if (packet->empty()) return;
+        ++n;
+      }
+      received.store(n, std::memory_order_relaxed);
+    }
+    receiver_cpu = thread_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+  });
+
+  const std::string packet(packet_bytes, 'x');
+  ebus::remote::packet_sender sender;
+  const double cpu_before = thread_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+  const auto start = steady::now();
+  std::size_t sent = 0;
+  while (sent < count) {
+    if (sent >= received.load(std::memory_order_relaxed) + window) {
+      while (sent + window / 4 >= received.load(std::memory_order_relaxed) + window)
+        std::this_thread::sleep_for(200us);
+    }
+    sender.clear();
+    const std::size_t batch = std::min<std::size_t>(64, count - sent);
+    for (std::size_t k = 0; k < batch; ++k)
+      sender.add(packet);
+    while (!sender.finished()) {
+      const auto r = sender.send(fds[0]);
+      if (r.error == EAGAIN) {
+        pollfd p{fds[0], POLLOUT, 0};
+        (void)::poll(&p, 1, 1000);
+      } else if (r.error != 0) {
+        throw std::runtime_error(std::string("sendmmsg: ") + std::strerror(r.error));
+      }
+    }
+    sent += batch;
+  }
+  const double sender_cpu = thread_cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu_before;
+  reader.join();
+  const double seconds = std::chrono::duration<double>(steady::now() - start).count();
+  if (received.load() != count) throw std::runtime_error("SEQPACKET floor: packets went missing");
+  return {static_cast<double>(count) / seconds, us_per_msg(sender_cpu, count),
+          us_per_msg(receiver_cpu, count)};
+}
+
+// The size of a packet the node writes for one of our device messages: its JSON and the '\n'.
+std::size_t routed_packet_bytes() {
+  auto m = ebus::eventbus::to_bus_message(device_topic(0), make_payload(), 0);
+  m.header.timestamp = 1700000000000;  // as many digits as a timestamp of these years
+  m.route.destination = "twin";
+  std::string text;
+  ebus::bus::encode_json(m, text);
+  return text.size() + 1;
+}
+
 // --- the load ----------------------------------------------------------------------------------
 
 struct scenario {
@@ -663,7 +768,25 @@ int run(int argc, char** argv) {
 
   bool lost = false;
   std::vector<std::string> notes;
+  const std::size_t floor_bytes = remote && !batched ? routed_packet_bytes() : 0;
   for (std::size_t run = 1; run <= runs; ++run) {
+    if (floor_bytes != 0) {
+      const auto f = measure_packet_floor(floor_bytes, n1, w);
+      std::printf(
+          "%-10s %12.0f %12.2f %12s %12s  (SEQPACKET floor: bare %zu-byte packets between "
+          "two threads; sender CPU, receiver %.2f us)\n",
+          "floor", f.packets_per_s, f.sender_us_per_packet, "-", "-", floor_bytes,
+          f.receiver_us_per_packet);
+      append_result(json, "routing", "SEQPACKET floor", "eventbus", run,
+                    {{"msgs_per_s", f.packets_per_s},
+                     {"broker_us_per_msg", f.sender_us_per_packet},
+                     {"counter_us_per_msg", f.receiver_us_per_packet}},
+                    "SEQPACKET floor: bare " + std::to_string(floor_bytes) +
+                        "-byte packets (a routed message's size) between two threads that do "
+                        "nothing else, sendmmsg 64 at a time and recvmmsg, same window; "
+                        "broker_us_per_msg is the sender's CPU, counter_us_per_msg the "
+                        "receiver's: the most a one-message-per-packet row can reach here");
+    }
     for (const auto& s : scenarios) {
       const auto before = eb.stats();
       const double twin_before = remote_twin ? remote_twin->cpu_seconds() : 0;

@@ -430,56 +430,78 @@ packet_floor measure_packet_floor(std::size_t packet_bytes, std::size_t count, s
     throw std::runtime_error("packet_receiver: " + std::string(std::strerror(receiver.error())));
 
   std::atomic<std::size_t> received{0};
+  std::atomic<bool> reader_done{false};
   double receiver_cpu = 0;
   std::thread reader([&] {
     name_thread("floor-recv");
     std::size_t n = 0;
     while (n < count) {
       const auto got = receiver->receive(fds[1]);
-      if (!got) return;
+      if (!got) break;
       if (*got == 0) {
         pollfd p{fds[1], POLLIN, 0};
-        if (::poll(&p, 1, 1000) == 0) return;  // the sender stopped
+        if (::poll(&p, 1, 1000) == 0) break;  // the sender stopped
         continue;
       }
+      bool closed = false;
       while (const auto packet = receiver->next()) {
-        if (packet->empty()) return;
-        ++n;
+        closed = closed || packet->empty();
+        if (!closed) ++n;
       }
       received.store(n, std::memory_order_relaxed);
+      if (closed) break;
     }
     receiver_cpu = thread_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+    reader_done.store(true);
   });
+  // However the sending ends, the reader sees the end of the stream and is joined.
+  struct joiner {
+    std::thread& t;
+    int fd;
+    ~joiner() {
+      ::shutdown(fd, SHUT_RDWR);
+      t.join();
+    }
+  } join_reader{reader, fds[0]};
 
   const std::string packet(packet_bytes, 'x');
   ebus::remote::packet_sender sender;
   const double cpu_before = thread_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
   const auto start = steady::now();
   std::size_t sent = 0;
-  while (sent < count) {
+  while (sent < count && !reader_done.load()) {
     if (sent >= received.load(std::memory_order_relaxed) + window) {
-      while (sent + window / 4 >= received.load(std::memory_order_relaxed) + window)
+      while (sent + window / 4 >= received.load(std::memory_order_relaxed) + window &&
+             !reader_done.load()) {
         std::this_thread::sleep_for(200us);
+      }
     }
     sender.clear();
     const std::size_t batch = std::min<std::size_t>(64, count - sent);
     for (std::size_t k = 0; k < batch; ++k)
       sender.add(packet);
-    while (!sender.finished()) {
+    while (!sender.finished() && !reader_done.load()) {
       const auto r = sender.send(fds[0]);
       if (r.error == EAGAIN) {
         pollfd p{fds[0], POLLOUT, 0};
-        (void)::poll(&p, 1, 1000);
+        (void)::poll(&p, 1, 100);
       } else if (r.error != 0) {
-        throw std::runtime_error(std::string("sendmmsg: ") + std::strerror(r.error));
+        throw std::runtime_error(std::string("SEQPACKET floor: sendmmsg: ") +
+                                 std::strerror(r.error));
       }
     }
     sent += batch;
   }
   const double sender_cpu = thread_cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu_before;
-  reader.join();
+  while (!reader_done.load() && received.load() < count)
+    std::this_thread::sleep_for(200us);
   const double seconds = std::chrono::duration<double>(steady::now() - start).count();
-  if (received.load() != count) throw std::runtime_error("SEQPACKET floor: packets went missing");
+  while (!reader_done.load())
+    std::this_thread::sleep_for(200us);
+  if (received.load() != count) {
+    throw std::runtime_error("SEQPACKET floor: " + std::to_string(received.load()) + " of " +
+                             std::to_string(count) + " packets arrived");
+  }
   return {static_cast<double>(count) / seconds, us_per_msg(sender_cpu, count),
           us_per_msg(receiver_cpu, count)};
 }

@@ -24,11 +24,13 @@ std::size_t budget_limit(const memory_budget* b) {
 }  // namespace
 
 struct bus::mailbox {
-  mailbox(std::string n, const asio::any_io_executor& ex, const bus_options& o, remote_sink s)
+  mailbox(std::string n, const asio::any_io_executor& ex, const bus_options& o, remote_sink s,
+          remote_load l)
       : name(std::move(n)),
         queue(o.inbox_capacity, o.inbox_bytes, o.budget),
         signal(ex, clock::time_point::max()),
-        remote(std::move(s)) {}
+        remote(std::move(s)),
+        load(std::move(l)) {}
 
   std::string name;
   std::vector<std::string> groups;
@@ -36,6 +38,7 @@ struct bus::mailbox {
   message_queue queue;
   asio::steady_timer signal;  // cancelled to wake a receive() waiting for a message
   remote_sink remote;         // set for remote modules, which have no local queue
+  remote_load load;           // whether the remote module's own queue is crowded
   std::size_t waiters = 0;
   bool wake_posted = false;  // a cancel_one() is in flight; further pushes need not signal
   bool closed = false;
@@ -76,21 +79,21 @@ bus::~bus() {
 // --- registry --------------------------------------------------------------------------------
 
 expected<void, std::error_code> bus::add_module(std::string name, std::string group) {
-  return register_module(std::move(name), std::move(group), nullptr);
+  return register_module(std::move(name), std::move(group), nullptr, nullptr);
 }
 
 expected<void, std::error_code> bus::add_remote_module(std::string name, std::string group,
-                                                       remote_sink sink) {
+                                                       remote_sink sink, remote_load load) {
   if (!sink) return fail(err(bus_errc::invalid_message));
-  return register_module(std::move(name), std::move(group), std::move(sink));
+  return register_module(std::move(name), std::move(group), std::move(sink), std::move(load));
 }
 
 expected<void, std::error_code> bus::register_module(std::string name, std::string group,
-                                                     remote_sink sink) {
+                                                     remote_sink sink, remote_load load) {
   if (stopped_) return fail(err(bus_errc::cancelled));
   if (name.empty()) return fail(err(bus_errc::invalid_message));
   if (modules_.contains(name)) return fail(err(bus_errc::duplicate_module));
-  auto mb = std::make_shared<mailbox>(name, executor_, options_, std::move(sink));
+  auto mb = std::make_shared<mailbox>(name, executor_, options_, std::move(sink), std::move(load));
   modules_.emplace(name, std::move(mb));
   log_->debug("module_added name={} group={}", log::escape(name), log::escape(group));
   if (!group.empty()) return join_group(name, std::move(group));
@@ -133,6 +136,56 @@ void bus::resume(std::string_view module) {
       post_slice(bl->first, bl->second);
     }
   }
+  post_relief_check();
+}
+
+// --- flow control ----------------------------------------------------------------------------
+
+namespace {
+bool over_half(const message_queue& q) noexcept {
+  return q.size() > q.capacity() / 2 || q.bytes() > q.byte_limit() / 2;
+}
+}  // namespace
+
+bool bus::crowded(std::string_view group) const {
+  const auto it = groups_.find(group);
+  if (it == groups_.end()) return false;
+  if (const auto bl = backlogs_.find(group);
+      bl != backlogs_.end() && bl->second.receiver && over_half(bl->second.queue)) {
+    return true;
+  }
+  return std::any_of(it->second.begin(), it->second.end(), [](const mailbox_ptr& mb) {
+    if (mb->closed) return false;
+    return mb->remote ? mb->load && mb->load() : over_half(mb->queue);
+  });
+}
+
+void bus::watch(std::string_view group) {
+  if (stopped_ || std::find(watched_.begin(), watched_.end(), group) != watched_.end()) return;
+  watched_.emplace_back(group);
+}
+
+void bus::post_relief_check() {
+  if (watched_.empty() || relief_posted_) return;
+  relief_posted_ = true;
+  asio::post(executor_, [alive = std::weak_ptr<bool>(alive_), this] {
+    if (const auto token = alive.lock(); token && *token) check_relief();
+  });
+}
+
+void bus::check_relief() {
+  relief_posted_ = false;
+  if (stopped_) return;
+  std::vector<std::string> relieved;
+  std::erase_if(watched_, [&](const std::string& g) {
+    if (crowded(g)) return false;
+    relieved.push_back(g);
+    return true;
+  });
+  // The listener may watch() again: it runs once the list is settled.
+  for (const auto& g : relieved) {
+    if (relief_listener_) relief_listener_(g);
+  }
 }
 
 void bus::remove_module(std::string_view name) {
@@ -151,6 +204,7 @@ void bus::remove_module(std::string_view name) {
     if (git->second.empty()) groups_.erase(git);
   }
   close(*mb);
+  post_relief_check();  // it may have been the member its groups were crowded by
 
   // Requests addressed to the module can never be answered now: fail them instead of letting
   // them run into their timeout.
@@ -285,6 +339,10 @@ std::optional<message> bus::take(mailbox& mb) {
   std::optional<message> m;
   if (mb.queue.empty()) return m;
   mb.queue.pop_into(m);  // its charge is released here
+  if (!watched_.empty() && mb.queue.size() <= mb.queue.capacity() / 4 &&
+      mb.queue.bytes() <= mb.queue.byte_limit() / 4) {
+    post_relief_check();
+  }
   // A hand-over paused for room goes on once the inbox is half empty.
   if (!mb.receiving.empty() && mb.queue.size() <= mb.queue.capacity() / 2 &&
       mb.queue.bytes() <= mb.queue.byte_limit() / 2) {
@@ -343,6 +401,7 @@ void bus::hand_over_slice(const std::string& group) {
   if (it == backlogs_.end()) return;
   backlog& bl = it->second;
   bl.slice_posted = false;
+  post_relief_check();  // the slice is handed over by the time the check runs
   const mailbox_ptr mb = bl.receiver;
   if (!mb || bl.paused) return;  // it left (the rest waits for the next member), or is full
   std::size_t messages = 0;
@@ -656,6 +715,7 @@ void bus::shutdown() {
   modules_.clear();
   groups_.clear();
   backlogs_.clear();
+  watched_.clear();
 }
 
 }  // namespace ebus::bus

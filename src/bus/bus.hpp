@@ -83,6 +83,10 @@ struct bus_stats {
 /// refused for good.
 using remote_sink = std::function<std::error_code(message&&)>;
 
+/// Whether a remote module's queue is over half its limits, for crowded(). A module that has
+/// answered true calls bus::resume() once its queue is down to a quarter of them.
+using remote_load = std::function<bool()>;
+
 struct module_info {
   std::string name;
   std::vector<std::string> groups;
@@ -108,9 +112,10 @@ class bus {
   /// AddModuleGroup). Fails with duplicate_module, or cancelled after shutdown().
   expected<void, std::error_code> add_module(std::string name, std::string group = {});
 
-  /// Registers a module living outside the process; its messages go to `sink`.
+  /// Registers a module living outside the process; its messages go to `sink`, and `load` says
+  /// whether its queue is crowded (none: never).
   expected<void, std::error_code> add_remote_module(std::string name, std::string group,
-                                                    remote_sink sink);
+                                                    remote_sink sink, remote_load load = {});
 
   /// Adds a registered module to one more group. Fails with no_route for an unknown module.
   /// A module that joins a group with a backlog receives the backlog first (see declare_group).
@@ -128,10 +133,33 @@ class bus {
   /// Idempotent; does nothing when group_backlog is 0 or after shutdown().
   void declare_group(std::string group);
 
-  /// Tells the bus that remote module `module`'s sink has room again after a queue_full: a
-  /// backlog hand-over paused for it goes on (in a later turn of the loop). Cheap; does nothing
-  /// when nothing waits for it.
+  /// Tells the bus that remote module `module`'s sink has room again after a queue_full, or is
+  /// back down to a quarter of its limits after its load said crowded: a backlog hand-over
+  /// paused for it goes on, and a watch() on its groups is checked (in a later turn of the
+  /// loop). Cheap; does nothing when nothing waits for it.
   void resume(std::string_view module);
+
+  // --- flow control --------------------------------------------------------------------------
+  //
+  // A sender that can wait (the EventBus holding back the MQTT publisher of a device message)
+  // asks crowded() after a send, and if so watch()es the group: the relief listener is called
+  // once the group's members have drained.
+
+  /// True when a member of `group` has its queue over half its limits (a local inbox in messages
+  /// or bytes; a remote module as its remote_load says), or the group's backlog being handed to
+  /// a member is. False for a group without members: nothing would drain it.
+  [[nodiscard]] bool crowded(std::string_view group) const;
+
+  /// Calls the relief listener with `group`, once, when crowded(group) is false again: checked
+  /// in a later turn of the loop after a member drained to a quarter of its limits (a local
+  /// inbox by taking, a remote module by calling resume()), a backlog slice was handed over,
+  /// or a module left. Idempotent while the group is watched; nothing after shutdown().
+  void watch(std::string_view group);
+
+  /// The function watch() calls; replaces any earlier one.
+  void set_relief_listener(std::function<void(const std::string& group)> fn) {
+    relief_listener_ = std::move(fn);
+  }
 
   /// Unregisters a module: its queued messages are discarded, a receive() waiting on it completes
   /// with `cancelled`, and pending requests addressed to it fail with `module_removed`.
@@ -227,7 +255,10 @@ class bus {
   using request_ptr = std::shared_ptr<pending_request>;
 
   expected<void, std::error_code> register_module(std::string name, std::string group,
-                                                  remote_sink sink);
+                                                  remote_sink sink, remote_load load);
+  /// Checks the watched groups in a later turn of the loop (one check for many calls).
+  void post_relief_check();
+  void check_relief();
   std::error_code deliver(mailbox& mb, message&& msg);
   /// Counts and (rate-limited) logs a message `mb` did not take; returns `ec`.
   std::error_code refused(mailbox& mb, std::error_code ec, std::size_t bytes, refusal why);
@@ -261,6 +292,9 @@ class bus {
   std::multimap<clock::time_point, std::string> deadlines_;
   std::optional<clock::time_point> armed_;  // earliest outstanding wake-up
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::vector<std::string> watched_;  // groups watch()ed and not relieved yet (a handful)
+  std::function<void(const std::string&)> relief_listener_;
+  bool relief_posted_ = false;
   bool stopped_ = false;
   bus_stats stats_;
 };

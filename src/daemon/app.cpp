@@ -230,6 +230,7 @@ expected<void, std::string> app::start() {
     opts.max_packet_size = eb.max_packet_size;
     opts.max_topic_length = eb.max_topic_length;
     opts.max_topic_levels = eb.max_topic_levels;
+    opts.slow_group_timeout = eb.slow_subscriber_timeout;
     auto module = std::make_unique<eventbus::eventbus_module>(
         *bus_, *clock_, std::move(opts), internal_ ? &internal_->core() : nullptr, external_.get(),
         store_.get());

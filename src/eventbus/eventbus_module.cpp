@@ -13,6 +13,7 @@
 #include "eventbus/routing.hpp"
 #include "eventbus/topics.hpp"
 #include "mqtt/broker/broker.hpp"
+#include "mqtt/broker/session.hpp"
 #include "mqtt/client/external_broker.hpp"
 #include "mqtt/codec/encoder.hpp"
 
@@ -45,6 +46,7 @@ eventbus_module::eventbus_module(bus::bus& b, clock& clk, eventbus_options optio
 
 eventbus_module::~eventbus_module() {
   if (internal_ != nullptr) internal_->set_interceptor(nullptr);
+  bus_.set_relief_listener(nullptr);
 }
 
 void eventbus_module::install(const std::vector<std::string>& persisted) {
@@ -70,8 +72,11 @@ void eventbus_module::install(const std::vector<std::string>& persisted) {
     if (external_ != nullptr) external_->subscribe(topic);
   }
   if (internal_ != nullptr) {
-    internal_->set_interceptor(
-        [this](const mqtt::broker::message_ptr& m) { on_mqtt_message(m->topic, m->payload); });
+    internal_->set_interceptor([this](const mqtt::broker::message_ptr& m,
+                                      const std::shared_ptr<mqtt::broker::flow_waiter>& from) {
+      on_mqtt_message(m->topic, m->payload, from);
+    });
+    bus_.set_relief_listener([this](const std::string& group) { on_relief(group); });
   }
   log_->info("interests fixed={} stored={} bytes={}", fixed_.size(), dynamic_.size(),
              dynamic_bytes_);
@@ -84,7 +89,8 @@ void eventbus_module::install(const std::vector<std::string>& persisted) {
   }
 }
 
-void eventbus_module::on_mqtt_message(std::string_view topic, std::string_view payload) {
+void eventbus_module::on_mqtt_message(std::string_view topic, std::string_view payload,
+                                      const std::shared_ptr<mqtt::broker::flow_waiter>& from) {
   auto msg = to_bus_message(topic, payload, unix_millis());
   const std::string_view group = target_group(topic);
   if (log_->should_log(spdlog::level::trace)) {
@@ -94,15 +100,57 @@ void eventbus_module::on_mqtt_message(std::string_view topic, std::string_view p
   auto sent = bus_.send_to_group(group, std::move(msg));
   if (!sent) {
     warn_undelivered(group, sent.error());
-    return;
-  }
-  if (*sent == 0) {
+  } else if (*sent == 0) {
     ++stats_.backlogged;  // kept by the bus until a member joins
   } else if (group == twin_group) {
     ++stats_.to_twin;
   } else {
     ++stats_.to_hub;
   }
+  // The next messages of this publisher wait in its socket while the group drains, as for a
+  // subscriber over its limit: a burst from devices loses nothing to a module that keeps
+  // reading. A group with no member is never crowded (nothing would drain it).
+  if (from && bus_.crowded(group)) hold(group, from);
+}
+
+void eventbus_module::hold(std::string_view group,
+                           const std::shared_ptr<mqtt::broker::flow_waiter>& from) {
+  auto it = crowded_.find(std::string(group));
+  const auto now = clock_.now();
+  if (it == crowded_.end()) {
+    it = crowded_.emplace(std::string(group), crowded_group{}).first;
+    it->second.since = now;
+    bus_.watch(group);  // on_relief() once its members have drained
+  }
+  crowded_group& c = it->second;
+  if (c.slow) return;
+  if (now - c.since >= options_.slow_group_timeout) {
+    // Its members do not drain: nobody waits for it any more; what does not fit is refused
+    // (counted) until it has drained.
+    c.slow = true;
+    ++stats_.groups_slow;
+    mqtt::broker::release_holds(std::exchange(c.holds, {}));
+    if (allow_warning(slow_warning_)) {
+      log_->warn(
+          "group_slow group={} crowded_ms={}: MQTT publishers are no longer held back for it "
+          "until its modules drain; messages that do not fit their queues are refused "
+          "(counted) groups_slow_total={} refused_total={}",
+          group, std::chrono::duration_cast<std::chrono::milliseconds>(now - c.since).count(),
+          stats_.groups_slow, stats_.refused);
+    }
+    return;
+  }
+  ++from->blocking;
+  c.holds.emplace_back(from, from->generation);
+  ++stats_.publishers_held;
+}
+
+void eventbus_module::on_relief(const std::string& group) {
+  const auto it = crowded_.find(group);
+  if (it == crowded_.end()) return;
+  auto holds = std::move(it->second.holds);
+  crowded_.erase(it);
+  mqtt::broker::release_holds(std::move(holds));
 }
 
 void eventbus_module::warn_undelivered(std::string_view group, std::error_code ec) {

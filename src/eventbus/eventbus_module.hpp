@@ -27,6 +27,7 @@
 //
 // Thread safety: loop thread only.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -48,7 +49,8 @@ struct message;
 }
 namespace ebus::mqtt::broker {
 class broker;
-}
+struct flow_waiter;
+}  // namespace ebus::mqtt::broker
 namespace ebus::mqtt::client {
 class external_broker;
 }
@@ -73,6 +75,10 @@ struct eventbus_options {
   /// Bounds on topics and filters in bus messages (command.hpp).
   std::size_t max_topic_length = 65535;
   std::size_t max_topic_levels = 128;
+  /// How long MQTT publishers are held back for a group whose members' queues are over half
+  /// their limits (the broker's slow_subscriber_timeout); a group still crowded by then is slow
+  /// and holds nobody until it drains.
+  clock::duration slow_group_timeout = std::chrono::seconds(2);
 };
 
 /// Totals since start. Every message that is not delivered is counted somewhere here.
@@ -82,6 +88,8 @@ struct eventbus_stats {
   std::uint64_t backlogged = 0;          ///< MQTT messages kept for a group with no module yet
   std::uint64_t no_member = 0;           ///< MQTT messages for a group with no module
   std::uint64_t refused = 0;             ///< MQTT messages refused by full inboxes
+  std::uint64_t publishers_held = 0;     ///< MQTT publishers held back for a crowded group
+  std::uint64_t groups_slow = 0;         ///< times a group stayed crowded past the timeout
   std::uint64_t published_internal = 0;  ///< bus messages published on the embedded broker
   std::uint64_t published_external = 0;  ///< bus messages handed to the external publisher
   std::uint64_t subscribes = 0;
@@ -116,8 +124,12 @@ class eventbus_module final : public bus::module {
   /// the embedded broker. Call once, before the broker listens and the external client starts.
   void install(const std::vector<std::string>& persisted);
 
-  /// MQTT -> bus, for one message from either broker.
-  void on_mqtt_message(std::string_view topic, std::string_view payload);
+  /// MQTT -> bus, for one message from either broker. `from`, the embedded broker's record of
+  /// the publisher's flow, is held back while the target group is crowded (bus::crowded), as
+  /// a subscriber over its limit holds it (docs/BROKER.md#flow-control), for at most
+  /// slow_group_timeout; the external broker's messages come without one.
+  void on_mqtt_message(std::string_view topic, std::string_view payload,
+                       const std::shared_ptr<mqtt::broker::flow_waiter>& from = {});
 
   /// bus -> MQTT, for one message addressed to eventbus.
   void handle(bus::message&& m);
@@ -138,6 +150,13 @@ class eventbus_module final : public bus::module {
     clock::time_point next{};
     std::uint64_t suppressed = 0;
   };
+  /// Publishers held back for one crowded group, from the first hold until the bus says it
+  /// has drained (on_relief).
+  struct crowded_group {
+    std::vector<std::pair<std::weak_ptr<mqtt::broker::flow_waiter>, std::uint64_t>> holds;
+    clock::time_point since{};  // the first hold
+    bool slow = false;          // crowded past slow_group_timeout: holds nobody
+  };
   /// Writes of one filter not yet reported, and the filter's state in sub_topics.
   struct unconfirmed_filter {
     std::size_t writes = 0;
@@ -156,6 +175,8 @@ class eventbus_module final : public bus::module {
   void refuse(const bus::message& request, const std::string& reason);
   bool allow_warning(rate_limit& limit);
   void warn_undelivered(std::string_view group, std::error_code ec);
+  void hold(std::string_view group, const std::shared_ptr<mqtt::broker::flow_waiter>& from);
+  void on_relief(const std::string& group);
 
   bus::bus& bus_;
   clock& clock_;
@@ -175,6 +196,8 @@ class eventbus_module final : public bus::module {
   rate_limit cap_warning_;
   rate_limit size_warning_;
   rate_limit store_warning_;
+  rate_limit slow_warning_;
+  std::unordered_map<std::string, crowded_group> crowded_;  // twin and hub at most
   // Store outcomes and barriers arrive later on the loop; they check this first.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -269,10 +269,15 @@ bool remote_connection::on_registration(bus::message&& m) {
   }
   name_ = r->name;  // the sink sets it as destination, the backlog hand-over included
   auto added = bus_.add_remote_module(
-      name_, r->group, [weak = weak_from_this()](bus::message&& msg) -> std::error_code {
+      name_, r->group,
+      [weak = weak_from_this()](bus::message&& msg) -> std::error_code {
         const auto self = weak.lock();
         if (!self) return bus::make_error_code(bus::bus_errc::no_route);
         return self->deliver(std::move(msg));
+      },
+      [weak = weak_from_this()] {
+        const auto self = weak.lock();
+        return self && self->crowded();
       });
   if (!added) {
     name_.clear();
@@ -542,13 +547,29 @@ void remote_connection::undeliverable(std::uint64_t& counter, std::uint64_t& tot
 }
 
 void remote_connection::resume_bus() {
+  if ((!resume_wanted_ && !relief_wanted_) || !registered_ || closed_) return;
   const auto& o = server_.options();
-  if (!resume_wanted_ || !registered_ || closed_ || queued() > o.outbound_capacity / 2 ||
-      queued_bytes_ > o.outbound_bytes / 2) {
-    return;
+  const auto down_to = [&](std::size_t part) {
+    return queued() <= o.outbound_capacity / part && queued_bytes_ <= o.outbound_bytes / part;
+  };
+  bool tell = false;
+  if (resume_wanted_ && down_to(2)) {
+    resume_wanted_ = false;
+    tell = true;
   }
-  resume_wanted_ = false;
-  bus_.resume(name_);
+  if (relief_wanted_ && down_to(4)) {
+    relief_wanted_ = false;
+    tell = true;
+  }
+  if (tell) bus_.resume(name_);
+}
+
+bool remote_connection::crowded() noexcept {
+  const auto& o = server_.options();
+  if (queued() > o.outbound_capacity / 2 || queued_bytes_ > o.outbound_bytes / 2) {
+    relief_wanted_ = true;
+  }
+  return relief_wanted_ && !closed_;
 }
 
 connection_info remote_connection::info() const {

@@ -95,6 +95,9 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
   /// `counter` (this connection's) and `total` (the server's) are the counters it goes into.
   void undeliverable(std::uint64_t& counter, std::uint64_t& total, std::string_view reason);
   void resume_bus();
+  /// The bus's remote_load: whether the queue is over half its limits, or has been since and
+  /// is not down to a quarter yet (then resume_bus() tells the bus when it is).
+  bool crowded() noexcept;
   void wake();
   void spawn(awaitable<void> task, const char* name);
   [[nodiscard]] std::size_t queued() const noexcept { return queue_.size() + in_flight_; }
@@ -140,6 +143,7 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
   bool closed_ = false;
   bool writer_waiting_ = false;
   bool resume_wanted_ = false;  // refused a message with queue_full: call bus::resume() later
+  bool relief_wanted_ = false;  // crowded() said so: call bus::resume() at a quarter
 };
 
 }  // namespace ebus::remote

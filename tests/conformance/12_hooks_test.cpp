@@ -35,7 +35,7 @@ struct intercepted {
 
   bool install(broker_harness& h, const std::string& filter) {
     return h.call([this, &filter](server& s) {
-      s.core().set_interceptor([this](const message_ptr& m) {
+      s.core().set_interceptor([this](const message_ptr& m, const auto&) {
         messages.push_back({m->topic, m->payload, m->qos, m->retain});
       });
       return s.core().add_interest(filter);

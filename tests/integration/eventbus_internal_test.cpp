@@ -1,15 +1,19 @@
 // The eventbus node in mode 0 (embedded broker) with real MQTT clients: MQTT -> bus messages as
 // KubeEdge builds them, bus -> MQTT operations, subscriptions persisted in SQLite.
 #include <csignal>
+#include <map>
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include "bus/message_json.hpp"
+#include "ebus_test/mqtt_peer.hpp"
 #include "ebus_test/process.hpp"
 #include "eventbus/eventbus_module.hpp"
 #include "mqtt/broker/server.hpp"
+#include "mqtt/codec/encoder.hpp"
 #include "node_harness.hpp"
+#include "remote/client.hpp"
 
 namespace ebus::test {
 namespace {
@@ -326,6 +330,50 @@ TEST_F(internal_mode, wills_on_intercepted_topics_reach_the_bus) {
   ASSERT_EQ(twin.size(), 1U);
   EXPECT_EQ(twin[0].content.bytes(), R"({"state":"offline"})");
   EXPECT_EQ(twin[0].route.resource, bus::base64_url("$hw/events/device/default/led1/state/update"));
+}
+
+// Devices far ahead of a remote twin that reads as fast as it can: 8 publishers write 1,000
+// messages each at once, 8 times what the module's queue holds. Past half of it the
+// publishers wait for the twin (docs/REMOTE.md#bounds); nothing is refused.
+TEST_F(internal_mode, a_burst_of_device_messages_far_ahead_of_a_remote_twin_loses_nothing) {
+  node_harness node(cfg, /*with_recorders=*/false);
+  auto twin = remote::bus_client::connect(cfg.eventbus.module_socket, "twin", "twin");
+  ASSERT_TRUE(twin) << twin.error();
+  constexpr int publishers = 8;
+  constexpr int each = 1000;
+  std::vector<std::unique_ptr<mqtt_peer>> devices;
+  for (int d = 0; d < publishers; ++d) {
+    devices.push_back(std::make_unique<mqtt_peer>(node.port()));
+    ASSERT_TRUE(devices.back()->connect("burst-" + std::to_string(d)));
+  }
+  for (int d = 0; d < publishers; ++d) {
+    const std::string topic =
+        "$hw/events/device/default/burst-" + std::to_string(d) + "/twin/update";
+    std::string burst;
+    for (int n = 0; n < each; ++n) {
+      mqtt::codec::encode_publish(burst, topic, std::to_string(n),
+                                  mqtt::codec::qos_level::at_most_once, false, false, 0);
+    }
+    devices[static_cast<std::size_t>(d)]->send_raw(burst);
+  }
+
+  std::map<std::string, int> next;  // per device topic (as its resource): the next number
+  int received = 0;
+  while (received < publishers * each) {
+    auto m = twin->receive(std::chrono::seconds(10));
+    ASSERT_TRUE(m) << m.error();
+    ASSERT_TRUE(*m) << "only " << received << " of " << publishers * each << " arrived";
+    int& expected = next[(*m)->route.resource];
+    EXPECT_EQ((*m)->content.bytes(), std::to_string(expected)) << (*m)->route.resource;
+    ++expected;
+    ++received;
+  }
+  EXPECT_EQ(next.size(), static_cast<std::size_t>(publishers));
+  const auto s = stats(node);
+  EXPECT_EQ(s.to_twin, static_cast<std::uint64_t>(publishers * each));
+  EXPECT_EQ(s.refused, 0U);
+  EXPECT_GT(s.publishers_held, 0U) << "the burst did go past half the queue";
+  EXPECT_EQ(node.call([](daemon::app& a) { return a.message_bus().stats().queue_full; }), 0U);
 }
 
 }  // namespace

@@ -210,7 +210,7 @@ broker::publish_result broker::publish(const message_ptr& msg,
   const bool held = route(msg, from, self);
   if (interceptor_ && interested_in(msg->topic)) {
     ++stats_.intercepted;
-    interceptor_(msg);
+    interceptor_(msg, from);
   }
   return held ? publish_result::held : publish_result::routed;
 }

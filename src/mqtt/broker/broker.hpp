@@ -73,7 +73,11 @@ class client_link : public session_link {
 
 class broker {
  public:
-  using interceptor = std::function<void(const message_ptr&)>;
+  /// Gets each intercepted message and its publisher's flow state (null for a will): the
+  /// interceptor may make the publisher wait as a subscriber over its limit does, by counting
+  /// itself in `blocking` and calling session-like release later (generation-checked).
+  using interceptor =
+      std::function<void(const message_ptr&, const std::shared_ptr<flow_waiter>& from)>;
 
   broker(broker_options options, clock& clk);
   broker(const broker&) = delete;

@@ -57,7 +57,7 @@ void session::uncount(const queued_message& q) noexcept {
 void session::detach() noexcept {
   online_ = false;
   // Nothing drains an offline queue: nobody waits for it.
-  if (auto* state = over_limit()) release(std::exchange(state->waiters, {}));
+  if (auto* state = over_limit()) release_holds(std::exchange(state->waiters, {}));
   release_idle_memory();
 }
 
@@ -140,8 +140,8 @@ void session::hold(const std::shared_ptr<flow_waiter>& publisher) {
   state->waiters.emplace_back(publisher, publisher->generation);
 }
 
-void session::release(waiter_list waiters) noexcept {
-  for (auto& [weak, generation] : waiters) {
+void release_holds(std::vector<flow_hold> holds) noexcept {
+  for (auto& [weak, generation] : holds) {
     const auto w = weak.lock();
     if (!w || w->generation != generation || w->blocking == 0) continue;
     if (--w->blocking == 0 && w->on_clear) w->on_clear();

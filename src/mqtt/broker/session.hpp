@@ -53,6 +53,13 @@ struct flow_waiter {
   clock::time_point wait_until = clock::time_point::max();
 };
 
+/// One hold on a publisher: its flow record and the generation the hold was made in.
+using flow_hold = std::pair<std::weak_ptr<flow_waiter>, std::uint64_t>;
+
+/// Ends `holds`: each publisher whose wait did not end otherwise meanwhile waits for one fewer,
+/// and goes on (on_clear) when that was the last.
+void release_holds(std::vector<flow_hold> holds) noexcept;
+
 class session {
  public:
   enum class enqueue_result {
@@ -222,13 +229,11 @@ class session {
   /// Applies the overflow policy to a message that does not fit; nullopt when room was made.
   std::optional<enqueue_result> overflow(bool qos0, std::size_t bytes);
   void drained() noexcept;
-  using waiter_list = std::vector<std::pair<std::weak_ptr<flow_waiter>, std::uint64_t>>;
-  /// Lets the publishers of `waiters` go (those whose wait did not end otherwise meanwhile).
-  static void release(waiter_list waiters) noexcept;
+  using waiter_list = std::vector<flow_hold>;
   /// The queue no longer counts as over its limit: its waiting publishers go.
   void end_over_limit() noexcept {
     if (!rare_) return;
-    if (auto state = std::move(rare_->over_limit)) release(std::move(state->waiters));
+    if (auto state = std::move(rare_->over_limit)) release_holds(std::move(state->waiters));
   }
   // Every entry of queue_ and of the retained messages owed is charged entry_overhead.
   bool charge_entry() noexcept {

@@ -1163,5 +1163,89 @@ TEST_F(sliced, what_a_remote_sink_refuses_for_good_is_counted_and_the_rest_goes_
   EXPECT_EQ(budget.used(), 0u);
 }
 
+// --- flow control ----------------------------------------------------------------------------
+
+class flow : public bus_fixture {
+ protected:
+  flow() : bus_fixture(bus_options{.inbox_capacity = 8}) {
+    b.set_relief_listener([this](const std::string& g) { relieved.push_back(g); });
+  }
+  std::vector<std::string> relieved;
+};
+
+TEST_F(flow, a_group_is_crowded_past_half_an_inbox_and_relieved_once_it_drains_to_a_quarter) {
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(b.send_to_group("twin", msg(std::to_string(i))));
+  EXPECT_FALSE(b.crowded("twin"));  // half: not over it
+  ASSERT_TRUE(b.send_to_group("twin", msg("4")));
+  EXPECT_TRUE(b.crowded("twin"));
+  b.watch("twin");
+  b.watch("twin");  // idempotent: one relief
+  ASSERT_TRUE(b.try_receive("twin"));
+  ASSERT_TRUE(b.try_receive("twin"));  // 3 left: above a quarter
+  drain(io);
+  EXPECT_TRUE(relieved.empty());
+  ASSERT_TRUE(b.try_receive("twin"));  // 2 left: a quarter
+  EXPECT_TRUE(relieved.empty());       // checked from the loop, not inside take()
+  drain(io);
+  EXPECT_EQ(relieved, (std::vector<std::string>{"twin"}));
+  EXPECT_FALSE(b.crowded("twin"));
+  ASSERT_TRUE(b.try_receive("twin"));
+  drain(io);
+  EXPECT_EQ(relieved.size(), 1u) << "a watch is relieved once";
+}
+
+TEST_F(flow, a_remote_member_is_crowded_as_its_load_says_and_relieved_after_resume) {
+  bool loaded = true;
+  ASSERT_TRUE(b.add_remote_module(
+      "remote", "hub", [](message&&) { return std::error_code{}; }, [&] { return loaded; }));
+  EXPECT_TRUE(b.crowded("hub"));
+  b.watch("hub");
+  loaded = false;
+  drain(io);
+  EXPECT_TRUE(relieved.empty()) << "nothing said it drained";
+  b.resume("remote");
+  drain(io);
+  EXPECT_EQ(relieved, (std::vector<std::string>{"hub"}));
+}
+
+TEST_F(flow, a_resume_while_still_crowded_keeps_the_watch) {
+  bool loaded = true;
+  ASSERT_TRUE(b.add_remote_module(
+      "remote", "hub", [](message&&) { return std::error_code{}; }, [&] { return loaded; }));
+  b.watch("hub");
+  b.resume("remote");
+  drain(io);
+  EXPECT_TRUE(relieved.empty());
+  loaded = false;
+  b.resume("remote");
+  drain(io);
+  EXPECT_EQ(relieved, (std::vector<std::string>{"hub"}));
+}
+
+TEST_F(flow, a_group_without_members_is_never_crowded_and_a_crowding_member_leaving_relieves_it) {
+  EXPECT_FALSE(b.crowded("twin"));
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(b.send_to_group("twin", msg(std::to_string(i))));
+  ASSERT_TRUE(b.crowded("twin"));
+  b.watch("twin");
+  b.remove_module("twin");
+  drain(io);
+  EXPECT_EQ(relieved, (std::vector<std::string>{"twin"}));
+  EXPECT_FALSE(b.crowded("twin"));
+}
+
+TEST_F(flow, shutdown_forgets_the_watches) {
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(b.send_to_group("twin", msg(std::to_string(i))));
+  b.watch("twin");
+  b.shutdown();
+  drain(io);
+  EXPECT_TRUE(relieved.empty());
+}
+
 }  // namespace
 }  // namespace ebus::bus

@@ -19,6 +19,7 @@
 #include "ebus_test/run_coro.hpp"
 #include "eventbus/persisted_topics.hpp"
 #include "mqtt/broker/broker.hpp"
+#include "mqtt/broker/session.hpp"
 #include "mqtt/codec/encoder.hpp"
 
 namespace ebus::eventbus {
@@ -477,6 +478,101 @@ TEST_F(eventbus_module_test, close_answers_every_write_it_could_not_finish) {
   const auto after = answer_of(request(op("subscribe", "after/close")));
   EXPECT_EQ(after.route.operation, "error");
   EXPECT_THAT(after.content.data(), HasSubstr("closed"));
+}
+
+// --- MQTT -> bus flow control -------------------------------------------------------------------
+
+constexpr std::string_view device_topic = "$hw/events/device/dev-1/twin/update";
+
+// A publisher's flow record as its connection keeps it; `resumed` counts its on_clear calls.
+struct publisher {
+  std::shared_ptr<mqtt::broker::flow_waiter> flow = std::make_shared<mqtt::broker::flow_waiter>();
+  int resumed = 0;
+  publisher() {
+    flow->on_clear = [this] { ++resumed; };
+  }
+  // What the connection does when its own wait ends by timeout (connection::resume_reader).
+  void time_out() {
+    flow->blocking = 0;
+    ++flow->generation;
+  }
+};
+
+TEST_F(eventbus_module_test,
+       a_device_publisher_waits_while_twin_is_over_half_and_goes_on_once_drained) {
+  start({}, {}, false);
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  const std::size_t capacity = b.options().inbox_capacity;
+  publisher p;
+  for (std::size_t i = 0; i < capacity / 2; ++i)
+    module->on_mqtt_message(device_topic, "{}", p.flow);
+  EXPECT_EQ(p.flow->blocking, 0U);
+  module->on_mqtt_message(device_topic, "{}", p.flow);  // over half
+  EXPECT_EQ(p.flow->blocking, 1U);
+  EXPECT_EQ(module->stats().publishers_held, 1U);
+
+  std::size_t left = capacity / 2 + 1;
+  while (left > capacity / 4 + 1) {
+    ASSERT_TRUE(b.try_receive("twin"));
+    --left;
+  }
+  test::drain(io);
+  EXPECT_EQ(p.resumed, 0) << "still above a quarter";
+  ASSERT_TRUE(b.try_receive("twin"));
+  test::drain(io);
+  EXPECT_EQ(p.flow->blocking, 0U);
+  EXPECT_EQ(p.resumed, 1);
+  EXPECT_EQ(module->stats().to_twin, capacity / 2 + 1);
+  EXPECT_EQ(module->stats().refused, 0U);
+}
+
+TEST_F(eventbus_module_test,
+       a_group_that_does_not_drain_holds_publishers_once_then_refuses_counted) {
+  eventbus_options o;
+  o.slow_group_timeout = 2s;
+  start(o, {}, false);
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  const std::size_t capacity = b.options().inbox_capacity;
+  publisher p;
+  for (std::size_t i = 0; i <= capacity / 2; ++i)
+    module->on_mqtt_message(device_topic, "{}", p.flow);
+  ASSERT_EQ(p.flow->blocking, 1U);
+
+  clk.advance(2s);
+  p.time_out();
+  // Still crowded past the timeout: slow, holding nobody; what does not fit is refused.
+  for (std::size_t i = capacity / 2 + 1; i < capacity + 10; ++i)
+    module->on_mqtt_message(device_topic, "{}", p.flow);
+  EXPECT_EQ(p.flow->blocking, 0U);
+  EXPECT_EQ(module->stats().groups_slow, 1U);
+  EXPECT_EQ(module->stats().publishers_held, 1U);
+  EXPECT_EQ(module->stats().to_twin, capacity);
+  EXPECT_EQ(module->stats().refused, 10U);
+  EXPECT_EQ(b.stats().queue_full, 10U);
+
+  // Once it has drained it is an ordinary group again: over half, it holds.
+  while (b.try_receive("twin")) {
+  }
+  test::drain(io);
+  for (std::size_t i = 0; i <= capacity / 2; ++i)
+    module->on_mqtt_message(device_topic, "{}", p.flow);
+  EXPECT_EQ(p.flow->blocking, 1U);
+  EXPECT_EQ(module->stats().publishers_held, 2U);
+}
+
+TEST_F(eventbus_module_test,
+       messages_without_a_publisher_record_or_for_a_group_without_members_hold_nobody) {
+  start({}, {}, false);
+  publisher p;
+  // No member of twin: nothing would drain it.
+  for (std::size_t i = 0; i < 10; ++i)
+    module->on_mqtt_message(device_topic, "{}", p.flow);
+  EXPECT_EQ(p.flow->blocking, 0U);
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  // The external broker's messages come without a record.
+  for (std::size_t i = 0; i <= b.options().inbox_capacity / 2; ++i)
+    module->on_mqtt_message(device_topic, "{}");
+  EXPECT_EQ(module->stats().publishers_held, 0U);
 }
 
 }  // namespace

@@ -628,7 +628,7 @@ TEST(broker, retained_messages_outlive_the_session_that_published_them) {
 TEST(broker, interceptor_sees_matching_client_messages_in_order) {
   fixture f;
   std::vector<message_ptr> seen;
-  f.core.set_interceptor([&seen](const message_ptr& m) { seen.push_back(m); });
+  f.core.set_interceptor([&seen](const message_ptr& m, const auto&) { seen.push_back(m); });
   ASSERT_TRUE(f.core.add_interest("sensors/#"));
 
   const auto m0 = make_message("sensors/t", "0", q0);
@@ -646,7 +646,7 @@ TEST(broker, interceptor_sees_matching_client_messages_in_order) {
 TEST(broker, intercepted_messages_are_still_routed_to_subscribers) {
   fixture f;
   int calls = 0;
-  f.core.set_interceptor([&calls](const message_ptr&) { ++calls; });
+  f.core.set_interceptor([&calls](const message_ptr&, const auto&) { ++calls; });
   ASSERT_TRUE(f.core.add_interest("sensors/+"));
   client c;
   connect_ok(f.core, c, "dev", true);
@@ -659,7 +659,7 @@ TEST(broker, intercepted_messages_are_still_routed_to_subscribers) {
 TEST(broker, interceptor_is_not_called_without_a_matching_interest) {
   fixture f;
   int calls = 0;
-  f.core.set_interceptor([&calls](const message_ptr&) { ++calls; });
+  f.core.set_interceptor([&calls](const message_ptr&, const auto&) { ++calls; });
   publish(f.core, "sensors/t", "x");
   EXPECT_EQ(calls, 0);
   EXPECT_EQ(f.core.stats().intercepted, 0u);
@@ -669,7 +669,7 @@ TEST(broker, interceptor_is_not_called_without_a_matching_interest) {
 TEST(broker, injected_messages_are_routed_but_never_intercepted) {
   fixture f;
   int calls = 0;
-  f.core.set_interceptor([&calls](const message_ptr&) { ++calls; });
+  f.core.set_interceptor([&calls](const message_ptr&, const auto&) { ++calls; });
   ASSERT_TRUE(f.core.add_interest("#"));
   client c;
   connect_ok(f.core, c, "dev", true);
@@ -708,7 +708,7 @@ TEST(broker, inject_with_retain_stores_the_retained_message) {
 TEST(broker, remove_interest_stops_interception_for_that_filter_only) {
   fixture f;
   std::vector<std::string> seen;
-  f.core.set_interceptor([&seen](const message_ptr& m) { seen.push_back(m->topic); });
+  f.core.set_interceptor([&seen](const message_ptr& m, const auto&) { seen.push_back(m->topic); });
   ASSERT_TRUE(f.core.add_interest("a/#"));
   ASSERT_TRUE(f.core.add_interest("b/+"));
   EXPECT_TRUE(f.core.interested_in("a/x"));
@@ -728,7 +728,7 @@ TEST(broker, remove_interest_stops_interception_for_that_filter_only) {
 TEST(broker, interest_added_later_applies_to_topics_already_asked_about) {
   fixture f;
   std::vector<std::string> seen;
-  f.core.set_interceptor([&seen](const message_ptr& m) { seen.push_back(m->topic); });
+  f.core.set_interceptor([&seen](const message_ptr& m, const auto&) { seen.push_back(m->topic); });
   // Many topics asked about, more than are remembered, then an interest covering them.
   for (int i = 0; i < 300; ++i)
     EXPECT_FALSE(f.core.interested_in("c/" + std::to_string(i)));

@@ -147,17 +147,20 @@ bool over_half(const message_queue& q) noexcept {
 }
 }  // namespace
 
-bool bus::crowded(std::string_view group) const {
-  const auto it = groups_.find(group);
-  if (it == groups_.end()) return false;
-  if (const auto bl = backlogs_.find(group);
-      bl != backlogs_.end() && bl->second.receiver && over_half(bl->second.queue)) {
-    return true;
-  }
-  return std::any_of(it->second.begin(), it->second.end(), [](const mailbox_ptr& mb) {
+bool bus::crowded(const std::vector<mailbox_ptr>& members, const backlog* bl) {
+  if (members.empty()) return false;
+  if (bl != nullptr && bl->receiver && over_half(bl->queue)) return true;
+  return std::any_of(members.begin(), members.end(), [](const mailbox_ptr& mb) {
     if (mb->closed) return false;
     return mb->remote ? mb->load && mb->load() : over_half(mb->queue);
   });
+}
+
+bool bus::crowded(std::string_view group) const {
+  const auto it = groups_.find(group);
+  if (it == groups_.end()) return false;
+  const auto bl = backlogs_.find(group);
+  return crowded(it->second, bl != backlogs_.end() ? &bl->second : nullptr);
 }
 
 void bus::watch(std::string_view group) {
@@ -491,6 +494,13 @@ expected<void, std::error_code> bus::send(std::string_view module, message msg) 
 }
 
 expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group, message msg) {
+  bool crowded_after = false;
+  return send_to_group(group, std::move(msg), crowded_after);
+}
+
+expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group, message msg,
+                                                          bool& crowded_after) {
+  crowded_after = false;
   if (stopped_) return fail(err(bus_errc::cancelled));
   const auto bl = backlogs_.find(group);
   const auto it = groups_.find(group);
@@ -532,6 +542,7 @@ expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group
     }
   }
   if (stopped_ && taken == 0) return fail(err(bus_errc::cancelled));
+  crowded_after = !stopped_ && crowded(members, bl != backlogs_.end() ? &bl->second : nullptr);
   if (taken == 0) return fail(first_error);
   return taken;
 }

@@ -189,6 +189,10 @@ class bus {
   /// Errors: no_route (no such group or no member, not declared), queue_full (backlog full),
   /// memory_budget, or the first error when no member took it.
   expected<std::size_t, std::error_code> send_to_group(std::string_view group, message msg);
+  /// The same, and sets `crowded_after` to crowded(group) as the send left it, at the cost of
+  /// no second lookup of the group.
+  expected<std::size_t, std::error_code> send_to_group(std::string_view group, message msg,
+                                                       bool& crowded_after);
 
   /// Takes the oldest message of `module`'s inbox, waiting until one arrives (beehive Receive).
   /// Errors: no_route (unknown or remote module), cancelled (module removed or bus shut down).
@@ -256,6 +260,8 @@ class bus {
 
   expected<void, std::error_code> register_module(std::string name, std::string group,
                                                   remote_sink sink, remote_load load);
+  /// crowded() of a group with these members and this backlog (null: none declared).
+  [[nodiscard]] static bool crowded(const std::vector<mailbox_ptr>& members, const backlog* bl);
   /// Checks the watched groups in a later turn of the loop (one check for many calls).
   void post_relief_check();
   void check_relief();

@@ -97,7 +97,8 @@ void eventbus_module::on_mqtt_message(std::string_view topic, std::string_view p
     log_->trace("mqtt_to_bus topic=\"{}\" group={} bytes={}", log::escape(topic), group,
                 payload.size());
   }
-  auto sent = bus_.send_to_group(group, std::move(msg));
+  bool crowded = false;
+  auto sent = bus_.send_to_group(group, std::move(msg), crowded);
   if (!sent) {
     warn_undelivered(group, sent.error());
   } else if (*sent == 0) {
@@ -110,7 +111,7 @@ void eventbus_module::on_mqtt_message(std::string_view topic, std::string_view p
   // The next messages of this publisher wait in its socket while the group drains, as for a
   // subscriber over its limit: a burst from devices loses nothing to a module that keeps
   // reading. A group with no member is never crowded (nothing would drain it).
-  if (from && bus_.crowded(group)) hold(group, from);
+  if (from && crowded) hold(group, from);
 }
 
 void eventbus_module::hold(std::string_view group,

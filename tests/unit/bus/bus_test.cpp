@@ -1196,6 +1196,20 @@ TEST_F(flow, a_group_is_crowded_past_half_an_inbox_and_relieved_once_it_drains_t
   EXPECT_EQ(relieved.size(), 1u) << "a watch is relieved once";
 }
 
+TEST_F(flow, a_group_send_says_whether_it_left_the_group_crowded) {
+  bool crowded = true;
+  ASSERT_FALSE(b.send_to_group("twin", msg("none"), crowded));  // no such group
+  EXPECT_FALSE(crowded);
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(b.send_to_group("twin", msg(std::to_string(i)), crowded));
+    EXPECT_FALSE(crowded) << i;
+  }
+  ASSERT_TRUE(b.send_to_group("twin", msg("4"), crowded));
+  EXPECT_TRUE(crowded);
+  EXPECT_EQ(crowded, b.crowded("twin"));
+}
+
 TEST_F(flow, a_remote_member_is_crowded_as_its_load_says_and_relieved_after_resume) {
   bool loaded = true;
   ASSERT_TRUE(b.add_remote_module(

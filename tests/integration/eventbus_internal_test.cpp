@@ -2,6 +2,7 @@
 // KubeEdge builds them, bus -> MQTT operations, subscriptions persisted in SQLite.
 #include <csignal>
 #include <map>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -374,6 +375,50 @@ TEST_F(internal_mode, a_burst_of_device_messages_far_ahead_of_a_remote_twin_lose
   EXPECT_EQ(s.refused, 0U);
   EXPECT_GT(s.publishers_held, 0U) << "the burst did go past half the queue";
   EXPECT_EQ(node.call([](daemon::app& a) { return a.message_bus().stats().queue_full; }), 0U);
+}
+
+// A remote twin that never reads holds the device's publisher back once, for at most the
+// slow-subscriber timeout; from then on what does not fit its queue is refused and counted, and
+// an MQTT subscriber of the same topic, which keeps reading, gets every message.
+TEST_F(internal_mode,
+       a_stuck_remote_twin_holds_publishers_once_and_costs_mqtt_subscribers_nothing) {
+  cfg.eventbus.slow_subscriber_timeout = std::chrono::milliseconds(300);
+  node_harness node(cfg, /*with_recorders=*/false);
+  auto twin = remote::bus_client::connect(cfg.eventbus.module_socket, "twin", "twin");
+  ASSERT_TRUE(twin) << twin.error();  // registered, and never reads again
+  const std::string topic = "$hw/events/device/default/stuck/twin/update";
+  mqtt_peer reader(node.port());
+  ASSERT_TRUE(reader.connect("reader"));
+  ASSERT_EQ(reader.subscribe(topic, mqtt::codec::qos_level::at_most_once),
+            mqtt::codec::suback_return_code::success_maximum_qos_0);
+  mqtt_peer device(node.port());
+  ASSERT_TRUE(device.connect("stuck-device"));
+  // More than the twin's queue and its socket's kernel buffers together hold.
+  constexpr int n = 20000;
+  std::string burst;
+  for (int i = 0; i < n; ++i) {
+    mqtt::codec::encode_publish(burst, topic, std::to_string(i),
+                                mqtt::codec::qos_level::at_most_once, false, false, 0);
+  }
+  std::thread writer([&] { device.send_raw(burst); });
+  int received = 0;
+  for (; received < n; ++received) {
+    auto p = reader.receive_publish(std::chrono::seconds(10));
+    if (!p) break;
+    ASSERT_EQ(p->payload, std::to_string(received));
+  }
+  writer.join();
+  EXPECT_EQ(received, n);
+  eventbus::eventbus_stats s{};
+  for (int tries = 0; tries < 100; ++tries) {  // the last messages may still be on the loop
+    s = stats(node);
+    if (s.to_twin + s.refused == static_cast<std::uint64_t>(n)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(s.to_twin + s.refused, static_cast<std::uint64_t>(n));
+  EXPECT_GT(s.refused, 0U);
+  EXPECT_GE(s.publishers_held, 1U);
+  EXPECT_GE(s.groups_slow, 1U);
 }
 
 }  // namespace

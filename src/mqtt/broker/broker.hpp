@@ -73,9 +73,9 @@ class client_link : public session_link {
 
 class broker {
  public:
-  /// Gets each intercepted message and its publisher's flow state (null for a will): the
-  /// interceptor may make the publisher wait as a subscriber over its limit does, by counting
-  /// itself in `blocking` and calling session-like release later (generation-checked).
+  /// Gets each intercepted message and its publisher's flow record (null for a will). The
+  /// interceptor may hold the publisher back as a subscriber over its limit does: one more in
+  /// `from->blocking`, kept as a flow_hold and ended with release_holds() (session.hpp).
   using interceptor =
       std::function<void(const message_ptr&, const std::shared_ptr<flow_waiter>& from)>;
 

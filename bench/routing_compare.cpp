@@ -432,6 +432,7 @@ packet_floor measure_packet_floor(std::size_t packet_bytes, std::size_t count, s
   std::atomic<std::size_t> received{0};
   std::atomic<bool> reader_done{false};
   double receiver_cpu = 0;
+  steady::time_point reader_end;  // both written before reader_done
   std::thread reader([&] {
     name_thread("floor-recv");
     std::size_t n = 0;
@@ -452,6 +453,7 @@ packet_floor measure_packet_floor(std::size_t packet_bytes, std::size_t count, s
       if (closed) break;
     }
     receiver_cpu = thread_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+    reader_end = steady::now();
     reader_done.store(true);
   });
   // However the sending ends, the reader sees the end of the stream and is joined.
@@ -493,11 +495,9 @@ packet_floor measure_packet_floor(std::size_t packet_bytes, std::size_t count, s
     sent += batch;
   }
   const double sender_cpu = thread_cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu_before;
-  while (!reader_done.load() && received.load() < count)
-    std::this_thread::sleep_for(200us);
-  const double seconds = std::chrono::duration<double>(steady::now() - start).count();
   while (!reader_done.load())
     std::this_thread::sleep_for(200us);
+  const double seconds = std::chrono::duration<double>(reader_end - start).count();
   if (received.load() != count) {
     throw std::runtime_error("SEQPACKET floor: " + std::to_string(received.load()) + " of " +
                              std::to_string(count) + " packets arrived");

@@ -116,7 +116,7 @@ void eventbus_module::on_mqtt_message(std::string_view topic, std::string_view p
 
 void eventbus_module::hold(std::string_view group,
                            const std::shared_ptr<mqtt::broker::flow_waiter>& from) {
-  auto it = crowded_.find(std::string(group));
+  auto it = crowded_.find(group);
   const auto now = clock_.now();
   if (it == crowded_.end()) {
     it = crowded_.emplace(std::string(group), crowded_group{}).first;

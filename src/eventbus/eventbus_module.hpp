@@ -29,6 +29,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,6 +40,7 @@
 #include "bus/module.hpp"
 #include "common/clock.hpp"
 #include "common/expected.hpp"
+#include "common/string_hash.hpp"
 #include "mqtt/codec/packet.hpp"
 
 namespace spdlog {
@@ -197,7 +199,8 @@ class eventbus_module final : public bus::module {
   rate_limit size_warning_;
   rate_limit store_warning_;
   rate_limit slow_warning_;
-  std::unordered_map<std::string, crowded_group> crowded_;  // twin and hub at most
+  // twin and hub at most; looked up by the group's string_view without a copy
+  std::unordered_map<std::string, crowded_group, string_hash, std::equal_to<>> crowded_;
   // Store outcomes and barriers arrive later on the loop; they check this first.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -147,7 +147,7 @@ bool over_half(const message_queue& q) noexcept {
 }
 }  // namespace
 
-bool bus::crowded(const std::vector<mailbox_ptr>& members, const backlog* bl) {
+bool bus::crowded(std::span<const mailbox_ptr> members, const backlog* bl) {
   if (members.empty()) return false;
   if (bl != nullptr && bl->receiver && over_half(bl->queue)) return true;
   return std::any_of(members.begin(), members.end(), [](const mailbox_ptr& mb) {
@@ -493,12 +493,12 @@ expected<void, std::error_code> bus::send(std::string_view module, message msg) 
   return {};
 }
 
-expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group, message msg) {
+expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group, message&& msg) {
   bool crowded_after = false;
   return send_to_group(group, std::move(msg), crowded_after);
 }
 
-expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group, message msg,
+expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group, message&& msg,
                                                           bool& crowded_after) {
   crowded_after = false;
   if (stopped_) return fail(err(bus_errc::cancelled));
@@ -513,13 +513,20 @@ expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group
   }
   // A remote sink may unregister a module, or shut the bus down, while we deliver: then work on
   // a copy of the list. Local inboxes cannot, so the common case (local members only) copies
-  // nothing.
+  // nothing, and a group of one remote member (a remote devicetwin) holds that one only.
   const auto& current = it->second;
   const bool any_remote = std::any_of(current.begin(), current.end(),
                                       [](const mailbox_ptr& mb) { return mb->remote != nullptr; });
+  mailbox_ptr only;
   std::vector<mailbox_ptr> copy;
-  if (any_remote) copy = current;
-  const std::vector<mailbox_ptr>& members = any_remote ? copy : current;
+  std::span<const mailbox_ptr> members = current;
+  if (any_remote && current.size() == 1) {
+    only = current.front();
+    members = {&only, 1};
+  } else if (any_remote) {
+    copy = current;
+    members = copy;
+  }
   std::size_t taken = 0;
   std::error_code first_error;
   for (std::size_t i = 0; i < members.size() && !stopped_; ++i) {

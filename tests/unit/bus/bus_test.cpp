@@ -149,7 +149,7 @@ TEST_F(bus_fixture, send_to_group_reaches_every_member_with_the_same_message) {
   ASSERT_TRUE(b.add_module("c", "other"));
   ASSERT_TRUE(b.join_group("c", "bus"));
   const auto sent = msg("topic");
-  const auto r = b.send_to_group("bus", sent);
+  const auto r = b.send_to_group("bus", message(sent));
   ASSERT_TRUE(r);
   EXPECT_EQ(*r, 3u);
   for (const char* m : {"a", "b", "c"}) {
@@ -461,7 +461,7 @@ TEST_F(bus_fixture, names_from_modules_are_logged_escaped_on_one_line) {
   auto m = msg("t");
   m.route.operation = "publish\n2026-01-01 error [bus] forged";
   EXPECT_FALSE(b.send("ghost\nmodule", m));
-  EXPECT_FALSE(b.send_to_group("ghost\ngroup", m));
+  EXPECT_FALSE(b.send_to_group("ghost\ngroup", message(m)));
   logger->sinks().pop_back();
   logger->set_level(level);
   const auto lines = sink->last_formatted();

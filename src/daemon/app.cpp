@@ -213,7 +213,7 @@ expected<void, std::string> app::start() {
     external_ = std::make_unique<mqtt::client::external_broker>(
         io_.get_executor(), *clock_, external_options_of(eb, *budget_),
         [this](std::string_view topic, std::string_view payload) {
-          if (eventbus_ != nullptr) eventbus_->on_mqtt_message(topic, payload);
+          if (eventbus_ != nullptr) eventbus_->on_external_message(topic, payload);
         });
   }
   if (enabled) {
@@ -443,6 +443,9 @@ std::string app::counters() const {
     add_counter(line, "eventbus.backlogged", e.backlogged);
     add_counter(line, "eventbus.dropped_no_member", e.no_member);
     add_counter(line, "eventbus.dropped_inbox_full", e.refused);
+    add_counter(line, "eventbus.publishers_held", e.publishers_held);
+    add_counter(line, "eventbus.external_subscriber_paused", e.external_held);
+    add_counter(line, "eventbus.groups_slow", e.groups_slow);
     add_counter(line, "eventbus.published_internal", e.published_internal);
     add_counter(line, "eventbus.published_external", e.published_external);
     add_counter(line, "eventbus.subscribes", e.subscribes);

@@ -1,6 +1,7 @@
 #include "eventbus/eventbus_module.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -42,10 +43,21 @@ eventbus_module::eventbus_module(bus::bus& b, clock& clk, eventbus_options optio
       internal_(internal),
       external_(external),
       store_(store),
-      log_(log::get("eventbus")) {}
+      log_(log::get("eventbus")) {
+  if (external_ != nullptr) {
+    // A pause must not outlast the subscriber's keepalive either.
+    const auto pause = external_->max_pause();
+    external_limit_ = options_.slow_group_timeout;
+    if (pause < std::chrono::duration_cast<std::chrono::milliseconds>(external_limit_)) {
+      external_limit_ = pause;
+    }
+    external_timer_ = clock_.make_timer([this] { on_external_deadline(); });
+  }
+}
 
 eventbus_module::~eventbus_module() {
   if (internal_ != nullptr) internal_->set_interceptor(nullptr);
+  if (external_ != nullptr && external_pauses_ != 0) external_->pause_receiving(false);
   bus_.set_relief_listener(nullptr);
 }
 
@@ -76,6 +88,8 @@ void eventbus_module::install(const std::vector<std::string>& persisted) {
                                       const std::shared_ptr<mqtt::broker::flow_waiter>& from) {
       on_mqtt_message(m->topic, m->payload, from);
     });
+  }
+  if (internal_ != nullptr || external_ != nullptr) {
     bus_.set_relief_listener([this](const std::string& group) { on_relief(group); });
   }
   log_->info("interests fixed={} stored={} bytes={}", fixed_.size(), dynamic_.size(),
@@ -91,8 +105,22 @@ void eventbus_module::install(const std::vector<std::string>& persisted) {
 
 void eventbus_module::on_mqtt_message(std::string_view topic, std::string_view payload,
                                       const std::shared_ptr<mqtt::broker::flow_waiter>& from) {
-  auto msg = to_bus_message(topic, payload, unix_millis());
   const std::string_view group = target_group(topic);
+  // The next messages of this publisher wait in its socket while the group drains, as for a
+  // subscriber over its limit: a burst from devices loses nothing to a module that keeps
+  // reading. A group with no member is never crowded (nothing would drain it).
+  if (forward(topic, payload, group) && from) hold(group, from);
+}
+
+void eventbus_module::on_external_message(std::string_view topic, std::string_view payload) {
+  const std::string_view group = target_group(topic);
+  // The same for the external broker's messages: they wait in its queue for our subscriber.
+  if (forward(topic, payload, group) && external_ != nullptr) hold_external(group);
+}
+
+bool eventbus_module::forward(std::string_view topic, std::string_view payload,
+                              std::string_view group) {
+  auto msg = to_bus_message(topic, payload, unix_millis());
   if (log_->should_log(spdlog::level::trace)) {
     log_->trace("mqtt_to_bus topic=\"{}\" group={} bytes={}", log::escape(topic), group,
                 payload.size());
@@ -108,14 +136,10 @@ void eventbus_module::on_mqtt_message(std::string_view topic, std::string_view p
   } else {
     ++stats_.to_hub;
   }
-  // The next messages of this publisher wait in its socket while the group drains, as for a
-  // subscriber over its limit: a burst from devices loses nothing to a module that keeps
-  // reading. A group with no member is never crowded (nothing would drain it).
-  if (from && crowded) hold(group, from);
+  return crowded;
 }
 
-void eventbus_module::hold(std::string_view group,
-                           const std::shared_ptr<mqtt::broker::flow_waiter>& from) {
+eventbus_module::crowded_group* eventbus_module::crowding(std::string_view group) {
   auto it = crowded_.find(group);
   const auto now = clock_.now();
   if (it == crowded_.end()) {
@@ -124,32 +148,83 @@ void eventbus_module::hold(std::string_view group,
     bus_.watch(group);  // on_relief() once its members have drained
   }
   crowded_group& c = it->second;
-  if (c.slow) return;
+  if (c.slow) return nullptr;
   if (now - c.since >= options_.slow_group_timeout) {
-    // Its members do not drain: nobody waits for it any more; what does not fit is refused
-    // (counted) until it has drained.
-    c.slow = true;
-    ++stats_.groups_slow;
-    mqtt::broker::release_holds(std::exchange(c.holds, {}));
-    if (allow_warning(slow_warning_)) {
-      log_->warn(
-          "group_slow group={} crowded_ms={}: MQTT publishers are no longer held back for it "
-          "until its modules drain; messages that do not fit their queues are refused "
-          "(counted) groups_slow_total={} refused_total={}",
-          group, std::chrono::duration_cast<std::chrono::milliseconds>(now - c.since).count(),
-          stats_.groups_slow, stats_.refused);
-    }
-    return;
+    become_slow(group, c);
+    return nullptr;
   }
+  return &c;
+}
+
+void eventbus_module::hold(std::string_view group,
+                           const std::shared_ptr<mqtt::broker::flow_waiter>& from) {
+  crowded_group* c = crowding(group);
+  if (c == nullptr) return;
   ++from->blocking;
-  c.holds.emplace_back(from, from->generation);
+  c->holds.emplace_back(from, from->generation);
   ++stats_.publishers_held;
+}
+
+void eventbus_module::hold_external(std::string_view group) {
+  crowded_group* c = crowding(group);
+  if (c == nullptr || c->external) return;
+  c->external = true;
+  ++stats_.external_held;
+  if (external_pauses_++ == 0) external_->pause_receiving(true);
+  // Nothing more comes from the paused subscriber to find the group slow: the timer does.
+  arm_external_timer();
+}
+
+void eventbus_module::become_slow(std::string_view group, crowded_group& c) {
+  // Its members do not drain: nobody waits for it any more; what does not fit is refused
+  // (counted) until it has drained.
+  c.slow = true;
+  ++stats_.groups_slow;
+  mqtt::broker::release_holds(std::exchange(c.holds, {}));
+  release_external(c);
+  if (allow_warning(slow_warning_)) {
+    log_->warn(
+        "group_slow group={} crowded_ms={}: MQTT publishers are no longer held back for it "
+        "until its modules drain; messages that do not fit their queues are refused "
+        "(counted) groups_slow_total={} refused_total={}",
+        group,
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - c.since).count(),
+        stats_.groups_slow, stats_.refused);
+  }
+}
+
+void eventbus_module::release_external(crowded_group& c) {
+  if (!c.external) return;
+  c.external = false;
+  if (--external_pauses_ == 0) external_->pause_receiving(false);
+}
+
+void eventbus_module::on_external_deadline() {
+  const auto now = clock_.now();
+  for (auto& [group, c] : crowded_) {
+    if (c.external && now >= c.since + external_limit_) become_slow(group, c);
+  }
+  arm_external_timer();
+}
+
+void eventbus_module::arm_external_timer() {
+  std::optional<clock::time_point> next;
+  for (const auto& [group, c] : crowded_) {
+    if (c.external && (!next || c.since + external_limit_ < *next))
+      next = c.since + external_limit_;
+  }
+  if (next) {
+    external_timer_->arm(*next);
+  } else {
+    external_timer_->cancel();
+  }
 }
 
 void eventbus_module::on_relief(const std::string& group) {
   const auto it = crowded_.find(group);
   if (it == crowded_.end()) return;
   auto holds = std::move(it->second.holds);
+  release_external(it->second);
   crowded_.erase(it);
   mqtt::broker::release_holds(std::move(holds));
 }

@@ -85,13 +85,14 @@ struct eventbus_options {
 
 /// Totals since start. Every message that is not delivered is counted somewhere here.
 struct eventbus_stats {
-  std::uint64_t to_twin = 0;             ///< MQTT messages delivered to group twin
-  std::uint64_t to_hub = 0;              ///< MQTT messages delivered to group hub
-  std::uint64_t backlogged = 0;          ///< MQTT messages kept for a group with no module yet
-  std::uint64_t no_member = 0;           ///< MQTT messages for a group with no module
-  std::uint64_t refused = 0;             ///< MQTT messages refused by full inboxes
-  std::uint64_t publishers_held = 0;     ///< MQTT publishers held back for a crowded group
-  std::uint64_t groups_slow = 0;         ///< times a group stayed crowded past the timeout
+  std::uint64_t to_twin = 0;          ///< MQTT messages delivered to group twin
+  std::uint64_t to_hub = 0;           ///< MQTT messages delivered to group hub
+  std::uint64_t backlogged = 0;       ///< MQTT messages kept for a group with no module yet
+  std::uint64_t no_member = 0;        ///< MQTT messages for a group with no module
+  std::uint64_t refused = 0;          ///< MQTT messages refused by full inboxes
+  std::uint64_t publishers_held = 0;  ///< MQTT publishers held back for a crowded group
+  std::uint64_t external_held = 0;    ///< times the external subscriber paused for a crowded group
+  std::uint64_t groups_slow = 0;      ///< times a group stayed crowded past the timeout
   std::uint64_t published_internal = 0;  ///< bus messages published on the embedded broker
   std::uint64_t published_external = 0;  ///< bus messages handed to the external publisher
   std::uint64_t subscribes = 0;
@@ -129,9 +130,15 @@ class eventbus_module final : public bus::module {
   /// MQTT -> bus, for one message from either broker. `from`, the embedded broker's record of
   /// the publisher's flow, is held back while the target group is crowded (bus::crowded), as
   /// a subscriber over its limit holds it (docs/BROKER.md#flow-control), for at most
-  /// slow_group_timeout; the external broker's messages come without one.
+  /// slow_group_timeout. Without `from`, nobody is held.
   void on_mqtt_message(std::string_view topic, std::string_view payload,
                        const std::shared_ptr<mqtt::broker::flow_waiter>& from = {});
+
+  /// MQTT -> bus, for one message from the external broker's subscriber. While the target
+  /// group is crowded the subscriber stops reading (external_broker::pause_receiving), so the
+  /// external broker holds the rest back, for at most slow_group_timeout (and half the
+  /// keepalive).
+  void on_external_message(std::string_view topic, std::string_view payload);
 
   /// bus -> MQTT, for one message addressed to eventbus.
   void handle(bus::message&& m);
@@ -158,6 +165,7 @@ class eventbus_module final : public bus::module {
     std::vector<std::pair<std::weak_ptr<mqtt::broker::flow_waiter>, std::uint64_t>> holds;
     clock::time_point since{};  // the first hold
     bool slow = false;          // crowded past slow_group_timeout: holds nobody
+    bool external = false;      // the external subscriber is paused for it
   };
   /// Writes of one filter not yet reported, and the filter's state in sub_topics.
   struct unconfirmed_filter {
@@ -177,7 +185,14 @@ class eventbus_module final : public bus::module {
   void refuse(const bus::message& request, const std::string& reason);
   bool allow_warning(rate_limit& limit);
   void warn_undelivered(std::string_view group, std::error_code ec);
+  bool forward(std::string_view topic, std::string_view payload, std::string_view group);
+  crowded_group* crowding(std::string_view group);
   void hold(std::string_view group, const std::shared_ptr<mqtt::broker::flow_waiter>& from);
+  void hold_external(std::string_view group);
+  void become_slow(std::string_view group, crowded_group& c);
+  void release_external(crowded_group& c);
+  void on_external_deadline();
+  void arm_external_timer();
   void on_relief(const std::string& group);
 
   bus::bus& bus_;
@@ -201,6 +216,9 @@ class eventbus_module final : public bus::module {
   rate_limit slow_warning_;
   // twin and hub at most; looked up by the group's string_view without a copy
   std::unordered_map<std::string, crowded_group, string_hash, std::equal_to<>> crowded_;
+  std::size_t external_pauses_ = 0;   // crowded groups the external subscriber is paused for
+  clock::duration external_limit_{};  // how long it may stay paused for one group
+  std::unique_ptr<clock::timer> external_timer_;  // ends pauses that last past the limit
   // Store outcomes and barriers arrive later on the loop; they check this first.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -5,10 +5,13 @@
 
 #include "bus/message_json.hpp"
 #include "ebus_test/mosquitto_broker.hpp"
+#include "ebus_test/mqtt_peer.hpp"
 #include "ebus_test/process.hpp"
 #include "eventbus/eventbus_module.hpp"
 #include "mqtt/client/external_broker.hpp"
+#include "mqtt/codec/encoder.hpp"
 #include "node_harness.hpp"
+#include "remote/client.hpp"
 
 namespace ebus::test {
 namespace {
@@ -226,6 +229,93 @@ TEST_F(external_mode, mode_both_feeds_the_bus_from_both_brokers_and_publishes_to
   ASSERT_EQ(external_sub->wait(), 0) << external_sub->output();
   EXPECT_NE(internal_sub->output().find("both/out to both"), std::string::npos);
   EXPECT_NE(external_sub->output().find("MSG 1 0 both/out to both"), std::string::npos);
+}
+
+// A burst on the external broker for a remote twin: devices publish `n` QoS 1 messages on
+// mosquitto (which may queue them all for the node's subscriber), and nothing is lost whatever
+// the twin does meanwhile (docs/REMOTE.md#bounds).
+class external_burst : public ::testing::Test {
+ protected:
+  void start(std::chrono::milliseconds slow_timeout) {
+    auto cfg = node_harness::test_config(mqtt_mode::external, dir, broker.url());
+    cfg.eventbus.slow_subscriber_timeout = slow_timeout;
+    node = std::make_unique<node_harness>(std::move(cfg), /*with_recorders=*/false);
+    auto connected =
+        remote::bus_client::connect((dir.path() / "eventbus.sock").string(), "twin", "twin");
+    ASSERT_TRUE(connected) << connected.error();
+    twin = std::move(*connected);
+    ASSERT_TRUE(eventually([&] {
+      return node->call([](daemon::app& a) { return a.external_broker()->sub_connected(); });
+    }));
+    // The "subscribe" log line: "<client id> 1 <filter>".
+    ASSERT_TRUE(broker.wait_for_output(" 1 $hw/events/device/+/twin/+", 10s)) << broker.output();
+  }
+
+  /// `n` QoS 1 publishes of their own number, written at once by one device.
+  void publish_burst(int n) {
+    ASSERT_TRUE(device.connect("burst-device"));
+    std::string burst;
+    for (int i = 0; i < n; ++i) {
+      mqtt::codec::encode_publish(burst, topic, std::to_string(i),
+                                  mqtt::codec::qos_level::at_least_once, false, false,
+                                  static_cast<std::uint16_t>(i + 1));
+    }
+    device.send_raw(burst);
+  }
+
+  eventbus::eventbus_stats stats() {
+    return node->call([](daemon::app& a) { return a.eventbus()->stats(); });
+  }
+
+  const std::string topic = "$hw/events/device/default/burst/twin/update";
+  temp_dir dir;
+  // Keeps what the node's subscriber has not read yet, as many as the test sends; logs no
+  // packets, which nobody reads meanwhile.
+  mosquitto_broker broker{
+      {.extra_config = {"max_queued_messages 100000"},
+       .log_types = {"error", "warning", "notice", "information", "subscribe"}}};
+  std::unique_ptr<node_harness> node;
+  std::optional<remote::bus_client> twin;
+  mqtt_peer device{broker.port()};
+};
+
+// The twin does not read until the device has written the whole burst, more than its queue
+// and its socket's kernel buffers hold: past half of its queue the node stops reading from
+// mosquitto, which keeps the rest, and every message reaches the twin in order once it reads.
+TEST_F(external_burst, a_twin_that_reads_late_loses_nothing_from_the_external_broker) {
+  start(std::chrono::seconds(10));
+  constexpr int n = 20000;
+  publish_burst(n);
+  ASSERT_TRUE(eventually([&] { return stats().external_held > 0; }))
+      << "the node never paused its subscriber";
+  for (int i = 0; i < n; ++i) {
+    auto m = twin->receive(std::chrono::seconds(10));
+    ASSERT_TRUE(m) << m.error();
+    ASSERT_TRUE(*m) << "only " << i << " of " << n << " arrived";
+    ASSERT_EQ((*m)->content.bytes(), std::to_string(i));
+  }
+  const auto s = stats();
+  EXPECT_EQ(s.to_twin, static_cast<std::uint64_t>(n));
+  EXPECT_EQ(s.refused, 0U);
+  EXPECT_EQ(s.groups_slow, 0U);
+}
+
+// A twin that never reads keeps the subscriber paused for the slow-subscriber timeout only:
+// then the group is slow, the node reads on, and what does not fit is refused and counted.
+TEST_F(external_burst, a_stuck_twin_pauses_the_external_subscriber_only_until_the_timeout) {
+  start(std::chrono::milliseconds(300));
+  constexpr int n = 20000;
+  publish_burst(n);
+  eventbus::eventbus_stats s{};
+  EXPECT_TRUE(eventually([&] {
+    s = stats();
+    return s.to_twin + s.refused == static_cast<std::uint64_t>(n);
+  })) << "to_twin="
+      << s.to_twin << " refused=" << s.refused;
+  EXPECT_GE(s.external_held, 1U);
+  EXPECT_GE(s.groups_slow, 1U);
+  EXPECT_GT(s.refused, 0U);
+  EXPECT_TRUE(node->call([](daemon::app& a) { return !a.external_broker()->receiving_paused(); }));
 }
 
 }  // namespace

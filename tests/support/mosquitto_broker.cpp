@@ -79,13 +79,14 @@ void mosquitto_broker::write_config() const {
   }
   conf << "allow_anonymous " << (options_.allow_anonymous ? "true" : "false") << '\n'
        << "log_dest stderr\n"  // unbuffered, unlike stdout into our pipe
-       << "log_type all\n"
        << "persistence false\n"
        // Nagle would hold back TLS records for a delayed ACK: 40 ms per exchange.
        << "set_tcp_nodelay true\n";
   // As root, mosquitto switches to the "mosquitto" user, which cannot read the files in our
   // private directory.
   if (::geteuid() == 0) conf << "user root\n";
+  for (const auto& type : options_.log_types)
+    conf << "log_type " << type << '\n';
   if (!conf.flush()) throw std::runtime_error("cannot write " + dir_ + "/mosquitto.conf");
 }
 

@@ -116,6 +116,7 @@ struct external_broker::impl {
   std::unique_ptr<clock::timer> stop_timer_;
   std::optional<clock::time_point> stop_deadline_;  // set while stop() waits for PUBACKs
   bool started_ = false;
+  bool receiving_paused_ = false;  // pause_receiving()
   bool stopping_ = false;
   bool stopped_ = false;
   // Last: destroyed first, while the state their handlers touch still exists.
@@ -207,6 +208,7 @@ expected<void, std::string> external_broker::impl::start() {
   }
   sub_ = std::move(*sub);
   pub_ = std::move(*pub);
+  sub_->pause_reading(receiving_paused_);
   started_ = true;
   log_->info("starting url={} sub_client_id={} pub_client_id={} filters={}",
              log::escape(redact_url(options_.url)), log::escape(options_.sub_client_id),
@@ -465,6 +467,21 @@ expected<void, std::string> external_broker::publish(std::string_view topic,
 
 void external_broker::stop(std::chrono::milliseconds timeout, std::function<void()> done) {
   impl_->stop(timeout, std::move(done));
+}
+
+void external_broker::pause_receiving(bool paused) {
+  impl_->receiving_paused_ = paused;
+  if (impl_->sub_) impl_->sub_->pause_reading(paused);
+}
+
+bool external_broker::receiving_paused() const noexcept {
+  return impl_->receiving_paused_;
+}
+
+std::chrono::milliseconds external_broker::max_pause() const noexcept {
+  const std::int64_t keepalive = impl_->options_.keepalive_seconds;
+  if (keepalive == 0) return std::chrono::milliseconds::max();  // no PINGREQ, nothing to miss
+  return std::chrono::milliseconds(keepalive * 1000 / 2);
 }
 
 bool external_broker::sub_connected() const noexcept {

@@ -11,7 +11,9 @@
 //    buffer_bytes bytes not yet acknowledged (and within the memory budget, when one is given),
 //    and sent after reconnect; beyond that new ones are refused with the reason and counted.
 //    They go out in the order published. A message in flight when a connection drops is sent
-//    again (DUP set) after the reconnect, so delivery is at least once.
+//    again (DUP set) after the reconnect, so delivery is at least once;
+//  - a receiver that cannot take more pauses the subscriber (pause_receiving): the broker keeps
+//    what follows, where edgecore's subscriber would hand it on to be dropped.
 //
 // Time (reconnect backoff, connect and stop timeouts, rate limits of warnings) comes from the
 // ebus::clock given to the constructor.
@@ -110,6 +112,16 @@ class external_broker {
   /// clients; the callback runs on the loop thread when done (never from inside stop()). Neither
   /// client reconnects once stop() is called, and later publishes are dropped (and counted).
   void stop(std::chrono::milliseconds timeout, std::function<void()> done);
+
+  /// Stops (true) or resumes (false) taking messages from the subscriber connection, for a
+  /// receiver that cannot take more: they wait in the socket, and the broker holds them back as
+  /// it holds any slow subscriber's (within its own queue limits). Kept across reconnects; the
+  /// CONNACK of a new connection is read whatever this says.
+  void pause_receiving(bool paused);
+  [[nodiscard]] bool receiving_paused() const noexcept;
+  /// The longest a pause should last: half the keepalive. Longer, the PINGRESP that waits
+  /// unread in the socket would cost the connection.
+  [[nodiscard]] std::chrono::milliseconds max_pause() const noexcept;
 
   [[nodiscard]] bool sub_connected() const noexcept;
   [[nodiscard]] bool pub_connected() const noexcept;

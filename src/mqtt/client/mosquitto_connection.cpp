@@ -476,9 +476,15 @@ void mosquitto_connection::note(int rc) {
   loop_rc_ = rc;
 }
 
+void mosquitto_connection::pause_reading(bool paused) {
+  if (paused_ == paused) return;
+  paused_ = paused;
+  if (!paused_) arm();  // what waited in the socket meanwhile is read on a later turn
+}
+
 void mosquitto_connection::read_available() {
   const int fd = descriptor_.native_handle();
-  for (int i = 0; i < max_reads_per_wakeup; ++i) {
+  for (int i = 0; i < max_reads_per_wakeup && !reads_held(); ++i) {
     const int rc = mq().mosquitto_loop_read(mosq_, 1);
     note(rc);
     if (rc != MOSQ_ERR_SUCCESS) return;
@@ -533,7 +539,7 @@ void mosquitto_connection::release_socket() {
 
 void mosquitto_connection::arm() {
   if (!descriptor_.is_open()) return;
-  if (!read_waiting_) {
+  if (!read_waiting_ && !reads_held()) {
     read_waiting_ = true;
     descriptor_.async_wait(
         asio::posix::stream_descriptor::wait_read,

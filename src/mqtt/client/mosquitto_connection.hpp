@@ -124,6 +124,14 @@ class mosquitto_connection {
   }
   [[nodiscard]] const connection_settings& settings() const noexcept { return settings_; }
 
+  /// Stops (true) or resumes (false) reading from the broker while connected, so that what a
+  /// full receiver cannot take waits in the socket and TCP holds the broker back. Until the
+  /// CONNACK of a connection, reads go on whatever this says. Packets libmosquitto has read
+  /// already (the rest of a TLS record) may still be delivered. A pause longer than the
+  /// keepalive would leave the PINGRESP unread and cost the connection: keep it shorter.
+  void pause_reading(bool paused);
+  [[nodiscard]] bool reading_paused() const noexcept { return paused_; }
+
   /// mosquitto_publish at QoS 1, retain false. Returns libmosquitto's code; `mid` is set when the
   /// message was queued, which includes MOSQ_ERR_NO_CONN (libmosquitto keeps it for the next
   /// connection).
@@ -155,6 +163,7 @@ class mosquitto_connection {
   void sync_socket();
   void release_socket();
   void arm();
+  [[nodiscard]] bool reads_held() const noexcept { return paused_ && connected_; }
   void schedule_misc();
   void on_retry_due();
   void on_connect_timeout();
@@ -212,6 +221,7 @@ class mosquitto_connection {
   bool connack_seen_ = false;  // set in the callback, handled in after_io()
   bool close_seen_ = false;
   bool read_waiting_ = false;
+  bool paused_ = false;  // pause_reading()
   bool write_waiting_ = false;
   asio::any_io_executor executor_;
   bool numeric_host_ = false;  // an IPv4 or IPv6 address: nothing to resolve

@@ -28,6 +28,9 @@ struct mosquitto_broker_options {
   /// settings apply to it: "password_file {dir}/passwd", "require_certificate true"... Each
   /// "{dir}" is replaced by dir().
   std::vector<std::string> extra_config{};
+  /// mosquitto's log_type values. "all" logs every packet, which a test must then read as fast
+  /// as mosquitto writes it (output()), or mosquitto stops on the full pipe.
+  std::vector<std::string> log_types{"all"};
 };
 
 class mosquitto_broker {

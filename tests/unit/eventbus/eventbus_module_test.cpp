@@ -20,6 +20,7 @@
 #include "eventbus/persisted_topics.hpp"
 #include "mqtt/broker/broker.hpp"
 #include "mqtt/broker/session.hpp"
+#include "mqtt/client/external_broker.hpp"
 #include "mqtt/codec/encoder.hpp"
 
 namespace ebus::eventbus {
@@ -115,6 +116,7 @@ class eventbus_module_test : public ::testing::Test {
     fs::remove_all(dir, ec);
   }
 
+  // With `external`, when a test has made one.
   void start(eventbus_options o = {}, persisted_options po = {}, bool with_store = true) {
     std::vector<std::string> stored;
     if (with_store) {
@@ -124,7 +126,8 @@ class eventbus_module_test : public ::testing::Test {
       store = std::move(opened->store);
       stored = std::move(opened->topics);
     }
-    module = std::make_unique<eventbus_module>(b, clk, std::move(o), &broker, nullptr, store.get());
+    module = std::make_unique<eventbus_module>(b, clk, std::move(o), &broker, external.get(),
+                                               store.get());
     module->install(stored);
   }
 
@@ -215,6 +218,8 @@ class eventbus_module_test : public ::testing::Test {
   mqtt::broker::broker broker{{}, clk};
   gate held;
   std::unique_ptr<persisted_topics> store;
+  // Declared before the module, which may pause it until its destruction.
+  std::unique_ptr<mqtt::client::external_broker> external;
   std::unique_ptr<eventbus_module> module;
 };
 
@@ -569,10 +574,124 @@ TEST_F(eventbus_module_test,
     module->on_mqtt_message(device_topic, "{}", p.flow);
   EXPECT_EQ(p.flow->blocking, 0U);
   ASSERT_TRUE(b.add_module("twin", "twin"));
-  // The external broker's messages come without a record.
+  // A message without a record (nor an external subscriber) holds nobody.
   for (std::size_t i = 0; i <= b.options().inbox_capacity / 2; ++i)
     module->on_mqtt_message(device_topic, "{}");
   EXPECT_EQ(module->stats().publishers_held, 0U);
+}
+
+// An external broker client that is never started: pausing it is what the module asks for, and
+// what the tests look at.
+std::unique_ptr<mqtt::client::external_broker> unstarted_external(asio::io_context& io, clock& clk,
+                                                                  std::uint16_t keepalive = 30) {
+  mqtt::client::external_options o;
+  o.sub_client_id = "sub";
+  o.pub_client_id = "pub";
+  o.keepalive_seconds = keepalive;
+  return std::make_unique<mqtt::client::external_broker>(io.get_executor(), clk, std::move(o),
+                                                         nullptr);
+}
+
+TEST_F(eventbus_module_test,
+       the_external_subscriber_pauses_while_twin_is_over_half_and_resumes_once_drained) {
+  external = unstarted_external(io, clk);
+  start({}, {}, false);
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  const std::size_t capacity = b.options().inbox_capacity;
+  for (std::size_t i = 0; i < capacity / 2; ++i)
+    module->on_external_message(device_topic, "{}");
+  EXPECT_FALSE(external->receiving_paused());
+  module->on_external_message(device_topic, "{}");  // over half
+  EXPECT_TRUE(external->receiving_paused());
+  // What libmosquitto had read already still comes, and is taken while it fits.
+  module->on_external_message(device_topic, "{}");
+  EXPECT_EQ(module->stats().external_held, 1U);
+
+  std::size_t left = capacity / 2 + 2;
+  while (left > capacity / 4 + 1) {
+    ASSERT_TRUE(b.try_receive("twin"));
+    --left;
+  }
+  test::drain(io);
+  EXPECT_TRUE(external->receiving_paused()) << "still above a quarter";
+  ASSERT_TRUE(b.try_receive("twin"));
+  test::drain(io);
+  EXPECT_FALSE(external->receiving_paused());
+  EXPECT_EQ(module->stats().to_twin, capacity / 2 + 2);
+  EXPECT_EQ(module->stats().refused, 0U);
+  EXPECT_EQ(module->stats().groups_slow, 0U);
+}
+
+TEST_F(eventbus_module_test,
+       a_twin_that_does_not_drain_pauses_the_external_subscriber_at_most_the_timeout) {
+  external = unstarted_external(io, clk);
+  eventbus_options o;
+  o.slow_group_timeout = 2s;
+  start(o, {}, false);
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  const std::size_t capacity = b.options().inbox_capacity;
+  for (std::size_t i = 0; i <= capacity / 2; ++i)
+    module->on_external_message(device_topic, "{}");
+  ASSERT_TRUE(external->receiving_paused());
+
+  // Nothing more comes from the paused subscriber: the timeout alone ends the pause.
+  clk.advance(1999ms);
+  EXPECT_TRUE(external->receiving_paused());
+  clk.advance(1ms);
+  EXPECT_FALSE(external->receiving_paused());
+  EXPECT_EQ(module->stats().groups_slow, 1U);
+  // Slow from then on: what does not fit is refused, counted, and nothing pauses again.
+  for (std::size_t i = capacity / 2 + 1; i < capacity + 10; ++i)
+    module->on_external_message(device_topic, "{}");
+  EXPECT_FALSE(external->receiving_paused());
+  EXPECT_EQ(module->stats().external_held, 1U);
+  EXPECT_EQ(module->stats().to_twin, capacity);
+  EXPECT_EQ(module->stats().refused, 10U);
+
+  // Once drained it is an ordinary group again.
+  while (b.try_receive("twin")) {
+  }
+  test::drain(io);
+  for (std::size_t i = 0; i <= capacity / 2; ++i)
+    module->on_external_message(device_topic, "{}");
+  EXPECT_TRUE(external->receiving_paused());
+  EXPECT_EQ(module->stats().external_held, 2U);
+}
+
+TEST_F(eventbus_module_test, a_pause_never_outlasts_half_the_external_keepalive) {
+  external = unstarted_external(io, clk, /*keepalive=*/2);
+  eventbus_options o;
+  o.slow_group_timeout = 10s;
+  start(o, {}, false);
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  for (std::size_t i = 0; i <= b.options().inbox_capacity / 2; ++i)
+    module->on_external_message(device_topic, "{}");
+  ASSERT_TRUE(external->receiving_paused());
+  clk.advance(1s);  // the PINGRESP would otherwise wait unread past the keepalive
+  EXPECT_FALSE(external->receiving_paused());
+  EXPECT_EQ(module->stats().groups_slow, 1U);
+}
+
+TEST_F(eventbus_module_test, twin_and_hub_crowded_together_resume_the_subscriber_once_both_drain) {
+  external = unstarted_external(io, clk);
+  start({}, {}, false);
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  ASSERT_TRUE(b.add_module("hub", "hub"));
+  const std::size_t capacity = b.options().inbox_capacity;
+  for (std::size_t i = 0; i <= capacity / 2; ++i) {
+    module->on_external_message(device_topic, "{}");
+    module->on_external_message("SYS/dis/upload_records", "{}");
+  }
+  ASSERT_TRUE(external->receiving_paused());
+  EXPECT_EQ(module->stats().external_held, 2U);
+  while (b.try_receive("twin")) {
+  }
+  test::drain(io);
+  EXPECT_TRUE(external->receiving_paused()) << "hub is still crowded";
+  while (b.try_receive("hub")) {
+  }
+  test::drain(io);
+  EXPECT_FALSE(external->receiving_paused());
 }
 
 }  // namespace

@@ -120,7 +120,7 @@ void eventbus_module::on_external_message(std::string_view topic, std::string_vi
 
 bool eventbus_module::forward(std::string_view topic, std::string_view payload,
                               std::string_view group) {
-  auto msg = to_bus_message(topic, payload, unix_millis());
+  auto msg = to_bus_message(topic, payload, unix_millis(), resources_);
   if (log_->should_log(spdlog::level::trace)) {
     log_->trace("mqtt_to_bus topic=\"{}\" group={} bytes={}", log::escape(topic), group,
                 payload.size());

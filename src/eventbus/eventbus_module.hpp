@@ -41,6 +41,7 @@
 #include "common/clock.hpp"
 #include "common/expected.hpp"
 #include "common/string_hash.hpp"
+#include "eventbus/routing.hpp"
 #include "mqtt/codec/packet.hpp"
 
 namespace spdlog {
@@ -216,6 +217,7 @@ class eventbus_module final : public bus::module {
   rate_limit slow_warning_;
   // twin and hub at most; looked up by the group's string_view without a copy
   std::unordered_map<std::string, crowded_group, string_hash, std::equal_to<>> crowded_;
+  resource_cache resources_;  // device topics' base64, one encoding per device, not per message
   std::size_t external_pauses_ = 0;   // crowded groups the external subscriber is paused for
   clock::duration external_limit_{};  // how long it may stay paused for one group
   std::unique_ptr<clock::timer> external_timer_;  // ends pauses that last past the limit

@@ -87,5 +87,29 @@ TEST(routing, binary_payload_is_kept_byte_for_byte_as_text_content) {
   EXPECT_EQ(m.content.bytes(), payload);
 }
 
+TEST(routing, the_resource_cache_gives_each_topic_its_own_encoding_whatever_it_holds) {
+  resource_cache cache;
+  for (const auto& v : twin_vectors) {
+    EXPECT_EQ(cache.resource_of(v.topic), v.resource);
+    EXPECT_EQ(cache.resource_of(v.topic), v.resource) << "from the cache";
+  }
+  // Many more topics than slots, so that slots are taken over, in two rounds; and topics too
+  // long to be kept, which are encoded every time.
+  const std::string long_tail(resource_cache::max_topic_bytes, 'x');
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 1000; ++i) {
+      const std::string topic =
+          "$hw/events/device/default/dev-" + std::to_string(i) + "/twin/update";
+      ASSERT_EQ(cache.resource_of(topic), bus::base64_url(topic)) << topic;
+      const std::string long_topic = topic + long_tail;
+      ASSERT_EQ(cache.resource_of(long_topic), bus::base64_url(long_topic));
+    }
+  }
+  const auto cached = to_bus_message(twin_vectors[0].topic, "p", 7, cache);
+  const auto fresh = to_bus_message(twin_vectors[0].topic, "p", 7);
+  EXPECT_EQ(cached.route, fresh.route);
+  EXPECT_EQ(cached.content, fresh.content);
+}
+
 }  // namespace
 }  // namespace ebus::eventbus

@@ -31,20 +31,22 @@ namespace {
 template <class Resource>
 bus::message build(std::string_view topic, std::string_view payload, std::int64_t timestamp_ms,
                    Resource&& twin_resource) {
-  bus::message m;
-  m.header.id = bus::new_uuid();
-  m.header.timestamp = timestamp_ms;
-  m.route.source = bus_source;
-  m.route.group = user_group;
-  if (target_group(topic) == twin_group) {
-    m.route.operation = bus::operation::response;
-    m.route.resource = twin_resource(topic);
-  } else {
-    m.route.operation = bus::operation::upload;
-    m.route.resource = topic;
-  }
-  m.content = bus::content::text(std::string(payload));
-  return m;
+  const bool twin = target_group(topic) == twin_group;
+  // Every member built in place: no default construction and assignment per field.
+  return bus::message{
+      .header = {.id = bus::new_uuid(),
+                 .parent_id = {},
+                 .timestamp = timestamp_ms,
+                 .resource_version = {},
+                 .sync = false,
+                 .type = {}},
+      .route = {.source = std::string(bus_source),
+                .destination = {},
+                .group = std::string(user_group),
+                .operation = std::string(twin ? bus::operation::response : bus::operation::upload),
+                .resource = twin ? twin_resource(topic) : std::string(topic)},
+      .content = bus::content::text(std::string(payload))};
+  ;
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 #include "eventbus/routing.hpp"
 
-#include <functional>
 #include <string>
 
 #include "bus/message_json.hpp"
+#include "common/string_hash.hpp"
 
 namespace ebus::eventbus {
 namespace {
@@ -53,7 +53,8 @@ bus::message build(std::string_view topic, std::string_view payload, std::int64_
 
 std::string resource_cache::resource_of(std::string_view topic) {
   if (topic.size() > max_topic_bytes) return bus::base64_url(topic);
-  slot& s = slots_[std::hash<std::string_view>{}(topic) % slots];
+  // Seeded per process: a client cannot pick topics that all fall into one slot.
+  slot& s = slots_[string_hash{}(topic) % slots];
   if (s.topic != topic) {
     s.topic = topic;
     s.resource = bus::base64_url(topic);

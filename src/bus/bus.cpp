@@ -141,18 +141,12 @@ void bus::resume(std::string_view module) {
 
 // --- flow control ----------------------------------------------------------------------------
 
-namespace {
-bool over_half(const message_queue& q) noexcept {
-  return q.size() > q.capacity() / 2 || q.bytes() > q.byte_limit() / 2;
-}
-}  // namespace
-
 bool bus::crowded(std::span<const mailbox_ptr> members, const backlog* bl) {
   if (members.empty()) return false;
-  if (bl != nullptr && bl->receiver && over_half(bl->queue)) return true;
+  if (bl != nullptr && bl->receiver && !bl->queue.within(2)) return true;
   return std::any_of(members.begin(), members.end(), [](const mailbox_ptr& mb) {
     if (mb->closed) return false;
-    return mb->remote ? mb->load && mb->load() : over_half(mb->queue);
+    return mb->remote ? mb->load && mb->load() : !mb->queue.within(2);
   });
 }
 
@@ -342,13 +336,9 @@ std::optional<message> bus::take(mailbox& mb) {
   std::optional<message> m;
   if (mb.queue.empty()) return m;
   mb.queue.pop_into(m);  // its charge is released here
-  if (!watched_.empty() && mb.queue.size() <= mb.queue.capacity() / 4 &&
-      mb.queue.bytes() <= mb.queue.byte_limit() / 4) {
-    post_relief_check();
-  }
+  if (!watched_.empty() && mb.queue.within(4)) post_relief_check();
   // A hand-over paused for room goes on once the inbox is half empty.
-  if (!mb.receiving.empty() && mb.queue.size() <= mb.queue.capacity() / 2 &&
-      mb.queue.bytes() <= mb.queue.byte_limit() / 2) {
+  if (!mb.receiving.empty() && mb.queue.within(2)) {
     for (const auto& g : mb.receiving) {
       if (const auto bl = backlogs_.find(g); bl != backlogs_.end() && bl->second.paused) {
         post_slice(bl->first, bl->second);

@@ -121,6 +121,11 @@ class message_queue {
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
   [[nodiscard]] std::size_t capacity() const noexcept { return queue_.capacity(); }
   [[nodiscard]] std::size_t byte_limit() const noexcept { return byte_limit_; }
+  /// Whether it holds at most 1/`part` of its limits, in messages and in bytes (flow control:
+  /// over half is crowded, a quarter is drained).
+  [[nodiscard]] bool within(std::size_t part) const noexcept {
+    return size() <= capacity() / part && bytes_ <= byte_limit_ / part;
+  }
 
  private:
   void append(entry&& e) {

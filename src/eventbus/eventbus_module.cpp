@@ -160,8 +160,7 @@ void eventbus_module::hold(std::string_view group,
                            const std::shared_ptr<mqtt::broker::flow_waiter>& from) {
   crowded_group* c = crowding(group);
   if (c == nullptr) return;
-  ++from->blocking;
-  c->holds.emplace_back(from, from->generation);
+  mqtt::broker::add_hold(c->holds, from);
   ++stats_.publishers_held;
 }
 

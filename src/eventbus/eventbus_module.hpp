@@ -35,6 +35,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "bus/module.hpp"
@@ -53,6 +54,7 @@ struct message;
 namespace ebus::mqtt::broker {
 class broker;
 struct flow_waiter;
+using flow_hold = std::pair<std::weak_ptr<flow_waiter>, std::uint64_t>;  // as session.hpp
 }  // namespace ebus::mqtt::broker
 namespace ebus::mqtt::client {
 class external_broker;
@@ -163,7 +165,7 @@ class eventbus_module final : public bus::module {
   /// Publishers held back for one crowded group, from the first hold until the bus says it
   /// has drained (on_relief).
   struct crowded_group {
-    std::vector<std::pair<std::weak_ptr<mqtt::broker::flow_waiter>, std::uint64_t>> holds;
+    std::vector<mqtt::broker::flow_hold> holds;
     clock::time_point since{};  // the first hold
     bool slow = false;          // crowded past slow_group_timeout: holds nobody
     bool external = false;      // the external subscriber is paused for it

@@ -548,16 +548,12 @@ void remote_connection::undeliverable(std::uint64_t& counter, std::uint64_t& tot
 
 void remote_connection::resume_bus() {
   if ((!resume_wanted_ && !relief_wanted_) || !registered_ || closed_) return;
-  const auto& o = server_.options();
-  const auto down_to = [&](std::size_t part) {
-    return queued() <= o.outbound_capacity / part && queued_bytes_ <= o.outbound_bytes / part;
-  };
   bool tell = false;
-  if (resume_wanted_ && down_to(2)) {
+  if (resume_wanted_ && within(2)) {
     resume_wanted_ = false;
     tell = true;
   }
-  if (relief_wanted_ && down_to(4)) {
+  if (relief_wanted_ && within(4)) {
     relief_wanted_ = false;
     tell = true;
   }
@@ -565,11 +561,13 @@ void remote_connection::resume_bus() {
 }
 
 bool remote_connection::crowded() noexcept {
-  const auto& o = server_.options();
-  if (queued() > o.outbound_capacity / 2 || queued_bytes_ > o.outbound_bytes / 2) {
-    relief_wanted_ = true;
-  }
+  if (!within(2)) relief_wanted_ = true;
   return relief_wanted_ && !closed_;
+}
+
+bool remote_connection::within(std::size_t part) const noexcept {
+  const auto& o = server_.options();
+  return queued() <= o.outbound_capacity / part && queued_bytes_ <= o.outbound_bytes / part;
 }
 
 connection_info remote_connection::info() const {

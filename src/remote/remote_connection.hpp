@@ -98,6 +98,8 @@ class remote_connection final : public std::enable_shared_from_this<remote_conne
   /// The bus's remote_load: whether the queue is over half its limits, or has been since and
   /// is not down to a quarter yet (then resume_bus() tells the bus when it is).
   bool crowded() noexcept;
+  /// Whether the outbound queue holds at most 1/`part` of its limits, in messages and bytes.
+  [[nodiscard]] bool within(std::size_t part) const noexcept;
   void wake();
   void spawn(awaitable<void> task, const char* name);
   [[nodiscard]] std::size_t queued() const noexcept { return queue_.size() + in_flight_; }

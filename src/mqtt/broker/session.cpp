@@ -136,8 +136,7 @@ session::enqueue_result session::enqueue(const message_ptr& msg, qos_level qos, 
 void session::hold(const std::shared_ptr<flow_waiter>& publisher) {
   auto* state = over_limit();
   if (!publisher || state == nullptr || !online()) return;
-  ++publisher->blocking;
-  state->waiters.emplace_back(publisher, publisher->generation);
+  add_hold(state->waiters, publisher);
 }
 
 void release_holds(std::vector<flow_hold> holds) noexcept {

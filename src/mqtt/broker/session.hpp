@@ -56,6 +56,12 @@ struct flow_waiter {
 /// One hold on a publisher: its flow record and the generation the hold was made in.
 using flow_hold = std::pair<std::weak_ptr<flow_waiter>, std::uint64_t>;
 
+/// Holds `publisher` back once more, recording the hold in `holds`.
+inline void add_hold(std::vector<flow_hold>& holds, const std::shared_ptr<flow_waiter>& publisher) {
+  ++publisher->blocking;
+  holds.emplace_back(publisher, publisher->generation);
+}
+
 /// Ends `holds`: each publisher whose wait did not end otherwise meanwhile waits for one fewer,
 /// and goes on (on_clear) when that was the last.
 void release_holds(std::vector<flow_hold> holds) noexcept;

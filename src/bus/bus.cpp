@@ -492,7 +492,8 @@ expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group
                                                           bool& crowded_after) {
   crowded_after = false;
   if (stopped_) return fail(err(bus_errc::cancelled));
-  const auto bl = backlogs_.find(group);
+  // Backlogs are rare: no hashing of the name for them on every message.
+  const auto bl = backlogs_.empty() ? backlogs_.end() : backlogs_.find(group);
   const auto it = groups_.find(group);
   if (it == groups_.end() || it->second.empty()) {
     if (bl != backlogs_.end()) return keep(group, bl->second, std::move(msg));

@@ -112,7 +112,7 @@ class message_queue {
 
   /// Discards every message and frees the storage; their charges are released.
   void clear() {
-    queue_ = bounded_queue<entry>(queue_.capacity());
+    queue_.clear();
     bytes_ = 0;
   }
 
@@ -135,11 +135,7 @@ class message_queue {
   }
 
   void append(message&& msg, std::size_t bytes, budget_charge&& charge) {
-    (void)queue_.push_with([&](entry& slot) {  // room_for() said it fits
-      slot.msg = std::move(msg);
-      slot.bytes = bytes;
-      slot.charge = std::move(charge);
-    });
+    (void)queue_.emplace(std::move(msg), bytes, std::move(charge));  // room_for(): it fits
     bytes_ += bytes;
   }
 

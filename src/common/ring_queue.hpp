@@ -73,16 +73,30 @@ class ring_queue {
   T& back() noexcept { return at(block_->size - 1); }
   const T& back() const noexcept { return at(block_->size - 1); }
 
+  /// Builds the element in its slot; an aggregate from braces, so that its members are
+  /// initialised from `args` directly.
   template <class... Args>
   T& emplace_back(Args&&... args) {
     if (size() == capacity()) grow();
     T* slot = &slots()[(block_->head + block_->size) & (block_->capacity - 1)];
-    std::construct_at(slot, std::forward<Args>(args)...);
+    if constexpr (std::is_aggregate_v<T>) {
+      ::new (static_cast<void*>(slot)) T{std::forward<Args>(args)...};
+    } else {
+      std::construct_at(slot, std::forward<Args>(args)...);
+    }
     ++block_->size;
     return *slot;
   }
   void push_back(T&& value) { emplace_back(std::move(value)); }
   void push_back(const T& value) { emplace_back(value); }
+
+  /// Puts `value` before the first element.
+  void push_front(T&& value) {
+    if (size() == capacity()) grow();
+    block_->head = (block_->head + block_->capacity - 1) & (block_->capacity - 1);
+    std::construct_at(&slots()[block_->head], std::move(value));
+    ++block_->size;
+  }
 
   void pop_front() noexcept {
     std::destroy_at(&at(0));

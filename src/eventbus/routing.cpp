@@ -1,5 +1,6 @@
 #include "eventbus/routing.hpp"
 
+#include <cstring>
 #include <string>
 
 #include "bus/message_json.hpp"
@@ -8,22 +9,32 @@
 namespace ebus::eventbus {
 namespace {
 
-/// `topic` equals `prefix` or continues it with '/' (regex `^prefix(/.*)?$`).
-bool at_or_under(std::string_view topic, std::string_view prefix) noexcept {
-  return topic.starts_with(prefix) &&
-         (topic.size() == prefix.size() || topic[prefix.size()] == '/');
+/// `topic` equals `prefix` or continues it with '/' (regex `^prefix(/.*)?$`). The prefix is a
+/// literal, so the comparison is a fixed-size one the compiler inlines (this runs per message).
+template <std::size_t N>
+bool at_or_under(std::string_view topic, const char (&prefix)[N]) noexcept {
+  constexpr std::size_t n = N - 1;
+  return topic.size() >= n && std::memcmp(topic.data(), prefix, n) == 0 &&
+         (topic.size() == n || topic[n] == '/');
 }
 
 constexpr std::string_view bus_source = "bus";
 constexpr std::string_view user_group = "user";
 
+bool twin_topic(std::string_view topic) noexcept {
+  constexpr std::string_view events = "$hw/events/";
+  if (topic.size() <= events.size() ||
+      std::memcmp(topic.data(), events.data(), events.size()) != 0) {
+    return false;
+  }
+  const std::string_view rest = topic.substr(events.size());
+  return at_or_under(rest, "device") || at_or_under(rest, "node");
+}
+
 }  // namespace
 
 std::string_view target_group(std::string_view topic) noexcept {
-  if (at_or_under(topic, "$hw/events/device") || at_or_under(topic, "$hw/events/node")) {
-    return twin_group;
-  }
-  return hub_group;
+  return twin_topic(topic) ? twin_group : hub_group;
 }
 
 namespace {
@@ -31,7 +42,7 @@ namespace {
 template <class Resource>
 bus::message build(std::string_view topic, std::string_view payload, std::int64_t timestamp_ms,
                    Resource&& twin_resource) {
-  const bool twin = target_group(topic) == twin_group;
+  const bool twin = twin_topic(topic);
   // Every member built in place: no default construction and assignment per field.
   return bus::message{
       .header = {.id = bus::new_uuid(),

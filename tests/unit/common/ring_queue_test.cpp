@@ -43,8 +43,11 @@ TEST(ring_queue, matches_a_deque_on_random_operations) {
   std::deque<int> model;
   int next = 0;
   for (int step = 0; step < 20000; ++step) {
-    const auto op = rng() % 10;
-    if (op < 5 || model.empty()) {
+    const auto op = rng() % 11;
+    if (op == 10) {
+      q.push_front(std::make_unique<int>(next));
+      model.push_front(next++);
+    } else if (op < 5 || model.empty()) {
       q.push_back(std::make_unique<int>(next));
       model.push_back(next++);
     } else if (op < 8) {

@@ -56,6 +56,10 @@ TEST(routing, twin_rule_needs_a_segment_boundary) {
   EXPECT_EQ(target_group("$hw/events/devicex/a"), "hub");
   EXPECT_EQ(target_group("$hw/events/nodex"), "hub");
   EXPECT_EQ(target_group("x$hw/events/device/a"), "hub");
+  EXPECT_EQ(target_group("$hw/events/"), "hub");
+  EXPECT_EQ(target_group("$hw/events"), "hub");
+  EXPECT_EQ(target_group("$hw/events/dev"), "hub");
+  EXPECT_EQ(target_group("$hw/events/nod/x"), "hub");
 }
 
 TEST(routing, header_has_a_fresh_uuid_the_given_timestamp_and_no_parent) {

@@ -572,12 +572,14 @@ awaitable<void> connection::writer() {
 
 void connection::queue_control(const codec::packet& p) {
   auto& control = out().control;
+  const std::size_t capacity = control.capacity();
   codec::encode(p, control);
   if (control.size() > core().options().max_control_backlog) {
     close("client does not read its acknowledgements");
     return;
   }
-  if (!charge_buffers()) return;
+  // Only growth has something new to charge (every read charges the buffers again anyway).
+  if (control.capacity() > capacity && !charge_buffers()) return;
   wake();
 }
 

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/memory_budget.hpp"
 #include "conformance.hpp"
 
 namespace ebus::test::conformance {
@@ -168,6 +169,33 @@ TEST(flow_control, a_packet_that_never_completes_is_closed_after_the_packet_time
   EXPECT_TRUE(closed);
   EXPECT_EQ(stats(h).packet_timeouts, 1u);
   EXPECT_TRUE(round_trip(*calm, "calm/after")) << "other clients are served meanwhile";
+}
+
+TEST(flow_control, unread_acknowledgements_are_charged_to_the_budget_and_close_their_connection) {
+  // A publisher that never reads its PUBACKs: once the socket buffers are full they pile up in
+  // the broker. Their buffer's growth is charged to the connections' share of the budget (a
+  // quarter of it, 64 KiB here), which closes the connection long before max_control_backlog
+  // (256 KiB) would; what it held goes back to the budget.
+  memory_budget budget(256 * 1024);
+  broker_harness h({.budget = &budget});
+  auto calm = connect_peer(h.port(), "calm");
+  auto deaf = connect_peer(h.port(), make_connect("deaf"), {.receive_buffer = 4096});
+  ASSERT_TRUE(deaf);
+  const auto used_before = h.call([&](mqtt::broker::server&) { return budget.used(); });
+  std::string batch;
+  for (std::uint16_t id = 1; id <= 1000; ++id) {
+    codec::encode(make_publish("acks/t", "", qos1, id), batch);
+  }
+  // 4 bytes of PUBACK for each 12-byte PUBLISH. The kernel keeps the first 2 MB or so on
+  // loopback; 4,000 batches would make 16 MB of them.
+  for (int round = 0; round < 4000 && stats(h).budget_disconnects == 0; ++round) {
+    deaf->send_raw(batch);
+  }
+  EXPECT_EQ(stats(h).budget_disconnects, 1u)
+      << "after " << stats(h).messages_received << " messages";
+  EXPECT_TRUE(deaf->closed_within());
+  EXPECT_TRUE(round_trip(*calm, "calm/after")) << "other clients are served meanwhile";
+  EXPECT_LE(h.call([&](mqtt::broker::server&) { return budget.used(); }), used_before);
 }
 
 TEST(flow_control, subscriptions_past_the_per_client_cap_get_0x80_on_the_wire) {

@@ -105,22 +105,22 @@ void eventbus_module::install(const std::vector<std::string>& persisted) {
 
 void eventbus_module::on_mqtt_message(std::string_view topic, std::string_view payload,
                                       const std::shared_ptr<mqtt::broker::flow_waiter>& from) {
-  const std::string_view group = target_group(topic);
   // The next messages of this publisher wait in its socket while the group drains, as for a
   // subscriber over its limit: a burst from devices loses nothing to a module that keeps
   // reading. A group with no member is never crowded (nothing would drain it).
-  if (forward(topic, payload, group) && from) hold(group, from);
+  if (const auto [group, crowded] = forward(topic, payload); crowded && from) hold(group, from);
 }
 
 void eventbus_module::on_external_message(std::string_view topic, std::string_view payload) {
-  const std::string_view group = target_group(topic);
   // The same for the external broker's messages: they wait in its queue for our subscriber.
-  if (forward(topic, payload, group) && external_ != nullptr) hold_external(group);
+  if (const auto [group, crowded] = forward(topic, payload); crowded && external_ != nullptr) {
+    hold_external(group);
+  }
 }
 
-bool eventbus_module::forward(std::string_view topic, std::string_view payload,
-                              std::string_view group) {
-  auto msg = to_bus_message(topic, payload, unix_millis(), resources_);
+eventbus_module::forwarded eventbus_module::forward(std::string_view topic,
+                                                    std::string_view payload) {
+  auto [group, msg] = route_to_bus(topic, payload, unix_millis(), resources_);
   if (log_->should_log(spdlog::level::trace)) {
     log_->trace("mqtt_to_bus topic=\"{}\" group={} bytes={}", log::escape(topic), group,
                 payload.size());
@@ -136,7 +136,7 @@ bool eventbus_module::forward(std::string_view topic, std::string_view payload,
   } else {
     ++stats_.to_hub;
   }
-  return crowded;
+  return {group, crowded};
 }
 
 eventbus_module::crowded_group* eventbus_module::crowding(std::string_view group) {

@@ -188,7 +188,12 @@ class eventbus_module final : public bus::module {
   void refuse(const bus::message& request, const std::string& reason);
   bool allow_warning(rate_limit& limit);
   void warn_undelivered(std::string_view group, std::error_code ec);
-  bool forward(std::string_view topic, std::string_view payload, std::string_view group);
+  /// Where forward() sent a message, and whether that group is crowded now.
+  struct forwarded {
+    std::string_view group;
+    bool crowded = false;
+  };
+  forwarded forward(std::string_view topic, std::string_view payload);
   crowded_group* crowding(std::string_view group);
   void hold(std::string_view group, const std::shared_ptr<mqtt::broker::flow_waiter>& from);
   void hold_external(std::string_view group);

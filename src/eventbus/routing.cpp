@@ -41,8 +41,7 @@ namespace {
 
 template <class Resource>
 bus::message build(std::string_view topic, std::string_view payload, std::int64_t timestamp_ms,
-                   Resource&& twin_resource) {
-  const bool twin = twin_topic(topic);
+                   bool twin, Resource&& twin_resource) {
   // Every member built in place: no default construction and assignment per field.
   return bus::message{
       .header = {.id = bus::new_uuid(),
@@ -57,7 +56,6 @@ bus::message build(std::string_view topic, std::string_view payload, std::int64_
                 .operation = std::string(twin ? bus::operation::response : bus::operation::upload),
                 .resource = twin ? twin_resource(topic) : std::string(topic)},
       .content = bus::content::text(std::string(payload))};
-  ;
 }
 
 }  // namespace
@@ -75,13 +73,16 @@ std::string resource_cache::resource_of(std::string_view topic) {
 
 bus::message to_bus_message(std::string_view topic, std::string_view payload,
                             std::int64_t timestamp_ms) {
-  return build(topic, payload, timestamp_ms, [](std::string_view t) { return bus::base64_url(t); });
+  return build(topic, payload, timestamp_ms, twin_topic(topic),
+               [](std::string_view t) { return bus::base64_url(t); });
 }
 
-bus::message to_bus_message(std::string_view topic, std::string_view payload,
+routed_message route_to_bus(std::string_view topic, std::string_view payload,
                             std::int64_t timestamp_ms, resource_cache& cache) {
-  return build(topic, payload, timestamp_ms,
-               [&cache](std::string_view t) { return cache.resource_of(t); });
+  const bool twin = twin_topic(topic);
+  return {.group = twin ? twin_group : hub_group,
+          .message = build(topic, payload, timestamp_ms, twin,
+                           [&cache](std::string_view t) { return cache.resource_of(t); })};
 }
 
 }  // namespace ebus::eventbus

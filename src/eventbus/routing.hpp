@@ -44,8 +44,14 @@ class resource_cache {
 /// The bus message for `topic` and `payload`, with a fresh id and the given timestamp (ms).
 [[nodiscard]] bus::message to_bus_message(std::string_view topic, std::string_view payload,
                                           std::int64_t timestamp_ms);
-/// The same, taking the twin resource from `cache`.
-[[nodiscard]] bus::message to_bus_message(std::string_view topic, std::string_view payload,
+/// An MQTT message on its way to the bus: the group it goes to and the message.
+struct routed_message {
+  std::string_view group;  ///< twin_group or hub_group
+  bus::message message;
+};
+/// to_bus_message() and target_group() with the topic looked at once, taking the twin
+/// resource from `cache`: the EventBus's path for every message.
+[[nodiscard]] routed_message route_to_bus(std::string_view topic, std::string_view payload,
                                           std::int64_t timestamp_ms, resource_cache& cache);
 
 }  // namespace ebus::eventbus

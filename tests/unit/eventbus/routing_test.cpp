@@ -109,10 +109,12 @@ TEST(routing, the_resource_cache_gives_each_topic_its_own_encoding_whatever_it_h
       ASSERT_EQ(cache.resource_of(long_topic), bus::base64_url(long_topic));
     }
   }
-  const auto cached = to_bus_message(twin_vectors[0].topic, "p", 7, cache);
+  const auto cached = route_to_bus(twin_vectors[0].topic, "p", 7, cache);
   const auto fresh = to_bus_message(twin_vectors[0].topic, "p", 7);
-  EXPECT_EQ(cached.route, fresh.route);
-  EXPECT_EQ(cached.content, fresh.content);
+  EXPECT_EQ(cached.group, twin_group);
+  EXPECT_EQ(cached.message.route, fresh.route);
+  EXPECT_EQ(cached.message.content, fresh.content);
+  EXPECT_EQ(route_to_bus("$hw/events/upload/x", "p", 7, cache).group, hub_group);
 }
 
 }  // namespace

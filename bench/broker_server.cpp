@@ -1,14 +1,18 @@
 // The embedded broker alone on a given port, for side-by-side benchmarks against mosquitto:
-//   broker_server PORT [--url URL] [--cert FILE --key FILE]
+//   broker_server PORT [--url URL] [--cert FILE --key FILE] [--max-connections N]
 // Without --url it listens on tcp://127.0.0.1:PORT. --url names the one listener instead
 // (tls://, ws://, wss://127.0.0.1:PORT; its port must be PORT), anonymous clients allowed, the
 // WebSocket path at its default (/mqtt); tls and wss need --cert and --key (PEM).
 // Runs until SIGINT/SIGTERM. Logs at warn level so that logging does not skew the numbers. The
-// broker runs at the daemon's defaults, memory budget (maxMemoryBytes) and heap policy included.
+// broker runs at the daemon's defaults, memory budget (maxMemoryBytes) and heap policy included;
+// --max-connections raises the one limit that a bench of more idle clients than its default
+// (10,000) has to.
 #include <csignal>
+#include <cstddef>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "common/asio.hpp"
@@ -23,7 +27,8 @@
 
 namespace {
 
-constexpr const char* usage = "usage: broker_server PORT [--url URL] [--cert FILE --key FILE]\n";
+constexpr const char* usage =
+    "usage: broker_server PORT [--url URL] [--cert FILE --key FILE] [--max-connections N]\n";
 
 int run(int argc, char** argv) {
   if (argc < 2 || argc % 2 != 0) {
@@ -33,6 +38,7 @@ int run(int argc, char** argv) {
   const std::string port = argv[1];
   ebus::mqtt::broker::listener_options listener;
   listener.url = "tcp://127.0.0.1:" + port;
+  std::optional<std::size_t> max_connections;
   // The options follow PORT: parse them as if they began the command line.
   ebus::bench::parse_options(argc - 1, argv + 1,
                              [&](const std::string& key, const std::string& value) {
@@ -42,6 +48,8 @@ int run(int argc, char** argv) {
                                  listener.tls.cert_file = value;
                                } else if (key == "--key") {
                                  listener.tls.key_file = value;
+                               } else if (key == "--max-connections") {
+                                 max_connections = std::stoul(value);
                                } else {
                                  return false;
                                }
@@ -65,6 +73,7 @@ int run(int argc, char** argv) {
   ebus::mqtt::broker::broker_options opts;
   opts.budget = &budget;
   opts.listen_url = listener.url;
+  if (max_connections) opts.max_connections = *max_connections;
   ebus::mqtt::broker::server srv(io.get_executor(), clk, opts, {listener});
   if (auto r = srv.start(); !r) {
     std::cerr << r.error() << "\n";

@@ -297,10 +297,11 @@ class remote_counter {
 
  private:
   void run() {
+    ebus::bus::message m;  // decoded again for every message, as a module handling one at a time
     while (!done_.load()) {
-      auto m = client_->receive(50ms);
-      if (!m) return;  // the node went away
-      if (!*m) continue;
+      const auto got = client_->receive_into(m, 50ms);
+      if (!got) return;  // the node went away
+      if (!*got) continue;
       progress_.counted.fetch_add(1, std::memory_order_relaxed);
       progress_.last_ns.store(now_ns(), std::memory_order_release);
     }

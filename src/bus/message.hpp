@@ -57,6 +57,13 @@ class content {
   }
   /// A JSON value. A JSON string becomes text and null becomes null, as Go decodes them.
   [[nodiscard]] static content json(nlohmann::json value);
+  /// Makes this content the text `s`, keeping the storage it holds: a message decoded again and
+  /// again into one object allocates nothing for its content once the storage is large enough.
+  void assign_text(std::string_view s) {
+    kind_ = kind::text;
+    bytes_.assign(s);
+    if (!json_.is_null()) json_ = nullptr;
+  }
 
   [[nodiscard]] kind type() const noexcept { return kind_; }
   [[nodiscard]] bool is_null() const noexcept { return kind_ == kind::null; }

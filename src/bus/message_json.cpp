@@ -680,7 +680,7 @@ bool fast_decode(simdjson::dom::parser& parser, std::string_view text, message& 
   if (!c) {
     m.content = {};
   } else if (std::string_view s; c->get_string().get(s) == simdjson::SUCCESS) {
-    m.content = content::text(std::string(s));
+    m.content.assign_text(s);
   } else {
     m.content = content::json(to_nlohmann(*c));
   }

@@ -236,6 +236,16 @@ expected<std::optional<bus::message>, std::string> bus_client::receive(
   return read_message(timeout);
 }
 
+expected<bool, std::string> bus_client::receive_into(bus::message& m,
+                                                     std::chrono::milliseconds timeout) {
+  if (!kept_.empty()) {
+    m = std::move(kept_.front());
+    kept_.pop_front();
+    return true;
+  }
+  return read_into(m, timeout);
+}
+
 expected<bus::message, std::string> bus_client::request(bus::message m,
                                                         std::chrono::milliseconds timeout) {
   m.header.sync = true;
@@ -359,16 +369,24 @@ expected<std::optional<bus::message>, std::string> bus_client::read_message(
     std::chrono::milliseconds timeout) {
   // One result, decoded in place and returned in place: a message is never moved on its way.
   expected<std::optional<bus::message>, std::string> result;
-  if (auto text = wait_text(timeout); !text) {
-    result = fail(std::move(text.error()));
-  } else if (*text) {
-    if (auto ok = bus::decode_json(**text, result->emplace()); !ok) {
-      close();
-      result =
-          fail("the daemon sent a message that is not a beehive message: " + ok.error().reason);
-    }
+  if (auto got = read_into(result->emplace(), timeout); !got) {
+    result = fail(std::move(got.error()));
+  } else if (!*got) {
+    result->reset();
   }
   return result;
+}
+
+expected<bool, std::string> bus_client::read_into(bus::message& m,
+                                                  std::chrono::milliseconds timeout) {
+  auto text = wait_text(timeout);
+  if (!text) return fail(std::move(text.error()));
+  if (!*text) return false;
+  if (auto ok = bus::decode_json(**text, m); !ok) {
+    close();
+    return fail("the daemon sent a message that is not a beehive message: " + ok.error().reason);
+  }
+  return true;
 }
 
 }  // namespace ebus::remote

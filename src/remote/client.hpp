@@ -72,6 +72,12 @@ class bus_client {
   /// client is unusable afterwards.
   expected<std::optional<bus::message>, std::string> receive(std::chrono::milliseconds timeout);
 
+  /// receive() into `m`, which is overwritten whole: true when a message came within `timeout`,
+  /// false when none did (`m` is then unspecified). The strings of `m` keep their storage from
+  /// one message to the next, so a consumer that handles each message before it takes the next
+  /// allocates nothing per message once they are large enough. Errors as receive().
+  expected<bool, std::string> receive_into(bus::message& m, std::chrono::milliseconds timeout);
+
   /// Sends `m` with header.sync = true and waits for the message whose parent_msg_id is m's id:
   /// the response, or the daemon's error message (operation "error", content the reason), both
   /// returned as they are. Other messages received meanwhile are kept for receive(). Error on
@@ -89,6 +95,8 @@ class bus_client {
   /// Reads one message from the socket, ignoring those kept in `kept_`.
   expected<std::optional<bus::message>, std::string> read_message(
       std::chrono::milliseconds timeout);
+  /// read_message() into `m`: true when one came, false when none did within `timeout`.
+  expected<bool, std::string> read_into(bus::message& m, std::chrono::milliseconds timeout);
   /// The next message's text, waiting at most `timeout` for one; nullopt when none came. Valid
   /// until the next call.
   expected<std::optional<std::string_view>, std::string> wait_text(

@@ -1024,6 +1024,42 @@ TEST_P(remote_module, bus_client_takes_a_burst_whole_and_in_order) {
   EXPECT_FALSE(*none);
 }
 
+TEST_P(remote_module, bus_client_receives_into_one_message_overwritten_whole_each_time) {
+  harness h;
+  ASSERT_TRUE(h.start());
+  auto c = bus_client::connect(h.path(stream()), "remote", "twin", stream());
+  ASSERT_TRUE(c) << c.error();
+  // Each message leaves fields that the next one does not have: a parent id, a JSON content, a
+  // long text; each received message must be the one sent, nothing of the one before.
+  std::vector<bus::message> sent;
+  auto with_parent = make_message("", std::string(300, 'p'));
+  with_parent.header.parent_id = "parent-1";
+  with_parent.route.group = "g";
+  sent.push_back(with_parent);
+  auto json = make_message("", "");
+  json.content = bus::content::json(nlohmann::json{{"k", 1}});
+  sent.push_back(json);
+  sent.push_back(make_message("", "short"));
+  ASSERT_TRUE(h.call([&] {
+    return std::all_of(sent.begin(), sent.end(),
+                       [&](const bus::message& m) { return h.bus().send("remote", m).has_value(); });
+  }));
+  bus::message m;
+  for (const auto& want : sent) {
+    const auto got = c->receive_into(m, 5s);
+    ASSERT_TRUE(got) << got.error();
+    ASSERT_TRUE(*got);
+    EXPECT_EQ(m.header.id, want.header.id);
+    EXPECT_EQ(m.header.parent_id, want.header.parent_id);
+    EXPECT_EQ(m.route.group, want.route.group);
+    EXPECT_EQ(m.route.destination, "remote");
+    EXPECT_EQ(m.content, want.content);
+  }
+  const auto none = c->receive_into(m, 100ms);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
+}
+
 // Sends `contents` to module "remote" from the loop, and checks that `c` receives them, in order.
 void send_and_receive_in_order(harness& h, bus_client& c,
                                const std::vector<std::string>& contents) {

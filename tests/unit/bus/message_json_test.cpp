@@ -493,6 +493,22 @@ TEST(message_json_decode, decoding_into_a_used_message_leaves_nothing_of_it) {
   EXPECT_FALSE(decode_json(R"({"header":{"msg_id":1}})", m));
 }
 
+TEST(message_json, decoding_text_into_a_message_with_other_content_replaces_it_whole) {
+  // A text content reuses the storage of the one before; a JSON value before it must not stay.
+  for (const content& before :
+       {content::json(nlohmann::json{{"k", 1}}), content::text(std::string(100, 'x')),
+        content::binary("bytes")}) {
+    message m;
+    m.content = before;
+    const std::string text = R"({"header":{"msg_id":"new"},"content":"t"})";
+    ASSERT_TRUE(decode_json(text, m));
+    EXPECT_EQ(m.content.type(), content::kind::text);
+    EXPECT_EQ(m.content.bytes(), "t");
+    EXPECT_TRUE(m.content.json_value().is_null());
+    EXPECT_EQ(m, *from_json(text));
+  }
+}
+
 TEST(message_json, encoding_appends_and_grows_past_its_first_guess) {
   // Quotes and controls take up to six bytes each: far past the room guessed at first, with a
   // prefix already in the string.

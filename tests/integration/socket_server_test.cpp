@@ -1041,8 +1041,9 @@ TEST_P(remote_module, bus_client_receives_into_one_message_overwritten_whole_eac
   sent.push_back(json);
   sent.push_back(make_message("", "short"));
   ASSERT_TRUE(h.call([&] {
-    return std::all_of(sent.begin(), sent.end(),
-                       [&](const bus::message& m) { return h.bus().send("remote", m).has_value(); });
+    return std::all_of(sent.begin(), sent.end(), [&](const bus::message& m) {
+      return h.bus().send("remote", m).has_value();
+    });
   }));
   bus::message m;
   for (const auto& want : sent) {

@@ -495,9 +495,8 @@ TEST(message_json_decode, decoding_into_a_used_message_leaves_nothing_of_it) {
 
 TEST(message_json, decoding_text_into_a_message_with_other_content_replaces_it_whole) {
   // A text content reuses the storage of the one before; a JSON value before it must not stay.
-  for (const content& before :
-       {content::json(nlohmann::json{{"k", 1}}), content::text(std::string(100, 'x')),
-        content::binary("bytes")}) {
+  for (const content& before : {content::json(nlohmann::json{{"k", 1}}),
+                                content::text(std::string(100, 'x')), content::binary("bytes")}) {
     message m;
     m.content = before;
     const std::string text = R"({"header":{"msg_id":"new"},"content":"t"})";

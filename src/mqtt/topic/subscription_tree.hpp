@@ -30,6 +30,8 @@
 //   plus      the '+' next level, a dedicated slot;
 //   hash      the subscriptions to "<this node's path>/#"; '#' is always last, so it needs no node;
 //   exact     the subscriptions whose filter ends at this node.
+// A filter's subscriptions are a subscriber_set: a small vector for the one subscriber most
+// filters have, with a hash index once there are many.
 //
 // The dedicated '+' and '#' slots follow nats-server's sublist (`level{nodes, pwc, fwc}`): when no
 // filter has a wildcard at some position, checking for one costs a null test, not a hash lookup.
@@ -61,10 +63,10 @@
 #include <cstddef>
 #include <memory>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "mqtt/topic/subscriber_set.hpp"
 #include "mqtt/topic/topic.hpp"
 #include "mqtt/topic/tree_detail.hpp"
 
@@ -131,7 +133,7 @@ class subscription_tree {
   struct subscribers {
     explicit subscribers(const topic_filter& f) : filter(f) {}
     topic_filter filter;
-    std::unordered_map<Key, Value> by_key;
+    subscriber_set<Key, Value> by_key;
   };
 
   struct node {
@@ -199,7 +201,7 @@ bool subscription_tree<Key, Value>::insert(const topic_filter& filter, Key key, 
     slot = &current->exact;
   }
   if (!*slot) *slot = std::make_unique<subscribers>(filter);
-  const bool added = (*slot)->by_key.insert_or_assign(std::move(key), std::move(value)).second;
+  const bool added = (*slot)->by_key.insert_or_assign(std::move(key), std::move(value));
   if (added) ++size_;
   return added;
 }
@@ -223,7 +225,7 @@ bool subscription_tree<Key, Value>::erase(const topic_filter& filter, const Key&
     current = next;
   }
   if (slot == nullptr) slot = &current->exact;
-  if (!*slot || (*slot)->by_key.erase(key) == 0) return false;
+  if (!*slot || !(*slot)->by_key.erase(key)) return false;
   --size_;
   if ((*slot)->by_key.empty()) slot->reset();
 

@@ -56,6 +56,19 @@ std::string connect_hint(int err, bool stream) {
   }
 }
 
+/// `read(m)` (a message: true, none: false) as the optional that receive() returns, decoded
+/// where it is returned: a message is never moved on its way.
+template <class Read>
+expected<std::optional<bus::message>, std::string> as_optional(Read&& read) {
+  expected<std::optional<bus::message>, std::string> result;
+  if (auto got = read(result->emplace()); !got) {
+    result = fail(std::move(got.error()));
+  } else if (!*got) {
+    result->reset();
+  }
+  return result;
+}
+
 }  // namespace
 
 expected<bus_client, std::string> bus_client::connect(const std::string& path,
@@ -228,12 +241,7 @@ expected<void, std::string> bus_client::send(const bus::message& m) {
 
 expected<std::optional<bus::message>, std::string> bus_client::receive(
     std::chrono::milliseconds timeout) {
-  if (!kept_.empty()) {
-    auto m = std::move(kept_.front());
-    kept_.pop_front();
-    return m;
-  }
-  return read_message(timeout);
+  return as_optional([&](bus::message& m) { return receive_into(m, timeout); });
 }
 
 expected<bool, std::string> bus_client::receive_into(bus::message& m,
@@ -367,14 +375,7 @@ expected<std::optional<std::string_view>, std::string> bus_client::wait_text(
 
 expected<std::optional<bus::message>, std::string> bus_client::read_message(
     std::chrono::milliseconds timeout) {
-  // One result, decoded in place and returned in place: a message is never moved on its way.
-  expected<std::optional<bus::message>, std::string> result;
-  if (auto got = read_into(result->emplace(), timeout); !got) {
-    result = fail(std::move(got.error()));
-  } else if (!*got) {
-    result->reset();
-  }
-  return result;
+  return as_optional([&](bus::message& m) { return read_into(m, timeout); });
 }
 
 expected<bool, std::string> bus_client::read_into(bus::message& m,

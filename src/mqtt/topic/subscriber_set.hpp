@@ -9,7 +9,6 @@
 // Thread safety: distinct objects safe; shared objects unsafe.
 
 #include <cstddef>
-#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <utility>

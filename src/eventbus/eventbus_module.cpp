@@ -84,9 +84,9 @@ void eventbus_module::install(const std::vector<std::string>& persisted) {
     if (external_ != nullptr) external_->subscribe(topic);
   }
   if (internal_ != nullptr) {
-    internal_->set_interceptor([this](const mqtt::broker::message_ptr& m,
+    internal_->set_interceptor([this](mqtt::broker::inbound_message& m,
                                       const std::shared_ptr<mqtt::broker::flow_waiter>& from) {
-      on_mqtt_message(m->topic, m->payload, from);
+      on_mqtt_message(m.topic(), m.take_payload(), from);
     });
   }
   if (internal_ != nullptr || external_ != nullptr) {
@@ -103,27 +103,29 @@ void eventbus_module::install(const std::vector<std::string>& persisted) {
   }
 }
 
-void eventbus_module::on_mqtt_message(std::string_view topic, std::string_view payload,
+void eventbus_module::on_mqtt_message(std::string_view topic, std::string payload,
                                       const std::shared_ptr<mqtt::broker::flow_waiter>& from) {
   // The next messages of this publisher wait in its socket while the group drains, as for a
   // subscriber over its limit: a burst from devices loses nothing to a module that keeps
   // reading. A group with no member is never crowded (nothing would drain it).
-  if (const auto [group, crowded] = forward(topic, payload); crowded && from) hold(group, from);
+  if (const auto [group, crowded] = forward(topic, std::move(payload)); crowded && from) {
+    hold(group, from);
+  }
 }
 
 void eventbus_module::on_external_message(std::string_view topic, std::string_view payload) {
   // The same for the external broker's messages: they wait in its queue for our subscriber.
-  if (const auto [group, crowded] = forward(topic, payload); crowded && external_ != nullptr) {
+  if (const auto [group, crowded] = forward(topic, std::string(payload));
+      crowded && external_ != nullptr) {
     hold_external(group);
   }
 }
 
-eventbus_module::forwarded eventbus_module::forward(std::string_view topic,
-                                                    std::string_view payload) {
-  auto [group, msg] = route_to_bus(topic, payload, unix_millis(), resources_);
+eventbus_module::forwarded eventbus_module::forward(std::string_view topic, std::string payload) {
+  auto [group, msg] = route_to_bus(topic, std::move(payload), unix_millis(), resources_);
   if (log_->should_log(spdlog::level::trace)) {
     log_->trace("mqtt_to_bus topic=\"{}\" group={} bytes={}", log::escape(topic), group,
-                payload.size());
+                msg.content.bytes().size());
   }
   bool crowded = false;
   auto sent = bus_.send_to_group(group, std::move(msg), crowded);

@@ -134,7 +134,7 @@ class eventbus_module final : public bus::module {
   /// the publisher's flow, is held back while the target group is crowded (bus::crowded), as
   /// a subscriber over its limit holds it (docs/BROKER.md#flow-control), for at most
   /// slow_group_timeout. Without `from`, nobody is held.
-  void on_mqtt_message(std::string_view topic, std::string_view payload,
+  void on_mqtt_message(std::string_view topic, std::string payload,
                        const std::shared_ptr<mqtt::broker::flow_waiter>& from = {});
 
   /// MQTT -> bus, for one message from the external broker's subscriber. While the target
@@ -193,7 +193,7 @@ class eventbus_module final : public bus::module {
     std::string_view group;
     bool crowded = false;
   };
-  forwarded forward(std::string_view topic, std::string_view payload);
+  forwarded forward(std::string_view topic, std::string payload);
   crowded_group* crowding(std::string_view group);
   void hold(std::string_view group, const std::shared_ptr<mqtt::broker::flow_waiter>& from);
   void hold_external(std::string_view group);

@@ -40,7 +40,7 @@ std::string_view target_group(std::string_view topic) noexcept {
 namespace {
 
 template <class Resource>
-bus::message build(std::string_view topic, std::string_view payload, std::int64_t timestamp_ms,
+bus::message build(std::string_view topic, std::string&& payload, std::int64_t timestamp_ms,
                    bool twin, Resource&& twin_resource) {
   // Every member built in place: no default construction and assignment per field.
   return bus::message{
@@ -55,7 +55,7 @@ bus::message build(std::string_view topic, std::string_view payload, std::int64_
                 .group = std::string(user_group),
                 .operation = std::string(twin ? bus::operation::response : bus::operation::upload),
                 .resource = twin ? twin_resource(topic) : std::string(topic)},
-      .content = bus::content::text(std::string(payload))};
+      .content = bus::content::text(std::move(payload))};
 }
 
 }  // namespace
@@ -73,15 +73,15 @@ std::string resource_cache::resource_of(std::string_view topic) {
 
 bus::message to_bus_message(std::string_view topic, std::string_view payload,
                             std::int64_t timestamp_ms) {
-  return build(topic, payload, timestamp_ms, twin_topic(topic),
+  return build(topic, std::string(payload), timestamp_ms, twin_topic(topic),
                [](std::string_view t) { return bus::base64_url(t); });
 }
 
-routed_message route_to_bus(std::string_view topic, std::string_view payload,
-                            std::int64_t timestamp_ms, resource_cache& cache) {
+routed_message route_to_bus(std::string_view topic, std::string payload, std::int64_t timestamp_ms,
+                            resource_cache& cache) {
   const bool twin = twin_topic(topic);
   return {.group = twin ? twin_group : hub_group,
-          .message = build(topic, payload, timestamp_ms, twin,
+          .message = build(topic, std::move(payload), timestamp_ms, twin,
                            [&cache](std::string_view t) { return cache.resource_of(t); })};
 }
 

@@ -50,8 +50,8 @@ struct routed_message {
   bus::message message;
 };
 /// to_bus_message() and target_group() with the topic looked at once, taking the twin
-/// resource from `cache`: the EventBus's path for every message.
-[[nodiscard]] routed_message route_to_bus(std::string_view topic, std::string_view payload,
+/// resource from `cache` and the payload's storage: the EventBus's path for every message.
+[[nodiscard]] routed_message route_to_bus(std::string_view topic, std::string payload,
                                           std::int64_t timestamp_ms, resource_cache& cache);
 
 }  // namespace ebus::eventbus

@@ -17,7 +17,7 @@
 namespace ebus::test::conformance {
 namespace {
 
-using mqtt::broker::message_ptr;
+using mqtt::broker::inbound_message;
 
 /// A copy of an intercepted message's fields (the message itself is shared and immutable).
 struct seen_message {
@@ -35,8 +35,8 @@ struct intercepted {
 
   bool install(broker_harness& h, const std::string& filter) {
     return h.call([this, &filter](server& s) {
-      s.core().set_interceptor([this](const message_ptr& m, const auto&) {
-        messages.push_back({m->topic, m->payload, m->qos, m->retain});
+      s.core().set_interceptor([this](inbound_message& m, const auto&) {
+        messages.push_back({std::string(m.topic()), m.take_payload(), m.qos(), m.retain()});
       });
       return s.core().add_interest(filter);
     });

@@ -152,8 +152,8 @@ const session* broker::find_session(std::string_view client_id) const {
   return sessions_.find(client_id);
 }
 
-message_ptr broker::make_message(std::string&& topic, std::string&& payload, qos_level qos,
-                                 bool retain) {
+std::optional<inbound_message> broker::make_message(std::string&& topic, std::string&& payload,
+                                                    qos_level qos, bool retain) {
   budget_charge charge;
   if (!budget_charge::try_make(options_.budget, footprint(topic.size(), payload.size()), charge)) {
     ++stats_.messages_refused_budget;
@@ -161,18 +161,10 @@ message_ptr broker::make_message(std::string&& topic, std::string&& payload, qos
       log_->warn("message_refused reason=memory_budget used={} limit={} refused_total={}",
                  options_.budget->used(), options_.budget->limit(), stats_.messages_refused_budget);
     }
-    return nullptr;
+    return std::nullopt;
   }
-  // Built in place: the strings move once, from the decoded packet into the shared message.
-  // clang 14, which builds the fuzz targets, has no parenthesized aggregate initialisation and
-  // moves them through a braced temporary.
-#if defined(__cpp_aggregate_paren_init)
-  return std::make_shared<const application_message>(std::move(topic), std::move(payload), qos,
-                                                     retain, std::move(charge));
-#else
-  return std::make_shared<const application_message>(
-      application_message{std::move(topic), std::move(payload), qos, retain, std::move(charge)});
-#endif
+  return std::optional<inbound_message>(std::in_place, std::move(topic), std::move(payload), qos,
+                                        retain, std::move(charge));
 }
 
 std::string_view broker::check_topic(std::string_view topic) const noexcept {
@@ -186,29 +178,29 @@ std::string_view broker::check_topic(std::string_view topic) const noexcept {
   return {};
 }
 
-broker::publish_result broker::publish(const message_ptr& msg,
+broker::publish_result broker::publish(inbound_message& msg,
                                        const std::shared_ptr<flow_waiter>& from,
                                        const session* self) {
-  if (const auto why = check_topic(msg->topic); !why.empty()) {
+  if (const auto why = check_topic(msg.topic()); !why.empty()) {
     ++stats_.messages_refused_topic;
     if (should_warn(next_refusal_warning_)) {
       log_->warn("message_refused reason=\"topic {}\" topic=\"{}\" refused_total={}", why,
-                 log::escape(msg->topic, max_logged_topic), stats_.messages_refused_topic);
+                 log::escape(msg.topic(), max_logged_topic), stats_.messages_refused_topic);
     }
     return publish_result::refused;
   }
-  if (self != nullptr && access_.acl && !allows(auth::acl_access::write, msg->topic, *self)) {
+  if (self != nullptr && access_.acl && !allows(auth::acl_access::write, msg.topic(), *self)) {
     ++access_.denied_publishes;
     if (should_warn(next_refusal_warning_)) {
       log_->warn("publish_denied client_id=\"{}\" topic=\"{}\" reason=acl denied_total={}",
                  log::escape(self->client_id(), max_logged_topic),
-                 log::escape(msg->topic, max_logged_topic), access_.denied_publishes);
+                 log::escape(msg.topic(), max_logged_topic), access_.denied_publishes);
     }
     return publish_result::refused;
   }
   ++stats_.messages_received;
   const bool held = route(msg, from, self);
-  if (interceptor_ && interested_in(msg->topic)) {
+  if (interceptor_ && interested_in(msg.topic())) {
     ++stats_.intercepted;
     interceptor_(msg, from);
   }
@@ -226,7 +218,7 @@ expected<void, std::error_code> broker::inject(std::string topic, std::string pa
   auto msg = make_message(std::move(topic), std::move(payload), qos, retain);
   if (!msg) return fail(std::make_error_code(std::errc::not_enough_memory));
   ++stats_.messages_injected;
-  route(msg, nullptr, nullptr);
+  route(*msg, nullptr, nullptr);
   return {};
 }
 
@@ -263,14 +255,14 @@ void broker::retain(const message_ptr& msg) {
   retained_.store(std::move(*name), msg);  // replaces [MQTT-3.3.1-5]
 }
 
-bool broker::route(const message_ptr& msg, const std::shared_ptr<flow_waiter>& from,
+bool broker::route(inbound_message& in, const std::shared_ptr<flow_waiter>& from,
                    const session* self) {
-  if (msg->retain) retain(msg);
+  if (in.retain()) retain(in.shared());
 
   // Overlapping subscriptions of one client get one copy at the highest granted QoS.
   matches_.clear();
   subscriptions_.match(
-      msg->topic, [this](session* const& s, const qos_level& granted, const topic::topic_filter&) {
+      in.topic(), [this](session* const& s, const qos_level& granted, const topic::topic_filter&) {
         matches_.emplace_back(s, granted);
       });
   if (matches_.size() > 1) {
@@ -281,7 +273,9 @@ bool broker::route(const message_ptr& msg, const std::shared_ptr<flow_waiter>& f
                                [](const auto& a, const auto& b) { return a.first == b.first; }),
                    matches_.end());
   }
-  if (matches_.empty()) return false;  // as for every device message only the EventBus takes
+  // As for every device message only the EventBus takes: no shared message is made.
+  if (matches_.empty()) return false;
+  const message_ptr& msg = in.shared();
   const auto now = clock_.now();
   bool held = false;
   for (const auto& [s, granted] : matches_) {

@@ -73,11 +73,12 @@ class client_link : public session_link {
 
 class broker {
  public:
-  /// Gets each intercepted message and its publisher's flow record (null for a will). The
-  /// interceptor may hold the publisher back as a subscriber over its limit does: one more in
-  /// `from->blocking`, kept as a flow_hold and ended with release_holds() (session.hpp).
+  /// Gets each intercepted message, after the subscribers, and its publisher's flow record (null
+  /// for a will); it may take the payload (inbound_message::take_payload). The interceptor may
+  /// hold the publisher back as a subscriber over its limit does: one more in `from->blocking`,
+  /// kept as a flow_hold and ended with release_holds() (session.hpp).
   using interceptor =
-      std::function<void(const message_ptr&, const std::shared_ptr<flow_waiter>& from)>;
+      std::function<void(inbound_message&, const std::shared_ptr<flow_waiter>& from)>;
 
   broker(broker_options options, clock& clk);
   broker(const broker&) = delete;
@@ -104,10 +105,11 @@ class broker {
   /// keeps its subscriptions and queues QoS 1/2 messages while offline.
   void disconnect(session& s, client_link& link);
 
-  /// A message to route, its bytes charged to the memory budget; null (counted) when the budget
-  /// is spent.
-  [[nodiscard]] message_ptr make_message(std::string&& topic, std::string&& payload,
-                                         codec::qos_level qos, bool retain);
+  /// A message to route, its bytes charged to the memory budget; nullopt (counted) when the
+  /// budget is spent.
+  [[nodiscard]] std::optional<inbound_message> make_message(std::string&& topic,
+                                                            std::string&& payload,
+                                                            codec::qos_level qos, bool retain);
 
   /// Connection buffers grown for large packets or unread acknowledgements may hold at most a
   /// quarter of the budget, so that half-sent packets cannot starve message traffic; charge
@@ -148,7 +150,7 @@ class broker {
   /// state, is registered with every subscriber over its limit (see session::hold).
   /// `self`, the publisher's own session, never holds it: a held connection is not read, so it
   /// could not read the acknowledgements its own queue waits for.
-  publish_result publish(const message_ptr& msg, const std::shared_ptr<flow_waiter>& from = {},
+  publish_result publish(inbound_message& msg, const std::shared_ptr<flow_waiter>& from = {},
                          const session* self = nullptr);
 
   /// Adds subscriptions; returns the SUBACK return codes and queues matching retained
@@ -193,7 +195,7 @@ class broker {
   void expire_sessions();
 
  private:
-  bool route(const message_ptr& msg, const std::shared_ptr<flow_waiter>& from, const session* self);
+  bool route(inbound_message& msg, const std::shared_ptr<flow_waiter>& from, const session* self);
   void retain(const message_ptr& msg);
   /// Counts one enqueue outcome and applies the overflow policy's consequences.
   void account(session& s, session::enqueue_result result);

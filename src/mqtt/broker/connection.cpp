@@ -725,7 +725,7 @@ void connection::on_publish(codec::publish&& p) {
       // inline. The flow record goes before this connection does: with its activity block.
       flow->on_clear = [this] { resume_reader(); };
     }
-    (void)core().publish(std::move(msg), flow, session_);
+    (void)core().publish(*msg, flow, session_);
   }
   switch (qos) {
     case qos_level::at_most_once:
@@ -754,7 +754,7 @@ void connection::publish_will() {
                log::escape(will->topic));
   if (auto msg = core().make_message(std::move(will->topic), std::move(will->payload), will->qos,
                                      will->retain)) {
-    (void)core().publish(std::move(msg));
+    (void)core().publish(*msg);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -27,7 +28,7 @@ using codec::suback_return_code;
 using test::decode_all;
 using test::fake_link;
 using test::fill_publishes;
-using test::make_message;
+using test::inbound;
 using test::publish_packet;
 using test::redelivered;
 
@@ -104,9 +105,15 @@ suback_return_code subscribe(broker& b, client& c, std::string filter, qos_level
   return codes.empty() ? suback_return_code::failure : codes.front();
 }
 
+broker::publish_result publish_in(broker& b, inbound_message m,
+                                  const std::shared_ptr<flow_waiter>& from = {},
+                                  const session* self = nullptr) {
+  return b.publish(m, from, self);
+}
+
 void publish(broker& b, std::string topic, std::string payload, qos_level qos = q0,
              bool retain = false) {
-  b.publish(make_message(std::move(topic), std::move(payload), qos, retain));
+  publish_in(b, inbound(std::move(topic), std::move(payload), qos, retain));
 }
 
 /// What `c` would be sent now.
@@ -627,18 +634,21 @@ TEST(broker, retained_messages_outlive_the_session_that_published_them) {
 
 TEST(broker, interceptor_sees_matching_client_messages_in_order) {
   fixture f;
-  std::vector<message_ptr> seen;
-  f.core.set_interceptor([&seen](const message_ptr& m, const auto&) { seen.push_back(m); });
+  using seen_message = std::tuple<std::string, std::string, qos_level, bool>;
+  std::vector<seen_message> seen;
+  f.core.set_interceptor([&seen](inbound_message& m, const auto&) {
+    seen.emplace_back(m.topic(), m.take_payload(), m.qos(), m.retain());
+  });
   ASSERT_TRUE(f.core.add_interest("sensors/#"));
 
-  const auto m0 = make_message("sensors/t", "0", q0);
-  const auto other = make_message("actuators/x", "no", q1);
-  const auto m1 = make_message("sensors/h", "1", q1);
-  const auto m2 = make_message("sensors/p", "2", q2, true);
-  for (const auto& m : {m0, other, m1, m2})
-    f.core.publish(m);
+  publish(f.core, "sensors/t", "0", q0);
+  publish(f.core, "actuators/x", "no", q1);
+  publish(f.core, "sensors/h", "1", q1);
+  publish(f.core, "sensors/p", "2", q2, true);
 
-  EXPECT_EQ(seen, (std::vector<message_ptr>{m0, m1, m2}));  // the very objects, once each
+  EXPECT_EQ(seen, (std::vector<seen_message>{{"sensors/t", "0", q0, false},
+                                             {"sensors/h", "1", q1, false},
+                                             {"sensors/p", "2", q2, true}}));  // once each
   EXPECT_EQ(f.core.stats().intercepted, 3u);
   EXPECT_EQ(f.core.stats().messages_received, 4u);
 }
@@ -646,7 +656,7 @@ TEST(broker, interceptor_sees_matching_client_messages_in_order) {
 TEST(broker, intercepted_messages_are_still_routed_to_subscribers) {
   fixture f;
   int calls = 0;
-  f.core.set_interceptor([&calls](const message_ptr&, const auto&) { ++calls; });
+  f.core.set_interceptor([&calls](inbound_message&, const auto&) { ++calls; });
   ASSERT_TRUE(f.core.add_interest("sensors/+"));
   client c;
   connect_ok(f.core, c, "dev", true);
@@ -656,10 +666,32 @@ TEST(broker, intercepted_messages_are_still_routed_to_subscribers) {
   EXPECT_EQ(received(c), (std::vector<codec::publish>{publish_packet("sensors/t", "x", q0)}));
 }
 
+TEST(broker, a_payload_the_interceptor_takes_still_reaches_subscribers_and_the_retained_store) {
+  fixture f;
+  std::vector<std::string> taken;
+  f.core.set_interceptor(
+      [&taken](inbound_message& m, const auto&) { taken.push_back(m.take_payload()); });
+  ASSERT_TRUE(f.core.add_interest("state/#"));
+  client sub;
+  connect_ok(f.core, sub, "sub", true);
+  subscribe(f.core, sub, "state/+", q1);
+  const std::string payload(100, 'x');
+
+  publish(f.core, "state/door", payload, q1, true);
+  EXPECT_EQ(taken, std::vector<std::string>{payload});
+  EXPECT_EQ(received(sub),
+            (std::vector<codec::publish>{publish_packet("state/door", payload, q1, 1)}));
+  client late;
+  connect_ok(f.core, late, "late", true);
+  subscribe(f.core, late, "state/door", q0);
+  EXPECT_EQ(received(late),
+            (std::vector<codec::publish>{publish_packet("state/door", payload, q0, 0, true)}));
+}
+
 TEST(broker, interceptor_is_not_called_without_a_matching_interest) {
   fixture f;
   int calls = 0;
-  f.core.set_interceptor([&calls](const message_ptr&, const auto&) { ++calls; });
+  f.core.set_interceptor([&calls](inbound_message&, const auto&) { ++calls; });
   publish(f.core, "sensors/t", "x");
   EXPECT_EQ(calls, 0);
   EXPECT_EQ(f.core.stats().intercepted, 0u);
@@ -669,7 +701,7 @@ TEST(broker, interceptor_is_not_called_without_a_matching_interest) {
 TEST(broker, injected_messages_are_routed_but_never_intercepted) {
   fixture f;
   int calls = 0;
-  f.core.set_interceptor([&calls](const message_ptr&, const auto&) { ++calls; });
+  f.core.set_interceptor([&calls](inbound_message&, const auto&) { ++calls; });
   ASSERT_TRUE(f.core.add_interest("#"));
   client c;
   connect_ok(f.core, c, "dev", true);
@@ -708,7 +740,8 @@ TEST(broker, inject_with_retain_stores_the_retained_message) {
 TEST(broker, remove_interest_stops_interception_for_that_filter_only) {
   fixture f;
   std::vector<std::string> seen;
-  f.core.set_interceptor([&seen](const message_ptr& m, const auto&) { seen.push_back(m->topic); });
+  f.core.set_interceptor(
+      [&seen](inbound_message& m, const auto&) { seen.emplace_back(m.topic()); });
   ASSERT_TRUE(f.core.add_interest("a/#"));
   ASSERT_TRUE(f.core.add_interest("b/+"));
   EXPECT_TRUE(f.core.interested_in("a/x"));
@@ -728,7 +761,8 @@ TEST(broker, remove_interest_stops_interception_for_that_filter_only) {
 TEST(broker, interest_added_later_applies_to_topics_already_asked_about) {
   fixture f;
   std::vector<std::string> seen;
-  f.core.set_interceptor([&seen](const message_ptr& m, const auto&) { seen.push_back(m->topic); });
+  f.core.set_interceptor(
+      [&seen](inbound_message& m, const auto&) { seen.emplace_back(m.topic()); });
   // Many topics asked about, more than are remembered, then an interest covering them.
   for (int i = 0; i < 300; ++i)
     EXPECT_FALSE(f.core.interested_in("c/" + std::to_string(i)));
@@ -946,10 +980,10 @@ TEST(broker_bounds, topics_too_long_or_too_deep_are_refused) {
   EXPECT_EQ(subscribe(f.core, c, "a/b/c/d", q0), suback_return_code::failure);
   EXPECT_EQ(subscribe(f.core, c, std::string(17, 'x'), q0), suback_return_code::failure);
   EXPECT_EQ(subscribe(f.core, c, "#", q0), suback_return_code::success_maximum_qos_0);
-  EXPECT_EQ(f.core.publish(make_message("a/b/c/d", "x")), broker::publish_result::refused);
-  EXPECT_EQ(f.core.publish(make_message(std::string(17, 'x'), "x")),
+  EXPECT_EQ(publish_in(f.core, inbound("a/b/c/d", "x")), broker::publish_result::refused);
+  EXPECT_EQ(publish_in(f.core, inbound(std::string(17, 'x'), "x")),
             broker::publish_result::refused);
-  EXPECT_EQ(f.core.publish(make_message("a/b/c", "x")), broker::publish_result::routed);
+  EXPECT_EQ(publish_in(f.core, inbound("a/b/c", "x")), broker::publish_result::routed);
   EXPECT_EQ(f.core.stats().messages_refused_topic, 2u);
   EXPECT_EQ(received(c).size(), 1u);
   EXPECT_FALSE(f.core.inject("a/b/c/d", "x", q0, false));
@@ -1028,10 +1062,10 @@ TEST(broker_bounds, every_message_is_charged_to_the_budget_until_its_last_holder
   connect_ok(f.core, sub, "sub", true);
   subscribe(f.core, sub, "t", q1);
   auto m = f.core.make_message("t", "payload", q1, true);
-  ASSERT_NE(m, nullptr);
+  ASSERT_TRUE(m.has_value());
   const auto one = budget.used();
   EXPECT_GT(one, 7u);
-  f.core.publish(m);
+  f.core.publish(*m);
   m.reset();  // the broker and the queues hold it now
   EXPECT_GT(budget.used(), one) << "the queue entry is charged too";
   const auto got = received(sub);
@@ -1043,12 +1077,37 @@ TEST(broker_bounds, every_message_is_charged_to_the_budget_until_its_last_holder
   EXPECT_EQ(budget.used(), 0u);
 }
 
+TEST(broker_bounds, only_the_interceptor_takes_a_message_no_copy_is_made_and_its_charge_ends) {
+  memory_budget budget(1 << 20);
+  auto o = limits();
+  o.budget = &budget;
+  fixture f(o);
+  std::string taken;
+  f.core.set_interceptor([&taken](inbound_message& m, const auto&) { taken = m.take_payload(); });
+  ASSERT_TRUE(f.core.add_interest("dev/+/up"));
+  client other;
+  connect_ok(f.core, other, "other", true);
+  subscribe(f.core, other, "else/#", q1);
+
+  const std::string payload(200, 'p');  // past the small-string buffer: the storage can move
+  auto m = f.core.make_message("dev/led/up", std::string(payload), q1, false);
+  ASSERT_TRUE(m.has_value());
+  const char* storage = m->payload().data();
+  EXPECT_GT(budget.used(), payload.size()) << "charged while the broker handles it";
+  EXPECT_EQ(f.core.publish(*m), broker::publish_result::routed);
+  EXPECT_EQ(taken, payload);
+  EXPECT_EQ(taken.data(), storage) << "the decoded payload itself, not a copy";
+  m.reset();
+  EXPECT_EQ(budget.used(), 0u) << "nothing in the broker holds the message";
+  EXPECT_TRUE(received(other).empty());
+}
+
 TEST(broker_bounds, a_spent_budget_refuses_new_messages_and_counts_them) {
   memory_budget budget(100);
   auto o = limits();
   o.budget = &budget;
   fixture f(o);
-  EXPECT_EQ(f.core.make_message("t", std::string(200, 'x'), q0, false), nullptr);
+  EXPECT_FALSE(f.core.make_message("t", std::string(200, 'x'), q0, false).has_value());
   EXPECT_EQ(f.core.stats().messages_refused_budget, 1u);
   const auto r = f.core.inject("t", std::string(150, 'x'), q0, false);
   ASSERT_FALSE(r);
@@ -1066,9 +1125,9 @@ TEST(broker_bounds, a_publisher_is_held_by_a_subscriber_over_its_limit_and_relea
   auto publisher = std::make_shared<flow_waiter>();
   int released = 0;
   publisher->on_clear = [&released] { ++released; };
-  EXPECT_EQ(f.core.publish(make_message("t", "1", q1), publisher), broker::publish_result::routed);
-  EXPECT_EQ(f.core.publish(make_message("t", "2", q1), publisher), broker::publish_result::routed);
-  EXPECT_EQ(f.core.publish(make_message("t", "3", q1), publisher), broker::publish_result::held);
+  EXPECT_EQ(publish_in(f.core, inbound("t", "1", q1), publisher), broker::publish_result::routed);
+  EXPECT_EQ(publish_in(f.core, inbound("t", "2", q1), publisher), broker::publish_result::routed);
+  EXPECT_EQ(publish_in(f.core, inbound("t", "3", q1), publisher), broker::publish_result::held);
   EXPECT_EQ(publisher->blocking, 1u);
   EXPECT_EQ(f.core.stats().publishers_held, 1u);
   EXPECT_EQ(received(sub).size(), 3u);
@@ -1088,7 +1147,7 @@ TEST(broker_bounds, a_publisher_is_never_held_by_its_own_subscription) {
   subscribe(f.core, echo, "t", q1);
   auto publisher = std::make_shared<flow_waiter>();
   for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(f.core.publish(make_message("t", std::to_string(i), q1), publisher, echo.s),
+    EXPECT_EQ(publish_in(f.core, inbound("t", std::to_string(i), q1), publisher, echo.s),
               broker::publish_result::routed);
   }
   EXPECT_EQ(publisher->blocking, 0u);
@@ -1108,7 +1167,7 @@ TEST(broker_bounds, a_subscriber_stuck_past_the_timeout_drops_and_publishers_go_
   subscribe(f.core, fast, "t", q1);
   auto publisher = std::make_shared<flow_waiter>();
   for (int i = 0; i < 3; ++i) {
-    f.core.publish(make_message("t", std::to_string(i), q1), publisher);
+    publish_in(f.core, inbound("t", std::to_string(i), q1), publisher);
     for (const auto& p : received(fast))
       EXPECT_TRUE(fast.s->on_puback(p.packet_id));
   }
@@ -1117,7 +1176,7 @@ TEST(broker_bounds, a_subscriber_stuck_past_the_timeout_drops_and_publishers_go_
   f.clk.advance(o.slow_subscriber_timeout);
   publisher->blocking = 0;
   ++publisher->generation;
-  EXPECT_EQ(f.core.publish(make_message("t", "3", q1), publisher), broker::publish_result::routed);
+  EXPECT_EQ(publish_in(f.core, inbound("t", "3", q1), publisher), broker::publish_result::routed);
   EXPECT_EQ(publisher->blocking, 0u);
   EXPECT_EQ(f.core.stats().dropped_queue_full, 1u);
   EXPECT_EQ(stuck.s->dropped(), 1u);

@@ -41,6 +41,13 @@ inline message_ptr make_message(std::string topic, std::string payload,
       application_message{std::move(topic), std::move(payload), qos, retain});
 }
 
+/// A message as a client's PUBLISH brings it in, charged to no budget.
+inline inbound_message inbound(std::string topic, std::string payload,
+                               codec::qos_level qos = codec::qos_level::at_most_once,
+                               bool retain = false) {
+  return {std::move(topic), std::move(payload), qos, retain, budget_charge{}};
+}
+
 /// Decodes every packet of `wire` with codec::decoder. A decode error or a partial packet at
 /// the end fails the test.
 inline std::vector<codec::packet> decode_all(std::string_view wire) {

@@ -95,6 +95,7 @@ expected<void, std::error_code> bus::register_module(std::string name, std::stri
   if (modules_.contains(name)) return fail(err(bus_errc::duplicate_module));
   auto mb = std::make_shared<mailbox>(name, executor_, options_, std::move(sink), std::move(load));
   modules_.emplace(name, std::move(mb));
+  forget_routes();
   log_->debug("module_added name={} group={}", log::escape(name), log::escape(group));
   if (!group.empty()) return join_group(name, std::move(group));
   return {};
@@ -107,6 +108,7 @@ expected<void, std::error_code> bus::join_group(std::string_view module, std::st
   if (std::find(mb->groups.begin(), mb->groups.end(), group) != mb->groups.end()) return {};
   mb->groups.push_back(group);
   groups_[group].push_back(mb);
+  forget_routes();
   // The backlog goes first, in slices from the loop: group messages for the module meanwhile
   // are appended to it instead of overtaking it (send_to_group).
   if (const auto bl = backlogs_.find(group);
@@ -126,6 +128,7 @@ void bus::declare_group(std::string group) {
   if (stopped_ || options_.group_backlog == 0) return;
   backlogs_.try_emplace(std::move(group), options_.group_backlog, options_.group_backlog_bytes,
                         options_.budget);
+  forget_routes();
 }
 
 void bus::resume(std::string_view module) {
@@ -137,6 +140,37 @@ void bus::resume(std::string_view module) {
     }
   }
   post_relief_check();
+}
+
+bus::group_route& bus::route_to_group(std::string_view group) {
+  for (auto& r : group_routes_) {
+    if (r.known && r.name == group) return r;
+  }
+  group_route& r = group_routes_[next_group_route_];
+  next_group_route_ = (next_group_route_ + 1) % group_routes_.size();
+  r.name.assign(group);
+  const auto it = groups_.find(group);
+  r.members = it != groups_.end() ? &it->second : nullptr;
+  const auto bl = backlogs_.find(group);
+  r.bl = bl != backlogs_.end() ? &bl->second : nullptr;
+  r.known = true;
+  return r;
+}
+
+bus::mailbox* bus::find_module(std::string_view module) {
+  if (!module_route_.known || module_route_.name != module) {
+    const auto it = modules_.find(module);
+    module_route_.name.assign(module);
+    module_route_.mb = it != modules_.end() ? it->second.get() : nullptr;
+    module_route_.known = true;
+  }
+  return module_route_.mb;
+}
+
+void bus::forget_routes() noexcept {
+  for (auto& r : group_routes_)
+    r.known = false;
+  module_route_.known = false;
 }
 
 // --- flow control ----------------------------------------------------------------------------
@@ -190,6 +224,7 @@ void bus::remove_module(std::string_view name) {
   if (it == modules_.end()) return;
   mailbox_ptr mb = it->second;
   modules_.erase(it);
+  forget_routes();  // the module, and maybe groups it was the last member of
   for (const auto& g : mb->receiving) {
     if (const auto bl = backlogs_.find(g); bl != backlogs_.end()) stop_hand_over(g, bl->second);
   }
@@ -472,14 +507,14 @@ void bus::close(mailbox& mb) {
 
 expected<void, std::error_code> bus::send(std::string_view module, message msg) {
   if (stopped_) return fail(err(bus_errc::cancelled));
-  const auto it = modules_.find(module);
-  if (it == modules_.end()) {
+  mailbox* mb = find_module(module);
+  if (mb == nullptr) {
     ++stats_.no_route;
     log_->debug("no_route module={} operation={}", log::escape(module),
                 log::escape(msg.route.operation));
     return fail(err(bus_errc::no_route));
   }
-  if (auto ec = deliver(*it->second, std::move(msg))) return fail(ec);
+  if (auto ec = deliver(*mb, std::move(msg))) return fail(ec);
   return {};
 }
 
@@ -492,11 +527,10 @@ expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group
                                                           bool& crowded_after) {
   crowded_after = false;
   if (stopped_) return fail(err(bus_errc::cancelled));
-  // Backlogs are rare: no hashing of the name for them on every message.
-  const auto bl = backlogs_.empty() ? backlogs_.end() : backlogs_.find(group);
-  const auto it = groups_.find(group);
-  if (it == groups_.end() || it->second.empty()) {
-    if (bl != backlogs_.end()) return keep(group, bl->second, std::move(msg));
+  const group_route& route = route_to_group(group);
+  backlog* const bl = route.bl;
+  if (route.members == nullptr || route.members->empty()) {
+    if (bl != nullptr) return keep(group, *bl, std::move(msg));
     ++stats_.no_route;
     log_->debug("no_route group={} operation={}", log::escape(group),
                 log::escape(msg.route.operation));
@@ -505,7 +539,7 @@ expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group
   // A remote sink may unregister a module, or shut the bus down, while we deliver: then work on
   // a copy of the list. Local inboxes cannot, so the common case (local members only) copies
   // nothing, and a group of one remote member (a remote devicetwin) holds that one only.
-  const auto& current = it->second;
+  const auto& current = *route.members;
   const bool any_remote = std::any_of(current.begin(), current.end(),
                                       [](const mailbox_ptr& mb) { return mb->remote != nullptr; });
   mailbox_ptr only;
@@ -527,9 +561,9 @@ expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group
     if (!last) duplicate.emplace(msg);
     message& m = last ? msg : *duplicate;
     std::error_code ec;
-    if (bl != backlogs_.end() && bl->second.receiver == members[i]) {
+    if (bl != nullptr && bl->receiver == members[i]) {
       // Still receiving the backlog: this message goes behind it.
-      if (auto kept = keep(group, bl->second, std::move(m)); !kept) ec = kept.error();
+      if (auto kept = keep(group, *bl, std::move(m)); !kept) ec = kept.error();
     } else {
       ec = deliver(*members[i], std::move(m));
     }
@@ -540,7 +574,7 @@ expected<std::size_t, std::error_code> bus::send_to_group(std::string_view group
     }
   }
   if (stopped_ && taken == 0) return fail(err(bus_errc::cancelled));
-  crowded_after = !stopped_ && crowded(members, bl != backlogs_.end() ? &bl->second : nullptr);
+  crowded_after = !stopped_ && crowded(members, bl);
   if (taken == 0) return fail(first_error);
   return taken;
 }
@@ -567,9 +601,9 @@ awaitable<expected<message, std::error_code>> bus::receive(std::string_view modu
 }
 
 std::optional<message> bus::try_receive(std::string_view module) {
-  const auto it = modules_.find(module);
-  if (it == modules_.end()) return std::nullopt;
-  return take(*it->second);
+  mailbox* mb = find_module(module);
+  if (mb == nullptr) return std::nullopt;
+  return take(*mb);
 }
 
 // --- requests --------------------------------------------------------------------------------
@@ -724,6 +758,7 @@ void bus::shutdown() {
   modules_.clear();
   groups_.clear();
   backlogs_.clear();
+  forget_routes();
   watched_.clear();
 }
 

@@ -17,6 +17,7 @@
 // Thread safety: distinct objects safe; shared objects unsafe. Every member function must be
 // called on the loop thread (the executor given at construction). Other threads post().
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -289,6 +290,26 @@ class bus {
   void finish_hand_over(const std::string& group, backlog& bl);
   void stop_hand_over(const std::string& group, backlog& bl);
 
+  // What send_to_group() found for a group, and the receiving side for a module: the EventBus
+  // sends to the same two groups all day and a module receives under one name, and hashing the
+  // name for each lookup (twice for a group: members and backlog) costs more than the rest of a
+  // send. Forgotten whenever a module, a group member or a backlog is added or removed.
+  struct group_route {
+    std::string name;
+    std::vector<mailbox_ptr>* members = nullptr;  // null: no member
+    backlog* bl = nullptr;                        // null: not declared
+    bool known = false;
+  };
+  struct module_route {
+    std::string name;
+    mailbox* mb = nullptr;  // null: no such module
+    bool known = false;
+  };
+  group_route& route_to_group(std::string_view group);
+  /// The module's mailbox, or null when there is none.
+  mailbox* find_module(std::string_view module);
+  void forget_routes() noexcept;
+
   asio::any_io_executor executor_;
   clock& clock_;
   bus_options options_;
@@ -305,6 +326,9 @@ class bus {
   bool relief_posted_ = false;
   bool stopped_ = false;
   bus_stats stats_;
+  std::array<group_route, 2> group_routes_;
+  std::size_t next_group_route_ = 0;  // the one replaced next
+  module_route module_route_;
 };
 
 }  // namespace ebus::bus

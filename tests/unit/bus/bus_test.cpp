@@ -176,6 +176,41 @@ TEST_F(bus_fixture, group_becomes_empty_when_its_last_member_leaves) {
   EXPECT_EQ(r.error(), bus_errc::no_route);
 }
 
+TEST_F(with_backlog, groups_and_modules_found_before_are_looked_up_again_after_every_change) {
+  // The bus remembers the last groups and module it found; each change must be seen at once.
+  EXPECT_EQ(b.send_to_group("twin", msg("1")).error(), bus_errc::no_route);
+  EXPECT_EQ(b.send_to_group("hub", msg("1")).error(), bus_errc::no_route);
+  EXPECT_FALSE(b.try_receive("twin"));
+  EXPECT_EQ(b.send("twin", msg("1")).error(), bus_errc::no_route);
+
+  ASSERT_TRUE(b.add_module("twin", "twin"));
+  EXPECT_EQ(b.send_to_group("twin", msg("2")), 1u) << "a member joined";
+  EXPECT_EQ(b.send_to_group("hub", msg("2")).error(), bus_errc::no_route);
+  ASSERT_TRUE(b.join_group("twin", "hub"));
+  EXPECT_EQ(b.send_to_group("hub", msg("3")), 1u) << "a member joined a group looked up before";
+  ASSERT_TRUE(b.send("twin", msg("4")));
+  for (const char* resource : {"2", "3", "4"}) {
+    auto got = b.try_receive("twin");
+    ASSERT_TRUE(got) << resource;
+    EXPECT_EQ(got->route.resource, resource);
+  }
+
+  b.remove_module("twin");
+  EXPECT_EQ(b.send_to_group("twin", msg("5")).error(), bus_errc::no_route)
+      << "its last member left";
+  EXPECT_EQ(b.send("twin", msg("5")).error(), bus_errc::no_route);
+  EXPECT_FALSE(b.try_receive("twin"));
+  b.declare_group("twin");
+  EXPECT_EQ(b.send_to_group("twin", msg("6")), 0u) << "kept by the backlog declared since";
+  EXPECT_EQ(b.backlog_size("twin"), 1u);
+
+  ASSERT_TRUE(b.add_module("twin", "twin"));  // the same name again: a new inbox
+  drain(io);                                  // the backlog is handed over in slices from the loop
+  auto handed = b.try_receive("twin");
+  ASSERT_TRUE(handed);
+  EXPECT_EQ(handed->route.resource, "6");
+}
+
 TEST_F(small_inbox, full_inbox_refuses_with_queue_full_counts_and_keeps_what_it_has) {
   ASSERT_TRUE(b.add_module("slow"));
   for (int i = 0; i < 4; ++i)

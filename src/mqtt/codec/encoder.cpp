@@ -198,8 +198,10 @@ bool encode_publish(std::string& out, std::string_view topic, std::string_view p
   // One branch on the path of every PUBLISH written. The payload is checked on its own first so
   // that one near SIZE_MAX cannot wrap the sum around.
   const std::size_t body = 2 + topic.size() + (has_id ? 2 : 0) + payload.size();
-  if ((has_id != (packet_id != 0)) | !field_fits(topic) | (payload.size() > max_remaining_length) |
-      !length_fits(body)) [[unlikely]] {
+  const unsigned invalid = unsigned{has_id != (packet_id != 0)} | unsigned{!field_fits(topic)} |
+                           unsigned{payload.size() > max_remaining_length} |
+                           unsigned{!length_fits(body)};
+  if (invalid != 0) [[unlikely]] {
     return false;
   }
   unsigned flags = static_cast<unsigned>(qos) << 1;

@@ -164,7 +164,9 @@ def sections(multicore_supported):
                 "mosquitto's subscriber). \"remote: SEQPACKET floor\" is this machine's limit "
                 "for the one-message-per-packet rows, measured in the same run: bare packets of "
                 "a routed message's size between two threads that do nothing else (its "
-                "broker_us_per_msg is the sender's CPU, counter_us_per_msg the receiver's).",
+                "broker_us_per_msg is the sender's CPU, counter_us_per_msg the receiver's). "
+                "Where a routed message's time goes: [ARCHITECTURE.md]"
+                "(ARCHITECTURE.md#where-a-routed-messages-time-goes).",
                 ["msgs_per_s", "broker_us_per_msg", "loadgen_us_per_msg", "counter_us_per_msg",
                  "lost"],
                 [Run("routing_compare", ["--runs", "3"], ["--messages", "20000"], "in-process: ",
@@ -177,7 +179,10 @@ def sections(multicore_supported):
                      routing_targets(500_000))]),
         Section("multicore", "Multicore",
                 "1->8 fan-out with the broker allowed one CPU, then two (the load generator "
-                "shares the second)." if multicore_supported else
+                "shares the second). Why the daemon runs one event loop, and what a loop per "
+                "core would take on a 16-core box: [ARCHITECTURE.md]"
+                "(ARCHITECTURE.md#one-loop-and-what-more-cores-would-take)." if multicore_supported
+                else
                 "scenario_compare has no --broker-cpus: the daemon runs one event loop; these are "
                 "the 1->8 rows of the throughput section, broker on one CPU.",
                 ["msgs_per_s", "broker_us_per_msg", "lost"], multicore_runs),

@@ -76,7 +76,8 @@ class inbound_message {
   /// The payload as the caller's own string: moved out when no shared message was made, copied
   /// from it otherwise. Call once, after routing.
   [[nodiscard]] std::string take_payload() {
-    return shared_ ? shared_->payload : std::move(payload_);
+    if (shared_) return shared_->payload;
+    return std::move(payload_);
   }
 
  private:

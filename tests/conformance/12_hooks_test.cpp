@@ -19,7 +19,7 @@ namespace {
 
 using mqtt::broker::inbound_message;
 
-/// A copy of an intercepted message's fields (the message itself is shared and immutable).
+/// What the interceptor saw of a message; it takes the payload, as the EventBus does.
 struct seen_message {
   std::string topic;
   std::string payload;

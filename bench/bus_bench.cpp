@@ -196,6 +196,25 @@ void decode_twin_message(benchmark::State& state) {
 }
 BENCHMARK(decode_twin_message);
 
+// A routed device message decoded into one message again and again, as a remote module's client
+// decodes: a plain 64-byte payload (arg 0), or a JSON twin update with its quotes escaped (arg 1).
+void decode_into_used_message(benchmark::State& state) {
+  message m = twin_message();
+  if (state.range(0) == 1) {
+    m.content = content::text(R"({"event_id":"e1","twin":{"temp":{"actual":{"value":"21"}}}})");
+  }
+  const std::string text = ebus::bus::to_json(m);
+  message out;
+  for (auto _ : state) {
+    auto ok = ebus::bus::decode_json(text, out);
+    benchmark::DoNotOptimize(ok);
+  }
+  if (!(out == m)) state.SkipWithError("decoded message differs");
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(text.size()));
+}
+BENCHMARK(decode_into_used_message)->Arg(0)->Arg(1);
+
 // A publish command as the cloud sends it to eventbus: JSON object content, decoded on the loop.
 void decode_publish_command(benchmark::State& state) {
   auto m = ebus::bus::new_message();

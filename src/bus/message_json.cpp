@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "bus/bus_error.hpp"
+#include "bus/envelope_reader.hpp"
+#include "bus/utf8.hpp"
 
 namespace ebus::bus {
 namespace {
@@ -162,29 +164,6 @@ class json_writer {
   std::size_t end_;
   bool finished_ = false;
 };
-
-// Length of the well-formed UTF-8 sequence starting at s[i], or 0 if it is not well formed
-// (the same acceptance as Go's utf8.DecodeRuneInString: no overlongs, no surrogates, <= U+10FFFF).
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  const std::size_t left = s.size() - i;
-  const auto cont = [&](std::size_t k) { return (byte(k) & 0xC0) == 0x80; };
-  if (c >= 0xC2 && c <= 0xDF) return left >= 2 && cont(i + 1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (left < 3 || !cont(i + 1) || !cont(i + 2)) return 0;
-    if (c == 0xE0 && byte(i + 1) < 0xA0) return 0;   // overlong
-    if (c == 0xED && byte(i + 1) >= 0xA0) return 0;  // surrogate
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (left < 4 || !cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
-    if (c == 0xF0 && byte(i + 1) < 0x90) return 0;   // overlong
-    if (c == 0xF4 && byte(i + 1) >= 0x90) return 0;  // > U+10FFFF
-    return 4;
-  }
-  return 0;
-}
 
 void write_int(json_writer& w, std::int64_t v) {
   constexpr std::size_t longest = 20;  // "-9223372036854775808"
@@ -602,6 +581,37 @@ nlohmann::json to_nlohmann(simdjson::dom::element e) {
   return nullptr;
 }
 
+// Whether `e` nests more than `levels` containers (itself included).
+bool deeper_than(simdjson::dom::element e, std::size_t levels) {
+  using simdjson::dom::element_type;
+  if (e.type() == element_type::OBJECT) {
+    if (levels == 0) return true;
+    for (auto field : simdjson::dom::object(e)) {
+      if (deeper_than(field.value, levels - 1)) return true;
+    }
+  } else if (e.type() == element_type::ARRAY) {
+    if (levels == 0) return true;
+    for (auto item : simdjson::dom::array(e)) {
+      if (deeper_than(item, levels - 1)) return true;
+    }
+  }
+  return false;
+}
+
+// The content read_envelope() leaves as JSON text: `c` when `text` is one JSON value within the
+// nesting limit (the message's own object takes one level); false when decode_json_tree() must
+// decide.
+bool fast_content(std::string_view text, content& c) {
+  if (text.size() > thread_parser_max_bytes) return false;
+  simdjson::dom::parser& parser = thread_parser();
+  if (parser.max_depth() != fast_path_depth) return false;
+  simdjson::dom::element root;
+  if (parser.parse(text.data(), text.size()).get(root) != simdjson::SUCCESS) return false;
+  if (deeper_than(root, fast_path_depth - 1)) return false;
+  c = content::json(to_nlohmann(root));
+  return true;
+}
+
 // The last occurrence of each named member of `obj`; members not named are ignored.
 template <std::size_t N>
 std::array<std::optional<simdjson::dom::element>, N> last_members(
@@ -805,8 +815,20 @@ expected<message, decode_error> decode_json_tree(std::string_view text) {
 }
 
 expected<void, decode_error> decode_json(std::string_view text, message& out) {
-  // An empty text is left to the reader, which refuses it: simdjson would copy from its data
-  // pointer, which may be null.
+  // The common shape in one pass (a content that is an object parsed by simdjson); then
+  // simdjson for any well-formed message; the reference decides the rest and gives every
+  // refusal its reason. An empty text is left to the reference:
+  // simdjson would copy from its data pointer, which may be null.
+  std::string_view json_content;
+  switch (read_envelope(text, out, json_content)) {
+    case envelope::decoded:
+      return {};
+    case envelope::json_content:
+      if (fast_content(json_content, out.content)) return {};
+      break;
+    case envelope::other:
+      break;
+  }
   bool fast = false;
   if (!text.empty() && text.size() <= thread_parser_max_bytes) {
     fast = fast_decode(thread_parser(), text, out);
